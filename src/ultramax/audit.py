@@ -1,0 +1,237 @@
+"""Append-only, hash-chained audit log (JSONL, canonical JSON).
+
+Each record carries ``seq``, the previous record's hash (``prev``) and its own ``hash`` = SHA-256 of its
+canonical JSON without ``hash``. A record is written with one ``write()`` under an exclusive ``flock`` --
+so the daemon and an in-process hook never interleave -- before the decision it records is returned: once a
+decision is out, its record survives any crash of the process. A head file remembers the last ``seq`` and
+hash so that ``verify`` also notices records cut off the end. A failed write (a full disk) is rolled back to
+the last whole record: the log is never left with half a record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ultramax.errors import AuditError
+
+__all__ = ["GENESIS", "AuditLog", "VerifyReport", "canonical_json", "digest", "read_records", "verify"]
+
+GENESIS = "0" * 64
+
+
+def canonical_json(obj: Any) -> str:
+    """Deterministic JSON: sorted keys, no spaces, UTF-8 text kept as is."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest(data: bytes | str) -> str:
+    """SHA-256 hex digest of raw input, recorded instead of the input itself."""
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+def _record_hash(record: dict[str, Any]) -> str:
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return digest(canonical_json(body))
+
+
+class AuditLog:
+    """A writer for one audit log; safe across threads and processes."""
+
+    def __init__(self, path: Path, head_path: Path | None = None, *, fsync: bool = False) -> None:
+        self.path = path
+        self.head_path = head_path or path.with_suffix(".head")
+        self.fsync = fsync
+        self._lock = threading.Lock()
+        # cache of the chain's tail, valid while the file size is what we last saw
+        self._tail: tuple[int, int, str] | None = None  # (size, seq, hash)
+
+    def append(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """Chain ``entry`` onto the log and return the full record; raise AuditError if it cannot be stored."""
+        with self._lock, self._locked_fd() as fd:
+            size, seq, prev = self._tail_of(fd)
+            record = {
+                "seq": seq + 1,
+                "ts": datetime.now(UTC).isoformat(timespec="microseconds"),
+                "prev": prev,
+                **entry,
+            }
+            record["hash"] = _record_hash(record)
+            line = (canonical_json(record) + "\n").encode()
+            try:
+                _write_all(fd, line)
+                if self.fsync:
+                    os.fsync(fd)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)  # never leave half a record behind
+                self._tail = None
+                hint = " (the disk is full: free space, then retry)" if exc.errno == errno.ENOSPC else ""
+                raise AuditError(f"cannot append to audit log {self.path}: {exc.strerror}{hint}") from exc
+            self._tail = (size + len(line), record["seq"], record["hash"])
+            self._write_head(record["seq"], record["hash"])
+            return record
+
+    @contextlib.contextmanager
+    def _locked_fd(self) -> Iterator[int]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise AuditError(f"cannot open audit log {self.path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def _tail_of(self, fd: int) -> tuple[int, int, str]:
+        size = os.fstat(fd).st_size
+        if self._tail is not None and self._tail[0] == size:
+            return self._tail
+        if size == 0:
+            return 0, 0, GENESIS
+        # read back to the last complete line; a torn last line (crash mid-write, never acknowledged) is cut
+        chunk = min(size, 65536)
+        while True:
+            data = os.pread(fd, chunk, size - chunk)
+            end = data.rstrip(b"\n")
+            complete = data.endswith(b"\n")
+            if not complete:
+                cut = data.rfind(b"\n")
+                if cut < 0 and chunk < size:
+                    chunk = min(size, chunk * 4)
+                    continue
+                new_size = size - chunk + cut + 1 if cut >= 0 else 0
+                os.ftruncate(fd, new_size)
+                return self._tail_of(fd)
+            start = end.rfind(b"\n")
+            if start < 0 and chunk < size:
+                chunk = min(size, chunk * 4)
+                continue
+            last = end[start + 1 :]
+            try:
+                record = json.loads(last)
+                return size, int(record["seq"]), str(record["hash"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise AuditError(
+                    f"audit log {self.path} ends with a damaged record; run `ultramax audit verify` and move the "
+                    "file aside to start a new chain"
+                ) from exc
+
+    def _write_head(self, seq: int, hash_: str) -> None:
+        # in place: seq only grows, so the text never gets shorter and no stale bytes remain
+        fd = os.open(self.head_path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.pwrite(fd, f"{seq} {hash_}\n".encode(), 0)
+        finally:
+            os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def read_records(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, raw line) for each line of the log."""
+    try:
+        with path.open("rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                yield lineno, raw.decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """Outcome of ``verify``: ``ok`` and, if not, what is wrong and where."""
+
+    records: int = 0
+    last_seq: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(path: Path, head_path: Path | None = None) -> VerifyReport:
+    """Check the whole chain; name every edited, deleted, reordered or truncated record."""
+    head_path = head_path or path.with_suffix(".head")
+    report = VerifyReport()
+    parsed: list[tuple[int, int, str, str]] = []  # (line, seq, prev, hash)
+    for lineno, raw in read_records(path):
+        if not raw.endswith("\n"):
+            report.problems.append(f"line {lineno}: incomplete record at the end of the log (truncated mid-record)")
+            break
+        try:
+            record = json.loads(raw)
+            seq, prev, stated = int(record["seq"]), str(record["prev"]), str(record["hash"])
+        except (ValueError, KeyError, TypeError):
+            report.problems.append(f"line {lineno}: not a valid audit record (edited or corrupted)")
+            continue
+        report.records += 1
+        if _record_hash(record) != stated:
+            report.problems.append(f"line {lineno}: record seq {seq} was edited (its hash does not match)")
+        parsed.append((lineno, seq, prev, stated))
+    seqs = [seq for _line, seq, _prev, _hash in parsed]
+    report.last_seq = max(seqs, default=0)
+    missing = sorted(set(range(1, report.last_seq + 1)) - set(seqs))
+    if missing:
+        report.problems.append(f"record(s) {_ranges(missing)} were deleted")
+    by_seq = {seq: h for _line, seq, _prev, h in parsed}
+    last_seen = 0
+    for lineno, seq, prev, _hash in parsed:
+        if seq <= last_seen:
+            report.problems.append(f"line {lineno}: record seq {seq} comes after seq {last_seen} (reordered)")
+        else:
+            last_seen = seq
+        expected_prev = GENESIS if seq == 1 else by_seq.get(seq - 1)
+        if expected_prev is not None and prev != expected_prev:
+            report.problems.append(f"line {lineno}: record seq {seq} does not chain to record seq {seq - 1}")
+    head = _read_head(head_path)
+    if head is not None:
+        head_seq, head_hash = head
+        if head_seq > report.last_seq:
+            report.problems.append(
+                f"log ends at seq {report.last_seq} but {head_seq} records were written: "
+                f"record(s) {_ranges(list(range(report.last_seq + 1, head_seq + 1)))} were truncated from the end"
+            )
+        elif head_seq == report.last_seq and by_seq.get(head_seq, head_hash) != head_hash:
+            report.problems.append(f"the last record (seq {head_seq}) was replaced")
+    return report
+
+
+def _ranges(numbers: list[int]) -> str:
+    """Compact form of sorted integers: 3, 5-9, 12."""
+    out: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ", ".join(out)
+
+
+def _read_head(path: Path) -> tuple[int, str] | None:
+    try:
+        text = path.read_text(encoding="utf-8").split()
+        return int(text[0]), text[1]
+    except (FileNotFoundError, IndexError, ValueError):
+        return None

@@ -1,0 +1,295 @@
+"""ultramax's settings: one declared table, read from Claude Code's settings files with its precedence.
+
+The seed puts ultramax's configuration in Claude Code's own ``settings.json`` (sections ``memory``,
+``routing``, ``safety``, ``observability``, ``autonomy``, ``version``; Claude Code ignores keys it does not
+know), plus an ``ultramax`` section for the hook client and daemon. Files are read lowest precedence first:
+user ``~/.claude/settings.json`` < project ``.claude/settings.json`` < local ``.claude/settings.local.json``,
+per leaf key. ultramax never rewrites a file it could not parse.
+
+``SETTINGS`` feeds validation, ``ultramax config show`` and the generated configuration reference.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ultramax.errors import ConfigError
+from ultramax.paths import Paths, project_settings_files
+
+__all__ = [
+    "SECTIONS",
+    "SETTINGS",
+    "Problem",
+    "Setting",
+    "Settings",
+    "load_settings",
+    "read_settings_file",
+    "settings_reference_markdown",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One configuration key: dotted name, JSON type, default and help text."""
+
+    key: str
+    type: str  # "bool" | "int" | "number" | "str" | "list[str]"
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def check(self, value: Any) -> str | None:
+        """Why ``value`` is not acceptable for this key, or None if it is."""
+        ok = {
+            "bool": isinstance(value, bool),
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "number": isinstance(value, int | float) and not isinstance(value, bool),
+            "str": isinstance(value, str),
+            "list[str]": isinstance(value, list) and all(isinstance(v, str) for v in value),
+        }[self.type]
+        if not ok:
+            return f"must be {_TYPE_WORDS[self.type]}, got {json.dumps(value)}"
+        if self.choices and value not in self.choices:
+            return f"must be one of {', '.join(self.choices)}; got {json.dumps(value)}"
+        if self.minimum is not None and value < self.minimum:
+            return f"must be at least {self.minimum:g}, got {value}"
+        if self.maximum is not None and value > self.maximum:
+            return f"must be at most {self.maximum:g}, got {value}"
+        return None
+
+
+_TYPE_WORDS = {
+    "bool": "true or false",
+    "int": "an integer",
+    "number": "a number",
+    "str": "a string",
+    "list[str]": "an array of strings",
+}
+
+MODE_NAMES = ("alphaforge", "state-of-witness", "development")
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("version", "str", "8.0", "Configuration format version (the seed's V8)."),
+    # autonomy -- read by Claude Code workflows and reported by ultramax; ultramax does not enforce them
+    Setting("autonomy.maxIterations", "int", 500, "Upper bound on agent iterations per task.", minimum=1),
+    Setting("autonomy.subscriptionMode", "bool", True, "Running on a subscription rather than pay-per-token."),
+    Setting("autonomy.unlimitedBudget", "bool", True, "No spending cap beyond routing.costBudgetPerHour."),
+    Setting("autonomy.checkpointInterval", "int", 10, "Turns between checkpoints.", minimum=1),
+    Setting("autonomy.maxParallelAgents", "int", 16, "Most subagents run at once.", minimum=1),
+    Setting("autonomy.enableUltrathink", "bool", True, "Allow the maximum thinking budget."),
+    Setting("autonomy.enableDeepResearch", "bool", True, "Allow long research runs."),
+    # memory
+    Setting("memory.provider", "str", "embedded", "Memory backend: embedded SQLite, postgres or a Letta server.",
+            choices=("embedded", "postgres", "letta")),
+    Setting("memory.sleeptimeEnabled", "bool", True, "Consolidate memory in the background between turns."),
+    Setting("memory.sleeptimeFrequency", "int", 5, "Turns between consolidations (adaptive within 2-15).",
+            minimum=1, maximum=100),
+    Setting("memory.predictivePreload", "bool", True, "Preload context predicted for the next prompt."),
+    Setting("memory.hierarchicalTiers", "bool", True, "Search L1 hot to L4 deep tiers with early stop."),
+    Setting("memory.captureEnabled", "bool", True, "Capture prompts, edits, commands and answers as memory."),
+    Setting("memory.injectionBudgetChars", "int", 6000,
+            "Characters of memory injected per hook (0 turns injection off).", minimum=0, maximum=10000),
+    # routing
+    Setting("routing.enabled", "bool", True, "Route model requests through the cost-aware router."),
+    Setting("routing.defaultModel", "str", "sonnet-4-5", "Tier used when the analyzer has no preference."),
+    Setting("routing.costBudgetPerHour", "number", 10.0, "Hourly spend (USD) before auto-downgrade.", minimum=0),
+    Setting("routing.allowModelOverride", "bool", True, "Honour an explicit model in the request."),
+    # safety
+    Setting("safety.level", "str", "standard", "Safety level: minimal, standard or maximum.",
+            choices=("minimal", "standard", "maximum")),
+    Setting("safety.layers", "int", 16, "Number of safety layers the gate runs (the seed has 16).",
+            minimum=1, maximum=16),
+    Setting("safety.tradingMode", "str", "paper", "Broker mode: paper or live.", choices=("paper", "live")),
+    Setting("safety.requireConfirmation", "list[str]", ["execute_trade", "deploy_production", "delete_*"],
+            "Operations (glob patterns) that need an explicit confirmation."),
+    Setting("safety.killSwitchAllowsReads", "bool", True,
+            "Outside trading mode, let read-only tools through while the kill switch is on."),
+    Setting("safety.rateLimitPerMinute", "int", 600,
+            "Hook events per session per minute before the rate limiter refuses (0 = no limit).", minimum=0),
+    Setting("safety.allowedTools", "list[str]", [],
+            "If not empty, PreToolUse denies any tool not in this list (names or mcp__ prefixes)."),
+    # observability
+    Setting("observability.telemetryEnabled", "bool", True, "Collect per-event and per-stage metrics."),
+    Setting("observability.metricsPort", "int", 9090, "Loopback port of the daemon's Prometheus endpoint "
+            "(0 picks a free port).", minimum=0, maximum=65535),
+    Setting("observability.metricsHost", "str", "127.0.0.1", "Address the metrics endpoint binds (loopback)."),
+    Setting("observability.tracingEnabled", "bool", True, "Record traces of pipeline runs."),
+    Setting("observability.logLevel", "str", "INFO", "Level of the JSON logs in ~/.claude/logs/.",
+            choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    # ultramax's own knobs
+    Setting("ultramax.mode", "str", "", "Explicit project mode (the per-project marker written by "
+            "`ultramax mode activate`); empty means detect from the project path.",
+            choices=("", *MODE_NAMES)),
+    Setting("ultramax.hookStages", "list[str]", [], "Override the mode's pipeline stage list (empty = mode's)."),
+    Setting("ultramax.skills", "list[str]", [], "Skills the project's mode preloads (written by mode activate)."),
+    Setting("ultramax.mcpServers", "list[str]", [], "MCP servers the project's mode enables (written by mode "
+            "activate)."),
+    Setting("ultramax.hookTimeoutMs", "int", 5000, "How long the hook client waits for the daemon before "
+            "running the pipeline in-process.", minimum=50, maximum=600000),
+    Setting("ultramax.maxPayloadBytes", "int", 8 * 1024 * 1024, "Largest hook payload accepted.",
+            minimum=1024),
+    Setting("ultramax.auditFsync", "bool", False, "fsync the audit log on every record (survives power loss, "
+            "slower); without it a record survives any process crash once the decision is returned."),
+    Setting("ultramax.daemonWorkers", "int", 8, "Threads the daemon runs pipelines on.", minimum=1, maximum=64),
+    Setting("ultramax.requireUser", "str", "", "If set, only this principal (USER) may drive the pipeline."),
+)  # fmt: skip
+
+_BY_KEY = {s.key: s for s in SETTINGS}
+SECTIONS = ("autonomy", "memory", "routing", "safety", "observability", "ultramax")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One bad value or unreadable file, located precisely."""
+
+    file: str
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.key}" if self.key else self.file
+        return f"{where}: {self.message}"
+
+
+@dataclass(slots=True)
+class Settings:
+    """Effective settings with the file each value came from."""
+
+    values: dict[str, Any]
+    sources: dict[str, str]
+    files: list[Path] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def get(self, key: str) -> Any:
+        if key not in _BY_KEY:
+            raise KeyError(f"unknown setting {key!r}")
+        return self.values[key]
+
+    def rows(self) -> list[tuple[str, Any, str]]:
+        """(key, value, source) for every declared setting, in table order."""
+        return [(s.key, self.values[s.key], self.sources[s.key]) for s in SETTINGS]
+
+    @classmethod
+    def defaults(cls) -> Settings:
+        return cls(values={s.key: _copy(s.default) for s in SETTINGS}, sources={s.key: "default" for s in SETTINGS})
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+def read_settings_file(path: Path) -> dict[str, Any] | None:
+    """Parse one settings file; None if it does not exist. Raises ConfigError naming file, line and column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read settings file ({exc})") from exc
+    if not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            "fix the file by hand -- ultramax never rewrites a settings file it cannot parse"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: settings must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _flatten(data: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
+    if "version" in data:
+        yield "version", data["version"]
+    for section in SECTIONS:
+        block = data.get(section)
+        if block is None:
+            continue
+        if not isinstance(block, dict):
+            yield section, block
+            continue
+        for key, value in block.items():
+            yield f"{section}.{key}", value
+
+
+def _suggest(key: str) -> str:
+    close = difflib.get_close_matches(key, list(_BY_KEY), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _apply_file(settings: Settings, path: Path, data: Mapping[str, Any]) -> None:
+    for key, value in _flatten(data):
+        label = str(path)
+        if key in SECTIONS:
+            settings.problems.append(Problem(label, key, f"must be an object, got {json.dumps(value)[:60]}"))
+            continue
+        spec = _BY_KEY.get(key)
+        if spec is None:
+            settings.problems.append(Problem(label, key, "unknown ultramax setting" + _suggest(key)))
+            continue
+        why = spec.check(value)
+        if why is not None:
+            settings.problems.append(Problem(label, key, why + f"; using {json.dumps(settings.values[key])}"))
+            continue
+        settings.values[key] = _copy(value)
+        settings.sources[key] = label
+
+
+def settings_files(paths: Paths, project_dir: Path | None) -> list[Path]:
+    """Files read, lowest precedence first."""
+    files = [paths.user_settings]
+    if project_dir is not None:
+        shared, local = project_settings_files(project_dir)
+        files += [shared, local]
+    return files
+
+
+def load_settings(paths: Paths, project_dir: Path | None = None, *, strict: bool = False) -> Settings:
+    """Effective settings for ``project_dir``.
+
+    With ``strict`` a file that cannot be parsed raises ConfigError; otherwise it is skipped and reported in
+    ``problems`` (the hook path must keep working with a broken file). Bad values are always reported and
+    replaced by the value of lower precedence.
+    """
+    settings = Settings.defaults()
+    for path in settings_files(paths, project_dir):
+        try:
+            data = read_settings_file(path)
+        except ConfigError as exc:
+            if strict:
+                raise
+            settings.problems.append(Problem(str(path), "", str(exc).removeprefix(f"{path}: ")))
+            continue
+        if data is None:
+            continue
+        settings.files.append(path)
+        _apply_file(settings, path, data)
+    return settings
+
+
+def settings_reference_markdown() -> str:
+    """The configuration reference for docs/configuration.md, generated from SETTINGS."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from `ultramax.config.SETTINGS` by `ultramax config reference`; do not edit by hand.",
+        "",
+        "Keys live in Claude Code's settings files (`~/.claude/settings.json` < `.claude/settings.json` <",
+        "`.claude/settings.local.json`), as nested objects: `safety.level` is `{\"safety\": {\"level\": ...}}`.",
+        "",
+        "| key | type | default | help |",
+        "|---|---|---|---|",
+    ]
+    for s in SETTINGS:
+        extra = f" One of: {', '.join(repr(c) for c in s.choices)}." if s.choices else ""
+        lines.append(f"| `{s.key}` | {s.type} | `{json.dumps(s.default)}` | {s.help}{extra} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,50 @@
+"""One small exception hierarchy: every error ultramax raises on purpose is an ``UltramaxError``.
+
+Third-party errors are translated at the seam (``raise ConfigError(...) from exc``) so callers and the CLI
+only ever need to catch this family; the message always says what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuditError",
+    "ConfigError",
+    "DaemonError",
+    "HookInputError",
+    "InstallError",
+    "ModeError",
+    "PipelineError",
+    "UltramaxError",
+]
+
+
+class UltramaxError(Exception):
+    """Base of every error ultramax raises deliberately."""
+
+
+class ConfigError(UltramaxError):
+    """A settings file is unreadable, not JSON, or holds a bad value."""
+
+
+class HookInputError(UltramaxError):
+    """A hook payload from Claude Code is empty, malformed, oversized or of the wrong shape."""
+
+
+class AuditError(UltramaxError):
+    """The audit log cannot be written or read."""
+
+
+class DaemonError(UltramaxError):
+    """The daemon cannot be started, reached or stopped."""
+
+
+class ModeError(UltramaxError):
+    """An unknown mode or a broken mode definition."""
+
+
+class PipelineError(UltramaxError):
+    """A pipeline stage failed in a way the failure policy has to handle."""
+
+
+class InstallError(UltramaxError):
+    """Claude Code's settings cannot be changed safely."""

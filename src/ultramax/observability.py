@@ -1,0 +1,109 @@
+"""Metrics (Prometheus, loopback) and structured JSON logs in ``~/.claude/logs/`` (the seed's file names).
+
+Metric names: ``ultramax_hook_duration_seconds{event}``, ``ultramax_stage_duration_seconds{stage,event}``,
+``ultramax_decisions_total{event,outcome}``, ``ultramax_hook_errors_total{kind}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+__all__ = ["LOG_FILES", "JsonFormatter", "Metrics", "configure_logging"]
+
+LOG_FILES = {
+    "pipeline": "hooks_pipeline.log",
+    "safety": "safety_audit.log",
+    "memory": "memory_sync.log",
+    "letta": "letta_v8.log",
+}
+"""Logger name suffix -> file in ``~/.claude/logs/`` (seed section 1 file structure)."""
+
+_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """The daemon's Prometheus metrics, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.hook_duration = Histogram(
+            "ultramax_hook_duration_seconds", "Pipeline time per hook event", ["event"],
+            registry=self.registry, buckets=_BUCKETS,
+        )
+        self.stage_duration = Histogram(
+            "ultramax_stage_duration_seconds", "Time per pipeline stage", ["stage", "event"],
+            registry=self.registry, buckets=_BUCKETS,
+        )
+        self.decisions = Counter(
+            "ultramax_decisions_total", "Decisions by event and outcome", ["event", "outcome"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "ultramax_hook_errors_total", "Hook events that hit the failure policy", ["kind"], registry=self.registry
+        )  # fmt: skip
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any ``extra={"fields": {...}}``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+_configured: set[Path] = set()
+_config_lock = threading.Lock()
+
+
+def configure_logging(logs_dir: Path, level: str = "INFO") -> None:
+    """Route ``ultramax.<area>`` loggers to their seed log files as JSON lines (idempotent per directory)."""
+    with _config_lock:
+        if logs_dir in _configured:
+            return
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        for area, filename in LOG_FILES.items():
+            logger = logging.getLogger(f"ultramax.{area}")
+            for old in list(logger.handlers):
+                if getattr(old, "_ultramax", False):
+                    logger.removeHandler(old)
+                    old.close()
+            handler = logging.handlers.WatchedFileHandler(logs_dir / filename, encoding="utf-8", delay=True)
+            handler.setFormatter(JsonFormatter())
+            handler._ultramax = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = False
+        _configured.add(logs_dir)
+
+
+def reset_logging() -> None:
+    """Close ultramax's log handlers (tests and daemon shutdown)."""
+    with _config_lock:
+        for area in LOG_FILES:
+            logger = logging.getLogger(f"ultramax.{area}")
+            for old in list(logger.handlers):
+                if getattr(old, "_ultramax", False):
+                    logger.removeHandler(old)
+                    old.close()
+        _configured.clear()

@@ -1,0 +1,91 @@
+"""Where ultramax reads and writes on a user's machine.
+
+The seed's locations are the user's contract (``~/.claude/settings.json``, ``~/.claude/KILL_SWITCH``,
+``~/.claude/logs/`` ...). ultramax's own state lives in ``~/.claude/ultramax/`` unless ``ULTRAMAX_HOME``
+says otherwise; ``CLAUDE_CONFIG_DIR`` relocates the Claude directory exactly as it does for Claude Code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Paths", "project_settings_files"]
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    """Every file location ultramax uses, resolved once from the environment."""
+
+    claude_dir: Path
+    home: Path
+
+    @classmethod
+    def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Paths:
+        env = os.environ if env is None else env
+        user_home = Path(env.get("HOME") or Path.home())
+        claude_dir = Path(env["CLAUDE_CONFIG_DIR"]) if env.get("CLAUDE_CONFIG_DIR") else user_home / ".claude"
+        home = Path(env["ULTRAMAX_HOME"]) if env.get("ULTRAMAX_HOME") else claude_dir / "ultramax"
+        return cls(claude_dir=claude_dir.expanduser(), home=home.expanduser())
+
+    # Claude Code's files -------------------------------------------------------------------------
+    @property
+    def user_settings(self) -> Path:
+        return self.claude_dir / "settings.json"
+
+    @property
+    def kill_switch(self) -> Path:
+        return self.claude_dir / "KILL_SWITCH"
+
+    @property
+    def override(self) -> Path:
+        return self.claude_dir / "OVERRIDE"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.claude_dir / "logs"
+
+    # ultramax's own state ----------------------------------------------------------------------
+    @property
+    def socket(self) -> Path:
+        return self.home / "daemon.sock"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "daemon.pid"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.home / "daemon.lock"
+
+    @property
+    def daemon_info(self) -> Path:
+        return self.home / "daemon.json"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.home / "audit.jsonl"
+
+    @property
+    def audit_head(self) -> Path:
+        return self.home / "audit.head"
+
+    @property
+    def projects_file(self) -> Path:
+        return self.home / "projects.json"
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.home / "backups"
+
+    def ensure_home(self) -> Path:
+        """Create ULTRAMAX_HOME private to the user (it holds the socket and the audit log)."""
+        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return self.home
+
+
+def project_settings_files(project_dir: Path) -> tuple[Path, Path]:
+    """The project's shared and local Claude Code settings files, lowest precedence first."""
+    claude = project_dir / ".claude"
+    return claude / "settings.json", claude / "settings.local.json"

@@ -1,0 +1,39 @@
+"""Stage 6: telemetry. Per-event and per-stage latency histograms, decisions by outcome, a JSON log line."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Literal
+
+from ultramax.observability import Metrics
+from ultramax.pipeline.stage import HookContext, StageOutput
+
+__all__ = ["TelemetryStage"]
+
+log = logging.getLogger("ultramax.pipeline")
+
+
+class TelemetryStage:
+    name = "telemetry"
+    phase: Literal["decide", "record"] = "record"
+
+    def __init__(self, metrics: Metrics | None) -> None:
+        self.metrics = metrics
+
+    def process(self, ctx: HookContext) -> StageOutput:
+        elapsed = (time.perf_counter_ns() - ctx.started_ns) / 1e9 if ctx.started_ns else 0.0
+        event = ctx.event_name
+        if self.metrics is not None:
+            self.metrics.hook_duration.labels(event).observe(elapsed)
+            for rec in ctx.trace:
+                self.metrics.stage_duration.labels(rec.stage, event).observe(rec.ms / 1000)
+            self.metrics.decisions.labels(event, ctx.decision.outcome).inc()
+            for _ in ctx.errors:
+                self.metrics.errors.labels("stage").inc()
+        log.info("hook", extra={"fields": {
+            "event": event, "session": ctx.event.session_id, "tool": ctx.event.tool, "mode": ctx.mode.name,
+            "decision": ctx.decision.outcome, "ms": round(elapsed * 1000, 3),
+            "stages": {r.stage: round(r.ms, 3) for r in ctx.trace}, "audit_seq": ctx.metadata.get("audit_seq"),
+        }})  # fmt: skip
+        return StageOutput()

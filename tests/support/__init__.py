@@ -1,0 +1,1 @@
+"""Helpers for end-to-end tests that drive the real Claude Code CLI against a scripted model server."""
