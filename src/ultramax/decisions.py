@@ -28,18 +28,35 @@ CONTEXT_CAP = 10_000
 
 CONTEXT_EVENTS = frozenset(
     {
-        "SessionStart", "Setup", "SubagentStart", "UserPromptSubmit", "UserPromptExpansion", "PreToolUse",
-        "PostToolUse", "PostToolUseFailure", "PostToolBatch", "Stop", "SubagentStop",
+        "SessionStart",
+        "Setup",
+        "SubagentStart",
+        "UserPromptSubmit",
+        "UserPromptExpansion",
+        "PreToolUse",
+        "PostToolUse",
+        "PostToolUseFailure",
+        "PostToolBatch",
+        "Stop",
+        "SubagentStop",
     }
-)  # fmt: skip
+)
 """Events whose ``hookSpecificOutput.additionalContext`` reaches the model."""
 
 BLOCKABLE_EVENTS = frozenset(
     {
-        "UserPromptSubmit", "UserPromptExpansion", "PostToolUse", "PostToolUseFailure", "PostToolBatch",
-        "Stop", "SubagentStop", "ConfigChange", "PreCompact", "TaskCreated",
+        "UserPromptSubmit",
+        "UserPromptExpansion",
+        "PostToolUse",
+        "PostToolUseFailure",
+        "PostToolBatch",
+        "Stop",
+        "SubagentStop",
+        "ConfigChange",
+        "PreCompact",
+        "TaskCreated",
     }
-)  # fmt: skip
+)
 """Events with a top-level ``decision: "block"``."""
 
 _TRUNCATION_NOTE = "\n[ultramax: context truncated to fit Claude Code's 10,000-character hook limit]"

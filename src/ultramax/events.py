@@ -347,20 +347,50 @@ class SessionEnd(HookEvent):
 EVENT_TYPES: dict[str, type[HookEvent]] = {
     cls.event_name: cls
     for cls in (
-        SessionStart, Setup, InstructionsLoaded, UserPromptSubmit, UserPromptExpansion, MessageDisplay,
-        PreToolUse, PermissionRequest, PermissionDenied, PostToolUse, PostToolUseFailure, PostToolBatch,
-        Notification, SubagentStart, SubagentStop, TaskCreated, TaskCompleted, Stop, StopFailure,
-        TeammateIdle, ConfigChange, CwdChanged, DirectoryAdded, FileChanged, WorktreeCreate,
-        WorktreeRemove, PreCompact, PostCompact, Elicitation, ElicitationResult, SessionEnd,
+        SessionStart,
+        Setup,
+        InstructionsLoaded,
+        UserPromptSubmit,
+        UserPromptExpansion,
+        MessageDisplay,
+        PreToolUse,
+        PermissionRequest,
+        PermissionDenied,
+        PostToolUse,
+        PostToolUseFailure,
+        PostToolBatch,
+        Notification,
+        SubagentStart,
+        SubagentStop,
+        TaskCreated,
+        TaskCompleted,
+        Stop,
+        StopFailure,
+        TeammateIdle,
+        ConfigChange,
+        CwdChanged,
+        DirectoryAdded,
+        FileChanged,
+        WorktreeCreate,
+        WorktreeRemove,
+        PreCompact,
+        PostCompact,
+        Elicitation,
+        ElicitationResult,
+        SessionEnd,
     )
-}  # fmt: skip
+}
 
-TOOL_EVENTS = frozenset(
-    {"PreToolUse", "PermissionRequest", "PermissionDenied", "PostToolUse", "PostToolUseFailure"}
-)
+TOOL_EVENTS = frozenset({"PreToolUse", "PermissionRequest", "PermissionDenied", "PostToolUse", "PostToolUseFailure"})
 
-_JSON_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-                    dict: "an object", list: "an array"}  # fmt: skip
+_JSON_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    dict: "an object",
+    list: "an array",
+}
 
 
 def _allowed_types(hint: Any) -> tuple[type, ...] | None:
@@ -462,5 +492,7 @@ def parse_payload(raw: bytes | str, expected: str | None = None, *, max_bytes: i
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise HookInputError(f"hook input is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from exc
+        raise HookInputError(
+            f"hook input is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from exc
     return parse_event(data, expected)

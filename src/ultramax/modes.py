@@ -66,13 +66,22 @@ class ModeSelection:
     source: str  # "marker: <file>" | "path: <part>" | "default"
 
 
-_LISTS = ("aliases", "detect", "mcp_servers", "required_skills", "require_confirmation",
-          "blocked_operations", "hook_stages")  # fmt: skip
+_LISTS = (
+    "aliases",
+    "detect",
+    "mcp_servers",
+    "required_skills",
+    "require_confirmation",
+    "blocked_operations",
+    "hook_stages",
+)
 
 
 def _build(name: str, raw: dict[str, Any]) -> ModeConfig:
     try:
-        kwargs = {k: tuple(raw[k]) if k in _LISTS else raw[k] for k in ModeConfig.__slots__ if k != "name"}
+        kwargs: dict[str, Any] = {
+            k: tuple(raw[k]) if k in _LISTS else raw[k] for k in ModeConfig.__slots__ if k != "name"
+        }
         if kwargs["failure_policy"] not in ("strict", "lenient"):
             raise ModeError(f"mode {name}: failure_policy must be strict or lenient")
         return ModeConfig(name=name, **kwargs)

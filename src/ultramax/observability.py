@@ -35,20 +35,31 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.hook_duration = Histogram(
-            "ultramax_hook_duration_seconds", "Pipeline time per hook event", ["event"],
-            registry=self.registry, buckets=_BUCKETS,
+            "ultramax_hook_duration_seconds",
+            "Pipeline time per hook event",
+            ["event"],
+            registry=self.registry,
+            buckets=_BUCKETS,
         )
         self.stage_duration = Histogram(
-            "ultramax_stage_duration_seconds", "Time per pipeline stage", ["stage", "event"],
-            registry=self.registry, buckets=_BUCKETS,
+            "ultramax_stage_duration_seconds",
+            "Time per pipeline stage",
+            ["stage", "event"],
+            registry=self.registry,
+            buckets=_BUCKETS,
         )
         self.decisions = Counter(
-            "ultramax_decisions_total", "Decisions by event and outcome", ["event", "outcome"],
+            "ultramax_decisions_total",
+            "Decisions by event and outcome",
+            ["event", "outcome"],
             registry=self.registry,
         )
         self.errors = Counter(
-            "ultramax_hook_errors_total", "Hook events that hit the failure policy", ["kind"], registry=self.registry
-        )  # fmt: skip
+            "ultramax_hook_errors_total",
+            "Hook events that hit the failure policy",
+            ["kind"],
+            registry=self.registry,
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

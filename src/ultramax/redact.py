@@ -13,8 +13,10 @@ from typing import Any
 __all__ = ["redact", "redact_obj"]
 
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("private-key", re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
-                               re.S)),
+    (
+        "private-key",
+        re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S),
+    ),
     ("anthropic-key", re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{16,}")),
     ("openai-key", re.compile(r"\bsk-(?:proj-|live-|test-)?[A-Za-z0-9_\-]{20,}")),
     ("stripe-key", re.compile(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}")),
@@ -26,10 +28,14 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}")),
     ("bearer-token", re.compile(r"(?i)(?<=\bbearer )[A-Za-z0-9._~+/\-]{16,}=*")),
     ("url-password", re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)")),
-    ("secret-assignment", re.compile(
-        r"(?i)(?<![A-Za-z0-9])((?:[A-Z0-9_]*?)(?:SECRET|TOKEN|PASSWORD|PASSWD|PWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY"
-        r"|CREDENTIALS?)[A-Z0-9_]*)(\s*[:=]\s*)(['\"]?)([^\s'\"]{4,})\3")),
-)  # fmt: skip
+    (
+        "secret-assignment",
+        re.compile(
+            r"(?i)(?<![A-Za-z0-9])((?:[A-Z0-9_]*?)(?:SECRET|TOKEN|PASSWORD|PASSWD|PWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY"
+            r"|CREDENTIALS?)[A-Z0-9_]*)(\s*[:=]\s*)(['\"]?)([^\s'\"]{4,})\3"
+        ),
+    ),
+)
 
 
 def redact(text: str) -> str:

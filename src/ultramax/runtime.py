@@ -117,10 +117,16 @@ class Runtime:
                 settings = self.settings_for(project_dir)
             selection = detect_mode(project_dir, settings)
             ctx = HookContext(
-                event=event, paths=self.paths, settings=settings, mode=selection.mode,
-                mode_source=selection.source, project_dir=project_dir, input_digest=digest(raw),
-                peer_uid=peer_uid, started_ns=started,
-            )  # fmt: skip
+                event=event,
+                paths=self.paths,
+                settings=settings,
+                mode=selection.mode,
+                mode_source=selection.source,
+                project_dir=project_dir,
+                input_digest=digest(raw),
+                peer_uid=peer_uid,
+                started_ns=started,
+            )
             self.pipeline_for(selection, settings).run(ctx)
             return HookOutcome(render(event.hook_event_name, ctx.decision), ctx)
         except Exception as exc:  # top-level handler: a bug here must not crash Claude Code's session
@@ -128,7 +134,12 @@ class Runtime:
             return HookOutcome(self._refuse_input(event_name, raw, project_dir, f"internal error: {exc}", event), None)
 
     def _refuse_input(
-        self, event_name: str | None, raw: bytes, project_dir: Path | None, message: str, event: HookEvent | None = None
+        self,
+        event_name: str | None,
+        raw: bytes,
+        project_dir: Path | None,
+        message: str,
+        event: HookEvent | None = None,
     ) -> HookReply:
         """The failure policy for input ultramax could not judge: audited, then continue or deny."""
         try:
@@ -144,10 +155,17 @@ class Runtime:
         elif strict and name in BLOCKABLE_EVENTS:
             decision.block = True
         try:
-            self.audit.append({
-                "event": name, "decision": decision.outcome, "stage": "input", "rule": decision.rule,
-                "reason": message[:500], "input_sha256": digest(raw), "input_bytes": len(raw),
-            })  # fmt: skip
+            self.audit.append(
+                {
+                    "event": name,
+                    "decision": decision.outcome,
+                    "stage": "input",
+                    "rule": decision.rule,
+                    "reason": message[:500],
+                    "input_sha256": digest(raw),
+                    "input_bytes": len(raw),
+                }
+            )
         except AuditError as exc:
             message += f"; and the audit log could not record it: {exc}"
         log.warning("hook input refused", extra={"fields": {"event": name, "error": message}})

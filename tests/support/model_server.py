@@ -262,7 +262,7 @@ class ModelServer:
         return [r for r in self.requests if r.kind == "main"]
 
     def aux_requests(self) -> list[RecordedRequest]:
-        """Side model calls that were answered with ``aux_text``."""
+        """Side model calls, answered with ``aux_text`` (or JSON when they ask for structured output)."""
         return [r for r in self.requests if r.kind == "aux"]
 
     def wait_for(
@@ -407,7 +407,7 @@ class _Handler(BaseHTTPRequestHandler):
         kind = owner.classify(headers, body)
         if kind == "aux":
             request = record("aux", None)
-            self._stream_turn(Turn(text=owner.aux_text), request, raw)
+            self._stream_turn(Turn(text=aux_answer(body, owner.aux_text)), request, raw)
             return
         turn_index = owner.script.turn_for(body)
         request = record("main", turn_index)
@@ -549,6 +549,41 @@ def sse_events(
     yield "message_stop", {"type": "message_stop"}
 
 
+def aux_answer(body: Any, text: str) -> str:
+    """The answer to a side call: ``text``, or the simplest JSON fitting a requested output schema.
+
+    Prompt-type hooks ask for ``{"ok": bool, "reason": str}`` through ``output_config.format``; plain text
+    would fail their parsing, so they get ``{"ok": true, "reason": text}`` and let the action go ahead.
+    """
+    output_config = body.get("output_config") if isinstance(body, dict) else None
+    output_format = output_config.get("format") if isinstance(output_config, dict) else None
+    if isinstance(output_format, dict) and output_format.get("type") == "json_schema":
+        return json.dumps(_schema_example(output_format.get("schema"), text))
+    return text
+
+
+def _schema_example(schema: Any, text: str) -> Any:
+    if not isinstance(schema, dict):
+        return text
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if isinstance(schema.get(key), list) and schema[key]:
+            return _schema_example(schema[key][0], text)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        properties = schema.get("properties")
+        properties = properties if isinstance(properties, dict) else {}
+        required = [name for name in schema.get("required") or [] if isinstance(name, str)]
+        return {name: _schema_example(properties.get(name), text) for name in required}
+    examples: dict[str, Any] = {"boolean": True, "integer": 0, "number": 0, "array": [], "null": None}
+    return examples.get(kind, text) if isinstance(kind, str) else text
+
+
 def _parse_json(raw: bytes) -> Any:
     if not raw:
         return None
@@ -600,6 +635,7 @@ __all__ = [
     "ToolCall",
     "Turn",
     "assistant_messages_after_last_tool_result",
+    "aux_answer",
     "bash_turn",
     "classify_messages_request",
     "count_tool_results",

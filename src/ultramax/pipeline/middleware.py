@@ -78,8 +78,10 @@ class CircuitBreaker:
     def call(self, fn: Callable[[], T]) -> T:
         with self._lock:
             if self._open_now():
-                raise CircuitOpenError(f"circuit breaker for {self.name} is open after {self.state.failures} "
-                                       f"failures (last: {self.state.last_error})")  # fmt: skip
+                raise CircuitOpenError(
+                    f"circuit breaker for {self.name} is open after {self.state.failures} "
+                    f"failures (last: {self.state.last_error})"
+                )
         try:
             result = fn()
         except Exception as exc:
@@ -95,7 +97,11 @@ class CircuitBreaker:
 
     def snapshot(self) -> dict[str, object]:
         with self._lock:
-            return {"open": self._open_now(), "failures": self.state.failures, "last_error": self.state.last_error}
+            return {
+                "open": self._open_now(),
+                "failures": self.state.failures,
+                "last_error": self.state.last_error,
+            }
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,8 +41,14 @@ class StageOutput:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def block(cls, message: str, *, permission: Literal["deny", "ask"] = "deny", rule: str | None = None,
-              **metadata: Any) -> StageOutput:  # fmt: skip
+    def block(
+        cls,
+        message: str,
+        *,
+        permission: Literal["deny", "ask"] = "deny",
+        rule: str | None = None,
+        **metadata: Any,
+    ) -> StageOutput:
         return cls(StageResult.BLOCK, message=message, permission=permission, rule=rule, metadata=metadata)
 
 

@@ -37,8 +37,14 @@ def summarize(ctx: HookContext) -> str:
     elif name in ("Stop", "SubagentStop"):
         text = "answer: " + str(getattr(event, "last_assistant_message", "") or "")
     else:
-        detail = next((str(v) for k, v in event.to_dict().items() if k in
-                       ("source", "reason", "trigger", "notification_type", "error", "file_path")), "")  # fmt: skip
+        detail = next(
+            (
+                str(v)
+                for k, v in event.to_dict().items()
+                if k in ("source", "reason", "trigger", "notification_type", "error", "file_path")
+            ),
+            "",
+        )
         text = f"{name} {detail}".strip()
     text = redact(" ".join(text.split()))
     return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
@@ -71,6 +77,11 @@ class AuditStage:
             entry["errors"] = [redact(e) for e in ctx.errors]
         record = self.log.append({k: v for k, v in entry.items() if v is not None})
         if d.permission in ("deny", "ask") or d.block:
-            safety_log.warning("decision", extra={"fields": {k: record[k] for k in
-                               ("seq", "event", "decision", "summary") if k in record} | {"reason": entry["reason"]}})  # fmt: skip
+            safety_log.warning(
+                "decision",
+                extra={
+                    "fields": {k: record[k] for k in ("seq", "event", "decision", "summary") if k in record}
+                    | {"reason": entry["reason"]}
+                },
+            )
         return StageOutput(metadata={"audit_seq": record["seq"]})

@@ -62,14 +62,19 @@ class AuthValidationStage:
         problem = _input_problem(tool, getattr(ctx.event, "tool_input", {}))
         if problem and ctx.event_name == "PreToolUse":
             verdict: Literal["deny", "ask"] = "deny" if ctx.mode.strict else "ask"
-            return StageOutput.block(f"malformed {tool} input: {problem}", permission=verdict,
-                                     rule="validation.tool_input")  # fmt: skip
+            return StageOutput.block(
+                f"malformed {tool} input: {problem}", permission=verdict, rule="validation.tool_input"
+            )
         return StageOutput(metadata={"principal": principal})
 
 
 def _tool_allowed(tool: str, allowed: list[str]) -> bool:
-    return any(tool == a or (a.endswith("*") and tool.startswith(a[:-1])) or
-               (a.startswith("mcp__") and tool.startswith(a + "__")) for a in allowed)  # fmt: skip
+    return any(
+        tool == a
+        or (a.endswith("*") and tool.startswith(a[:-1]))
+        or (a.startswith("mcp__") and tool.startswith(a + "__"))
+        for a in allowed
+    )
 
 
 def _input_problem(tool: str, tool_input: Any) -> str | None:

@@ -31,9 +31,19 @@ class TelemetryStage:
             self.metrics.decisions.labels(event, ctx.decision.outcome).inc()
             for _ in ctx.errors:
                 self.metrics.errors.labels("stage").inc()
-        log.info("hook", extra={"fields": {
-            "event": event, "session": ctx.event.session_id, "tool": ctx.event.tool, "mode": ctx.mode.name,
-            "decision": ctx.decision.outcome, "ms": round(elapsed * 1000, 3),
-            "stages": {r.stage: round(r.ms, 3) for r in ctx.trace}, "audit_seq": ctx.metadata.get("audit_seq"),
-        }})  # fmt: skip
+        log.info(
+            "hook",
+            extra={
+                "fields": {
+                    "event": event,
+                    "session": ctx.event.session_id,
+                    "tool": ctx.event.tool,
+                    "mode": ctx.mode.name,
+                    "decision": ctx.decision.outcome,
+                    "ms": round(elapsed * 1000, 3),
+                    "stages": {r.stage: round(r.ms, 3) for r in ctx.trace},
+                    "audit_seq": ctx.metadata.get("audit_seq"),
+                }
+            },
+        )
         return StageOutput()

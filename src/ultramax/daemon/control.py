@@ -1,0 +1,156 @@
+"""Starting, stopping and asking the daemon, from the CLI side."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ultramax.errors import DaemonError
+from ultramax.paths import Paths
+
+__all__ = ["DaemonStatus", "daemon_request", "daemon_status", "restart_daemon", "start_daemon", "stop_daemon"]
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonStatus:
+    running: bool
+    pid: int | None
+    socket: str
+    detail: dict[str, Any]
+    problem: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def daemon_request(paths: Paths, command: str, *, timeout: float = 2.0) -> dict[str, Any]:
+    """Send a control request (``status``, ``stop``, ``ping``) and return the decoded reply."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(paths.socket))
+        s.sendall(f"!{command}\t\n".encode())
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    header, _, body = data.partition(b"\n")
+    code, length = (int(x) for x in header.split())
+    if code != 0:
+        raise DaemonError(body[length:].decode().strip())
+    result: dict[str, Any] = json.loads(body[:length])
+    return result
+
+
+def _lock_held(paths: Paths) -> bool:
+    try:
+        fd = os.open(paths.lock_file, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops the lock if we got it
+    return False
+
+
+def _read_pid(paths: Paths) -> int | None:
+    try:
+        return int(paths.pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def daemon_status(paths: Paths) -> DaemonStatus:
+    """Whether the daemon runs and answers; names a stale socket or a hung daemon."""
+    pid = _read_pid(paths)
+    try:
+        detail = daemon_request(paths, "status")
+        return DaemonStatus(True, int(detail.get("pid", pid or 0)) or pid, str(paths.socket), detail)
+    except FileNotFoundError:
+        problem = None if not _lock_held(paths) else "daemon holds the lock but has no socket (starting up?)"
+    except ConnectionRefusedError:
+        problem = f"stale socket {paths.socket}: nothing listens on it (run `ultramax daemon start`)"
+    except TimeoutError:
+        problem = f"daemon (pid {pid}) does not answer within 2 s (run `ultramax daemon restart`)"
+    except (OSError, ValueError, DaemonError) as exc:
+        problem = f"daemon did not answer properly: {exc}"
+    return DaemonStatus(False, pid if _lock_held(paths) else None, str(paths.socket), {}, problem)
+
+
+def start_daemon(paths: Paths, *, timeout: float = 10.0) -> DaemonStatus:
+    """Start the daemon detached and wait until it answers; return its status."""
+    status = daemon_status(paths)
+    if status.running:
+        return status
+    paths.ensure_home()
+    out = os.open(paths.home / "daemon.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ultramax.daemon", "serve"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        os.close(out)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = daemon_status(paths)
+        if status.running:
+            return status
+        if proc.poll() is not None and not _lock_held(paths):
+            break
+        time.sleep(0.02)
+    tail = _tail(paths.home / "daemon.out")
+    raise DaemonError(f"the daemon did not start within {timeout:g} s; its output:\n{tail}")
+
+
+def stop_daemon(paths: Paths, *, timeout: float = 15.0) -> bool:
+    """Stop the daemon gracefully (SIGTERM after a control request fails); True if one was running."""
+    pid = _read_pid(paths)
+    if not _lock_held(paths):
+        for stale in (paths.socket, paths.pid_file):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        return False
+    try:
+        daemon_request(paths, "stop")
+    except (OSError, ValueError, DaemonError):
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _lock_held(paths):
+            return True
+        time.sleep(0.02)
+    if pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    raise DaemonError(f"daemon pid {pid} did not stop within {timeout:g} s; it was killed")
+
+
+def restart_daemon(paths: Paths) -> DaemonStatus:
+    stop_daemon(paths)
+    return start_daemon(paths)
+
+
+def _tail(path: os.PathLike[str], lines: int = 20) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return "".join(fh.readlines()[-lines:])
+    except OSError:
+        return "(no output)"

@@ -1,0 +1,291 @@
+"""The daemon process: an asyncio Unix-socket server running hook events through warm pipelines.
+
+One per user: an exclusive ``flock`` on ``daemon.lock`` decides who serves; the socket is created mode 0600
+in ULTRAMAX_HOME and the peer's uid is checked on every connection (``SO_PEERCRED``). Each connection is one
+hook call (see ``ultramax.hook.client`` for the wire format) or a control request (``!status``, ``!stop``).
+Pipelines run on a thread pool so a slow stage never stalls the accept loop; SIGTERM drains in-flight calls
+before the socket is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import struct
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from ultramax import __version__
+from ultramax.config import load_settings
+from ultramax.decisions import HookReply
+from ultramax.errors import DaemonError
+from ultramax.fsutil import atomic_write_json
+from ultramax.observability import Metrics, reset_logging
+from ultramax.paths import Paths
+from ultramax.runtime import Runtime
+
+__all__ = ["DaemonServer", "main"]
+
+log = logging.getLogger("ultramax.pipeline")
+_PEERCRED = struct.Struct("3i")
+_HEADER_MAX = 64 * 1024
+
+
+class DaemonServer:
+    """The daemon: owns the lock, the socket, the metrics endpoint and a Runtime."""
+
+    def __init__(self, paths: Paths, *, metrics_port: int | None = None) -> None:
+        self.paths = paths
+        settings = load_settings(paths)
+        self.workers = int(settings.get("ultramax.daemonWorkers"))
+        self.max_payload = int(settings.get("ultramax.maxPayloadBytes"))
+        self.metrics_host = str(settings.get("observability.metricsHost"))
+        self.metrics_port = int(settings.get("observability.metricsPort")) if metrics_port is None else metrics_port
+        self.metrics = Metrics()
+        self.runtime: Runtime | None = None
+        self.started = time.time()
+        self.handled = 0
+        self._lock_fd: int | None = None
+        self._stop: asyncio.Event | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._http: ThreadingHTTPServer | None = None
+        self._count_lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def acquire(self) -> None:
+        """Take the per-user lock; DaemonError if another daemon holds it."""
+        self.paths.ensure_home()
+        fd = os.open(self.paths.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(fd)
+            raise DaemonError(f"another ultramax daemon is already running for {self.paths.home}") from exc
+        self._lock_fd = fd
+        _write_private(self.paths.pid_file, f"{os.getpid()}\n")
+
+    def release(self) -> None:
+        for path in (self.paths.socket, self.paths.pid_file, self.paths.daemon_info):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    async def serve(self, ready: threading.Event | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError, RuntimeError):  # not the main thread (tests)
+                loop.add_signal_handler(sig, self._stop.set)
+        self.runtime = Runtime(self.paths, metrics=self.metrics)
+        executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ultramax-pipeline")
+        with contextlib.suppress(FileNotFoundError):
+            self.paths.socket.unlink()  # stale: we hold the lock, so nobody is serving it
+        old_umask = os.umask(0o177)  # the socket is born 0600: no window where others could connect
+        try:
+            server = await asyncio.start_unix_server(
+                lambda r, w: self._on_connect(r, w, executor), path=str(self.paths.socket), limit=_HEADER_MAX
+            )
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.paths.socket, 0o600)
+        metrics_url = self._start_metrics()
+        atomic_write_json(
+            self.paths.daemon_info,
+            {
+                "pid": os.getpid(),
+                "socket": str(self.paths.socket),
+                "metrics_url": metrics_url,
+                "version": __version__,
+                "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+            mode=0o600,
+        )
+        log.info("daemon started", extra={"fields": {"pid": os.getpid(), "metrics_url": metrics_url}})
+        if ready is not None:
+            ready.set()
+        try:
+            async with server:
+                await self._stop.wait()
+                server.close()
+                await server.wait_closed()
+                if self._inflight:  # graceful: finish what was accepted
+                    await asyncio.wait(self._inflight, timeout=10)
+        finally:
+            executor.shutdown(wait=True)
+            if self._http is not None:
+                self._http.shutdown()
+                self._http.server_close()
+            log.info("daemon stopped", extra={"fields": {"handled": self.handled}})
+
+    def request_stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    # -- connections ---------------------------------------------------------------------------------------
+    async def _on_connect(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, executor: ThreadPoolExecutor
+    ) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            reply = await self._serve_one(reader, writer, executor)
+            writer.write(reply)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the hook process went away (timed out); nothing to answer
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+            if task is not None:
+                self._inflight.discard(task)
+
+    async def _serve_one(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, executor: ThreadPoolExecutor
+    ) -> bytes:
+        peer_uid = _peer_uid(writer)
+        if peer_uid is not None and peer_uid != os.getuid():
+            return HookReply(0, "", f"ultramax: connection from uid {peer_uid} refused\n").encode()
+        try:
+            header = await reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError:
+            return HookReply(0, "", "ultramax: request header too long\n").encode()
+        event, _, project = header.decode("utf-8", "replace").rstrip("\n").partition("\t")
+        if event.startswith("!"):
+            return self._control(event[1:]).encode()
+        payload = await reader.read(self.max_payload + 1)
+        if len(payload) > self.max_payload:
+            # drain and discard the rest so the client sees our answer instead of a reset
+            while await reader.read(1 << 20):
+                pass
+        runtime = self.runtime
+        assert runtime is not None
+        loop = asyncio.get_running_loop()
+        outcome = await loop.run_in_executor(
+            executor,
+            lambda: runtime.handle(event or None, payload, peer_uid=peer_uid, project_hint=project or None),
+        )
+        with self._count_lock:
+            self.handled += 1
+        return outcome.reply.encode()
+
+    def _control(self, command: str) -> HookReply:
+        if command == "status":
+            return HookReply(0, json.dumps(self.status()) + "\n")
+        if command == "stop":
+            loop = asyncio.get_running_loop()
+            loop.call_soon(self.request_stop)
+            return HookReply(0, '{"stopping": true}\n')
+        if command == "ping":
+            return HookReply(0, '{"pong": true}\n')
+        return HookReply(2, "", f"unknown control command {command!r}\n")
+
+    def status(self) -> dict[str, Any]:
+        breakers: dict[str, Any] = {}
+        if self.runtime is not None:
+            for (mode, _names), dispatcher in list(self.runtime._pipelines.items()):
+                for name, breaker in dispatcher.breakers.items():
+                    breakers[f"{mode}/{name}"] = breaker.snapshot()
+        return {
+            "pid": os.getpid(),
+            "version": __version__,
+            "uptime_s": round(time.time() - self.started, 1),
+            "handled": self.handled,
+            "inflight": len(self._inflight),
+            "metrics_url": self._metrics_url(),
+            "circuit_breakers": breakers,
+        }
+
+    # -- metrics ---------------------------------------------------------------------------------------------
+    def _metrics_url(self) -> str | None:
+        if self._http is None:
+            return None
+        host, port = self._http.server_address[:2]
+        return f"http://{host!s}:{port}/metrics"
+
+    def _start_metrics(self) -> str | None:
+        metrics = self.metrics
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.split("?")[0] != "/metrics":
+                    self.send_error(404)
+                    return
+                body = metrics.exposition()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        try:
+            self._http = ThreadingHTTPServer((self.metrics_host, self.metrics_port), Handler)
+        except OSError as exc:
+            log.warning(
+                "metrics endpoint not started",
+                extra={
+                    "fields": {
+                        "error": str(exc),
+                        "port": self.metrics_port,
+                        "fix": "set observability.metricsPort to a free port (0 picks one)",
+                    }
+                },
+            )
+            return None
+        self._http.daemon_threads = True
+        threading.Thread(target=self._http.serve_forever, name="ultramax-metrics", daemon=True).start()
+        return self._metrics_url()
+
+
+def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
+    sock = writer.get_extra_info("socket")
+    if sock is None or not hasattr(socket, "SO_PEERCRED"):
+        return None
+    try:
+        _pid, uid, _gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+    except OSError:
+        return None
+    return int(uid)
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``python -m ultramax.daemon serve``."""
+    if argv[:1] not in (["serve"], []):
+        print("usage: python -m ultramax.daemon serve", flush=True)
+        return 2
+    paths = Paths.from_env()
+    server = DaemonServer(paths)
+    try:
+        server.acquire()
+    except DaemonError as exc:
+        print(f"ultramax daemon: {exc}", flush=True)
+        return 0  # not an error: the one that holds the lock is serving
+    try:
+        asyncio.run(server.serve())
+    finally:
+        server.release()
+        reset_logging()
+    return 0

@@ -1,0 +1,1 @@
+"""The hook client (stdlib only) and its in-process fallback."""

@@ -1,0 +1,133 @@
+"""``ultramax-hook EVENT``: the process Claude Code spawns for every hook event.
+
+It must cost next to nothing, so it imports nothing beyond what the interpreter has already loaded plus the
+C module ``_socket`` (no ``json``, no ``socket``, no ``os``): it forwards stdin to the daemon over the Unix
+socket in ULTRAMAX_HOME, and copies the daemon's reply to stdout/stderr with the daemon's exit code. The
+payload is not parsed here -- the daemon validates it.
+
+If no daemon answers (no socket, a stale socket, a daemon that hangs past the timeout) it runs the
+pipeline in-process (``ultramax.hook.fallback``) and starts the daemon in the background for next time.
+Whatever happens it never lets a traceback reach Claude Code: a failure is one line on stderr and exit 0.
+
+Wire format: request ``EVENT \\t PROJECT_DIR \\n`` + payload, then EOF; reply ``EXIT LEN \\n`` + LEN bytes of
+stdout + the rest as stderr.
+"""
+
+import posix  # builtin module; loaded at start-up already
+import sys
+
+DEFAULT_TIMEOUT_MS = 5000
+
+
+def _env(name: str) -> str:
+    value = posix.environ.get(name.encode())
+    return value.decode() if value else ""
+
+
+def _home() -> str:
+    home = _env("ULTRAMAX_HOME")
+    if home:
+        return home
+    claude = _env("CLAUDE_CONFIG_DIR") or (_env("HOME") + "/.claude")
+    return claude + "/ultramax"
+
+
+def _timeout_ms(argv: list[str]) -> int:
+    for arg in argv:
+        if arg.startswith("--timeout-ms="):
+            try:
+                return max(50, int(arg.split("=", 1)[1]))
+            except ValueError:
+                break
+    value = _env("ULTRAMAX_HOOK_TIMEOUT_MS")
+    return int(value) if value.isdigit() else DEFAULT_TIMEOUT_MS
+
+
+def _read_stdin() -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        chunk = posix.read(0, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[posix.write(fd, view) :]
+
+
+def _ask_daemon(sock_path: str, request: bytes, timeout: float) -> bytes:
+    import _socket  # C module: no enum/selectors import chain like `socket` has
+
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        s.connect(sock_path)
+        s.sendall(request)
+        s.shutdown(_socket.SHUT_WR)
+        parts: list[bytes] = []
+        while True:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        s.close()
+
+
+def _emit(reply: bytes) -> int:
+    header, sep, body = reply.partition(b"\n")
+    fields = header.split(b" ")
+    if not sep or len(fields) != 2 or not fields[0].isdigit() or not fields[1].isdigit():
+        raise ValueError("malformed reply from the ultramax daemon")
+    n = int(fields[1])
+    _write(1, body[:n])
+    if len(body) > n:
+        _write(2, body[n:])
+    return int(fields[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    positional = [a for a in args if not a.startswith("--")]
+    event = positional[0] if positional else ""
+    timeout_ms = _timeout_ms(args)
+    try:
+        payload = _read_stdin()
+    except OSError as exc:
+        _write(2, f"ultramax-hook: cannot read stdin ({exc}); the event continues\n".encode())
+        return 0
+    project = _env("CLAUDE_PROJECT_DIR")
+    try:
+        reply = _ask_daemon(_home() + "/daemon.sock", f"{event}\t{project}\n".encode() + payload, timeout_ms / 1000)
+        return _emit(reply)
+    except (OSError, ValueError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+    return _fallback(event, payload, project, reason, timeout_ms)
+
+
+def _fallback(event: str, payload: bytes, project: str, reason: str, timeout_ms: int) -> int:
+    """No daemon answered: run the same pipeline in this process (slower, still correct)."""
+    try:
+        here = __file__.rsplit("/", 3)[0]  # the directory holding the ultramax package
+        if here not in sys.path:
+            sys.path.insert(0, here)
+        if "site" not in sys.modules:  # started with -S: make the venv's packages importable
+            import site
+
+            site.main()
+        from ultramax.hook.fallback import run_in_process
+
+        return run_in_process(event, payload, project, reason, timeout_ms)
+    except BaseException as exc:  # top-level: never a traceback in Claude Code's session
+        if isinstance(exc, SystemExit | KeyboardInterrupt):
+            raise
+        _write(2, f"ultramax-hook: {type(exc).__name__}: {exc}; the event continues (failure policy)\n".encode())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The hook pipeline (seed section 5): dispatcher, stage contract, middleware, registry, stages."""
