@@ -53,18 +53,14 @@ def home(tmp_path: Path) -> Path:
     return path
 
 
-def write_recording_hook(
-    directory: Path, name: str, *, reply: Mapping[str, Any] | None = None
-) -> tuple[str, Path]:
+def write_recording_hook(directory: Path, name: str, *, reply: Mapping[str, Any] | None = None) -> tuple[str, Path]:
     """A hook command that appends its stdin payload to a log and prints ``reply`` as JSON.
 
     Returns the command for settings.json and the log's path (one JSON payload per line).
     """
     log = directory / f"{name}.jsonl"
     script = directory / f"{name}_hook.py"
-    script.write_text(
-        HOOK_SOURCE.format(log=str(log), reply=json.dumps(reply) if reply else ""), encoding="utf-8"
-    )
+    script.write_text(HOOK_SOURCE.format(log=str(log), reply=json.dumps(reply) if reply else ""), encoding="utf-8")
     return f"{shlex.quote(sys.executable)} {shlex.quote(str(script))}", log
 
 
@@ -273,9 +269,7 @@ def test_the_model_server_streams_a_scripted_tool_call_and_answers_side_requests
         "message_delta",
         "message_stop",
     ]
-    tool_json = "".join(
-        data["delta"]["partial_json"] for name, data in first if name == "content_block_delta"
-    )
+    tool_json = "".join(data["delta"]["partial_json"] for name, data in first if name == "content_block_delta")
     assert json.loads(tool_json) == {"command": "true", "description": "Run a shell command"}
     assert first[-2][1]["delta"]["stop_reason"] == "tool_use"
     assert side[2][1]["content_block"] == {"type": "text", "text": ""}

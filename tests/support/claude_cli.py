@@ -119,8 +119,7 @@ class ClaudeRun:
 class ClaudeTimeoutError(TimeoutError):
     def __init__(self, args: Sequence[str], timeout: float, stdout: str, stderr: str) -> None:
         super().__init__(
-            f"claude did not finish within {timeout}s\nargs: {list(args)}\n"
-            f"stdout:\n{stdout}\nstderr:\n{stderr}"
+            f"claude did not finish within {timeout}s\nargs: {list(args)}\nstdout:\n{stdout}\nstderr:\n{stderr}"
         )
         self.stdout = stdout
         self.stderr = stderr
@@ -159,9 +158,7 @@ def run_claude(
     """
     executable = claude or find_claude()
     if executable is None:
-        raise FileNotFoundError(
-            f"no claude executable; set {CLAUDE_BIN_ENV} or run scripts/install-claude-code.sh"
-        )
+        raise FileNotFoundError(f"no claude executable; set {CLAUDE_BIN_ENV} or run scripts/install-claude-code.sh")
     home.mkdir(parents=True, exist_ok=True)
     tools = list(allowed_tools)
     args = [str(executable), "-p", "--output-format", "json", *extra_args]

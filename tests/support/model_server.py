@@ -274,9 +274,7 @@ class ModelServer:
     ) -> list[RecordedRequest]:
         """Block until ``count`` requests satisfy ``predicate``; return them. Raises TimeoutError."""
         with self._changed:
-            if not self._changed.wait_for(
-                lambda: len([r for r in self._requests if predicate(r)]) >= count, timeout
-            ):
+            if not self._changed.wait_for(lambda: len([r for r in self._requests if predicate(r)]) >= count, timeout):
                 seen = ", ".join(f"{r.method} {r.path} [{r.kind}]" for r in self._requests) or "none"
                 raise TimeoutError(f"waited {timeout}s for {count} matching request(s); received: {seen}")
             return [r for r in self._requests if predicate(r)]
@@ -424,9 +422,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- responses -------------------------------------------------------------------------------------
 
-    def _stream_turn(
-        self, turn: Turn, request: RecordedRequest, raw: bytes, *, turn_index: int | None = None
-    ) -> None:
+    def _stream_turn(self, turn: Turn, request: RecordedRequest, raw: bytes, *, turn_index: int | None = None) -> None:
         model = request.body.get("model") if isinstance(request.body, dict) else None
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")

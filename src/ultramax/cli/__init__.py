@@ -1,0 +1,1 @@
+"""The ``ultramax`` command line: one module per command group, each a thin face over the library."""

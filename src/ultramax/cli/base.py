@@ -1,0 +1,52 @@
+"""What every CLI command receives, and the shared output helpers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ultramax.paths import Paths
+
+__all__ = ["CliContext", "Handler", "Subparsers", "emit_json", "project_root"]
+
+Subparsers = argparse._SubParsersAction  # type: ignore[type-arg]
+
+
+@dataclass(slots=True)
+class CliContext:
+    """Resolved once per invocation: where ultramax lives and which project the command is about."""
+
+    paths: Paths
+    project_dir: Path
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> CliContext:
+        project = Path(args.project_dir).resolve() if getattr(args, "project_dir", None) else project_root(Path.cwd())
+        return cls(paths=Paths.from_env(), project_dir=project)
+
+
+class Handler(Protocol):
+    def __call__(self, args: argparse.Namespace, ctx: CliContext) -> int: ...
+
+
+def project_root(start: Path) -> Path:
+    """The project a command is about: $CLAUDE_PROJECT_DIR, else the nearest parent holding .claude/ or .git/."""
+    env = os.environ.get("CLAUDE_PROJECT_DIR")
+    if env:
+        return Path(env).resolve()
+    start = start.resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / ".claude").is_dir() or (candidate / ".git").exists():
+            if candidate == Path.home().resolve() and candidate != start:
+                break  # ~/.claude is the user's, not a project's
+            return candidate
+    return start
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -1,0 +1,63 @@
+"""``ultramax``: the command-line face. Each group lives in its own module and registers itself here."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ultramax import __version__
+from ultramax.cli.base import CliContext
+from ultramax.errors import UltramaxError
+
+__all__ = ["build_parser", "main"]
+
+# command-group modules, each with register(subparsers)
+GROUPS = (
+    "ultramax.cli.status_cmd",
+    "ultramax.cli.config_cmd",
+    "ultramax.cli.mode_cmd",
+    "ultramax.cli.daemon_cmd",
+    "ultramax.cli.kill_cmd",
+    "ultramax.cli.audit_cmd",
+    "ultramax.cli.install_cmd",
+    "ultramax.cli.demo_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ultramax",
+        description="Memory, guardrails and cost control for the Claude Code CLI.",
+    )
+    parser.add_argument("--version", action="version", version=f"ultramax {__version__}")
+    parser.add_argument(
+        "--project-dir", metavar="DIR", help="project to act on (default: $CLAUDE_PROJECT_DIR or the current project)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in GROUPS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "func", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(handler(args, CliContext.from_args(args)))
+    except UltramaxError as exc:
+        print(f"ultramax: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

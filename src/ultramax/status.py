@@ -1,0 +1,66 @@
+"""``ultramax status``: the seed's status JSON (section 13 ``get_stats``), extended with the daemon, the mode,
+circuit breakers and the kill switch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ultramax import __version__
+from ultramax.audit import verify
+from ultramax.config import load_settings
+from ultramax.daemon.control import daemon_status
+from ultramax.modes import detect_mode
+from ultramax.paths import Paths
+from ultramax.safety.killswitch import KillSwitch
+
+__all__ = ["known_projects", "status_report"]
+
+
+def known_projects(paths: Paths) -> list[str]:
+    """Memory projects registered in ULTRAMAX_HOME (``projects.json``)."""
+    try:
+        data = json.loads(paths.projects_file.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return []
+    projects = data.get("projects", {}) if isinstance(data, dict) else {}
+    return sorted(projects) if isinstance(projects, dict) else []
+
+
+def status_report(paths: Paths, project_dir: Path, *, verify_audit: bool = True) -> dict[str, Any]:
+    settings = load_settings(paths, project_dir)
+    selection = detect_mode(project_dir, settings)
+    daemon = daemon_status(paths)
+    breakers: dict[str, Any] = daemon.detail.get("circuit_breakers", {})
+    projects = known_projects(paths)
+    switch = KillSwitch(paths.kill_switch)
+    report: dict[str, Any] = {
+        "version": __version__,
+        "available": daemon.running,
+        "daemon": {
+            "running": daemon.running,
+            "pid": daemon.pid,
+            "socket": daemon.socket,
+            "metrics_url": daemon.detail.get("metrics_url"),
+            "handled": daemon.detail.get("handled"),
+            "uptime_s": daemon.detail.get("uptime_s"),
+            "problem": daemon.problem,
+        },
+        "mode": {"name": selection.mode.name, "source": selection.source, "safety_level": selection.mode.safety_level},
+        "current_project": selection.mode.memory_project,
+        "project_dir": str(project_dir),
+        "projects_count": len(projects),
+        "projects": projects,
+        "circuit_breaker": {
+            "open": any(b.get("open") for b in breakers.values()),
+            "failures": sum(int(b.get("failures", 0)) for b in breakers.values()),
+        },
+        "circuit_breakers": breakers,
+        "kill_switch": {"engaged": switch.engaged, "path": str(switch.path), "note": switch.note() or None},
+        "settings_problems": [str(p) for p in settings.problems],
+    }
+    if verify_audit:
+        audit = verify(paths.audit_log, paths.audit_head)
+        report["audit"] = {"path": str(paths.audit_log), "records": audit.records, "verified": audit.ok}
+    return report
