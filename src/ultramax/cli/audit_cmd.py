@@ -51,7 +51,6 @@ def cmd_tail(args: argparse.Namespace, ctx: CliContext) -> int:
             print(f"(unreadable) {raw.rstrip()}")
             continue
         what = rec.get("summary") or rec.get("reason") or ""
-        print(
-            f"{rec.get('seq'):>6} {rec.get('ts', '')[:19]} {rec.get('event', ''):<18} {rec.get('decision', ''):<8} {what}"
-        )
+        seq, ts, event, decision = rec.get("seq"), rec.get("ts", "")[:19], rec.get("event", ""), rec.get("decision", "")
+        print(f"{seq:>6} {ts} {event:<18} {decision:<8} {what}")
     return 0
