@@ -43,7 +43,6 @@ _EXPORTS = {
     "HookContext": "ultramax.pipeline.stage",
     "register_stage": "ultramax.pipeline.registry",
     "KillSwitch": "ultramax.safety.killswitch",
-    "redact": "ultramax.redact",
 }
 
 __all__ = [
@@ -76,7 +75,6 @@ __all__ = [
     "load_settings",
     "parse_event",
     "parse_payload",
-    "redact",
     "register_stage",
     "render",
     "verify",
@@ -102,7 +100,6 @@ if TYPE_CHECKING:
     from ultramax.pipeline.dispatcher import Dispatcher
     from ultramax.pipeline.registry import register_stage
     from ultramax.pipeline.stage import HookContext, StageOutput, StageResult
-    from ultramax.redact import redact
     from ultramax.runtime import Runtime
     from ultramax.safety.killswitch import KillSwitch
 

@@ -55,6 +55,9 @@ class AuditLog:
         self._lock = threading.Lock()
         # cache of the chain's tail, valid while the file size is what we last saw
         self._tail: tuple[int, int, str] | None = None  # (size, seq, hash)
+        # descriptors stay open between appends: a long-running writer (the daemon) pays no open/close per record
+        self._fd: int | None = None
+        self._head_fd: int | None = None
 
     def append(self, entry: dict[str, Any]) -> dict[str, Any]:
         """Chain ``entry`` onto the log and return the full record; raise AuditError if it cannot be stored."""
@@ -84,16 +87,40 @@ class AuditLog:
 
     @contextlib.contextmanager
     def _locked_fd(self) -> Iterator[int]:
+        fd = self._fd
+        if fd is None or not self._same_file(fd):
+            self.close()
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise AuditError(f"cannot open audit log {self.path}: {exc.strerror}") from exc
+            self._tail = None
+        fcntl.flock(fd, fcntl.LOCK_EX)  # other processes (an in-process hook) append to the same file
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise AuditError(f"cannot open audit log {self.path}: {exc.strerror}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             yield fd
         finally:
-            os.close(fd)  # closing releases the flock
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _same_file(self, fd: int) -> bool:
+        """False if the log was moved aside or deleted since we opened it (then a new chain starts)."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return False
+        own = os.fstat(fd)
+        return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+
+    def close(self) -> None:
+        for attr in ("_fd", "_head_fd"):
+            fd = getattr(self, attr)
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                setattr(self, attr, None)
+
+    def __del__(self) -> None:
+        self.close()
 
     def _tail_of(self, fd: int) -> tuple[int, int, str]:
         size = os.fstat(fd).st_size
@@ -131,11 +158,9 @@ class AuditLog:
 
     def _write_head(self, seq: int, hash_: str) -> None:
         # in place: seq only grows, so the text never gets shorter and no stale bytes remain
-        fd = os.open(self.head_path, os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            os.pwrite(fd, f"{seq} {hash_}\n".encode(), 0)
-        finally:
-            os.close(fd)
+        if self._head_fd is None:
+            self._head_fd = os.open(self.head_path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.pwrite(self._head_fd, f"{seq} {hash_}\n".encode(), 0)
 
 
 def _write_all(fd: int, data: bytes) -> None:

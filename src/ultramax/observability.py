@@ -10,6 +10,7 @@ import json
 import logging
 import logging.handlers
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+class _LogFileHandler(logging.handlers.WatchedFileHandler):
+    """Reopens the file after logrotate moves it, checking at most once a second (not on every line)."""
+
+    _checked = 0.0
+
+    def reopenIfNeeded(self) -> None:
+        now = time.monotonic()
+        if now - self._checked >= 1.0:
+            self._checked = now
+            super().reopenIfNeeded()
+
+
 _configured: set[Path] = set()
 _config_lock = threading.Lock()
 
@@ -99,7 +112,7 @@ def configure_logging(logs_dir: Path, level: str = "INFO") -> None:
                 if getattr(old, "_ultramax", False):
                     logger.removeHandler(old)
                     old.close()
-            handler = logging.handlers.WatchedFileHandler(logs_dir / filename, encoding="utf-8", delay=True)
+            handler = _LogFileHandler(logs_dir / filename, encoding="utf-8", delay=True)
             handler.setFormatter(JsonFormatter())
             handler._ultramax = True  # type: ignore[attr-defined]
             logger.addHandler(handler)

@@ -18,7 +18,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S),
     ),
     ("anthropic-key", re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{16,}")),
-    ("openai-key", re.compile(r"\bsk-(?:proj-|live-|test-)?[A-Za-z0-9_\-]{20,}")),
+    ("openai-key", re.compile(r"\bsk-(?:proj-|live-|test-|svcacct-|admin-)?(?=[A-Za-z0-9_\-]*\d)[A-Za-z0-9_\-]{20,}")),
     ("stripe-key", re.compile(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}")),
     ("aws-access-key", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),
     ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})")),
@@ -26,20 +26,35 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("slack-token", re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}")),
     ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}")),
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}")),
-    ("bearer-token", re.compile(r"(?i)(?<=\bbearer )[A-Za-z0-9._~+/\-]{16,}=*")),
-    ("url-password", re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)")),
+    ("bearer-token", re.compile(r"(?i)(?<=\bbearer )(?=[A-Za-z0-9._~+/\-]*\d)[A-Za-z0-9._~+/\-]{16,}=*")),
+    ("url-password", re.compile(r"(?<=://)(?!\[REDACTED:)[^/\s:@]+:[^/\s@]+(?=@)")),
     (
+        # NAME=value / "name": "value" where the name *ends* in a secret word: DB_PASSWORD, apiKey,
+        # "client_secret", --password. Names that merely contain one (tokenizer, max_tokens, token_count,
+        # password_reset_url, Secretary) and the shell's PWD/OLDPWD are ordinary text.
         "secret-assignment",
         re.compile(
-            r"(?i)(?<![A-Za-z0-9])((?:[A-Z0-9_]*?)(?:SECRET|TOKEN|PASSWORD|PASSWD|PWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY"
-            r"|CREDENTIALS?)[A-Z0-9_]*)(\s*[:=]\s*)(['\"]?)([^\s'\"]{4,})\3"
+            r"(?<![A-Za-z0-9_\-])(?!(?i:(?:old)?pwd)\b)"
+            r"([A-Za-z0-9_\-]*?(?i:secret|token|password|passwd|passphrase|pwd|api[_\-]?key|access[_\-]?key"
+            r"|private[_\-]?key|secret[_\-]?key|auth[_\-]?key|credentials?)\d*)(?![A-Za-z0-9_\-])"
+            r"(['\"]?\s*[:=]\s*)(['\"]?)(?!\[REDACTED:)([^\s'\"]{4,})\3"
         ),
     ),
 )
 
 
+# One cheap pass decides whether any pattern can match at all; almost all text has no secret in it.
+_MAYBE = re.compile(
+    r"PRIVATE KEY|sk-|[rs]k_|AKIA|ASIA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|AIza|eyJ|://[^/\s]*@|"
+    r"(?i:bearer |secret|token|passw|passphrase|pwd|credential"
+    r"|api[_\-]?key|access[_\-]?key|private[_\-]?key|auth[_\-]?key)"
+)
+
+
 def redact(text: str) -> str:
     """``text`` with every recognised secret replaced by ``[REDACTED:<kind>]``."""
+    if not _MAYBE.search(text):
+        return text
     for kind, pattern in _PATTERNS:
         if kind == "secret-assignment":
             text = pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}[REDACTED:secret]{m.group(3)}", text)

@@ -55,11 +55,11 @@ class Runtime:
         self.paths.ensure_home()
         self.metrics = metrics
         self.registry = registry or default_registry()
-        base = Settings.defaults()
+        base = load_settings(self.paths)  # the user's file: these knobs are per user, not per project
         self.audit = AuditLog(self.paths.audit_log, self.paths.audit_head, fsync=base.get("ultramax.auditFsync"))
         self.services = StageServices(self.paths, self.audit, metrics)
         self._settings_cache: dict[Path | None, tuple[tuple[float, ...], Settings]] = {}
-        self._pipelines: dict[tuple[str, tuple[str, ...]], Dispatcher] = {}
+        self._pipelines: dict[tuple[str, tuple[str, ...], int], Dispatcher] = {}
         self._limiters: dict[int, RateLimiter] = {}
         self._lock = threading.Lock()
         if configure_logs:
@@ -83,16 +83,27 @@ class Runtime:
 
     def pipeline_for(self, selection: ModeSelection, settings: Settings) -> Dispatcher:
         names = tuple(settings.get("ultramax.hookStages") or selection.mode.hook_stages)
-        key = (selection.mode.name, names)
+        rate = int(settings.get("safety.rateLimitPerMinute"))
+        key = (selection.mode.name, names, rate)
         with self._lock:
             dispatcher = self._pipelines.get(key)
             if dispatcher is None:
                 stages, missing = self.registry.build(names, self.services)
-                rate = int(settings.get("safety.rateLimitPerMinute"))
                 limiter = self._limiters.setdefault(rate, RateLimiter(rate, 60.0))
                 dispatcher = Dispatcher(stages, rate_limiter=limiter if rate else None, missing=missing)
                 self._pipelines[key] = dispatcher
             return dispatcher
+
+    def breaker_snapshots(self) -> dict[str, dict[str, object]]:
+        """Circuit-breaker state of every stage of every pipeline built so far, keyed ``mode/stage``."""
+        with self._lock:
+            pipelines = list(self._pipelines.items())
+        return {f"{key[0]}/{name}": b.snapshot() for key, d in pipelines for name, b in d.breakers.items()}
+
+    def needs_worker(self, project_hint: str | None) -> bool:
+        """Whether some pipeline may block (a stage marked ``blocking``): then callers use a worker thread."""
+        with self._lock:
+            return any(d.blocking for d in self._pipelines.values())
 
     # -- the hook entry point -----------------------------------------------------------------------------
     def handle(

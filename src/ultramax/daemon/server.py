@@ -58,7 +58,8 @@ class DaemonServer:
         self.handled = 0
         self._lock_fd: int | None = None
         self._stop: asyncio.Event | None = None
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._open: set[_HookProtocol] = set()
+        self._drained = asyncio.Event()
         self._http: ThreadingHTTPServer | None = None
         self._count_lock = threading.Lock()
 
@@ -95,9 +96,7 @@ class DaemonServer:
             self.paths.socket.unlink()  # stale: we hold the lock, so nobody is serving it
         old_umask = os.umask(0o177)  # the socket is born 0600: no window where others could connect
         try:
-            server = await asyncio.start_unix_server(
-                lambda r, w: self._on_connect(r, w, executor), path=str(self.paths.socket), limit=_HEADER_MAX
-            )
+            server = await loop.create_unix_server(lambda: _HookProtocol(self, executor), path=str(self.paths.socket))
         finally:
             os.umask(old_umask)
         os.chmod(self.paths.socket, 0o600)
@@ -121,8 +120,10 @@ class DaemonServer:
                 await self._stop.wait()
                 server.close()
                 await server.wait_closed()
-                if self._inflight:  # graceful: finish what was accepted
-                    await asyncio.wait(self._inflight, timeout=10)
+                if self._open:  # graceful: finish the calls already accepted
+                    self._drained.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._drained.wait(), timeout=10)
         finally:
             executor.shutdown(wait=True)
             if self._http is not None:
@@ -135,53 +136,45 @@ class DaemonServer:
             self._stop.set()
 
     # -- connections ---------------------------------------------------------------------------------------
-    async def _on_connect(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, executor: ThreadPoolExecutor
-    ) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._inflight.add(task)
-        try:
-            reply = await self._serve_one(reader, writer, executor)
-            writer.write(reply)
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the hook process went away (timed out); nothing to answer
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-            if task is not None:
-                self._inflight.discard(task)
+    def connection_opened(self, conn: _HookProtocol) -> None:
+        self._open.add(conn)
 
-    async def _serve_one(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, executor: ThreadPoolExecutor
-    ) -> bytes:
-        peer_uid = _peer_uid(writer)
-        if peer_uid is not None and peer_uid != os.getuid():
-            return HookReply(0, "", f"ultramax: connection from uid {peer_uid} refused\n").encode()
-        try:
-            header = await reader.readuntil(b"\n")
-        except asyncio.LimitOverrunError:
-            return HookReply(0, "", "ultramax: request header too long\n").encode()
-        event, _, project = header.decode("utf-8", "replace").rstrip("\n").partition("\t")
+    def connection_closed(self, conn: _HookProtocol) -> None:
+        self._open.discard(conn)
+        if not self._open:
+            self._drained.set()
+
+    def answer(self, conn: _HookProtocol, request: bytes, executor: ThreadPoolExecutor) -> None:
+        """Decide one request and write the reply on ``conn`` (now, or when the worker thread is done)."""
+        if conn.peer_uid is not None and conn.peer_uid != os.getuid():
+            conn.reply(HookReply(0, "", f"ultramax: connection from uid {conn.peer_uid} refused\n").encode())
+            return
+        header, sep, payload = request.partition(b"\n")
+        if not sep:
+            conn.reply(HookReply(0, "", "ultramax: request has no header line; the event continues\n").encode())
+            return
+        event, _, project = header.decode("utf-8", "replace").partition("\t")
         if event.startswith("!"):
-            return self._control(event[1:]).encode()
-        payload = await reader.read(self.max_payload + 1)
-        if len(payload) > self.max_payload:
-            # drain and discard the rest so the client sees our answer instead of a reset
-            while await reader.read(1 << 20):
-                pass
+            conn.reply(self._control(event[1:]).encode())
+            return
         runtime = self.runtime
         assert runtime is not None
+        peer_uid = conn.peer_uid
+
+        def decide() -> bytes:
+            outcome = runtime.handle(event or None, payload, peer_uid=peer_uid, project_hint=project or None)
+            with self._count_lock:
+                self.handled += 1
+            return outcome.reply.encode()
+
+        # Fast pipelines run on the loop: a hand-off to a worker thread costs more CPU than the whole pipeline
+        # (measured: 0.58 vs 1.11 ms per request). Pipelines with a blocking stage go to the pool.
+        if not runtime.needs_worker(project or None):
+            conn.reply(decide())
+            return
         loop = asyncio.get_running_loop()
-        outcome = await loop.run_in_executor(
-            executor,
-            lambda: runtime.handle(event or None, payload, peer_uid=peer_uid, project_hint=project or None),
-        )
-        with self._count_lock:
-            self.handled += 1
-        return outcome.reply.encode()
+        future = loop.run_in_executor(executor, decide)
+        future.add_done_callback(lambda f: conn.reply(f.result()) if not f.cancelled() else conn.abort())
 
     def _control(self, command: str) -> HookReply:
         if command == "status":
@@ -195,17 +188,13 @@ class DaemonServer:
         return HookReply(2, "", f"unknown control command {command!r}\n")
 
     def status(self) -> dict[str, Any]:
-        breakers: dict[str, Any] = {}
-        if self.runtime is not None:
-            for (mode, _names), dispatcher in list(self.runtime._pipelines.items()):
-                for name, breaker in dispatcher.breakers.items():
-                    breakers[f"{mode}/{name}"] = breaker.snapshot()
+        breakers = self.runtime.breaker_snapshots() if self.runtime is not None else {}
         return {
             "pid": os.getpid(),
             "version": __version__,
             "uptime_s": round(time.time() - self.started, 1),
             "handled": self.handled,
-            "inflight": len(self._inflight),
+            "inflight": max(0, len(self._open) - 1),  # minus this status request
             "metrics_url": self._metrics_url(),
             "circuit_breakers": breakers,
         }
@@ -254,8 +243,48 @@ class DaemonServer:
         return self._metrics_url()
 
 
-def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
-    sock = writer.get_extra_info("socket")
+class _HookProtocol(asyncio.Protocol):
+    """One hook call: buffer the request (capped) until EOF, then answer and close."""
+
+    def __init__(self, daemon: DaemonServer, executor: ThreadPoolExecutor) -> None:
+        self.daemon, self.executor = daemon, executor
+        self.cap = _HEADER_MAX + daemon.max_payload + 1  # one byte over the limit so the runtime can refuse
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.peer_uid: int | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.peer_uid = _peer_uid(transport.get_extra_info("socket"))
+        self.daemon.connection_opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.size < self.cap:  # past the cap the rest is read and dropped, so the client still gets an answer
+            self.chunks.append(data[: self.cap - self.size])
+        self.size += len(data)
+
+    def eof_received(self) -> bool:
+        self.daemon.answer(self, b"".join(self.chunks), self.executor)
+        self.chunks = []
+        return True  # keep the transport open for the reply
+
+    def reply(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.daemon.connection_closed(self)
+
+
+def _peer_uid(sock: Any) -> int | None:
+    """The connecting process's uid, from the kernel (SO_PEERCRED): real authentication of the caller."""
     if sock is None or not hasattr(socket, "SO_PEERCRED"):
         return None
     try:

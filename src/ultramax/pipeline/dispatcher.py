@@ -45,6 +45,11 @@ class Dispatcher:
         self.breakers = {s.name: CircuitBreaker(s.name, breaker_threshold, breaker_reset) for s in stages}
 
     @property
+    def blocking(self) -> bool:
+        """True if a stage declares it may block (slow I/O, model inference) and must not run on an event loop."""
+        return any(getattr(s, "blocking", False) for s in (*self.decide, *self.record))
+
+    @property
     def stage_names(self) -> list[str]:
         return [s.name for s in (*self.decide, *self.record)]
 

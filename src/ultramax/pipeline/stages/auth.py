@@ -8,6 +8,7 @@ and ``safety.allowedTools`` restricts which tools may run at all.
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 from typing import Any, Literal
@@ -27,6 +28,7 @@ _REQUIRED_INPUT: dict[str, tuple[tuple[str, type], ...]] = {
 }
 
 
+@functools.lru_cache(maxsize=64)
 def _user_name(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name

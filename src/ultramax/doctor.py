@@ -1,0 +1,582 @@
+"""``ultramax doctor``: find the set-up problems that make ultramax silently do nothing (or do it twice).
+
+Claude Code treats a hook that cannot start (exit 127) as a non-blocking error, so a moved venv, a command
+missing from a GUI-launched Claude Code's PATH or ``disableAllHooks`` switch the safety gate off without a
+word. A hook registered in two places runs twice (Claude Code dedupes identical commands across settings
+files only, never against a plugin). Each check says what is wrong and the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ultramax.daemon.control import daemon_status
+from ultramax.install import (
+    CLIENT_SUFFIX,
+    HOOK_EVENTS,
+    HookRef,
+    find_ultramax_hooks,
+    plugin_hooks_json,
+)
+from ultramax.paths import Paths, project_settings_files
+from ultramax.safety.killswitch import KillSwitch
+
+__all__ = [
+    "EVENT_SINCE",
+    "MANAGED_SETTINGS",
+    "MINIMAL_PATH",
+    "Check",
+    "Source",
+    "check_duplicates",
+    "collect_sources",
+    "run_doctor",
+    "worst",
+]
+
+Status = Literal["ok", "warn", "fail"]
+
+# What a non-interactive /bin/sh started from a GUI or an IDE typically has (rc files are not sourced).
+MINIMAL_PATH = "/usr/bin:/bin"
+# Managed (enterprise) settings: they can switch every other hook off.
+MANAGED_SETTINGS = (
+    Path("/etc/claude-code/managed-settings.json"),
+    Path("/Library/Application Support/ClaudeCode/managed-settings.json"),
+)
+# Claude Code version that introduced each event ultramax registers (CHANGELOG); older ones never fire it.
+EVENT_SINCE: dict[str, tuple[int, int, int]] = {
+    "PreCompact": (1, 0, 48),
+    "UserPromptSubmit": (1, 0, 54),
+    "SessionStart": (1, 0, 62),
+    "SessionEnd": (1, 0, 85),
+    "SubagentStart": (2, 0, 43),
+    "PermissionRequest": (2, 0, 45),
+    "PostCompact": (2, 1, 76),
+    "StopFailure": (2, 1, 78),
+}
+_VERSION_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One finding: ``fix`` is the command or edit that resolves a warn/fail."""
+
+    name: str
+    status: Status
+    message: str
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Source:
+    """A place Claude Code reads hooks from: a settings file or an enabled ultramax plugin."""
+
+    kind: Literal["settings", "plugin"]
+    label: str  # "user", "project", "local" or the plugin key
+    path: Path
+    data: dict[str, Any] | None = None
+    error: str | None = None
+    refs: list[HookRef] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return f"{self.label} settings ({self.path})" if self.kind == "settings" else f"plugin {self.label}"
+
+
+# --- reading the sources -------------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(data, None), (None, None) if absent, or (None, why) if unusable -- never raises."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"cannot read ({exc})"
+    if not text.strip():
+        return {}, None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+    if not isinstance(data, dict):
+        return None, f"must be a JSON object, got {type(data).__name__}"
+    hooks = data.get("hooks")
+    if hooks is not None and not isinstance(hooks, dict):
+        return data, f'"hooks" must be an object, got {type(hooks).__name__}'
+    return data, None
+
+
+def _settings_sources(paths: Paths, project_dir: Path) -> list[Source]:
+    shared, local = project_settings_files(project_dir)
+    sources = [Source("settings", "user", paths.user_settings)]
+    for label, path in (("project", shared), ("local", local)):
+        with contextlib.suppress(OSError):
+            if path.resolve() == paths.user_settings.resolve():
+                continue  # the project is $HOME: its .claude/settings.json is the user file
+        sources.append(Source("settings", label, path))
+    for src in sources:
+        src.data, src.error = _read_json(src.path)
+        if src.data is not None and src.error is None:
+            src.refs = find_ultramax_hooks(src.data)
+    return sources
+
+
+def _enabled_ultramax_plugins(settings: list[Source]) -> list[str]:
+    """Plugin keys ``ultramax@<marketplace>`` enabled after precedence (user < project < local)."""
+    enabled: dict[str, bool] = {}
+    for src in settings:
+        plugins = (src.data or {}).get("enabledPlugins")
+        if isinstance(plugins, dict):
+            for key, value in plugins.items():
+                if isinstance(key, str) and key.split("@", 1)[0] == "ultramax":
+                    enabled[key] = bool(value)
+    return [key for key, on in enabled.items() if on]
+
+
+def _installed_plugin_hooks(paths: Paths, key: str) -> tuple[Path, dict[str, Any]] | None:
+    """The hooks.json of an installed plugin copy: installed_plugins.json first, then the cache layout."""
+    plugins_dir = paths.claude_dir / "plugins"
+    data, _ = _read_json(plugins_dir / "installed_plugins.json")
+    entries = (data or {}).get("plugins", {}).get(key) if isinstance((data or {}).get("plugins"), dict) else None
+    candidates: list[Path] = []
+    for entry in entries if isinstance(entries, list) else [entries]:
+        if isinstance(entry, dict) and isinstance(entry.get("installPath"), str):
+            candidates.append(Path(entry["installPath"]) / "hooks" / "hooks.json")
+    marketplace = key.split("@", 1)[1] if "@" in key else "*"
+    cached = (plugins_dir / "cache").glob(f"{marketplace}/ultramax/*/hooks/hooks.json")
+    candidates += sorted(cached, key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in candidates:
+        hooks, error = _read_json(path)
+        if hooks is not None and error is None:
+            return path, hooks
+    return None
+
+
+def collect_sources(paths: Paths, project_dir: Path) -> list[Source]:
+    """Settings files (user, project, local) and every enabled ultramax plugin."""
+    sources = _settings_sources(paths, project_dir)
+    for key in _enabled_ultramax_plugins(sources):
+        found = _installed_plugin_hooks(paths, key)
+        if found is None:  # enabled but not (yet) in the cache: assume what this version ships
+            from ultramax.install import plugin_dir
+
+            path, data = plugin_dir() / "hooks" / "hooks.json", plugin_hooks_json()
+        else:
+            path, data = found
+        sources.append(Source("plugin", key, path, data, None, find_ultramax_hooks(data)))
+    return sources
+
+
+# --- checks --------------------------------------------------------------------------------------------
+
+
+def _parse_version(text: str) -> tuple[int, int, int] | None:
+    match = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def check_claude(claude_bin: str | None, env: Mapping[str, str], paths: Paths | None = None) -> Check:
+    name = claude_bin or env.get("ULTRAMAX_CLAUDE_BIN") or "claude"
+    exe = name if "/" in name else shutil.which(name, path=env.get("PATH"))
+    if not exe or not os.access(exe, os.X_OK):
+        # the native installer and the old "local" install put it outside the default PATH
+        homes = [Path(env["HOME"]) / ".local" / "bin" / "claude"] if env.get("HOME") else []
+        homes += [paths.claude_dir / "local" / "claude"] if paths is not None else []
+        elsewhere = next((p for p in homes if _executable(p)), None)
+        if elsewhere is not None and name == "claude":
+            return Check(
+                "claude",
+                "warn",
+                f"Claude Code is installed at {elsewhere} but that directory is not on PATH",
+                f'add it to PATH (export PATH="{elsewhere.parent}:$PATH"), or set ULTRAMAX_CLAUDE_BIN={elsewhere}',
+            )
+        return Check(
+            "claude",
+            "fail",
+            f"Claude Code not found ({name!r} is not an executable on PATH)",
+            "install Claude Code (https://code.claude.com/docs/en/setup), or set ULTRAMAX_CLAUDE_BIN=/path/to/claude",
+        )
+    try:
+        proc = subprocess.run(
+            [exe, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=_VERSION_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return Check("claude", "warn", f"`{exe} --version` did not answer in {_VERSION_TIMEOUT_S:g} s", "")
+    except OSError as exc:
+        return Check("claude", "fail", f"cannot run {exe} ({exc})", "reinstall Claude Code or fix ULTRAMAX_CLAUDE_BIN")
+    output = (proc.stdout or proc.stderr).strip().splitlines()
+    first = output[0] if output else ""
+    if proc.returncode != 0:
+        return Check("claude", "warn", f"`{exe} --version` exited {proc.returncode}: {first}", "")
+    version = _parse_version(first)
+    if version is not None:
+        unknown = [e for e in HOOK_EVENTS if version < EVENT_SINCE.get(e, (0, 0, 0))]
+        if unknown:
+            return Check(
+                "claude",
+                "warn",
+                f"Claude Code {first} ({exe}) predates hook events ultramax uses: {', '.join(unknown)}",
+                "update Claude Code: `claude update`",
+            )
+    return Check("claude", "ok", f"Claude Code {first or '(version unknown)'} ({exe})")
+
+
+def _check_files(sources: list[Source]) -> list[Check]:
+    checks: list[Check] = []
+    fine: list[str] = []
+    for src in sources:
+        if src.kind != "settings":
+            continue
+        if src.error:
+            checks.append(
+                Check(
+                    "settings",
+                    "fail",
+                    f"{src.path}: {src.error}; Claude Code ignores its hooks",
+                    f"fix {src.path} by hand (ultramax never rewrites a file it cannot parse)",
+                )
+            )
+        elif src.data is not None:
+            fine.append(str(src.path))
+    if fine:
+        checks.append(Check("settings", "ok", "valid: " + ", ".join(fine)))
+    elif not checks:
+        checks.append(Check("settings", "ok", "no settings files yet"))
+    return checks
+
+
+def _check_disabled(sources: list[Source], managed: tuple[Path, ...]) -> list[Check]:
+    checks: list[Check] = []
+    managed_data = [(p, d) for p in managed for d in [_read_json(p)[0]] if d]
+    for path, data in managed_data:
+        if data.get("allowManagedHooksOnly") is True:
+            checks.append(
+                Check(
+                    "disableAllHooks",
+                    "fail",
+                    f"{path} sets allowManagedHooksOnly: only your organisation's hooks run, ultramax's never",
+                    "ask your administrator to allow user hooks, or to deploy ultramax as a managed hook",
+                )
+            )
+    # precedence: managed > local > project > user; the first file that sets it decides
+    ordered = [(p, d) for p, d in managed_data] + [
+        (s.path, s.data) for s in reversed(sources) if s.kind == "settings" and s.data is not None
+    ]
+    for path, data in ordered:
+        if "disableAllHooks" in data:
+            if data["disableAllHooks"] is True:
+                checks.append(
+                    Check(
+                        "disableAllHooks",
+                        "fail",
+                        f"{path} sets disableAllHooks: true, so Claude Code runs no hooks at all",
+                        f'remove "disableAllHooks" from {path}',
+                    )
+                )
+            break
+    return checks or [Check("disableAllHooks", "ok", "hooks are enabled")]
+
+
+def _registrations(sources: list[Source]) -> dict[str, list[tuple[Source, HookRef]]]:
+    by_event: dict[str, list[tuple[Source, HookRef]]] = {e: [] for e in HOOK_EVENTS}
+    for src in sources:
+        for ref in src.refs:
+            by_event.setdefault(ref.event, []).append((src, ref))
+    return by_event
+
+
+def _check_installed(sources: list[Source]) -> Check:
+    by_event = _registrations(sources)
+    missing = [e for e in HOOK_EVENTS if not by_event[e]]
+    where = sorted({src.title for regs in by_event.values() for src, _ in regs})
+    looked = ", ".join(s.title for s in sources)
+    if len(missing) == len(HOOK_EVENTS):
+        return Check(
+            "hooks",
+            "fail",
+            f"ultramax's hooks are not registered anywhere Claude Code looks ({looked})",
+            "ultramax install   (or --project / --local for this project only)",
+        )
+    if missing:
+        return Check(
+            "hooks",
+            "fail" if "PreToolUse" in missing else "warn",
+            f"ultramax's hooks are missing for: {', '.join(missing)} (found in {', '.join(where)})",
+            "ultramax install   (re-running adds the missing events and changes nothing else)",
+        )
+    return Check("hooks", "ok", f"all {len(HOOK_EVENTS)} events registered ({', '.join(where)})")
+
+
+def check_duplicates(sources: list[Source]) -> Check:
+    """Events ultramax handles more than once per firing.
+
+    Claude Code collapses identical commands across settings files, but keeps every plugin copy and every
+    distinct command -- e.g. the same hook installed from two venvs, or installed and also enabled as plugin.
+    """
+    twice: list[str] = []
+    involved: set[str] = set()
+    for event, regs in _registrations(sources).items():
+        commands = {(ref.command, tuple(ref.argv)) for src, ref in regs if src.kind == "settings"}
+        runs = len(commands) + sum(1 for src, _ in regs if src.kind == "plugin")
+        if runs > 1:
+            twice.append(f"{event} x{runs}")
+            involved.update(src.title for src, _ in regs)
+    if not twice:
+        return Check("duplicates", "ok", "each event runs ultramax once")
+    scopes = sorted({s.label for s in sources if s.kind == "settings" and s.title in involved})
+    plugins = sorted({s.label for s in sources if s.kind == "plugin" and s.title in involved})
+    fixes = [f"`claude plugin disable {p}`" for p in plugins] if plugins and scopes else []
+    fixes += [f"`ultramax uninstall --{s}`" for s in scopes]
+    return Check(
+        "duplicates",
+        "fail",
+        f"ultramax runs more than once per event ({', '.join(twice)}) via {'; '.join(sorted(involved))}",
+        "keep one registration: " + " or ".join(fixes) + ", then `ultramax install` in the scope you keep"
+        if fixes
+        else "remove the duplicate handlers, then run `ultramax install` once",
+    )
+
+
+def _command_v(name: str, path: str) -> str | None:
+    """Where a non-interactive ``sh`` with this PATH finds ``name`` (as Claude Code's shell would)."""
+    try:
+        proc = subprocess.run(
+            ["/bin/sh", "-c", 'command -v -- "$1"', "sh", name],
+            env={"PATH": path},
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = proc.stdout.strip()
+    return found if proc.returncode == 0 and found else None
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _check_command(src: Source, ref: HookRef, env: Mapping[str, str]) -> Check | None:
+    argv = ref.argv
+    fix = (
+        f"`ultramax install --{src.label}` from the ultramax you use now (it rewrites the command)"
+        if src.kind == "settings"
+        else "`pip install ultramax` into an environment whose bin directory is on Claude Code's PATH"
+    )
+    if not argv:
+        return Check("command", "fail", f"{src.title}: {ref.event} has an empty command", fix)
+    exe = argv[0]
+    if "${" in exe or exe.startswith("$"):
+        return None  # expanded by Claude Code at run time; nothing to resolve here
+    if "/" in exe:
+        if not _executable(Path(exe)):
+            what = "does not exist" if not Path(exe).exists() else "is not executable"
+            return Check(
+                "command",
+                "fail",
+                f"{src.title}: {ref.event} runs {exe}, which {what} (a moved or deleted venv?); "
+                "Claude Code treats that as a non-blocking error, so ultramax is silently off",
+                fix,
+            )
+    else:
+        anywhere = shutil.which(exe, path=env.get("PATH"))
+        minimal = _command_v(exe, MINIMAL_PATH)
+        if anywhere is None and minimal is None:
+            return Check("command", "fail", f"{src.title}: {ref.event} runs `{exe}`, which is not on PATH", fix)
+        if minimal is None:
+            return Check(
+                "command",
+                "warn",
+                f"{src.title}: `{exe}` is on your shell's PATH ({anywhere}) but not on a minimal PATH "
+                f"({MINIMAL_PATH}); a Claude Code started from a GUI or an IDE may not find it (exit 127, "
+                "hook silently off)",
+                "prefer `ultramax install`, which registers absolute paths"
+                if src.kind == "plugin"
+                else f"`ultramax install --{src.label}` (absolute paths)",
+            )
+    for word in argv[1:]:
+        if word.endswith(CLIENT_SUFFIX) and "${" not in word and not Path(word).is_file():
+            return Check(
+                "command",
+                "fail",
+                f"{src.title}: {ref.event} runs the hook client {word}, which does not exist",
+                fix,
+            )
+    return None
+
+
+def _check_commands(sources: list[Source], env: Mapping[str, str]) -> list[Check]:
+    checks: list[Check] = []
+    seen: set[tuple[str, str, str]] = set()
+    for src in sources:
+        for ref in src.refs:
+            client = next((w for w in ref.argv if w.endswith(CLIENT_SUFFIX)), "")
+            key = (src.title, ref.argv[0] if ref.argv else "", client)
+            if key not in seen:  # one finding per interpreter and client, not one per event
+                seen.add(key)
+                problem = _check_command(src, ref, env)
+                if problem is not None:
+                    checks.append(problem)
+            timeout = ref.timeout
+            if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 600:
+                checks.append(
+                    Check(
+                        "timeout",
+                        "fail",
+                        f"{src.title}: {ref.event} has timeout {timeout}: Claude Code reads SECONDS, so a hung "
+                        "hook would stall the session for minutes",
+                        f"`ultramax install --{src.label}`" if src.kind == "settings" else "update the plugin",
+                    )
+                )
+    if not checks and seen:
+        checks.append(Check("command", "ok", "hook commands resolve to an existing interpreter and client"))
+    return checks
+
+
+def _socket_refuses(path: Path) -> bool:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(1.0)
+        s.connect(str(path))
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+    return False
+
+
+def _check_daemon(paths: Paths) -> Check:
+    status = daemon_status(paths)
+    if status.running:
+        return Check("daemon", "ok", f"daemon running (pid {status.pid}, socket {status.socket})")
+    if paths.socket.is_socket():
+        if _socket_refuses(paths.socket):
+            return Check(
+                "daemon",
+                "warn",
+                f"stale socket {paths.socket}: the daemon died without removing it; hooks run in-process (slower)",
+                "ultramax daemon start   (removes the stale socket)",
+            )
+        return Check(
+            "daemon",
+            "fail",
+            f"the daemon listens on {paths.socket} but does not answer ({status.problem}); every hook waits for "
+            "its timeout before running in-process",
+            "ultramax daemon restart",
+        )
+    detail = f" ({status.problem})" if status.problem else ""
+    return Check(
+        "daemon",
+        "warn",
+        f"daemon not running{detail}; hooks run in-process (slower) and start it for next time",
+        "ultramax daemon start",
+    )
+
+
+def _check_permissions(paths: Paths) -> list[Check]:
+    checks: list[Check] = []
+    try:
+        st = paths.home.stat()
+    except FileNotFoundError:
+        return [Check("permissions", "ok", f"{paths.home} not created yet (the first hook creates it, mode 0700)")]
+    except OSError as exc:
+        return [Check("permissions", "fail", f"cannot stat {paths.home} ({exc})", f"check {paths.home}")]
+    if st.st_uid != os.getuid():
+        checks.append(
+            Check(
+                "permissions",
+                "fail",
+                f"{paths.home} belongs to uid {st.st_uid}, not you (uid {os.getuid()})",
+                f"chown -R $(id -u) {paths.home}",
+            )
+        )
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        checks.append(
+            Check(
+                "permissions",
+                "fail",
+                f"{paths.home} is mode {mode:04o}: other users can read the audit log or reach the daemon socket",
+                f"chmod 700 {paths.home}",
+            )
+        )
+    try:
+        sock_mode = stat.S_IMODE(paths.socket.lstat().st_mode)
+    except FileNotFoundError:
+        sock_mode = None
+    if sock_mode is not None and sock_mode & 0o077:
+        checks.append(
+            Check(
+                "permissions",
+                "fail",
+                f"{paths.socket} is mode {sock_mode:04o}: other users could drive the daemon",
+                f"chmod 600 {paths.socket}   (or `ultramax daemon restart`)",
+            )
+        )
+    return checks or [Check("permissions", "ok", f"{paths.home} is private (0700), socket 0600")]
+
+
+def _check_kill_switch(paths: Paths) -> Check:
+    switch = KillSwitch(paths.kill_switch)
+    if switch.engaged:
+        note = switch.note()
+        return Check(
+            "kill-switch",
+            "warn",
+            f"kill switch engaged ({note or paths.kill_switch}): tool calls are denied",
+            "ultramax kill off",
+        )
+    return Check("kill-switch", "ok", "kill switch off")
+
+
+def run_doctor(
+    paths: Paths,
+    project_dir: Path,
+    *,
+    claude_bin: str | None = None,
+    env: Mapping[str, str] | None = None,
+    managed_settings: tuple[Path, ...] = MANAGED_SETTINGS,
+) -> list[Check]:
+    """Every check, in the order a user should fix them."""
+    env = os.environ if env is None else env
+    sources = collect_sources(paths, project_dir)
+    checks = [check_claude(claude_bin, env, paths)]
+    checks += _check_files(sources)
+    checks += _check_disabled(sources, managed_settings)
+    checks.append(_check_installed(sources))
+    checks.append(check_duplicates(sources))
+    checks += _check_commands(sources, env)
+    checks.append(_check_daemon(paths))
+    checks += _check_permissions(paths)
+    checks.append(_check_kill_switch(paths))
+    return checks
+
+
+def worst(checks: list[Check]) -> Status:
+    """The most severe status among ``checks``."""
+    statuses = {c.status for c in checks}
+    return "fail" if "fail" in statuses else "warn" if "warn" in statuses else "ok"
