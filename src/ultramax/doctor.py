@@ -537,7 +537,9 @@ def _check_permissions(paths: Paths) -> list[Check]:
                 f"chmod 600 {paths.socket}   (or `ultramax daemon restart`)",
             )
         )
-    return checks or [Check("permissions", "ok", f"{paths.home} is private (0700), socket 0600")]
+    if checks:
+        return checks
+    return [Check("permissions", "ok", f"{paths.home} is private" + (", socket 0600" if sock_mode is not None else ""))]
 
 
 def _check_kill_switch(paths: Paths) -> Check:

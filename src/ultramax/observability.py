@@ -62,6 +62,23 @@ class Metrics:
             registry=self.registry,
         )
 
+        # labelled children are looked up once: ``labels()`` costs more than the observation itself
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def observe_hook(self, event: str, seconds: float, stages: list[tuple[str, float]], outcome: str) -> None:
+        """Record one hook event: its total time, each stage's time and the decision's outcome."""
+        self._child(self.hook_duration, event).observe(seconds)
+        for stage, stage_seconds in stages:
+            self._child(self.stage_duration, stage, event).observe(stage_seconds)
+        self._child(self.decisions, event, outcome).inc()
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 __all__ = ["Paths", "project_settings_files"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Paths:
     """Every file location ultramax uses, resolved once from the environment."""
 
@@ -30,52 +31,52 @@ class Paths:
         return cls(claude_dir=claude_dir.expanduser(), home=home.expanduser())
 
     # Claude Code's files -------------------------------------------------------------------------
-    @property
+    @cached_property
     def user_settings(self) -> Path:
         return self.claude_dir / "settings.json"
 
-    @property
+    @cached_property
     def kill_switch(self) -> Path:
         return self.claude_dir / "KILL_SWITCH"
 
-    @property
+    @cached_property
     def override(self) -> Path:
         return self.claude_dir / "OVERRIDE"
 
-    @property
+    @cached_property
     def logs_dir(self) -> Path:
         return self.claude_dir / "logs"
 
     # ultramax's own state ----------------------------------------------------------------------
-    @property
+    @cached_property
     def socket(self) -> Path:
         return self.home / "daemon.sock"
 
-    @property
+    @cached_property
     def pid_file(self) -> Path:
         return self.home / "daemon.pid"
 
-    @property
+    @cached_property
     def lock_file(self) -> Path:
         return self.home / "daemon.lock"
 
-    @property
+    @cached_property
     def daemon_info(self) -> Path:
         return self.home / "daemon.json"
 
-    @property
+    @cached_property
     def audit_log(self) -> Path:
         return self.home / "audit.jsonl"
 
-    @property
+    @cached_property
     def audit_head(self) -> Path:
         return self.home / "audit.head"
 
-    @property
+    @cached_property
     def projects_file(self) -> Path:
         return self.home / "projects.json"
 
-    @property
+    @cached_property
     def backups_dir(self) -> Path:
         return self.home / "backups"
 

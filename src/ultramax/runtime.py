@@ -9,6 +9,7 @@ exception, because whatever it returns is what Claude Code sees.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -59,6 +60,8 @@ class Runtime:
         self.audit = AuditLog(self.paths.audit_log, self.paths.audit_head, fsync=base.get("ultramax.auditFsync"))
         self.services = StageServices(self.paths, self.audit, metrics)
         self._settings_cache: dict[Path | None, tuple[tuple[float, ...], Settings]] = {}
+        self._files: dict[Path | None, list[str]] = {}
+        self._modes: dict[tuple[Path | None, int], ModeSelection] = {}
         self._pipelines: dict[tuple[str, tuple[str, ...], int], Dispatcher] = {}
         self._limiters: dict[int, RateLimiter] = {}
         self._lock = threading.Lock()
@@ -68,7 +71,9 @@ class Runtime:
     # -- settings and pipelines -------------------------------------------------------------------------
     def settings_for(self, project_dir: Path | None) -> Settings:
         """Effective settings, re-read only when one of the files changed."""
-        files = settings_files(self.paths, project_dir)
+        files = self._files.get(project_dir)
+        if files is None:
+            files = self._files[project_dir] = [str(f) for f in settings_files(self.paths, project_dir)]
         stamp = tuple(_mtime(f) for f in files)
         with self._lock:
             cached = self._settings_cache.get(project_dir)
@@ -93,6 +98,17 @@ class Runtime:
                 dispatcher = Dispatcher(stages, rate_limiter=limiter if rate else None, missing=missing)
                 self._pipelines[key] = dispatcher
             return dispatcher
+
+    def mode_for(self, project_dir: Path | None, settings: Settings) -> ModeSelection:
+        """The project's mode, cached per settings snapshot (a new snapshot is made whenever a file changes)."""
+        key = (project_dir, id(settings))
+        selection = self._modes.get(key)
+        if selection is None:
+            selection = detect_mode(project_dir, settings)
+            if len(self._modes) > 1024:
+                self._modes.clear()
+            self._modes[key] = selection
+        return selection
 
     def breaker_snapshots(self) -> dict[str, dict[str, object]]:
         """Circuit-breaker state of every stage of every pipeline built so far, keyed ``mode/stage``."""
@@ -126,7 +142,7 @@ class Runtime:
             project_dir = project_dir or (Path(event.cwd) if event.cwd else None)
             if project_hint is None and project_dir is not None:
                 settings = self.settings_for(project_dir)
-            selection = detect_mode(project_dir, settings)
+            selection = self.mode_for(project_dir, settings)
             ctx = HookContext(
                 event=event,
                 paths=self.paths,
@@ -186,8 +202,8 @@ class Runtime:
         return HookReply(0, "", f"ultramax: {message} -- the event continues (failure policy)\n")
 
 
-def _mtime(path: Path) -> float:
+def _mtime(path: str) -> float:
     try:
-        return path.stat().st_mtime_ns
+        return os.stat(path).st_mtime_ns
     except OSError:
         return -1.0

@@ -25,10 +25,7 @@ class TelemetryStage:
         elapsed = (time.perf_counter_ns() - ctx.started_ns) / 1e9 if ctx.started_ns else 0.0
         event = ctx.event_name
         if self.metrics is not None:
-            self.metrics.hook_duration.labels(event).observe(elapsed)
-            for rec in ctx.trace:
-                self.metrics.stage_duration.labels(rec.stage, event).observe(rec.ms / 1000)
-            self.metrics.decisions.labels(event, ctx.decision.outcome).inc()
+            self.metrics.observe_hook(event, elapsed, [(r.stage, r.ms / 1000) for r in ctx.trace], ctx.decision.outcome)
             for _ in ctx.errors:
                 self.metrics.errors.labels("stage").inc()
         log.info(
