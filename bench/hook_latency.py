@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     for phase, name, values, base in rows:
         p50, p95, _ = summary(values)
         b50, b95, _ = summary(base)
-        print(f"| {phase} | {name} | {p50:.1f} | {p95:.1f} | {b50:.1f} | {b95:.1f} | {p50 / b50:.2f}x | {p95 / b95:.2f}x |")
+        ratios = f"{p50 / b50:.2f}x | {p95 / b95:.2f}x"
+        print(f"| {phase} | {name} | {p50:.1f} | {p95:.1f} | {b50:.1f} | {b95:.1f} | {ratios} |")
     print("\ngoals: daemon up p50 <= 1.30x and p95 <= 1.60x the bare start; daemon down p50 <= 400 ms")
     return 0
 

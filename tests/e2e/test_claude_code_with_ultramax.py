@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.conftest import DaemonProcess, UltramaxEnv, wait_for
 from tests.support.claude_cli import ClaudeRun, find_claude, run_claude
 from tests.support.model_server import ModelServer, bash_turn, run_model_server, text_turn
-
 from ultramax.audit import verify
 from ultramax.daemon import daemon_status, stop_daemon
 
