@@ -27,6 +27,7 @@ from ultramax.install import (
     HOOK_EVENTS,
     HookRef,
     find_ultramax_hooks,
+    plugin_dir,
     plugin_hooks_json,
 )
 from ultramax.paths import Paths, project_settings_files
@@ -152,7 +153,8 @@ def _installed_plugin_hooks(paths: Paths, key: str) -> tuple[Path, dict[str, Any
     """The hooks.json of an installed plugin copy: installed_plugins.json first, then the cache layout."""
     plugins_dir = paths.claude_dir / "plugins"
     data, _ = _read_json(plugins_dir / "installed_plugins.json")
-    entries = (data or {}).get("plugins", {}).get(key) if isinstance((data or {}).get("plugins"), dict) else None
+    registry = (data or {}).get("plugins")  # v1: {key: entry}; v2: {key: [entry per scope]}
+    entries = registry.get(key) if isinstance(registry, dict) else None
     candidates: list[Path] = []
     for entry in entries if isinstance(entries, list) else [entries]:
         if isinstance(entry, dict) and isinstance(entry.get("installPath"), str):
@@ -173,8 +175,6 @@ def collect_sources(paths: Paths, project_dir: Path) -> list[Source]:
     for key in _enabled_ultramax_plugins(sources):
         found = _installed_plugin_hooks(paths, key)
         if found is None:  # enabled but not (yet) in the cache: assume what this version ships
-            from ultramax.install import plugin_dir
-
             path, data = plugin_dir() / "hooks" / "hooks.json", plugin_hooks_json()
         else:
             path, data = found
