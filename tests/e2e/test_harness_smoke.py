@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.support.claude_cli import command_hook, find_claude, run_claude, write_project_settings
 from tests.support.model_server import RecordedRequest, bash_turn, run_model_server, text_turn
 
