@@ -28,6 +28,7 @@ __all__ = [
     "Setting",
     "Settings",
     "load_settings",
+    "parse_settings_bytes",
     "read_settings_file",
     "settings_reference_markdown",
 ]
@@ -263,11 +264,20 @@ def _copy(value: Any) -> Any:
 def read_settings_file(path: Path) -> dict[str, Any] | None:
     """Parse one settings file; None if it does not exist. Raises ConfigError naming file, line and column."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"{path}: cannot read settings file ({exc})") from exc
+    return parse_settings_bytes(path, raw)
+
+
+def parse_settings_bytes(path: Path, raw: bytes) -> dict[str, Any]:
+    """Parse the bytes of a settings file; ConfigError names the file, line and column of a problem."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc}); fix the file by hand") from exc
     if not text.strip():
         return {}
     try:
@@ -278,7 +288,7 @@ def read_settings_file(path: Path) -> dict[str, Any] | None:
             "fix the file by hand -- ultramax never rewrites a settings file it cannot parse"
         ) from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: settings must be a JSON object, got {type(data).__name__}")
+        raise ConfigError(f"{path}: settings must be a JSON object, got {type(data).__name__}; fix it by hand")
     return data
 
 

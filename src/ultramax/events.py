@@ -220,8 +220,7 @@ class SubagentStop(HookEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TaskCreated(HookEvent):
-    event_name: ClassVar[str] = "TaskCreated"
+class _TaskEvent(HookEvent):
     task_id: str | None = None
     task_subject: str | None = None
     task_description: str | None = None
@@ -230,13 +229,13 @@ class TaskCreated(HookEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TaskCompleted(HookEvent):
+class TaskCreated(_TaskEvent):
+    event_name: ClassVar[str] = "TaskCreated"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskCompleted(_TaskEvent):
     event_name: ClassVar[str] = "TaskCompleted"
-    task_id: str | None = None
-    task_subject: str | None = None
-    task_description: str | None = None
-    teammate_name: str | None = None
-    team_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

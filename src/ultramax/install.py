@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from ultramax.errors import InstallError
+from ultramax.config import load_settings, parse_settings_bytes
+from ultramax.errors import ConfigError, InstallError
 from ultramax.fsutil import atomic_write_text
 from ultramax.paths import Paths, project_settings_files
 
@@ -318,23 +319,11 @@ class _Loaded:
 
 
 def _parse(path: Path, raw: bytes) -> dict[str, Any]:
-    """Parse the bytes we read once (and later compare against), with config.read_settings_file's messages."""
+    """Parse the bytes we read once (and later compare against), with the settings reader's messages."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InstallError(f"{path}: not UTF-8 text ({exc}); fix the file by hand") from exc
-    if not text.strip():
-        return {}
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InstallError(
-            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            "fix the file by hand -- ultramax never rewrites a settings file it cannot parse"
-        ) from exc
-    if not isinstance(data, dict):
-        raise InstallError(f"{path}: settings must be a JSON object, got {type(data).__name__}; fix it by hand")
-    return data
+        return parse_settings_bytes(path, raw)
+    except ConfigError as exc:
+        raise InstallError(str(exc)) from exc
 
 
 def _load(path: Path) -> _Loaded:
@@ -501,8 +490,6 @@ def _diff(shown: Path, old: str, new: str) -> str:
 
 
 def _default_timeout_ms(paths: Paths, scope: Scope, project_dir: Path) -> int:
-    from ultramax.config import load_settings
-
     value = load_settings(paths, None if scope == "user" else project_dir).get("ultramax.hookTimeoutMs")
     return int(value)
 

@@ -1,7 +1,7 @@
 """Generated documentation: the CLI reference from ``--help`` and the configuration reference from SETTINGS.
 
-    python -m ultramax.cli.docs          # rewrite docs/cli.md and docs/configuration.md
-    python -m ultramax.cli.docs --check  # exit 1 if either is out of date (the test suite runs this check)
+python -m ultramax.cli.docs          # rewrite docs/cli.md and docs/configuration.md
+python -m ultramax.cli.docs --check  # exit 1 if either is out of date (the test suite runs this check)
 """
 
 from __future__ import annotations

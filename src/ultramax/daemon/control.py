@@ -17,7 +17,15 @@ from typing import Any
 from ultramax.errors import DaemonError
 from ultramax.paths import Paths
 
-__all__ = ["DaemonStatus", "daemon_request", "daemon_status", "restart_daemon", "start_daemon", "stop_daemon"]
+__all__ = [
+    "DaemonStatus",
+    "daemon_request",
+    "daemon_status",
+    "restart_daemon",
+    "spawn_daemon",
+    "start_daemon",
+    "stop_daemon",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +96,15 @@ def daemon_status(paths: Paths) -> DaemonStatus:
     return DaemonStatus(False, pid if _lock_held(paths) else None, str(paths.socket), {}, problem)
 
 
-def start_daemon(paths: Paths, *, timeout: float = 10.0) -> DaemonStatus:
-    """Start the daemon detached and wait until it answers; return its status."""
-    status = daemon_status(paths)
-    if status.running:
-        return status
+def spawn_daemon(paths: Paths) -> subprocess.Popen[bytes]:
+    """Start ``python -m ultramax.daemon serve`` detached, its output appended to ``daemon.out``.
+
+    A second daemon exits at once because the first holds the lock, so racing spawners are harmless.
+    """
     paths.ensure_home()
     out = os.open(paths.home / "daemon.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "ultramax.daemon", "serve"],
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -106,6 +114,14 @@ def start_daemon(paths: Paths, *, timeout: float = 10.0) -> DaemonStatus:
         )
     finally:
         os.close(out)
+
+
+def start_daemon(paths: Paths, *, timeout: float = 10.0) -> DaemonStatus:
+    """Start the daemon detached and wait until it answers; return its status."""
+    status = daemon_status(paths)
+    if status.running:
+        return status
+    proc = spawn_daemon(paths)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = daemon_status(paths)

@@ -40,6 +40,7 @@ __all__ = ["DaemonServer", "main"]
 log = logging.getLogger("ultramax.pipeline")
 _PEERCRED = struct.Struct("3i")
 _HEADER_MAX = 64 * 1024
+_PAYLOAD_CEILING = 64 * 1024 * 1024
 
 
 class DaemonServer:
@@ -248,7 +249,9 @@ class _HookProtocol(asyncio.Protocol):
 
     def __init__(self, daemon: DaemonServer, executor: ThreadPoolExecutor) -> None:
         self.daemon, self.executor = daemon, executor
-        self.cap = _HEADER_MAX + daemon.max_payload + 1  # one byte over the limit so the runtime can refuse
+        # read past the user's limit (a project may raise it; the runtime judges each payload by its project's
+        # limit and reports the real size), but never buffer without bound
+        self.cap = _HEADER_MAX + max(daemon.max_payload, _PAYLOAD_CEILING) + 1
         self.chunks: list[bytes] = []
         self.size = 0
         self.peer_uid: int | None = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 from ultramax.paths import Paths
@@ -29,19 +28,10 @@ def run_in_process(event: str, payload: bytes, project: str, reason: str, timeou
 
 
 def spawn_daemon(paths: Paths) -> None:
-    """Start ``ultramax daemon`` detached; a second one exits at once because the first holds the lock."""
-    paths.ensure_home()
-    log = os.open(paths.home / "daemon.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    """Start the daemon detached for the next hook; a failure only costs speed, so it is one stderr line."""
+    from ultramax.daemon.control import spawn_daemon as spawn
+
     try:
-        subprocess.Popen(
-            [sys.executable, "-m", "ultramax.daemon", "serve"],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-            close_fds=True,
-        )
+        spawn(paths)
     except OSError as exc:
         sys.stderr.write(f"ultramax-hook: could not start the daemon ({exc}); run `ultramax daemon start`\n")
-    finally:
-        os.close(log)
