@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,10 +49,13 @@ def _record_hash(record: dict[str, Any]) -> str:
 class AuditLog:
     """A writer for one audit log; safe across threads and processes."""
 
-    def __init__(self, path: Path, head_path: Path | None = None, *, fsync: bool = False) -> None:
+    def __init__(
+        self, path: Path, head_path: Path | None = None, *, fsync: bool = False, lock_timeout: float = 5.0
+    ) -> None:
         self.path = path
         self.head_path = head_path or path.with_suffix(".head")
         self.fsync = fsync
+        self.lock_timeout = lock_timeout
         self._lock = threading.Lock()
         # cache of the chain's tail, valid while the file size is what we last saw
         self._tail: tuple[int, int, str] | None = None  # (size, seq, hash)
@@ -96,11 +100,28 @@ class AuditLog:
             except OSError as exc:
                 raise AuditError(f"cannot open audit log {self.path}: {exc.strerror}") from exc
             self._tail = None
-        fcntl.flock(fd, fcntl.LOCK_EX)  # other processes (an in-process hook) append to the same file
+        self._lock_exclusive(fd)  # other processes (an in-process hook) append to the same file
         try:
             yield fd
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _lock_exclusive(self, fd: int) -> None:
+        """flock with a deadline: a writer stuck while holding the lock must not hang every hook behind it."""
+        deadline = time.monotonic() + self.lock_timeout
+        pause = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise AuditError(
+                        f"audit log {self.path} has been locked by another writer for {self.lock_timeout:g} s "
+                        "(a stopped or hung ultramax daemon?); run `ultramax daemon restart`"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.02)
 
     def _same_file(self, fd: int) -> bool:
         """False if the log was moved aside or deleted since we opened it (then a new chain starts)."""

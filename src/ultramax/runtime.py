@@ -110,6 +110,14 @@ class Runtime:
             self._modes[key] = selection
         return selection
 
+    def strict_for(self, project_hint: str | None) -> bool:
+        """Whether the project's mode denies when in doubt (trading); True if even that cannot be told."""
+        project_dir = Path(project_hint) if project_hint else None
+        try:
+            return self.mode_for(project_dir, self.settings_for(project_dir)).mode.strict
+        except UltramaxError:
+            return True
+
     def breaker_snapshots(self) -> dict[str, dict[str, object]]:
         """Circuit-breaker state of every stage of every pipeline built so far, keyed ``mode/stage``."""
         with self._lock:
@@ -169,10 +177,7 @@ class Runtime:
         event: HookEvent | None = None,
     ) -> HookReply:
         """The failure policy for input ultramax could not judge: audited, then continue or deny."""
-        try:
-            strict = detect_mode(project_dir, self.settings_for(project_dir)).mode.strict
-        except UltramaxError:
-            strict = True
+        strict = self.strict_for(str(project_dir) if project_dir else None)
         name = event_name or (event.hook_event_name if event else "unknown")
         if self.metrics is not None:
             self.metrics.errors.labels("input").inc()
