@@ -12,6 +12,9 @@ from ultramax.pipeline.stage import HookContext, StageOutput
 __all__ = ["TelemetryStage"]
 
 log = logging.getLogger("ultramax.pipeline")
+SLOW_SECONDS = 0.05
+"""Events slower than this are logged at INFO even when nothing else about them is notable."""
+SLOW_SECONDS = 0.05
 
 
 class TelemetryStage:
@@ -28,7 +31,13 @@ class TelemetryStage:
             self.metrics.observe_hook(event, elapsed, [(r.stage, r.ms / 1000) for r in ctx.trace], ctx.decision.outcome)
             for _ in ctx.errors:
                 self.metrics.errors.labels("stage").inc()
-        log.info(
+        # every event is already in the audit log and the metrics: the log gets the ones worth reading
+        notable = ctx.decision.outcome != "continue" or bool(ctx.errors) or elapsed > SLOW_SECONDS
+        level = logging.INFO if notable else logging.DEBUG
+        if not log.isEnabledFor(level):
+            return StageOutput()
+        log.log(
+            level,
             "hook",
             extra={
                 "fields": {
