@@ -73,7 +73,11 @@ class AuditLog:
                 "prev": prev,
                 **entry,
             }
-            record["hash"] = _record_hash(record)
+            try:
+                record["hash"] = _record_hash(record)
+            except UnicodeEncodeError:  # a lone surrogate (valid JSON from Claude Code) cannot be stored as UTF-8
+                record = _utf8_safe(record)
+                record["hash"] = _record_hash(record)
             line = (canonical_json(record) + "\n").encode()
             try:
                 _write_all(fd, line)
@@ -184,6 +188,17 @@ class AuditLog:
         os.pwrite(self._head_fd, f"{seq} {hash_}\n".encode(), 0)
 
 
+def _utf8_safe(value: Any) -> Any:
+    """``value`` with every string made encodable as UTF-8 (lone surrogates become U+FFFD)."""
+    if isinstance(value, str):
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if isinstance(value, dict):
+        return {_utf8_safe(k): _utf8_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_utf8_safe(v) for v in value]
+    return value
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -235,9 +250,9 @@ def verify(path: Path, head_path: Path | None = None) -> VerifyReport:
         parsed.append((lineno, seq, prev, stated))
     seqs = [seq for _line, seq, _prev, _hash in parsed]
     report.last_seq = max(seqs, default=0)
-    missing = sorted(set(range(1, report.last_seq + 1)) - set(seqs))
+    missing = _gaps(seqs)  # as ranges: an edited seq of 10**12 must not make verify build a huge set
     if missing:
-        report.problems.append(f"record(s) {_ranges(missing)} were deleted")
+        report.problems.append(f"record(s) {_spans(missing)} were deleted")
     by_seq = {seq: h for _line, seq, _prev, h in parsed}
     last_seen = 0
     for lineno, seq, prev, _hash in parsed:
@@ -254,25 +269,27 @@ def verify(path: Path, head_path: Path | None = None) -> VerifyReport:
         if head_seq > report.last_seq:
             report.problems.append(
                 f"log ends at seq {report.last_seq} but {head_seq} records were written: "
-                f"record(s) {_ranges(list(range(report.last_seq + 1, head_seq + 1)))} were truncated from the end"
+                f"record(s) {_spans([(report.last_seq + 1, head_seq)])} were truncated from the end"
             )
         elif head_seq == report.last_seq and by_seq.get(head_seq, head_hash) != head_hash:
             report.problems.append(f"the last record (seq {head_seq}) was replaced")
     return report
 
 
-def _ranges(numbers: list[int]) -> str:
-    """Compact form of sorted integers: 3, 5-9, 12."""
-    out: list[str] = []
-    start = prev = numbers[0]
-    for n in [*numbers[1:], None]:
-        if n is not None and n == prev + 1:
-            prev = n
-            continue
-        out.append(str(start) if start == prev else f"{start}-{prev}")
-        if n is not None:
-            start = prev = n
-    return ", ".join(out)
+def _gaps(seqs: list[int]) -> list[tuple[int, int]]:
+    """The runs of sequence numbers from 1 to the highest seen that are absent, as (first, last) pairs."""
+    out: list[tuple[int, int]] = []
+    expected = 1
+    for seq in sorted(set(seqs)):
+        if seq > expected:
+            out.append((expected, seq - 1))
+        expected = max(expected, seq + 1)
+    return out
+
+
+def _spans(spans: list[tuple[int, int]]) -> str:
+    """Compact form of runs of integers: 3, 5-9, 12."""
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
 def _read_head(path: Path) -> tuple[int, str] | None:

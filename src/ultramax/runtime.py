@@ -61,7 +61,7 @@ class Runtime:
         self.services = StageServices(self.paths, self.audit, metrics)
         self._settings_cache: dict[Path | None, tuple[tuple[float, ...], Settings]] = {}
         self._files: dict[Path | None, list[str]] = {}
-        self._modes: dict[tuple[Path | None, int], ModeSelection] = {}
+        self._modes: dict[Path | None, tuple[Settings, ModeSelection]] = {}
         self._pipelines: dict[tuple[str, tuple[str, ...], int], Dispatcher] = {}
         self._limiters: dict[int, RateLimiter] = {}
         self._lock = threading.Lock()
@@ -101,13 +101,14 @@ class Runtime:
 
     def mode_for(self, project_dir: Path | None, settings: Settings) -> ModeSelection:
         """The project's mode, cached per settings snapshot (a new snapshot is made whenever a file changes)."""
-        key = (project_dir, id(settings))
-        selection = self._modes.get(key)
-        if selection is None:
-            selection = detect_mode(project_dir, settings)
-            if len(self._modes) > 1024:
-                self._modes.clear()
-            self._modes[key] = selection
+        # keyed by the snapshot object itself, not id(): a freed snapshot's id is reused by a newer one
+        cached = self._modes.get(project_dir)
+        if cached is not None and cached[0] is settings:
+            return cached[1]
+        selection = detect_mode(project_dir, settings)
+        if len(self._modes) > 1024:
+            self._modes.clear()
+        self._modes[project_dir] = (settings, selection)
         return selection
 
     def strict_for(self, project_hint: str | None) -> bool:

@@ -1,6 +1,22 @@
-"""The safety engine: layers that judge tool calls. Now: the kill switch (layer 10)."""
+"""The safety engine: the seed's 16 layers judging tool calls, for hooks, the MCP gateway and the CLI."""
 
+from ultramax.safety.engine import (
+    LayerResult,
+    LayerVerdict,
+    SafetyDecision,
+    SafetyEngine,
+    SafetyLayer,
+    SafetyRequest,
+)
 from ultramax.safety.killswitch import KillSwitch, KillSwitchLayer
-from ultramax.safety.layers import LayerVerdict, SafetyLayer
 
-__all__ = ["KillSwitch", "KillSwitchLayer", "LayerVerdict", "SafetyLayer"]
+__all__ = [
+    "KillSwitch",
+    "KillSwitchLayer",
+    "LayerResult",
+    "LayerVerdict",
+    "SafetyDecision",
+    "SafetyEngine",
+    "SafetyLayer",
+    "SafetyRequest",
+]

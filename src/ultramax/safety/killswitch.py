@@ -11,16 +11,11 @@ import getpass
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ultramax.safety.layers import READ_ONLY_TOOLS, LayerVerdict
-
-if TYPE_CHECKING:
-    from ultramax.pipeline.stage import HookContext
+from ultramax.safety.engine import LayerVerdict, SafetyRequest
+from ultramax.safety.layers import READ_ONLY_TOOLS
 
 __all__ = ["KillSwitch", "KillSwitchLayer"]
-
-GUARDED_EVENTS = frozenset({"PreToolUse", "PermissionRequest"})
 
 
 class KillSwitch:
@@ -69,20 +64,18 @@ class KillSwitchLayer:
     name = "kill_switch"
     order = 10
 
-    def check(self, ctx: HookContext) -> LayerVerdict | None:
-        if ctx.event_name not in GUARDED_EVENTS:
-            return None
-        switch = KillSwitch(ctx.paths.kill_switch)
+    def check(self, request: SafetyRequest) -> LayerVerdict | None:
+        switch = KillSwitch(request.paths.kill_switch)
         if not switch.engaged:
             return None
-        tool = ctx.event.tool or ""
-        if not ctx.mode.strict and ctx.settings.get("safety.killSwitchAllowsReads") and tool in READ_ONLY_TOOLS:
+        strict = request.mode.strict
+        if not strict and request.settings.get("safety.killSwitchAllowsReads") and request.tool in READ_ONLY_TOOLS:
             return None
         note = switch.note()
-        scope = "all tool calls are" if ctx.mode.strict else "all tool calls except reads are"
+        scope = "all tool calls are" if strict else "all tool calls except reads are"
         return LayerVerdict(
             "deny",
-            f"KILL SWITCH is on ({note or ctx.paths.kill_switch}): {scope} blocked. "
+            f"KILL SWITCH is on ({note or request.paths.kill_switch}): {scope} blocked. "
             "Run `ultramax kill off` (or delete the file) to resume.",
             self.name,
             "kill_switch.engaged",
