@@ -1,8 +1,9 @@
 """Shared fixtures: an isolated user for every test, realistic hook payloads, the real daemon, the real client.
 
-Every test runs as a fresh user: HOME, ULTRAMAX_HOME and the Claude directory live under ``tmp_path``,
-CLAUDE_CONFIG_DIR and CLAUDE_PROJECT_DIR are unset, the client never starts a daemon on its own
-(ULTRAMAX_NO_AUTOSTART=1) and the metrics endpoint picks a free port (9090 is taken on the CI machine).
+Every test runs as a fresh user: HOME, ULTRAMAX_HOME and the Claude directory live in a fresh temporary
+directory (``umx.root``), CLAUDE_CONFIG_DIR and CLAUDE_PROJECT_DIR are unset, the client never starts a
+daemon on its own (ULTRAMAX_NO_AUTOSTART=1) and the metrics endpoint picks a free port (9090 is taken on
+the CI machine).
 """
 
 from __future__ import annotations
@@ -165,9 +166,7 @@ def hook_payload(event: str, /, *, session_id: str = SESSION, cwd: str = DEFAULT
 
 
 class PayloadFactory(Protocol):
-    def __call__(
-        self, event: str, /, *, session_id: str = ..., cwd: str = ..., **fields: Any
-    ) -> dict[str, Any]: ...
+    def __call__(self, event: str, /, *, session_id: str = ..., cwd: str = ..., **fields: Any) -> dict[str, Any]: ...
 
 
 @pytest.fixture
@@ -269,7 +268,10 @@ def run_hook_process(
     project_dir: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> HookRun:
-    """Run the client as Claude Code does: ``python -I -S client.py EVENT --timeout-ms=N``, payload on stdin."""
+    """Run the client as Claude Code does: ``python -I -S client.py EVENT --timeout-ms=N``, payload on stdin.
+
+    The client gets the test's environment; ``env`` adds or overrides variables (remove one with monkeypatch).
+    """
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     environ = dict(os.environ)
     if project_dir is not None:
@@ -323,9 +325,7 @@ def spawn_daemon_process(env: UltramaxEnv) -> DaemonProcess:
         )
     daemon = DaemonProcess(proc, env.paths, output)
     try:
-        wait_for(
-            lambda: proc.poll() is not None or daemon_status(env.paths).running, 20, "the daemon to answer"
-        )
+        wait_for(lambda: proc.poll() is not None or daemon_status(env.paths).running, 20, "the daemon to answer")
     except BaseException:
         proc.kill()
         proc.wait()

@@ -14,7 +14,6 @@ __all__ = ["TelemetryStage"]
 log = logging.getLogger("ultramax.pipeline")
 SLOW_SECONDS = 0.05
 """Events slower than this are logged at INFO even when nothing else about them is notable."""
-SLOW_SECONDS = 0.05
 
 
 class TelemetryStage:

@@ -1,0 +1,274 @@
+"""The audit log: a hash chain that names every kind of tampering, safe across threads and processes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ultramax.audit import GENESIS, AuditLog, canonical_json, digest, verify
+from ultramax.errors import AuditError
+
+
+@pytest.fixture
+def log_path(tmp_path: Path) -> Path:
+    return tmp_path / "audit" / "audit.jsonl"
+
+
+def fill(path: Path, n: int) -> list[dict[str, Any]]:
+    log = AuditLog(path)
+    return [log.append({"event": "PreToolUse", "session": f"s{i}", "decision": "allow"}) for i in range(1, n + 1)]
+
+
+def lines_of(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines(keepends=True)
+
+
+def test_records_chain_from_genesis_and_the_log_verifies(log_path: Path) -> None:
+    records = fill(log_path, 5)
+    assert [r["seq"] for r in records] == [1, 2, 3, 4, 5]
+    assert records[0]["prev"] == GENESIS
+    for before, after in itertools.pairwise(records):
+        assert after["prev"] == before["hash"]
+    body = {k: v for k, v in records[2].items() if k != "hash"}
+    assert records[2]["hash"] == digest(canonical_json(body))
+    report = verify(log_path)
+    assert report.ok, report.problems
+    assert (report.records, report.last_seq) == (5, 5)
+    assert log_path.with_suffix(".head").read_text(encoding="utf-8").split() == ["5", records[-1]["hash"]]
+
+
+def test_the_log_and_its_directory_are_private(log_path: Path) -> None:
+    fill(log_path, 1)
+    assert log_path.stat().st_mode & 0o777 == 0o600
+    assert log_path.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_an_empty_or_missing_log_verifies(log_path: Path) -> None:
+    assert verify(log_path).ok
+    log_path.parent.mkdir()
+    log_path.touch()
+    assert verify(log_path).ok
+
+
+def test_a_new_writer_continues_the_chain_of_an_existing_log(log_path: Path) -> None:
+    fill(log_path, 3)
+    record = AuditLog(log_path).append({"event": "Stop"})
+    assert record["seq"] == 4
+    assert verify(log_path).ok
+
+
+def test_an_edited_record_is_reported_with_its_line(log_path: Path) -> None:
+    fill(log_path, 5)
+    lines = lines_of(log_path)
+    lines[2] = lines[2].replace('"decision":"allow"', '"decision":"deny"')
+    log_path.write_text("".join(lines), encoding="utf-8")
+    report = verify(log_path)
+    assert not report.ok
+    assert report.problems == ["line 3: record seq 3 was edited (its hash does not match)"]
+
+
+def test_an_edited_record_with_a_recomputed_hash_breaks_the_chain_at_the_next_record(log_path: Path) -> None:
+    fill(log_path, 4)
+    lines = lines_of(log_path)
+    record = json.loads(lines[1])
+    record["decision"] = "deny"
+    record["hash"] = digest(canonical_json({k: v for k, v in record.items() if k != "hash"}))
+    lines[1] = canonical_json(record) + "\n"
+    log_path.write_text("".join(lines), encoding="utf-8")
+    assert verify(log_path).problems == ["line 3: record seq 3 does not chain to record seq 2"]
+
+
+def test_a_line_that_is_not_a_record_is_reported(log_path: Path) -> None:
+    fill(log_path, 3)
+    lines = lines_of(log_path)
+    lines[1] = "garbage\n"
+    log_path.write_text("".join(lines), encoding="utf-8")
+    problems = verify(log_path).problems
+    assert "line 2: not a valid audit record (edited or corrupted)" in problems
+    assert "record(s) 2 were deleted" in problems
+
+
+def test_deleted_records_are_named(log_path: Path) -> None:
+    fill(log_path, 7)
+    lines = lines_of(log_path)
+    del lines[4]
+    del lines[1:3]
+    log_path.write_text("".join(lines), encoding="utf-8")
+    assert verify(log_path).problems == ["record(s) 2-3, 5 were deleted"]
+
+
+def test_reordered_records_are_named(log_path: Path) -> None:
+    fill(log_path, 5)
+    lines = lines_of(log_path)
+    lines[1], lines[3] = lines[3], lines[1]
+    log_path.write_text("".join(lines), encoding="utf-8")
+    problems = verify(log_path).problems
+    assert problems
+    assert all("reordered" in p for p in problems)
+    assert "line 3: record seq 3 comes after seq 4 (reordered)" in problems
+
+
+def test_records_truncated_from_the_end_are_named(log_path: Path) -> None:
+    fill(log_path, 6)
+    lines = lines_of(log_path)
+    log_path.write_text("".join(lines[:4]), encoding="utf-8")
+    assert verify(log_path).problems == [
+        "log ends at seq 4 but 6 records were written: record(s) 5-6 were truncated from the end"
+    ]
+
+
+def test_a_replaced_last_record_is_named(log_path: Path) -> None:
+    records = fill(log_path, 3)
+    lines = lines_of(log_path)
+    forged = dict(records[-1], decision="deny")
+    forged["hash"] = digest(canonical_json({k: v for k, v in forged.items() if k != "hash"}))
+    lines[-1] = canonical_json(forged) + "\n"
+    log_path.write_text("".join(lines), encoding="utf-8")
+    assert verify(log_path).problems == ["the last record (seq 3) was replaced"]
+
+
+def test_a_torn_last_line_is_reported_as_incomplete(log_path: Path) -> None:
+    fill(log_path, 3)
+    data = log_path.read_bytes()
+    log_path.write_bytes(data + b'{"seq":4,"ts":"2026-')
+    assert verify(log_path).problems == ["line 4: incomplete record at the end of the log (truncated mid-record)"]
+
+
+def test_the_next_append_cuts_a_torn_last_line_and_the_chain_verifies_again(log_path: Path) -> None:
+    fill(log_path, 3)
+    with log_path.open("ab") as fh:
+        fh.write(b'{"seq":4,"ts":"2026-')  # a crash mid-write: never acknowledged
+    record = AuditLog(log_path).append({"event": "Stop"})
+    assert record["seq"] == 4
+    assert verify(log_path).ok
+    assert len(lines_of(log_path)) == 4
+
+
+def test_a_log_ending_in_a_damaged_record_is_not_appended_to(log_path: Path) -> None:
+    fill(log_path, 2)
+    with log_path.open("ab") as fh:
+        fh.write(b"not json\n")
+    with pytest.raises(AuditError, match="ends with a damaged record"):
+        AuditLog(log_path).append({"event": "Stop"})
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["one-writer", "a-writer-per-thread"])
+def test_appends_from_eight_threads_lose_no_record_and_keep_the_chain(log_path: Path, shared: bool) -> None:
+    per_thread = 25
+    common = AuditLog(log_path)
+    start = threading.Barrier(8)
+
+    def work(t: int) -> None:
+        log = common if shared else AuditLog(log_path)
+        start.wait()
+        for i in range(per_thread):
+            log.append({"event": "PreToolUse", "session": f"t{t}-{i}"})
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for future in [pool.submit(work, t) for t in range(8)]:
+            future.result(timeout=30)  # re-raises a writer's error here
+    report = verify(log_path)
+    assert report.ok, report.problems
+    sessions = [json.loads(line)["session"] for line in lines_of(log_path)]
+    assert sorted(sessions) == sorted(f"t{t}-{i}" for t in range(8) for i in range(per_thread))
+
+
+_WRITER = """
+import sys
+from pathlib import Path
+from ultramax.audit import AuditLog
+log = AuditLog(Path(sys.argv[1]))
+sys.stdin.read()  # start together
+for i in range(int(sys.argv[3])):
+    log.append({"event": "PreToolUse", "session": f"{sys.argv[2]}-{i}"})
+"""
+
+
+def test_appends_from_four_processes_lose_no_record_and_keep_the_chain(log_path: Path) -> None:
+    per_process = 40
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(log_path), f"p{n}", str(per_process)],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for n in range(4)
+    ]
+    outputs = [proc.communicate(b"go", timeout=60) for proc in procs]
+    for proc, (_out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err.decode()
+    report = verify(log_path)
+    assert report.ok, report.problems
+    assert report.records == 4 * per_process
+    sessions = sorted(json.loads(line)["session"] for line in lines_of(log_path))
+    assert sessions == sorted(f"p{n}-{i}" for n in range(4) for i in range(per_process))
+
+
+_FULL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+from ultramax.audit import AuditLog
+from ultramax.errors import AuditError
+path = Path(sys.argv[1])
+log = AuditLog(path)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so write() fails with EFBIG instead of killing us
+size = path.stat().st_size
+resource.setrlimit(resource.RLIMIT_FSIZE, (size + 40, resource.RLIM_INFINITY))
+try:
+    log.append({"event": "PreToolUse", "summary": "x" * 400})
+except AuditError as exc:
+    print("AuditError:", exc)
+else:
+    print("appended")
+"""
+
+
+def test_a_failed_write_raises_audit_error_and_leaves_no_partial_record(log_path: Path) -> None:
+    fill(log_path, 3)
+    before = log_path.read_bytes()
+    proc = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, str(log_path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("AuditError: cannot append to audit log"), proc.stdout
+    assert "File too large" in proc.stdout
+    assert log_path.read_bytes() == before, "the partly written record was rolled back"
+    assert verify(log_path).ok
+    record = AuditLog(log_path).append({"event": "Stop"})
+    assert record["seq"] == 4
+    assert verify(log_path).ok
+
+
+def test_an_unwritable_log_location_is_an_audit_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    with pytest.raises(AuditError, match="cannot open audit log"):
+        AuditLog(blocker / "audit.jsonl").append({"event": "Stop"})
+
+
+def test_text_with_a_lone_surrogate_is_stored_with_a_replacement_character(log_path: Path) -> None:
+    # json.loads('"echo \\udc80"') is a valid Claude Code payload value that UTF-8 cannot encode
+    record = AuditLog(log_path).append({"event": "PreToolUse", "summary": json.loads('"echo \\udc80 caf\\u00e9"')})
+    assert record["summary"] == "echo \ufffd café"
+    assert json.loads(lines_of(log_path)[0])["summary"] == "echo \ufffd café"
+    assert verify(log_path).ok
+
+
+def test_a_sequence_number_edited_to_a_huge_value_is_reported_at_once(log_path: Path) -> None:
+    fill(log_path, 3)
+    lines = lines_of(log_path)
+    lines[1] = lines[1].replace('"seq":2,', '"seq":20000000000,', 1)
+    log_path.write_text("".join(lines), encoding="utf-8")
+    log_path.with_suffix(".head").write_text("90000000000 " + "0" * 64 + "\n", encoding="utf-8")
+    problems = verify(log_path).problems
+    assert "line 2: record seq 20000000000 was edited (its hash does not match)" in problems
+    assert "record(s) 2, 4-19999999999 were deleted" in problems
+    assert any(p.endswith("record(s) 20000000001-90000000000 were truncated from the end") for p in problems)
