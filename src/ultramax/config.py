@@ -162,7 +162,7 @@ SETTINGS: tuple[Setting, ...] = (
         "If not empty, PreToolUse denies any tool not in this list (names or mcp__ prefixes).",
     ),
     # observability
-    Setting("observability.telemetryEnabled", "bool", True, "Collect per-event and per-stage metrics."),
+    Setting("observability.telemetryEnabled", "bool", True, "Collect per-event and per-stage Prometheus metrics."),
     Setting(
         "observability.metricsPort",
         "int",
@@ -172,7 +172,7 @@ SETTINGS: tuple[Setting, ...] = (
         maximum=65535,
     ),
     Setting("observability.metricsHost", "str", "127.0.0.1", "Address the metrics endpoint binds (loopback)."),
-    Setting("observability.tracingEnabled", "bool", True, "Record traces of pipeline runs."),
+    Setting("observability.tracingEnabled", "bool", True, "Keep each stage's time in the event's audit record."),
     Setting(
         "observability.logLevel",
         "str",

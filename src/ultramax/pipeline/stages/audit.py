@@ -72,6 +72,10 @@ class AuditStage:
             "input_sha256": ctx.input_digest,
             "summary": summarize(ctx),
             "stages": [f"{r.stage}:{r.result}" for r in ctx.trace],
+            # with tracing on, the record also carries each stage's time: a trace of the run, kept with it
+            "stage_ms": {r.stage: round(r.ms, 3) for r in ctx.trace}
+            if ctx.settings.get("observability.tracingEnabled")
+            else None,
         }
         if ctx.errors:
             entry["errors"] = [redact(e) for e in ctx.errors]

@@ -26,7 +26,7 @@ class TelemetryStage:
     def process(self, ctx: HookContext) -> StageOutput:
         elapsed = (time.perf_counter_ns() - ctx.started_ns) / 1e9 if ctx.started_ns else 0.0
         event = ctx.event_name
-        if self.metrics is not None:
+        if self.metrics is not None and ctx.settings.get("observability.telemetryEnabled"):
             self.metrics.observe_hook(event, elapsed, [(r.stage, r.ms / 1000) for r in ctx.trace], ctx.decision.outcome)
             for _ in ctx.errors:
                 self.metrics.errors.labels("stage").inc()
