@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from tests.conftest import PayloadFactory, UltramaxEnv
-
 from ultramax.observability import Metrics
 from ultramax.runtime import Runtime
 
