@@ -104,7 +104,7 @@ def test_doctor_names_the_events_a_partial_install_lacks(env: Env) -> None:
 def test_doctor_is_satisfied_with_a_fresh_install(env: Env) -> None:
     install(env.paths, scope="user", project_dir=env.project)
     checks = doctor(env)
-    for name in ("claude", "settings", "disableAllHooks", "hooks", "duplicates", "command", "kill-switch"):
+    for name in ("claude", "settings", "disableAllHooks", "hooks", "duplicates", "command", "timeouts", "kill-switch"):
         assert statuses(checks, name) == {"ok"}, [c for c in checks if c.name == name]
     assert "2.1.240" in only(checks, "claude").message
 
@@ -300,3 +300,14 @@ def test_doctor_cli_exits_1_on_a_failure_and_lists_every_check_as_json(
     assert run_cli(env, "doctor") == 0  # only warnings left (the daemon is down)
     out = capsys.readouterr().out
     assert f"all {len(HOOK_EVENTS)} events registered" in out and "fix: ultramax daemon start" in out
+
+
+def test_doctor_warns_when_installed_hooks_wait_longer_than_the_configured_timeout(env: Env) -> None:
+    install(env.paths, scope="user", project_dir=env.project)
+    assert only(doctor(env), "timeouts").status == "ok"
+    edit(env.paths.user_settings, lambda d: d.setdefault("ultramax", {}).update(hookTimeoutMs=2000))
+    stale = only(doctor(env), "timeouts")
+    assert stale.status == "warn" and "PreToolUse waits 5000 ms" in stale.message
+    assert stale.fix.startswith("ultramax install")
+    install(env.paths, scope="user", project_dir=env.project)
+    assert only(doctor(env), "timeouts").status == "ok"

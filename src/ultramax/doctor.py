@@ -21,11 +21,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ultramax.config import load_settings
 from ultramax.daemon.control import daemon_status
 from ultramax.install import (
     CLIENT_SUFFIX,
     HOOK_EVENTS,
     HookRef,
+    client_timeout_ms,
     find_ultramax_hooks,
     plugin_dir,
     plugin_hooks_json,
@@ -542,6 +544,27 @@ def _check_permissions(paths: Paths) -> list[Check]:
     return [Check("permissions", "ok", f"{paths.home} is private" + (", socket 0600" if sock_mode is not None else ""))]
 
 
+def _check_timeouts(sources: list[Source], paths: Paths, project_dir: Path) -> Check:
+    """Installed hooks carry the client timeout in their command; it goes stale when the setting changes."""
+    configured = int(load_settings(paths, project_dir).get("ultramax.hookTimeoutMs"))
+    stale: list[str] = []
+    for src in sources:
+        for ref in src.refs:
+            found = [a.split("=", 1)[1] for a in ref.argv if a.startswith("--timeout-ms=")]
+            wanted = client_timeout_ms(ref.event, configured)
+            if found and found[0].isdigit() and int(found[0]) != wanted:
+                stale.append(f"{ref.event} waits {found[0]} ms ({src.title})")
+    if not stale:
+        return Check("timeouts", "ok", f"hooks wait {configured} ms for the daemon, as ultramax.hookTimeoutMs says")
+    return Check(
+        "timeouts",
+        "warn",
+        f"installed hooks do not match ultramax.hookTimeoutMs={configured}: {'; '.join(stale[:3])}"
+        + (f" and {len(stale) - 3} more" if len(stale) > 3 else ""),
+        "ultramax install   (re-running rewrites the hook commands with the configured timeout)",
+    )
+
+
 def _check_kill_switch(paths: Paths) -> Check:
     switch = KillSwitch(paths.kill_switch)
     if switch.engaged:
@@ -572,6 +595,7 @@ def run_doctor(
     checks.append(_check_installed(sources))
     checks.append(check_duplicates(sources))
     checks += _check_commands(sources, env)
+    checks.append(_check_timeouts(sources, paths, project_dir))
     checks.append(_check_daemon(paths))
     checks += _check_permissions(paths)
     checks.append(_check_kill_switch(paths))
