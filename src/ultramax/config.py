@@ -192,6 +192,37 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ultramax.hookStages", "list[str]", [], "Override the mode's pipeline stage list (empty = mode's)."),
     Setting("ultramax.skills", "list[str]", [], "Skills the project's mode preloads (written by mode activate)."),
     Setting(
+        "ultramax.skillsEnabled",
+        "bool",
+        True,
+        "Inject the skills whose triggers match the prompt, dependencies first, on UserPromptSubmit.",
+    ),
+    Setting(
+        "ultramax.skillsMax", "int", 5, "Most skills injected for one prompt (kept by priority).", minimum=1, maximum=20
+    ),
+    Setting(
+        "ultramax.skillsTokensPerSkill",
+        "int",
+        700,
+        "Token share of one skill; a longer SKILL.md is cut at a line (estimated at 3.5 bytes a token).",
+        minimum=50,
+        maximum=20000,
+    ),
+    Setting(
+        "ultramax.skillsTokenBudget",
+        "int",
+        2800,
+        "Tokens of skill text injected per prompt in total; the 10,000-character hook cap also applies.",
+        minimum=0,
+        maximum=100000,
+    ),
+    Setting(
+        "ultramax.skillsOncePerSession",
+        "bool",
+        True,
+        "Inject a skill's text once per session (named, not repeated, on later prompts; reset by compaction).",
+    ),
+    Setting(
         "ultramax.mcpServers",
         "list[str]",
         [],

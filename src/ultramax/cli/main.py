@@ -23,6 +23,7 @@ GROUPS = (
     "ultramax.cli.audit_cmd",
     "ultramax.cli.install_cmd",
     "ultramax.cli.demo_cmd",
+    "ultramax.cli.skills_cmd",
 )
 
 

@@ -8,16 +8,19 @@ from ultramax.pipeline.stages.audit import AuditStage
 from ultramax.pipeline.stages.auth import AuthValidationStage
 from ultramax.pipeline.stages.enrich import EnrichmentStage
 from ultramax.pipeline.stages.safety import SafetyStage
+from ultramax.pipeline.stages.skills import SkillsStage
 from ultramax.pipeline.stages.telemetry import TelemetryStage
+from ultramax.skills.engine import SkillEngine
 
 if TYPE_CHECKING:
-    from ultramax.pipeline.registry import StageRegistry
+    from ultramax.pipeline.registry import StageRegistry, StageServices
 
 __all__ = [
     "AuditStage",
     "AuthValidationStage",
     "EnrichmentStage",
     "SafetyStage",
+    "SkillsStage",
     "TelemetryStage",
     "register_builtin_stages",
 ]
@@ -27,5 +30,13 @@ def register_builtin_stages(registry: StageRegistry) -> None:
     registry.register("auth_validation", lambda services: AuthValidationStage())
     registry.register("safety", lambda services: SafetyStage.with_default_layers())
     registry.register("enrichment", lambda services: EnrichmentStage())
+    registry.register("skills", _skills_stage)
     registry.register("audit", lambda services: AuditStage(services.audit))
     registry.register("telemetry", lambda services: TelemetryStage(services.metrics))
+
+
+def _skills_stage(services: StageServices) -> SkillsStage:
+    engine = services.shared.get("skills")
+    if not isinstance(engine, SkillEngine):
+        engine = services.shared["skills"] = SkillEngine(services.paths.claude_dir)
+    return SkillsStage(engine)

@@ -1,0 +1,61 @@
+"""Skills: the expertise a prompt calls for arrives with it (seed section 6).
+
+On UserPromptSubmit the prompt is resolved against the skill graph (shipped skills plus the user's
+``~/.claude/skills/graphs/config.json``) and the resolved skills' text is injected as additionalContext,
+dependencies first, within the token budget and within the room other stages left under Claude Code's
+10,000-character cap. A skill already injected earlier in the session is named, not repeated (Claude still
+has it in context); compaction or ``/clear`` (SessionStart ``compact``/``clear``) resets that.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ultramax.decisions import CONTEXT_CAP, cap_context
+from ultramax.pipeline.stage import HookContext, StageOutput
+from ultramax.skills.engine import SkillEngine
+
+__all__ = ["SkillsStage"]
+
+MIN_ROOM = 400
+"""Below this many free characters no skill fits; the stage stays silent."""
+
+RESET_SOURCES = frozenset({"clear", "compact"})
+
+
+class SkillsStage:
+    name = "skills"
+    phase: Literal["decide", "record"] = "decide"
+
+    def __init__(self, engine: SkillEngine) -> None:
+        self.engine = engine
+
+    def process(self, ctx: HookContext) -> StageOutput:
+        session = ctx.event.session_id
+        if ctx.event_name == "SessionStart":
+            if getattr(ctx.event, "source", None) in RESET_SOURCES:
+                self.engine.forget(session)
+            return StageOutput()
+        if ctx.event_name != "UserPromptSubmit" or not ctx.settings.get("ultramax.skillsEnabled"):
+            return StageOutput()
+        prompt = str(getattr(ctx.event, "prompt", "") or "")
+        if not prompt.strip():
+            return StageOutput()
+        used = len(cap_context(ctx.decision.additional_context))
+        room = CONTEXT_CAP - used - (2 if used else 0)  # cap_context joins parts with a blank line
+        if room < MIN_ROOM:
+            return StageOutput(metadata={"skills_skipped": "no room under the hook output cap"})
+        once = bool(ctx.settings.get("ultramax.skillsOncePerSession"))
+        resolution = self.engine.resolver_for(ctx.settings).resolve(
+            prompt,
+            already_loaded=self.engine.loaded(session) if once else frozenset(),
+            max_chars=room,
+        )
+        if not resolution.skills and not resolution.dropped:
+            return StageOutput()
+        if once:
+            self.engine.remember(session, [s.name for s in resolution.skills if not s.repeated])
+        metadata: dict[str, object] = {"skills": resolution.load_order}
+        if resolution.dropped:
+            metadata["skills_dropped"] = [f"{d.name}:{d.why}" for d in resolution.dropped]
+        return StageOutput(context=resolution.context() or None, metadata=metadata)

@@ -1,0 +1,162 @@
+"""``ultramax skills sync``: the graph's skills as native Claude Code skills.
+
+Each skill becomes ``~/.claude/skills/<name>/SKILL.md`` with valid frontmatter (``name`` ≤ 64 characters of
+``[a-z0-9-]``, ``description`` ≤ 1024 characters) and a body that starts by naming the skills it builds on,
+so Claude loads those first when it invokes one itself. Sync is idempotent (an unchanged file is not
+rewritten) and never clobbers a skill that is not ultramax's: ultramax records the SHA-256 of every file it
+writes (``$ULTRAMAX_HOME/skills-sync.json``) and replaces a file only if it is still exactly what ultramax
+wrote. A user's own skill of the same name -- or an ultramax file the user edited -- is left alone unless
+``--force``, which first copies it to ``$ULTRAMAX_HOME/backups/skills/``. Files ultramax wrote for skills no
+longer in the graph are removed if untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ultramax.fsutil import atomic_write_json, atomic_write_text
+from ultramax.skills.document import MAX_DESCRIPTION, name_problem, render_frontmatter
+from ultramax.skills.graph import SkillGraph
+
+__all__ = ["SyncAction", "native_skill_text", "sync_skills"]
+
+RESERVED = frozenset({"synced", "graphs"})  # Claude Code's reserved folder; the graph's own folder
+
+
+@dataclass(frozen=True, slots=True)
+class SyncAction:
+    name: str
+    path: Path
+    action: str  # created | updated | unchanged | skipped | replaced | removed | invalid
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "path": str(self.path), "action": self.action, "reason": self.reason}
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:. ") + "…"
+
+
+def native_skill_text(graph: SkillGraph, name: str) -> str:
+    """The SKILL.md Claude Code gets for ``name``: frontmatter, a note on its dependencies, the body."""
+    skill = graph[name]
+    deps = list(skill.dependencies)
+    description = graph.description(name) or f"{name} (ultramax skill): " + ", ".join(skill.provides)
+    if deps:
+        note = f" Builds on {', '.join(deps)}."
+        description = _clip(description, MAX_DESCRIPTION - len(note)) + note
+    metadata = {"generated-by": "ultramax", "provides": ", ".join(skill.provides)}
+    if deps:
+        metadata["depends-on"] = ", ".join(deps)
+    head = render_frontmatter({"name": name, "description": _clip(description, MAX_DESCRIPTION)}, metadata)
+    body = graph.body(name).strip()
+    if deps:
+        listed = ", ".join(f"`{d}`" for d in deps)
+        body = (
+            f"> Builds on {listed}: apply {'that skill' if len(deps) == 1 else 'those skills'} first. "
+            "If it is not already in context, invoke it with the Skill tool before continuing.\n\n" + body
+        )
+    return head + "\n" + body + "\n"
+
+
+def _load_state(state_file: Path) -> dict[str, str]:
+    try:
+        data = json.loads(state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    skills = data.get("skills") if isinstance(data, dict) else None
+    if not isinstance(skills, dict):
+        return {}
+    return {k: v for k, v in skills.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError):
+        return "\0unreadable"
+
+
+def sync_skills(
+    graph: SkillGraph,
+    skills_dir: Path,
+    state_file: Path,
+    backups_dir: Path,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+) -> list[SyncAction]:
+    """Write every skill of ``graph`` under ``skills_dir`` (``~/.claude/skills``); return what happened."""
+    state = _load_state(state_file)
+    new_state: dict[str, str] = {}
+    actions: list[SyncAction] = []
+    for skill in graph:
+        name = skill.name
+        target = skills_dir / name / "SKILL.md"
+        problem = name_problem(name) or ("is a reserved folder name" if name in RESERVED else None)
+        if problem:
+            actions.append(SyncAction(name, target, "invalid", f"name {name!r} {problem}"))
+            continue
+        text = native_skill_text(graph, name)
+        digest = _sha(text)
+        current = _read(target)
+        if current is None:
+            action, reason = "created", ""
+        elif current == text:
+            actions.append(SyncAction(name, target, "unchanged"))
+            new_state[name] = digest
+            continue
+        elif state.get(name) == _sha(current):
+            action, reason = "updated", "the shipped or configured skill changed"
+        elif force:
+            action, reason = "replaced", f"--force; the previous file is kept in {backups_dir}"
+        else:
+            actions.append(
+                SyncAction(
+                    name,
+                    target,
+                    "skipped",
+                    "a skill of this name exists that ultramax did not write (or it was edited since); "
+                    "--force replaces it, keeping a backup",
+                )
+            )
+            if name in state:
+                new_state[name] = state[name]
+            continue
+        if not dry_run:
+            if action == "replaced" and current is not None:
+                backup = backups_dir / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}-SKILL.md"
+                atomic_write_text(backup, current)
+            atomic_write_text(target, text)
+        new_state[name] = digest
+        actions.append(SyncAction(name, target, action, reason))
+    for name, digest in state.items():
+        if name in new_state or name in graph:
+            continue
+        target = skills_dir / name / "SKILL.md"
+        current = _read(target)
+        if current is not None and _sha(current) == digest:
+            if not dry_run:
+                target.unlink()
+                if target.parent.is_dir() and not any(target.parent.iterdir()):
+                    target.parent.rmdir()
+            actions.append(SyncAction(name, target, "removed", "no longer in the skill graph"))
+    if not dry_run and new_state != state:
+        atomic_write_json(state_file, {"version": 1, "skills": dict(sorted(new_state.items()))})
+    return actions

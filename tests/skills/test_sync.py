@@ -1,0 +1,153 @@
+"""``ultramax skills sync``: native Claude Code skills with valid frontmatter, idempotent, never clobbering."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import UltramaxEnv
+from tests.skills.helpers import write_graph
+from ultramax.cli.main import main
+from ultramax.skills.document import parse_skill_document
+from ultramax.skills.export import sync_skills
+from ultramax.skills.graph import load_graph, user_graph_path
+
+NAME = re.compile(r"^[a-z0-9-]{1,64}$")
+
+
+def skills_dir(umx: UltramaxEnv) -> Path:
+    return umx.claude_dir / "skills"
+
+
+def sync(umx: UltramaxEnv, *args: str) -> int:
+    return main(["skills", "sync", *args])
+
+
+def frontmatter(text: str) -> dict[str, object]:
+    """Parse the frontmatter with a real YAML parser when one is installed, else ultramax's own reader."""
+    head = text.split("---\n", 2)[1]
+    try:
+        yaml = importlib.import_module("yaml")
+    except ImportError:  # pragma: no cover - PyYAML is present in the dev venv
+        return dict(parse_skill_document(text).fields)
+    data = yaml.safe_load(head)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_sync_writes_every_skill_with_valid_frontmatter_and_its_dependencies(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert sync(umx) == 0
+    graph = load_graph(None)
+    for skill in graph:
+        text = (skills_dir(umx) / skill.name / "SKILL.md").read_text(encoding="utf-8")
+        assert text.startswith("---\n")
+        meta = frontmatter(text)
+        assert meta["name"] == skill.name and NAME.match(skill.name)
+        description = meta["description"]
+        assert isinstance(description, str) and 0 < len(description) <= 1024
+        body = parse_skill_document(text).body
+        assert graph.body(skill.name) in body
+        if skill.dependencies:
+            assert body.startswith("> Builds on ")
+            for dep in skill.dependencies:
+                assert f"`{dep}`" in body.splitlines()[0]
+                assert dep in description
+        else:
+            assert body.startswith("# ")
+    assert capsys.readouterr().out.count("created ") == 11
+
+
+def test_sync_is_idempotent(umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    assert sync(umx) == 0
+    stamps = {p: p.stat().st_mtime_ns for p in skills_dir(umx).glob("*/SKILL.md")}
+    capsys.readouterr()
+    assert sync(umx) == 0
+    out = capsys.readouterr().out
+    assert out.count("unchanged ") == 11 and "created" not in out and "updated" not in out
+    assert {p: p.stat().st_mtime_ns for p in skills_dir(umx).glob("*/SKILL.md")} == stamps
+
+
+def test_a_users_own_skill_of_the_same_name_is_never_clobbered(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = skills_dir(umx) / "code-master" / "SKILL.md"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("---\nname: code-master\ndescription: my own\n---\nMine.\n")
+    assert sync(umx) == 1  # something was skipped
+    assert mine.read_text() == "---\nname: code-master\ndescription: my own\n---\nMine.\n"
+    assert "skipped   " in capsys.readouterr().out
+    assert (skills_dir(umx) / "devops-engineer" / "SKILL.md").exists()
+
+
+def test_force_replaces_a_users_skill_after_backing_it_up(umx: UltramaxEnv) -> None:
+    mine = skills_dir(umx) / "code-master" / "SKILL.md"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("Mine.\n")
+    assert sync(umx, "--force") == 0
+    assert "Code master" in mine.read_text()
+    (backup,) = (umx.ultramax_home / "backups" / "skills").glob("code-master-*-SKILL.md")
+    assert backup.read_text() == "Mine.\n"
+
+
+def test_a_file_ultramax_wrote_and_the_user_edited_is_left_alone(umx: UltramaxEnv) -> None:
+    assert sync(umx) == 0
+    target = skills_dir(umx) / "letta-sync" / "SKILL.md"
+    target.write_text(target.read_text() + "\nMy addition.\n")
+    write_graph(umx.claude_dir, {"letta-sync": {"priority": 1, "description": "Changed upstream.", "write": False}})
+    assert sync(umx) == 1
+    assert target.read_text().endswith("My addition.\n")
+
+
+def test_a_changed_skill_updates_the_file_ultramax_wrote(umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    assert sync(umx) == 0
+    write_graph(umx.claude_dir, {"letta-sync": {"description": "Sync memory. Use when asked to sync.", "write": False}})
+    capsys.readouterr()
+    assert sync(umx) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^updated\s+\S+letta-sync/SKILL.md", out, re.M)
+    meta = frontmatter((skills_dir(umx) / "letta-sync" / "SKILL.md").read_text())
+    assert meta["description"] == "Sync memory. Use when asked to sync. Builds on letta-memory."
+
+
+def test_a_skill_removed_from_the_graph_is_removed_if_untouched(umx: UltramaxEnv) -> None:
+    write_graph(umx.claude_dir, {"notes": {"triggers": ["notes"], "body": "Take notes."}})
+    assert sync(umx) == 0
+    assert (skills_dir(umx) / "notes" / "SKILL.md").exists()
+    user_graph_path(umx.claude_dir).write_text(json.dumps({"skills": {}}))
+    assert sync(umx) == 0
+    assert not (skills_dir(umx) / "notes").exists()
+    assert (skills_dir(umx) / "graphs" / "config.json").exists()  # the graph itself is untouched
+
+
+def test_dry_run_writes_nothing(umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    assert sync(umx, "--dry-run") == 0
+    assert not skills_dir(umx).exists()
+    assert capsys.readouterr().out.count("would be created ") == 11
+
+
+def test_a_name_claude_code_would_refuse_is_reported_not_written(umx: UltramaxEnv) -> None:
+    write_graph(umx.claude_dir, {"claude-helper": {"triggers": ["helper"]}})
+    graph = load_graph(user_graph_path(umx.claude_dir), claude_dir=umx.claude_dir)
+    actions = sync_skills(graph, skills_dir(umx), umx.ultramax_home / "state.json", umx.ultramax_home / "b")
+    (invalid,) = [a for a in actions if a.action == "invalid"]
+    assert invalid.name == "claude-helper" and "reserved by Claude Code" in invalid.reason
+    assert not (skills_dir(umx) / "claude-helper" / "SKILL.md").exists()
+
+
+def test_a_long_description_is_clipped_to_1024_characters(umx: UltramaxEnv) -> None:
+    write_graph(
+        umx.claude_dir,
+        {"verbose": {"dependencies": ["code-master"], "triggers": ["verbose"], "description": "word " * 204}},
+    )
+    graph = load_graph(user_graph_path(umx.claude_dir), claude_dir=umx.claude_dir)
+    sync_skills(graph, skills_dir(umx), umx.ultramax_home / "state.json", umx.ultramax_home / "b")
+    meta = frontmatter((skills_dir(umx) / "verbose" / "SKILL.md").read_text())
+    description = meta["description"]
+    assert isinstance(description, str) and len(description) <= 1024
+    assert description.endswith("… Builds on code-master.")
