@@ -24,6 +24,7 @@ GROUPS = (
     "ultramax.cli.install_cmd",
     "ultramax.cli.demo_cmd",
     "ultramax.cli.skills_cmd",
+    "ultramax.cli.route_cmd",
 )
 
 

@@ -1,0 +1,206 @@
+"""What the routing proxy costs: added time to first byte, streaming throughput, 200 concurrent streams.
+
+    .venv/bin/python -m bench.proxy_overhead [--requests 300] [--concurrency 200]
+
+Three processes on loopback: the stand-in upstream (``tests/support/upstream.py``), ``ultramax proxy`` in
+front of it (as a user runs it, with no budget so the benchmark's fake spend does not stop it), and this
+client. Direct and proxied requests alternate, each on its own kept-alive connection.
+
+- **TTFB**: ``POST /v1/messages`` (stream) until the response head has arrived, direct vs through the proxy,
+  for a small request and a 60 KB one (Claude Code's first request is ~50 KB), with the model kept and with
+  the model changed by the router (the proxy splices the new value into the bytes).
+- **Throughput**: one long stream (8 MB of SSE) read to the end, MB/s direct vs proxied (median of runs).
+- **Concurrency**: N simultaneous streams through the proxy with the official ``anthropic`` SDK
+  (``AsyncAnthropic``); every one must finish with the expected number of events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.common import REPO, isolated_env, machine, percentile
+
+HARD = "Design the architecture of a distributed, fault-tolerant consensus service and explain the trade-offs."
+EASY = "Fix the typo in README.md"
+KEY = "sk-ant-bench-not-a-real-key-000000000000"
+
+
+def start(args: list[str], env: dict[str, str], stream: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(args, env=env, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pipe = proc.stdout if stream == "stdout" else proc.stderr
+    assert pipe is not None
+    line = pipe.readline()
+    url = next((w for w in line.split() if w.startswith("http://")), "")
+    if not url:
+        proc.kill()
+        raise SystemExit(f"{args} did not start: {line!r} {proc.communicate()}")
+    return proc, url
+
+
+def body(prompt: str, *, pad: int = 0) -> bytes:
+    messages = [{"role": "user", "content": prompt}]
+    if pad:
+        messages = [
+            {"role": "user", "content": "x " * (pad // 2)},
+            {"role": "assistant", "content": "ok"},
+            *messages,
+        ]
+    data = {
+        "model": "claude-opus-5",
+        "max_tokens": 1024,
+        "stream": True,
+        "messages": messages,
+        "tools": [{"name": "Bash", "input_schema": {"type": "object"}}],
+    }
+    return json.dumps(data).encode()
+
+
+HEADERS = {
+    "content-type": "application/json",
+    "x-api-key": KEY,
+    "anthropic-version": "2023-06-01",
+    "user-agent": "claude-cli/bench",
+    "x-test-deltas": "4",
+}
+
+
+def ttfb_ms(conn: http.client.HTTPConnection, payload: bytes, headers: dict[str, str]) -> float:
+    started = time.perf_counter()
+    conn.request("POST", "/v1/messages?beta=true", body=payload, headers=headers)
+    response = conn.getresponse()
+    elapsed = (time.perf_counter() - started) * 1000
+    response.read()
+    assert response.status == 200, response.status
+    return elapsed
+
+
+def conn_for(url: str) -> http.client.HTTPConnection:
+    host, port = url.removeprefix("http://").split(":")
+    return http.client.HTTPConnection(host, int(port), timeout=60)
+
+
+def measure_ttfb(direct: str, proxy: str, n: int) -> list[tuple[str, float, float, float, float]]:
+    rows = []
+    for label, payload in (
+        ("small request, model kept", body(HARD)),
+        ("small request, model changed", body(EASY)),
+        ("60 KB request, model kept", body(HARD, pad=60_000)),
+        ("60 KB request, model changed", body(EASY, pad=60_000)),
+    ):
+        d, p = conn_for(direct), conn_for(proxy)
+        for _ in range(20):  # warm-up (connections, caches)
+            ttfb_ms(d, payload, HEADERS)
+            ttfb_ms(p, payload, HEADERS)
+        dt, pt = [], []
+        for _ in range(n):
+            dt.append(ttfb_ms(d, payload, HEADERS))
+            pt.append(ttfb_ms(p, payload, HEADERS))
+        d.close()
+        p.close()
+        rows.append((label, percentile(dt, 0.5), percentile(pt, 0.5), percentile(dt, 0.95), percentile(pt, 0.95)))
+    return rows
+
+
+def stream_mb_s(url: str, deltas: int, size: int) -> tuple[float, int]:
+    conn = conn_for(url)
+    headers = {**HEADERS, "x-test-deltas": str(deltas), "x-test-delta-bytes": str(size)}
+    started = time.perf_counter()
+    conn.request("POST", "/v1/messages", body=body(HARD), headers=headers)
+    response = conn.getresponse()
+    total = 0
+    while chunk := response.read1(65536):
+        total += len(chunk)
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return total / elapsed / 1e6, total
+
+
+def measure_throughput(direct: str, proxy: str, runs: int) -> tuple[float, float, int]:
+    d, p = [], []
+    size = 0
+    for _ in range(runs):
+        rate, size = stream_mb_s(direct, 40_000, 128)
+        d.append(rate)
+        p.append(stream_mb_s(proxy, 40_000, 128)[0])
+    return statistics.median(d), statistics.median(p), size
+
+
+async def concurrent_streams(proxy: str, n: int) -> tuple[int, int, float]:
+    import anthropic
+
+    async with anthropic.AsyncAnthropic(
+        base_url=proxy, api_key=KEY, max_retries=0, http_client=None, timeout=120
+    ) as sdk:
+
+        async def one(i: int) -> int:
+            async with sdk.messages.stream(
+                model="claude-opus-5",
+                max_tokens=64,
+                messages=[{"role": "user", "content": f"{HARD} #{i}"}],
+                extra_headers={"x-test-deltas": "200", "x-test-interval-ms": "1"},
+            ) as stream:
+                return len([e async for e in stream])
+
+        started = time.perf_counter()
+        results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
+        elapsed = time.perf_counter() - started
+    ok = [r for r in results if isinstance(r, int) and r == results[0]]
+    errors = [r for r in results if isinstance(r, BaseException)]
+    for err in errors[:3]:
+        print(f"  error: {err!r}", file=sys.stderr)
+    return len(ok), len(errors), elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=200)
+    args = parser.parse_args()
+    with isolated_env() as env:
+        settings = Path(env["HOME"]) / ".claude" / "settings.json"
+        settings.write_text(json.dumps({"observability": {"metricsPort": 0}, "routing": {"costBudgetPerHour": 0}}))
+        child_env = {**env, "PYTHONPATH": str(REPO)}
+        upstream, direct = start([sys.executable, "-m", "tests.support.upstream"], child_env, "stdout")
+        proxy_proc, proxy = start(
+            [sys.executable, "-m", "ultramax.cli.main", "proxy", "--port", "0", "--upstream", direct, "--quiet"],
+            child_env,
+            "stderr",
+        )
+        try:
+            print(f"Machine: {machine()}")
+            print(f"upstream {direct}, proxy {proxy} (pid {proxy_proc.pid}); {args.requests} requests per row\n")
+            print("| request | direct p50 ms | proxy p50 ms | added p50 ms | direct p95 ms | proxy p95 ms |")
+            print("|---|---:|---:|---:|---:|---:|")
+            for label, d50, p50, d95, p95 in measure_ttfb(direct, proxy, args.requests):
+                print(f"| {label} | {d50:.2f} | {p50:.2f} | {p50 - d50:+.2f} | {d95:.2f} | {p95:.2f} |")
+            d, p, size = measure_throughput(direct, proxy, args.runs)
+            print(
+                f"\nthroughput ({size / 1e6:.1f} MB stream, median of {args.runs}): direct {d:.1f} MB/s, "
+                f"proxy {p:.1f} MB/s = {p / d:.1%} of direct"
+            )
+            ok, errors, elapsed = asyncio.run(concurrent_streams(proxy, args.concurrency))
+            print(
+                f"\n{args.concurrency} concurrent SDK streams through the proxy: {ok} complete, {errors} errors, "
+                f"{elapsed:.1f} s"
+            )
+        finally:
+            for proc in (proxy_proc, upstream):
+                proc.terminate()
+                try:
+                    proc.communicate(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.communicate()
+
+
+if __name__ == "__main__":
+    main()

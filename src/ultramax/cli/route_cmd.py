@@ -1,0 +1,270 @@
+"""``ultramax route explain|eval|ledger|catalog`` and ``ultramax proxy``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ultramax.cli.base import CliContext, Subparsers, emit_json
+from ultramax.config import load_settings
+from ultramax.errors import ConfigError
+from ultramax.routing.ledger import Ledger, ledger_path
+from ultramax.routing.router import Router
+
+__all__ = ["evaluate_file", "register"]
+
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser("route", help="the cost-aware model router: explain, evaluate, show spend")
+    cmds = p.add_subparsers(dest="route_command", metavar="ACTION", required=True)
+
+    c = cmds.add_parser("explain", help="which tier and model a prompt would get, and why")
+    c.add_argument("prompt", help="the prompt text")
+    c.add_argument("--model", help="the model the client asks for (default: the top tier's)")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.set_defaults(func=cmd_explain)
+
+    c = cmds.add_parser("eval", help='score the router on JSONL lines of {"prompt", "tier"}')
+    c.add_argument("file", type=Path, help="JSONL file; tier is the cheapest adequate tier (name or model id)")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.add_argument("--show-misses", action="store_true", help="list the prompts routed to another tier")
+    c.set_defaults(func=cmd_eval)
+
+    c = cmds.add_parser("ledger", help="what was spent (and saved) through the proxy")
+    c.add_argument("--by", choices=("model", "session", "tier"), default="model", help="group rows by")
+    c.add_argument("--hours", type=float, default=0.0, help="only the last N hours (default: everything)")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.set_defaults(func=cmd_ledger)
+
+    c = cmds.add_parser("catalog", help="tiers, model ids and prices in effect")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.set_defaults(func=cmd_catalog)
+
+    p = sub.add_parser("proxy", help="run the routing proxy for ANTHROPIC_BASE_URL (loopback)")
+    p.add_argument("--host", help="address to listen on (default: routing.proxyHost, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: routing.proxyPort, 8787; 0 picks a free one)")
+    p.add_argument("--upstream", help="where requests go (default: routing.upstream, https://api.anthropic.com)")
+    p.add_argument("--quiet", action="store_true", help="no per-request log lines on stderr")
+    p.set_defaults(func=cmd_proxy)
+
+
+def _router(ctx: CliContext) -> Router:
+    return Router.from_settings(load_settings(ctx.paths, ctx.project_dir))
+
+
+# -- explain -------------------------------------------------------------------------------------------------
+def cmd_explain(args: argparse.Namespace, ctx: CliContext) -> int:
+    router = _router(ctx)
+    decision = router.explain_prompt(args.prompt, requested_model=args.model)
+    if args.json:
+        emit_json(decision.to_dict())
+        return 0
+    a = decision.analysis
+    print(f"tier:       {decision.tier}")
+    print(f"model:      {decision.model}" + ("" if decision.changed else " (as requested)"))
+    if a is not None:
+        print(f"complexity: {a.complexity_score:.2f}  (task type {a.task_type}, learned difficulty {a.difficulty:.2f})")
+        for family, hits in a.matched.items():
+            print(f"  {family:<10} {', '.join(hits)}")
+    print(f"estimate:   ${decision.estimated_cost:.4f} for this prompt alone")
+    for reason in decision.reasons:
+        print(f"because:    {reason}")
+    if decision.fallbacks:
+        print(f"fallbacks:  {', '.join(decision.fallbacks)} (on overload)")
+    return 0
+
+
+# -- eval ----------------------------------------------------------------------------------------------------
+def evaluate_file(router: Router, path: Path) -> dict[str, Any]:
+    """Accuracy, under- and over-routing and cost against always-top-tier for lines {"prompt", "tier"}."""
+    catalog = router.catalog
+    top = catalog.top
+    rows: list[dict[str, Any]] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            prompt, label = str(item["prompt"]), str(item["tier"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f'{path}:{number}: expected {{"prompt": ..., "tier": ...}} ({exc})') from exc
+        want = catalog.resolve_tier(label)
+        decision = router.explain_prompt(prompt)
+        got = catalog.tier(decision.tier)
+        analysis = decision.analysis
+        out_tokens = analysis.estimated_tokens if analysis else 1000
+        in_tokens = len(prompt) // 4 + 1
+        spec, top_spec = catalog.spec(got.model), catalog.spec(top.model)
+        rows.append(
+            {
+                "line": number,
+                "prompt": prompt,
+                "label": want.name,
+                "routed": got.name,
+                "complexity": round(decision.complexity, 4),
+                "cost": spec.estimate(in_tokens, out_tokens) if spec else 0.0,
+                "top_cost": top_spec.estimate(in_tokens, out_tokens) if top_spec else 0.0,
+                "under": got.rank < want.rank,
+                "over": got.rank > want.rank,
+            }
+        )
+    n = len(rows)
+    if n == 0:
+        raise ConfigError(f"{path}: no lines to evaluate")
+    cost = sum(r["cost"] for r in rows)
+    top_cost = sum(r["top_cost"] for r in rows)
+    confusion: dict[str, dict[str, int]] = {}
+    for r in rows:
+        confusion.setdefault(r["label"], {}).setdefault(r["routed"], 0)
+        confusion[r["label"]][r["routed"]] += 1
+    return {
+        "file": str(path),
+        "prompts": n,
+        "accuracy": round(sum(1 for r in rows if not r["under"] and not r["over"]) / n, 4),
+        "under_routing": round(sum(1 for r in rows if r["under"]) / n, 4),
+        "over_routing": round(sum(1 for r in rows if r["over"]) / n, 4),
+        "estimated_cost": round(cost, 6),
+        "always_top_tier_cost": round(top_cost, 6),
+        "cost_vs_top_tier": round(cost / top_cost, 4) if top_cost else 0.0,
+        "top_tier": top.name,
+        "confusion": confusion,
+        "misses": [
+            {k: r[k] for k in ("line", "prompt", "label", "routed", "complexity")}
+            for r in rows
+            if r["under"] or r["over"]
+        ],
+    }
+
+
+def cmd_eval(args: argparse.Namespace, ctx: CliContext) -> int:
+    report = evaluate_file(_router(ctx), args.file)
+    if args.json:
+        if not args.show_misses:
+            report.pop("misses")
+        emit_json(report)
+        return 0
+    print(f"{report['prompts']} prompts from {report['file']}")
+    print(f"accuracy       {report['accuracy']:.1%}")
+    print(f"under-routing  {report['under_routing']:.1%}  (sent to a cheaper tier than labelled)")
+    print(f"over-routing   {report['over_routing']:.1%}  (sent to a dearer tier than labelled)")
+    print(
+        f"cost           ${report['estimated_cost']:.4f} vs ${report['always_top_tier_cost']:.4f} always "
+        f"{report['top_tier']} ({report['cost_vs_top_tier']:.1%})"
+    )
+    tiers = [t.name for t in _router(ctx).catalog.routable]
+    print("label \\ routed  " + "".join(f"{t:>8}" for t in tiers))
+    for label in tiers:
+        row = report["confusion"].get(label, {})
+        print(f"{label:<15} " + "".join(f"{row.get(t, 0):>8}" for t in tiers))
+    if args.show_misses:
+        for miss in report["misses"]:
+            print(
+                f"  line {miss['line']}: {miss['label']} -> {miss['routed']} ({miss['complexity']:.2f}) "
+                f"{miss['prompt'][:90]!r}"
+            )
+    return 0
+
+
+# -- ledger and catalog ----------------------------------------------------------------------------------------
+def cmd_ledger(args: argparse.Namespace, ctx: CliContext) -> int:
+    path = ledger_path(ctx.paths)
+    if not path.exists():
+        rows: list[dict[str, Any]] = []
+    else:
+        with Ledger(path) as ledger:
+            rows = ledger.totals(args.by, since=time.time() - args.hours * 3600 if args.hours else 0.0)
+    if args.json:
+        emit_json({"ledger": str(path), "by": args.by, "rows": rows})
+        return 0
+    if not rows:
+        print(f"no requests recorded in {path}")
+        return 0
+    print(f"{args.by:<40} {'requests':>8} {'input':>10} {'output':>9} {'cache r/w':>15} {'cost $':>10} {'saved $':>10}")
+    for r in rows:
+        cache = f"{r['cache_read']}/{r['cache_write_5m'] + r['cache_write_1h']}"
+        print(
+            f"{str(r[args.by])[:40]:<40} {r['requests']:>8} {r['input_tokens']:>10} {r['output_tokens']:>9} "
+            f"{cache:>15} {r['cost']:>10.4f} {r['saved']:>10.4f}"
+        )
+    print(
+        f"{'total':<40} {sum(r['requests'] for r in rows):>8} {'':>10} {'':>9} {'':>15} "
+        f"{sum(r['cost'] for r in rows):>10.4f} {sum(r['saved'] for r in rows):>10.4f}"
+    )
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace, ctx: CliContext) -> int:
+    catalog = _router(ctx).catalog
+    if args.json:
+        emit_json(catalog.to_dict())
+        return 0
+    print(f"prices as of {catalog.prices_as_of} ({catalog.prices_source}); USD per million tokens")
+    for tier in catalog.tiers:
+        print(f"tier {tier.name}: sends {tier.model}" + ("" if tier.routable else " (never a routing target)"))
+    print(f"{'model':<28} {'tier':<7} {'input':>6} {'output':>7} {'w5m':>6} {'w1h':>6} {'read':>5} {'context':>9}")
+    for m in catalog.models:
+        print(
+            f"{m.id:<28} {m.tier:<7} {m.input:>6g} {m.output:>7g} {m.cache_write_5m:>6g} {m.cache_write_1h:>6g} "
+            f"{m.cache_read:>5g} {m.context:>9}"
+        )
+    return 0
+
+
+# -- proxy ---------------------------------------------------------------------------------------------------
+def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
+    from ultramax.routing.proxy import ProxyServer
+
+    settings = load_settings(ctx.paths, ctx.project_dir)
+    router = Router.from_settings(settings)
+    host = args.host or str(settings.get("routing.proxyHost"))
+    port = args.port if args.port is not None else int(settings.get("routing.proxyPort"))
+    upstream = args.upstream or str(settings.get("routing.upstream"))
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        print(
+            f"ultramax proxy: warning: listening on {host}, not loopback; anyone who can reach it spends your API key",
+            file=sys.stderr,
+        )
+    logger = logging.getLogger("ultramax.proxy")
+    if not args.quiet:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+    async def serve() -> None:
+        with Ledger.open(ctx.paths) as ledger:
+            for ts, cost in ledger.spent_since(time.time() - 3600):
+                router.record_spend(cost, ts)
+            for row in ledger.entries(limit=5000):  # what each recent session asked for (resumed sessions)
+                background = "auxiliary request" in row["reason"] or "small fast model" in row["reason"]
+                if row["session"] and row["requested_model"] and not background:
+                    router.remember_session(row["session"], row["requested_model"], row["model"])
+            server = ProxyServer(router, ledger, upstream, host=host, port=port)
+            await server.start()
+            print(f"ultramax proxy on {server.base_url} -> {upstream}", file=sys.stderr)
+            print(f"use it: ANTHROPIC_BASE_URL={server.base_url} claude", file=sys.stderr, flush=True)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+            await server.close()
+
+    try:
+        asyncio.run(serve())
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc})") from exc
+    return 0

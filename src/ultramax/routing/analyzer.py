@@ -1,0 +1,415 @@
+"""What a request needs: the seed's task signals from the prompt, plus the request's own signals.
+
+``analyze_prompt`` gives the seed's ``TaskAnalysis`` (complexity 0-1, task type, estimated tokens, the
+patterns that fired) with the seed's defects fixed: patterns match whole words, one strong architecture
+signal is enough to matter, and a small learned estimate (``difficulty``) orders prompts the patterns
+cannot tell apart. ``request_signals`` reads a Messages API request -- never changing it -- for what the
+prompt alone does not say: the model the client asked for (a ceiling), thinking and effort, tools, context
+size, images, plan mode, subagent headers, and whether it is one of Claude Code's background requests
+(title generation, summaries, prompt hooks: no tools or a haiku-class model).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ultramax.routing.difficulty import load_difficulty_model
+
+__all__ = ["RequestSignals", "TaskAnalysis", "analyze_prompt", "latest_prompt", "request_signals", "session_id_of"]
+
+
+def _rx(*patterns: str) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    return tuple((p, re.compile(p, re.I)) for p in patterns)
+
+
+# The seed's three pattern families, as whole-word expressions (its substrings matched "format" in "information").
+COMPLEX = _rx(
+    r"\barchitect(?:ure|ures|ural|ing)\b",
+    r"\b(?:re)?design(?:ing)?\b.{0,40}\b(?:system|service|platform|architecture|schema|protocol|api)s?\b",
+    r"\bscalab(?:le|ility)\b",
+    r"\bdistributed\b",
+    r"\bsecurity (?:audit|review|assessment)\b",
+    r"\bvulnerabilit(?:y|ies)\b",
+    r"\bthreat model",
+    r"\b(?:comprehensive|in-depth|thorough)\b.{0,30}\b(?:research|analysis|review|audit|investigation)\b",
+    r"\bdeep(?:ly)? analy[sz]",
+    r"\bcomplex\b.{0,20}\balgorithms?\b",
+    r"\boptimi[sz]e\b.{0,30}\bperformance\b",
+    r"\brace conditions?\b",
+    r"\bdeadlocks?\b",
+    r"\bconcurren(?:cy|t)\b",
+    r"\bmigrat(?:e|ion)\b.{0,40}\b(?:codebase|architecture|monolith|microservices?|framework)\b",
+    r"\bmicroservices?\b",
+    r"\bfrom scratch\b",
+    r"\btrade-?offs?\b",
+    r"\broot cause\b",
+    r"\bformal(?:ly)? verif",
+    r"\bfault[- ]toleran",
+    r"\bconsensus\b",
+    r"\boverhaul\b",
+    r"\bend-to-end\b",
+    r"\bacross the (?:whole |entire )?(?:codebase|repo(?:sitory)?|project)\b",
+)
+CODING = _rx(
+    r"\bimplement(?:s|ed|ing|ation)?\b",
+    r"\bcode\b",
+    r"\bfunctions?\b",
+    r"\bclass(?:es)?\b",
+    r"\bmethods?\b",
+    r"\brefactor(?:s|ed|ing)?\b",
+    r"\b(?:unit )?tests?\b",
+    r"\bdebug(?:ging)?\b",
+    r"\bfix(?:es|ed|ing)?\b.{0,40}\b(?:bugs?|errors?|failing|failures?|crash(?:es)?|exceptions?|leaks?|tests?)\b",
+    r"\b(?:python|typescript|javascript|rust|golang|java|c\+\+|sql|bash|kotlin|swift)\b",
+    r"\b(?:program|script|endpoint|module|regex|compiler?|parser)s?\b",
+    r"\b(?:stack ?trace|traceback|segfault|exception)s?\b",
+    r"\bapi\b",
+)
+SIMPLE = _rx(
+    r"\bexplain\b",
+    r"\bwhat (?:is|are|does|do|was)\b",
+    r"\bwhat's\b",
+    r"\bhow (?:do|does|can) (?:i|you|we)\b",
+    r"\blist\b",
+    r"\bsummari[sz]e\b",
+    r"\btranslate\b",
+    r"\bformat\b",
+    r"\bconvert\b",
+    r"\brename\b",
+    r"\btypos?\b",
+    r"\bspelling\b",
+    r"\bshow me\b",
+    r"\bwhere (?:is|are|do)\b",
+    r"\bwhich (?:file|files|function|version)\b",
+    r"\bdescribe\b",
+    r"\bdefine\b",
+    r"\bcomment\b",
+    r"\bdocstrings?\b",
+)
+# Quantitative reasoning: its own type (the seed folds it into "general", where it is under-served).
+REASONING = _rx(
+    r"\bsolve\b",
+    r"\bequations?\b",
+    r"\bprobabilit(?:y|ies)\b",
+    r"\bcalculate\b",
+    r"\bcompute\b",
+    r"\bintegrals?\b",
+    r"\bderivatives?\b",
+    r"\bprove\b|\bproof\b",
+    r"\btheorem\b",
+    r"\bpuzzle\b",
+    r"\b\d+\s*[-+*/^]\s*\d+",
+    r"\bx\s*[=^]\s*\d",
+)
+
+_COMMON = frozenset(
+    ("this", "that", "with", "from", "have", "been", "will", "would", "could", "should", "there", "their", "about")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskAnalysis:
+    """The seed's analysis of one prompt."""
+
+    complexity_score: float
+    requires_thinking: bool
+    estimated_tokens: int
+    """Estimated output tokens for the answer (the seed's estimate)."""
+    task_type: str
+    keywords: list[str]
+    difficulty: float
+    """The learned estimate that a cheaper model falls short (0-1)."""
+    matched: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "complexity": round(self.complexity_score, 4),
+            "task_type": self.task_type,
+            "requires_thinking": self.requires_thinking,
+            "estimated_output_tokens": self.estimated_tokens,
+            "difficulty": round(self.difficulty, 4),
+            "matched": self.matched,
+            "keywords": self.keywords,
+        }
+
+
+def _hits(patterns: tuple[tuple[str, re.Pattern[str]], ...], text: str) -> list[str]:
+    out = []
+    for _, pattern in patterns:
+        m = pattern.search(text)
+        if m:
+            out.append(m.group(0).strip().lower())
+    return out
+
+
+#: How much the learned difficulty moves the complexity score: chosen by hand (0.2 vs 0.3 score the same on
+#: RouteLLM; 0.2 leaves the pattern signals decisive on Claude Code prompts).
+DIFFICULTY_WEIGHT = 0.2
+
+
+def analyze_prompt(prompt: str) -> TaskAnalysis:
+    """Complexity, task type and token estimate for ``prompt``."""
+    text = prompt[:20_000]
+    complex_hits = _hits(COMPLEX, text)
+    coding_hits = _hits(CODING, text)
+    simple_hits = _hits(SIMPLE, text)
+    reasoning_hits = _hits(REASONING, text)
+    difficulty = load_difficulty_model().score(text)
+
+    score = 0.25
+    if complex_hits:  # one clear architecture / concurrency / security signal is enough for the top tier
+        score += 0.55 + 0.15 * min(len(complex_hits) - 1, 2)
+    if len(coding_hits) >= 2 or (coding_hits and not simple_hits):
+        score += 0.15
+    if reasoning_hits:
+        score += 0.1 + 0.05 * min(len(reasoning_hits) - 1, 2)
+    if not complex_hits:
+        score -= 0.12 * min(len(simple_hits), 2)
+    if len(text) > 2000:
+        score += 0.2
+    elif len(text) > 500:
+        score += 0.1
+    score += DIFFICULTY_WEIGHT * (difficulty - 0.5)
+    score = max(0.0, min(1.0, score))
+    coding = len(coding_hits) >= 2 or (coding_hits and not simple_hits)
+    if coding and not complex_hits:
+        score = max(0.31, min(0.7, score))  # the seed: coding is medium complexity
+
+    if len(complex_hits) >= 2 or (complex_hits and not coding_hits):
+        task_type = "architecture"
+    elif coding:
+        task_type = "coding"
+    elif reasoning_hits:
+        task_type = "reasoning"
+    elif simple_hits:
+        task_type = "simple"
+    else:
+        task_type = "general"
+
+    estimated = len(text) // 4 + 500
+    if score > 0.7:
+        estimated += 5000
+    elif score > 0.4:
+        estimated += 2000
+    words = re.findall(r"\b[a-z]{4,}\b", text.lower())
+    return TaskAnalysis(
+        complexity_score=score,
+        requires_thinking=score > 0.5,
+        estimated_tokens=estimated,
+        task_type=task_type,
+        keywords=[w for w in words[:20] if w not in _COMMON],
+        difficulty=difficulty,
+        matched={
+            k: v
+            for k, v in (
+                ("complex", complex_hits),
+                ("coding", coding_hits),
+                ("simple", simple_hits),
+                ("reasoning", reasoning_hits),
+            )
+            if v
+        },
+    )
+
+
+# -- the request's own signals -------------------------------------------------------------------------
+_REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.S)
+_PLAN_MODE = re.compile(r"plan mode is active", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSignals:
+    """What a Messages API request says about itself (read-only; the request is never changed)."""
+
+    model: str
+    prompt: str
+    """The newest text a person typed (system reminders removed); empty for a pure tool-result turn."""
+    turn_key: str
+    """Identifies the person's current prompt: every request of one agentic turn shares it."""
+    session_id: str = ""
+    agent_id: str = ""
+    parent_agent_id: str = ""
+    has_tools: bool = False
+    tool_count: int = 0
+    web_search: bool = False
+    thinking: str = ""
+    """"", "enabled", "adaptive" or "disabled"."""
+    thinking_budget: int = 0
+    effort: str = ""
+    context_tokens: int = 0
+    """Estimated input tokens (the request's size / 4)."""
+    max_tokens: int = 0
+    images: int = 0
+    plan_mode: bool = False
+    tool_loop: bool = False
+    """The newest user message only carries tool results (the model is mid-task)."""
+    background: bool = False
+    background_reason: str = ""
+
+    @property
+    def is_subagent(self) -> bool:
+        return bool(self.agent_id)
+
+    @property
+    def required_features(self) -> frozenset[str]:
+        """Model features the request uses; a model without one of them would reject it."""
+        out = set()
+        if self.thinking == "adaptive":
+            out.add("adaptive-thinking")
+        if self.effort:
+            out.add("effort")
+        return frozenset(out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "session_id": self.session_id,
+            "agent_id": self.agent_id,
+            "has_tools": self.has_tools,
+            "tool_count": self.tool_count,
+            "web_search": self.web_search,
+            "thinking": self.thinking,
+            "thinking_budget": self.thinking_budget,
+            "effort": self.effort,
+            "context_tokens": self.context_tokens,
+            "max_tokens": self.max_tokens,
+            "images": self.images,
+            "plan_mode": self.plan_mode,
+            "tool_loop": self.tool_loop,
+            "background": self.background,
+            "background_reason": self.background_reason,
+        }
+
+
+def _blocks(content: Any) -> Iterator[Mapping[str, Any]]:
+    if isinstance(content, list):
+        for block in content:
+            if isinstance(block, dict):
+                yield block
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "\n".join(str(b.get("text", "")) for b in _blocks(content) if b.get("type") == "text")
+
+
+def _count_images(value: Any) -> int:
+    n = 0
+    for message in value if isinstance(value, list) else ():
+        if not isinstance(message, dict):
+            continue
+        for block in _blocks(message.get("content")):
+            if block.get("type") in ("image", "document"):
+                n += 1
+            elif block.get("type") == "tool_result":
+                n += sum(1 for b in _blocks(block.get("content")) if b.get("type") in ("image", "document"))
+    return n
+
+
+def latest_prompt(messages: Any) -> tuple[str, bool, bool]:
+    """(the newest text a person typed, whether the newest user message is only tool results, plan mode)."""
+    if not isinstance(messages, list):
+        return "", False, False
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    tool_loop = False
+    if users:
+        last = list(_blocks(users[-1].get("content")))
+        tool_loop = bool(last) and all(b.get("type") == "tool_result" for b in last)
+    plan_mode = False
+    for message in reversed(users):
+        raw = _text_of(message.get("content"))
+        if _PLAN_MODE.search(raw):
+            plan_mode = True
+        text = _REMINDER.sub("", raw).strip()
+        if text:
+            return text, tool_loop, plan_mode
+    return "", tool_loop, plan_mode
+
+
+def _session_from_metadata(body: Mapping[str, Any]) -> str:
+    meta = body.get("metadata")
+    user_id = meta.get("user_id") if isinstance(meta, dict) else None
+    if not isinstance(user_id, str):
+        return ""
+    if user_id.startswith("{"):
+        try:
+            parsed = json.loads(user_id)
+        except ValueError:
+            return ""
+        value = parsed.get("session_id") if isinstance(parsed, dict) else None
+        return value if isinstance(value, str) else ""
+    return user_id.rsplit("_session_", 1)[1] if "_session_" in user_id else ""
+
+
+def session_id_of(body: Mapping[str, Any], headers: Mapping[str, str]) -> str:
+    """Claude Code's session id: its header, else the one inside ``metadata.user_id``."""
+    return headers.get("x-claude-code-session-id", "") or _session_from_metadata(body)
+
+
+def request_signals(
+    body: Mapping[str, Any], headers: Mapping[str, str], *, raw_size: int = 0, background_tier_model: bool = False
+) -> RequestSignals:
+    """Signals of one ``POST /v1/messages`` body. ``headers`` have lower-case names.
+
+    A request without tools counts as background only when Claude Code sent it (its session header,
+    user agent or ``x-app``): other clients' plain chats are analysed like any prompt.
+
+    ``background_tier_model`` says the requested model is in the cheapest tier -- Claude Code's "small fast
+    model" for titles, summaries and prompt hooks (the caller knows the catalog; this module does not).
+    """
+    model = body.get("model")
+    model = model if isinstance(model, str) else ""
+    messages = body.get("messages")
+    prompt, tool_loop, plan_mode = latest_prompt(messages)
+    tools = body.get("tools")
+    tools = [t for t in tools if isinstance(t, dict)] if isinstance(tools, list) else []
+    thinking = body.get("thinking")
+    thinking_type = str(thinking.get("type", "")) if isinstance(thinking, dict) else ""
+    budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+    output_config = body.get("output_config")
+    effort = output_config.get("effort") if isinstance(output_config, dict) else None
+    max_tokens = body.get("max_tokens")
+    session = session_id_of(body, headers)
+    agent = headers.get("x-claude-code-agent-id", "")
+    from_claude_code = (
+        "x-claude-code-session-id" in headers
+        or headers.get("user-agent", "").startswith("claude-cli")
+        or headers.get("x-app", "") == "cli"
+    )
+    if background_tier_model:
+        background, why = True, "the client asked for its small fast model (background work)"
+    elif not tools and from_claude_code:
+        background, why = True, "no tools: an auxiliary request (title, summary, classifier or hook prompt)"
+    else:
+        background, why = False, ""
+    first_user = ""
+    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+        first_user = _text_of(messages[0].get("content"))[:2000]
+    key_source = f"{session}\x00{agent}\x00{first_user}\x00{prompt}"
+    return RequestSignals(
+        model=model,
+        prompt=prompt,
+        turn_key=hashlib.sha256(key_source.encode("utf-8", "replace")).hexdigest()[:24],
+        session_id=session,
+        agent_id=agent,
+        parent_agent_id=headers.get("x-claude-code-parent-agent-id", ""),
+        has_tools=bool(tools),
+        tool_count=len(tools),
+        web_search=any(str(t.get("type", "")).startswith("web_search") for t in tools),
+        thinking=thinking_type,
+        thinking_budget=budget if isinstance(budget, int) else 0,
+        effort=effort if isinstance(effort, str) else "",
+        context_tokens=max(raw_size, 0) // 4,
+        max_tokens=max_tokens if isinstance(max_tokens, int) else 0,
+        images=_count_images(messages),
+        plan_mode=plan_mode,
+        tool_loop=tool_loop,
+        background=background,
+        background_reason=why,
+    )

@@ -1,0 +1,349 @@
+"""The model catalog: routing tiers, the model ids in each, their prices and limits -- data, not code.
+
+The packaged ``data/models.toml`` holds the defaults (prices from the reference's price table, with the date
+they were taken). A user overrides them with ``routing.catalogFile`` (a TOML file of the same shape whose
+tiers and models replace the packaged ones by name / id) and ``routing.tierModels`` (``"tier=model-id"``:
+the id sent upstream for a tier).
+
+Prices are USD per million tokens. ``Usage.cost`` follows the API's billing: input, output, cache writes
+(5-minute and 1-hour, priced separately) and cache reads are disjoint token counts.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ultramax.errors import ConfigError
+
+__all__ = ["Catalog", "ModelSpec", "Tier", "Usage", "load_catalog"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one response, as the Messages API reports them (all disjoint)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_5m: int = 0
+    cache_write_1h: int = 0
+    cache_read: int = 0
+
+    @property
+    def cache_write(self) -> int:
+        return self.cache_write_5m + self.cache_write_1h
+
+    @property
+    def total_input(self) -> int:
+        return self.input_tokens + self.cache_write + self.cache_read
+
+    @classmethod
+    def from_api(cls, usage: Mapping[str, Any] | None) -> Usage:
+        """From a ``usage`` object (message_start, message_delta or a whole message)."""
+        if not usage:
+            return cls()
+
+        def num(value: Any) -> int:
+            return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+        created = num(usage.get("cache_creation_input_tokens"))
+        split = usage.get("cache_creation")
+        one_hour = num(split.get("ephemeral_1h_input_tokens")) if isinstance(split, dict) else 0
+        five_min = num(split.get("ephemeral_5m_input_tokens")) if isinstance(split, dict) else 0
+        if five_min + one_hour != created:  # no split given (or an inconsistent one): the total is 5-minute writes
+            five_min, one_hour = max(created - one_hour, 0), min(one_hour, created)
+        return cls(
+            input_tokens=num(usage.get("input_tokens")),
+            output_tokens=num(usage.get("output_tokens")),
+            cache_write_5m=five_min,
+            cache_write_1h=one_hour,
+            cache_read=num(usage.get("cache_read_input_tokens")),
+        )
+
+    def merged(self, later: Mapping[str, Any] | None) -> Usage:
+        """This usage updated by a later ``usage`` object: fields it carries replace ours (they are cumulative)."""
+        if not later:
+            return self
+        update = Usage.from_api(later)
+        return Usage(
+            input_tokens=update.input_tokens if "input_tokens" in later else self.input_tokens,
+            output_tokens=update.output_tokens if "output_tokens" in later else self.output_tokens,
+            cache_write_5m=update.cache_write_5m if "cache_creation_input_tokens" in later else self.cache_write_5m,
+            cache_write_1h=update.cache_write_1h if "cache_creation_input_tokens" in later else self.cache_write_1h,
+            cache_read=update.cache_read if "cache_read_input_tokens" in later else self.cache_read,
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_write_5m": self.cache_write_5m,
+            "cache_write_1h": self.cache_write_1h,
+            "cache_read": self.cache_read,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One model id: its tier, prices (USD per million tokens) and limits."""
+
+    id: str
+    tier: str
+    input: float
+    output: float
+    cache_write_5m: float
+    cache_write_1h: float
+    cache_read: float
+    context: int = 200_000
+    max_output: int = 64_000
+    aliases: tuple[str, ...] = ()
+    features: frozenset[str] = frozenset()
+
+    def cost(self, usage: Usage) -> float:
+        """USD for ``usage`` at this model's prices."""
+        return (
+            usage.input_tokens * self.input
+            + usage.output_tokens * self.output
+            + usage.cache_write_5m * self.cache_write_5m
+            + usage.cache_write_1h * self.cache_write_1h
+            + usage.cache_read * self.cache_read
+        ) / 1_000_000
+
+    def estimate(self, input_tokens: int, output_tokens: int) -> float:
+        """USD for a request of that size with no prompt cache."""
+        return (input_tokens * self.input + output_tokens * self.output) / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    name: str
+    rank: int
+    model: str
+    families: tuple[str, ...] = ()
+    routable: bool = True
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Tiers (cheapest first) and models; lookups by id, alias or family prefix."""
+
+    tiers: tuple[Tier, ...]
+    models: tuple[ModelSpec, ...]
+    prices_as_of: str = ""
+    prices_source: str = ""
+    _by_id: dict[str, ModelSpec] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.tiers]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"model catalog: duplicate tier names in {names}")
+        if not self.routable:
+            raise ConfigError("model catalog: no routable tier")
+        for spec in self.models:
+            if spec.tier not in names:
+                raise ConfigError(f"model catalog: model {spec.id!r} names unknown tier {spec.tier!r}")
+            for key in (spec.id, *spec.aliases):
+                self._by_id[key] = spec
+        for tier in self.tiers:
+            if tier.model not in self._by_id:
+                raise ConfigError(f"model catalog: tier {tier.name!r} sends {tier.model!r}, which has no prices")
+
+    # -- tiers -------------------------------------------------------------------------------------
+    @property
+    def routable(self) -> tuple[Tier, ...]:
+        """Tiers the router may choose, cheapest first."""
+        return tuple(t for t in self.tiers if t.routable)
+
+    @property
+    def cheapest(self) -> Tier:
+        return self.routable[0]
+
+    @property
+    def top(self) -> Tier:
+        return self.routable[-1]
+
+    def tier(self, name: str) -> Tier:
+        for t in self.tiers:
+            if t.name == name:
+                return t
+        raise KeyError(f"unknown tier {name!r} (tiers: {', '.join(t.name for t in self.tiers)})")
+
+    def tier_of(self, model: str) -> Tier | None:
+        """The tier a model id belongs to: by exact id or alias, else by family prefix; None if unknown."""
+        model = _bare(model)
+        spec = self._by_id.get(model)
+        if spec is not None:
+            return self.tier(spec.tier)
+        best: tuple[int, Tier] | None = None
+        for tier in self.tiers:
+            for prefix in tier.families:
+                if model.startswith(prefix) and (best is None or len(prefix) > best[0]):
+                    best = (len(prefix), tier)
+        return best[1] if best else None
+
+    def resolve_tier(self, value: str) -> Tier:
+        """A tier from a setting value: a tier name ("sonnet"), a model id, or a family ("sonnet-4-5")."""
+        for t in self.tiers:
+            if value == t.name:
+                return t
+        tier = self.tier_of(value) or self.tier_of(f"claude-{value}")
+        if tier is None:
+            for t in self.tiers:
+                if value.startswith(t.name):
+                    return t
+            raise ConfigError(
+                f"{value!r} is neither a tier ({', '.join(t.name for t in self.tiers)}) nor a known model"
+            )
+        return tier
+
+    # -- models ------------------------------------------------------------------------------------
+    def spec(self, model: str) -> ModelSpec | None:
+        """Prices for a model id: exact id or alias, else its tier's default model; None if unknown."""
+        model = _bare(model)
+        found = self._by_id.get(model)
+        if found is not None:
+            return found
+        tier = self.tier_of(model)
+        return self._by_id[tier.model] if tier else None
+
+    def cost(self, model: str, usage: Usage) -> float:
+        """USD for ``usage`` on ``model`` (0.0 for a model the catalog cannot price)."""
+        spec = self.spec(model)
+        return spec.cost(usage) if spec else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prices_as_of": self.prices_as_of,
+            "prices_source": self.prices_source,
+            "tiers": [
+                {"name": t.name, "model": t.model, "routable": t.routable, "families": list(t.families)}
+                for t in self.tiers
+            ],
+            "models": [
+                {
+                    "id": m.id,
+                    "tier": m.tier,
+                    "input": m.input,
+                    "output": m.output,
+                    "cache_write_5m": m.cache_write_5m,
+                    "cache_write_1h": m.cache_write_1h,
+                    "cache_read": m.cache_read,
+                    "context": m.context,
+                    "max_output": m.max_output,
+                    "features": sorted(m.features),
+                }
+                for m in self.models
+            ],
+        }
+
+
+def _bare(model: str) -> str:
+    """A model id without Claude Code's ``[1m]`` context suffix."""
+    return model.split("[", 1)[0].strip()
+
+
+# -- loading --------------------------------------------------------------------------------------------
+def _packaged() -> dict[str, Any]:
+    text = resources.files("ultramax.routing").joinpath("data/models.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"routing.catalogFile: {path} does not exist") from exc
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"routing.catalogFile: {path}: {exc}") from exc
+
+
+def _merge_named(base: list[dict[str, Any]], extra: Iterable[Any], key: str, what: str) -> list[dict[str, Any]]:
+    out = [dict(item) for item in base]
+    index = {item[key]: i for i, item in enumerate(out)}
+    for item in extra:
+        if not isinstance(item, dict) or not isinstance(item.get(key), str):
+            raise ConfigError(f"model catalog: every {what} needs a string {key!r}, got {item!r}")
+        if item[key] in index:
+            out[index[item[key]]] = {**out[index[item[key]]], **item}
+        else:
+            index[item[key]] = len(out)
+            out.append(dict(item))
+    return out
+
+
+def _build(data: Mapping[str, Any]) -> Catalog:
+    try:
+        tiers = tuple(
+            Tier(
+                name=str(t["name"]),
+                rank=i,
+                model=str(t["model"]),
+                families=tuple(str(f) for f in t.get("families", ())),
+                routable=bool(t.get("routable", True)),
+            )
+            for i, t in enumerate(data["tiers"])
+        )
+        models = tuple(
+            ModelSpec(
+                id=str(m["id"]),
+                tier=str(m["tier"]),
+                input=float(m["input"]),
+                output=float(m["output"]),
+                cache_write_5m=float(m.get("cache_write_5m", float(m["input"]) * 1.25)),
+                cache_write_1h=float(m.get("cache_write_1h", float(m["input"]) * 2.0)),
+                cache_read=float(m.get("cache_read", float(m["input"]) * 0.1)),
+                context=int(m.get("context", 200_000)),
+                max_output=int(m.get("max_output", 64_000)),
+                aliases=tuple(str(a) for a in m.get("aliases", ())),
+                features=frozenset(str(f) for f in m.get("features", ())),
+            )
+            for m in data["models"]
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"model catalog: malformed entry ({exc!r})") from exc
+    return Catalog(
+        tiers=tiers,
+        models=models,
+        prices_as_of=str(data.get("prices_as_of", "")),
+        prices_source=str(data.get("prices_source", "")),
+    )
+
+
+def load_catalog(catalog_file: str | Path | None = None, tier_models: Iterable[str] = ()) -> Catalog:
+    """The packaged catalog, with ``catalog_file`` merged over it and ``tier_models`` overrides applied."""
+    data = _packaged()
+    if catalog_file:
+        extra = _read_toml(Path(catalog_file).expanduser())
+        data["tiers"] = _merge_named(data["tiers"], extra.get("tiers", ()), "name", "tier")
+        data["models"] = _merge_named(data["models"], extra.get("models", ()), "id", "model")
+        for key in ("prices_as_of", "prices_source"):
+            if key in extra:
+                data[key] = extra[key]
+    catalog = _build(data)
+    overrides: dict[str, str] = {}
+    for item in tier_models:
+        name, sep, model = item.partition("=")
+        if not sep or not name.strip() or not model.strip():
+            raise ConfigError(f"routing.tierModels: {item!r} is not 'tier=model-id'")
+        overrides[name.strip()] = model.strip()
+    if overrides:
+        tiers = []
+        for tier in catalog.tiers:
+            model = overrides.pop(tier.name, tier.model)
+            tiers.append(replace(tier, model=model))
+        if overrides:
+            raise ConfigError(f"routing.tierModels: unknown tier(s) {', '.join(sorted(overrides))}")
+        models = list(catalog.models)
+        known = {m.id for m in models} | {a for m in models for a in m.aliases}
+        for tier in tiers:
+            if tier.model not in known:  # a new id for a tier: priced like the tier's packaged default
+                base = catalog.spec(catalog.tier(tier.name).model)
+                assert base is not None
+                models.append(replace(base, id=tier.model, aliases=()))
+                known.add(tier.model)
+        catalog = Catalog(tuple(tiers), tuple(models), catalog.prices_as_of, catalog.prices_source)
+    return catalog

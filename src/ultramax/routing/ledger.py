@@ -1,0 +1,192 @@
+"""The cost ledger: one row per model request with the usage the upstream reported and what it cost.
+
+Durable in ``ULTRAMAX_HOME/ledger.sqlite3`` (SQLite, WAL). Costs use the catalog's prices for the model
+that actually answered; ``requested_cost`` prices the same usage at the model the client asked for, so
+``requested_cost - cost`` is what routing saved (the prompt cache aside: a switched model re-reads it).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ultramax.paths import Paths
+from ultramax.routing.catalog import Usage
+
+__all__ = ["Ledger", "LedgerEntry", "ledger_path"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    session TEXT NOT NULL DEFAULT '',
+    agent TEXT NOT NULL DEFAULT '',
+    requested_model TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL,
+    tier TEXT NOT NULL DEFAULT '',
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_write_5m INTEGER NOT NULL DEFAULT 0,
+    cache_write_1h INTEGER NOT NULL DEFAULT 0,
+    cache_read INTEGER NOT NULL DEFAULT 0,
+    cost REAL NOT NULL DEFAULT 0,
+    requested_cost REAL NOT NULL DEFAULT 0,
+    status INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    fallback_from TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    ttfb_ms REAL NOT NULL DEFAULT 0,
+    duration_ms REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS requests_ts ON requests(ts);
+CREATE INDEX IF NOT EXISTS requests_session ON requests(session);
+"""
+
+
+def ledger_path(paths: Paths) -> Path:
+    return paths.home / "ledger.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    model: str
+    usage: Usage
+    cost: float
+    requested_cost: float = 0.0
+    requested_model: str = ""
+    tier: str = ""
+    session: str = ""
+    agent: str = ""
+    status: int = 200
+    error: str = ""
+    fallback_from: str = ""
+    reason: str = ""
+    ttfb_ms: float = 0.0
+    duration_ms: float = 0.0
+    ts: float = 0.0
+
+
+class Ledger:
+    """Append and query the ledger; safe to share between threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    @classmethod
+    def open(cls, paths: Paths) -> Ledger:
+        paths.ensure_home()
+        return cls(ledger_path(paths))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _cursor(self) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            cur = self._db.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+
+    def record(self, entry: LedgerEntry) -> None:
+        u = entry.usage
+        with self._cursor() as cur:
+            cur.execute(
+                "INSERT INTO requests (ts, session, agent, requested_model, model, tier, input_tokens, output_tokens,"
+                " cache_write_5m, cache_write_1h, cache_read, cost, requested_cost, status, error, fallback_from,"
+                " reason, ttfb_ms, duration_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    entry.ts or time.time(),
+                    entry.session,
+                    entry.agent,
+                    entry.requested_model,
+                    entry.model,
+                    entry.tier,
+                    u.input_tokens,
+                    u.output_tokens,
+                    u.cache_write_5m,
+                    u.cache_write_1h,
+                    u.cache_read,
+                    entry.cost,
+                    entry.requested_cost,
+                    entry.status,
+                    entry.error[:500],
+                    entry.fallback_from,
+                    entry.reason[:500],
+                    entry.ttfb_ms,
+                    entry.duration_ms,
+                ),
+            )
+
+    def spent_since(self, since: float) -> list[tuple[float, float]]:
+        """(timestamp, cost) of every request since ``since``, oldest first."""
+        with self._cursor() as cur:
+            rows = cur.execute("SELECT ts, cost FROM requests WHERE ts >= ? ORDER BY ts", (since,)).fetchall()
+        return [(float(ts), float(cost)) for ts, cost in rows]
+
+    def totals(self, by: str = "model", *, since: float = 0.0, session: str | None = None) -> list[dict[str, Any]]:
+        """Requests, tokens, cost and saving grouped by ``model``, ``session`` or ``tier``."""
+        if by not in ("model", "session", "tier"):
+            raise ValueError(f"cannot group by {by!r}")
+        where = "ts >= ?"
+        args: list[Any] = [since]
+        if session is not None:
+            where += " AND session = ?"
+            args.append(session)
+        with self._cursor() as cur:
+            rows = cur.execute(
+                f"SELECT {by}, COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m),"
+                f" SUM(cache_write_1h), SUM(cache_read), SUM(cost), SUM(requested_cost) FROM requests"
+                f" WHERE {where} GROUP BY {by} ORDER BY SUM(cost) DESC",
+                args,
+            ).fetchall()
+        return [
+            {
+                by: key,
+                "requests": n,
+                "input_tokens": i or 0,
+                "output_tokens": o or 0,
+                "cache_write_5m": w5 or 0,
+                "cache_write_1h": w1 or 0,
+                "cache_read": cr or 0,
+                "cost": round(cost or 0.0, 6),
+                "requested_cost": round(rc or 0.0, 6),
+                "saved": round((rc or 0.0) - (cost or 0.0), 6),
+            }
+            for key, n, i, o, w5, w1, cr, cost, rc in rows
+        ]
+
+    def entries(self, *, limit: int = 100, session: str | None = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` rows, oldest first."""
+        query = "SELECT * FROM requests"
+        args: list[Any] = []
+        if session is not None:
+            query += " WHERE session = ?"
+            args.append(session)
+        query += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        with self._cursor() as cur:
+            cur.execute(query, args)
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        return [dict(zip(names, row, strict=True)) for row in reversed(rows)]

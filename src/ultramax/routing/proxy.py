@@ -1,0 +1,756 @@
+"""``ultramax proxy``: an Anthropic-compatible pass-through on loopback that changes one thing, ``model``.
+
+Claude Code (``ANTHROPIC_BASE_URL=http://127.0.0.1:8787``) sends its requests here. ``POST /v1/messages``
+is analysed and routed: the request's bytes go upstream unchanged except the value of the top-level
+``model`` key, spliced into the original bytes (every header, ``anthropic-beta``, the ``system`` array and
+every body field stay exactly as sent). The answer is relayed as it arrives -- each SSE piece is written to
+the client as soon as it is read, pings included -- and upstream errors are relayed unmodified.
+
+An overloaded model (HTTP 529 or an ``overloaded_error`` event) is retried on the next model of the
+router's fallback chain, but only before the first content block: until a stream's first
+``content_block_start`` the proxy holds its first events (``message_start``, ``ping``), at most
+``hold_limit`` seconds, so that a failed attempt never reaches the client. Usage from the stream
+(``message_start`` + ``message_delta``, cache tokens included) goes to the cost ledger and the hourly budget;
+once the budget is spent, requests get an Anthropic-shaped 429 that Claude Code does not retry.
+
+Everything else (``count_tokens``, ``/v1/models``, ``HEAD /api/hello``, batches) passes through untouched.
+API keys are never logged: log lines carry method, path, models, status and cost only.
+
+The one header the proxy may change is ``Accept-Encoding``: encodings it cannot decode (br, zstd) are dropped
+from the list, because the ledger must read the usage in the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import ssl
+import time
+import uuid
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from ultramax.routing.catalog import Usage
+from ultramax.routing.http1 import (
+    HOP_BY_HOP,
+    HttpError,
+    Request,
+    ResponseHead,
+    body_pieces,
+    read_request,
+    read_response_head,
+    write_chunk,
+    write_last_chunk,
+)
+from ultramax.routing.ledger import Ledger, LedgerEntry
+from ultramax.routing.router import Decision, Router
+
+__all__ = ["ProxyServer", "SseWatcher", "Upstream", "splice_model"]
+
+log = logging.getLogger("ultramax.proxy")
+
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+_DECODABLE = {"gzip", "deflate", "identity", "x-gzip"}
+#: Events the proxy reads: any other event (deltas, pings, block stops) is skipped unparsed.
+_MARKERS = (b"message_start", b"message_delta", b"message_stop", b"content_block_start", b"error")
+
+
+# -- the one change: the model value ----------------------------------------------------------------------
+def _top_level_spans(text: str, key: str) -> list[tuple[int, int]]:
+    """Character spans of the values of ``key`` in the top-level JSON object ``text``."""
+    i = _WS.match(text, 0).end()  # type: ignore[union-attr]
+    if i >= len(text) or text[i] != "{":
+        raise ValueError("not a JSON object")
+    i += 1
+    spans: list[tuple[int, int]] = []
+    while True:
+        i = _WS.match(text, i).end()  # type: ignore[union-attr]
+        if text[i] == "}":
+            return spans
+        if text[i] != '"':
+            raise ValueError("expected a key")
+        name, i = json.decoder.scanstring(text, i + 1)  # type: ignore[attr-defined]
+        i = _WS.match(text, i).end()  # type: ignore[union-attr]
+        if text[i] != ":":
+            raise ValueError("expected ':'")
+        i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+        start = i
+        _, i = _DECODER.raw_decode(text, i)
+        if name == key:
+            spans.append((start, i))
+        i = _WS.match(text, i).end()  # type: ignore[union-attr]
+        if text[i] == ",":
+            i += 1
+        elif text[i] == "}":
+            return spans
+        else:
+            raise ValueError("expected ',' or '}'")
+
+
+def splice_model(raw: bytes, model: str) -> bytes:
+    """``raw`` (a JSON object) with the value of its top-level ``model`` replaced; every other byte kept."""
+    text = raw.decode("utf-8")
+    spans = _top_level_spans(text, "model")
+    if not spans:
+        raise ValueError("the request has no top-level model")
+    value = json.dumps(model).encode()
+    ascii_only = len(text) == len(raw)
+    out = bytearray()
+    last = 0
+    for start, end in spans:
+        b_start = start if ascii_only else len(text[:start].encode("utf-8"))
+        b_end = end if ascii_only else len(text[:end].encode("utf-8"))
+        out += raw[last:b_start]
+        out += value
+        last = b_end
+    out += raw[last:]
+    return bytes(out)
+
+
+# -- reading the answer while relaying it -----------------------------------------------------------------
+@dataclass(slots=True)
+class SseWatcher:
+    """Follows an SSE stream piece by piece for what the proxy needs: usage, model, errors, first content."""
+
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+    error_type: str = ""
+    error_message: str = ""
+    content_started: bool = False
+    stopped: bool = False
+    _buffer: bytearray = field(default_factory=bytearray)
+    _inflate: Any = None
+
+    def feed(self, data: bytes) -> None:
+        if self._inflate is not None:
+            data = self._inflate.decompress(data)
+        self._buffer += data
+        last = self._buffer.rfind(b"\n\n")
+        if last < 0:
+            return
+        # Fast path: most of a stream is content_block_delta events, of which the proxy needs nothing.
+        if not any(self._buffer.find(marker, 0, last) >= 0 for marker in _MARKERS) and b"\r" not in data:
+            del self._buffer[: last + 2]
+            return
+        while True:
+            end = self._buffer.find(b"\n\n")
+            end_crlf = self._buffer.find(b"\r\n\r\n")
+            if end < 0 and end_crlf < 0:
+                return
+            if end < 0 or (0 <= end_crlf < end):
+                cut, skip = end_crlf, 4
+            else:
+                cut, skip = end, 2
+            event = bytes(self._buffer[:cut])
+            del self._buffer[: cut + skip]
+            self._event(event)
+
+    def _event(self, raw: bytes) -> None:
+        name = ""
+        data_lines = []
+        for line in raw.replace(b"\r\n", b"\n").split(b"\n"):
+            if line.startswith(b"event:"):
+                name = line[6:].strip().decode("utf-8", "replace")
+            elif line.startswith(b"data:"):
+                data_lines.append(line[5:].lstrip())
+        if name in ("content_block_delta", "ping", "content_block_stop"):
+            return  # the bulk of a stream: nothing the proxy needs
+        if name == "content_block_start":
+            self.content_started = True
+            return
+        if not data_lines:
+            return
+        try:
+            data = json.loads(b"\n".join(data_lines))
+        except ValueError:
+            return
+        if not isinstance(data, dict):
+            return
+        kind = data.get("type", name)
+        if kind == "content_block_start":
+            self.content_started = True
+        elif kind == "message_start" and isinstance(data.get("message"), dict):
+            message = data["message"]
+            self.model = str(message.get("model") or "")
+            self.usage = Usage.from_api(message.get("usage"))
+        elif kind == "message_delta":
+            usage = data.get("usage")
+            self.usage = self.usage.merged(usage if isinstance(usage, dict) else None)
+        elif kind == "message_stop":
+            self.stopped = True
+        elif kind == "error" and isinstance(data.get("error"), dict):
+            self.error_type = str(data["error"].get("type", ""))
+            self.error_message = str(data["error"].get("message", ""))
+
+    @classmethod
+    def for_encoding(cls, encoding: str) -> SseWatcher:
+        watcher = cls()
+        if encoding in ("gzip", "x-gzip"):
+            watcher._inflate = zlib.decompressobj(wbits=47)
+        elif encoding == "deflate":
+            watcher._inflate = zlib.decompressobj()
+        return watcher
+
+
+def _decode_body(data: bytes, encoding: str) -> bytes:
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompress(data, wbits=47)
+    if encoding == "deflate":
+        return zlib.decompress(data)
+    return data
+
+
+def _json_error(data: bytes) -> tuple[str, str]:
+    """(error type, message) of an Anthropic error body, or ("", "")."""
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return "", ""
+    err = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(err, dict):
+        return str(err.get("type", "")), str(err.get("message", ""))
+    return "", ""
+
+
+def _accept_encoding(value: str) -> str:
+    """The client's Accept-Encoding without the encodings the proxy cannot decode (for usage accounting)."""
+    kept = [part for part in value.split(",") if part.split(";", 1)[0].strip().lower() in _DECODABLE]
+    return ",".join(kept).strip() or "identity"
+
+
+# -- upstream connections -----------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Conn:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+class Upstream:
+    """Where requests go (``https://api.anthropic.com`` or any base URL), with a pool of kept-alive connections."""
+
+    def __init__(self, base_url: str, *, connect_timeout: float = 30.0, max_idle: int = 64) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"upstream must be an http(s) URL, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.scheme = parts.scheme
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.prefix = parts.path.rstrip("/")
+        default_port = (parts.scheme == "https" and self.port == 443) or (parts.scheme == "http" and self.port == 80)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.host_header = host if default_port else f"{host}:{self.port}"
+        self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
+        self._idle: list[_Conn] = []
+        self._connect_timeout = connect_timeout
+        self._max_idle = max_idle
+
+    async def connect(self) -> _Conn:
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.writer.is_closing() and not conn.reader.at_eof():
+                return conn
+            conn.close()
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                self.host,
+                self.port,
+                ssl=self._ssl,
+                server_hostname=self.host if self._ssl else None,
+                limit=1024 * 1024,
+            ),
+            self._connect_timeout,
+        )
+        return _Conn(reader, writer)
+
+    def release(self, conn: _Conn, reusable: bool) -> None:
+        if reusable and len(self._idle) < self._max_idle and not conn.writer.is_closing():
+            self._idle.append(conn)
+        else:
+            conn.close()
+
+    def close(self) -> None:
+        for conn in self._idle:
+            conn.close()
+        self._idle.clear()
+
+    def request_bytes(self, request: Request, body: bytes) -> bytes:
+        lines = [f"{request.method} {self.prefix}{request.target} HTTP/1.1", f"Host: {self.host_header}"]
+        for name, value in request.headers:
+            key = name.lower()
+            if key in HOP_BY_HOP or key == "expect":
+                continue
+            lines.append(f"{name}: {_accept_encoding(value) if key == 'accept-encoding' else value}")
+        if body or request.method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(body)}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return head + body
+
+
+# -- the server ------------------------------------------------------------------------------------------
+def _error_body(kind: str, message: str, request_id: str, **extra: Any) -> bytes:
+    error: dict[str, Any] = {"type": kind, "message": message, **extra}
+    return json.dumps({"type": "error", "error": error, "request_id": request_id}).encode()
+
+
+def _response_head(
+    status: int, reason: str, headers: list[tuple[str, str]], *, framing: list[tuple[str, str]]
+) -> bytes:
+    lines = [f"HTTP/1.1 {status} {reason}".rstrip()]
+    lines += [f"{n}: {v}" for n, v in headers if n.lower() not in HOP_BY_HOP]
+    lines += [f"{n}: {v}" for n, v in framing]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    502: "Bad Gateway",
+    505: "HTTP Version Not Supported",
+}
+
+
+@dataclass(slots=True)
+class _Hold:
+    """SSE pieces held back until the first content block (so an overloaded attempt can be retried)."""
+
+    writer: asyncio.StreamWriter
+    active: bool
+    held: list[bytes] = field(default_factory=list)
+
+    def release(self) -> None:
+        if self.active:
+            self.active = False
+            for part in self.held:
+                write_chunk(self.writer, part)
+            self.held.clear()
+
+
+@dataclass(slots=True)
+class _Attempt:
+    model: str
+    tier: str
+    status: int = 0
+    usage: Usage = field(default_factory=Usage)
+    error_type: str = ""
+    error_message: str = ""
+    ttfb_ms: float = 0.0
+    overloaded: bool = False
+    answered_model: str = ""
+
+
+class ProxyServer:
+    """The proxy. ``await start()``, then ``base_url``; ``await close()`` when done."""
+
+    def __init__(
+        self,
+        router: Router,
+        ledger: Ledger | None,
+        upstream: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        hold_limit: float = 5.0,
+        on_record: Callable[[LedgerEntry], None] | None = None,
+    ) -> None:
+        self.router = router
+        self.ledger = ledger
+        self.upstream = Upstream(upstream)
+        self.host = host
+        self.port = port
+        self.hold_limit = hold_limit
+        self.on_record = on_record
+        self._server: asyncio.Server | None = None
+        self._clients: set[asyncio.Task[None]] = set()
+        self.requests_handled = 0
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._client, self.host, self.port, limit=1024 * 1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._clients):
+            task.cancel()
+        if self._clients:
+            await asyncio.gather(*self._clients, return_exceptions=True)
+        self.upstream.close()
+
+    # -- per connection ------------------------------------------------------------------------------
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._clients.add(task)
+        try:
+            while True:
+                try:
+                    request = await read_request(reader, writer)
+                except HttpError as exc:
+                    body = _error_body("invalid_request_error", f"ultramax proxy: {exc}", "")
+                    writer.write(
+                        _response_head(
+                            exc.status,
+                            _REASONS.get(exc.status, ""),
+                            [],
+                            framing=[
+                                ("Content-Type", "application/json"),
+                                ("Content-Length", str(len(body))),
+                                ("Connection", "close"),
+                            ],
+                        )
+                        + body
+                    )
+                    await writer.drain()
+                    return
+                if request is None:
+                    return
+                self.requests_handled += 1
+                keep = await self._handle(request, writer)
+                await writer.drain()
+                if not keep or not request.keep_alive:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError, TimeoutError):
+            return
+        finally:
+            self._clients.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _handle(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        if request.method == "POST" and request.path.rstrip("/") == "/v1/messages":
+            return await self._messages(request, writer)
+        return await self._passthrough(request, writer)
+
+    # -- plain pass-through ----------------------------------------------------------------------------
+    async def _passthrough(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        try:
+            conn = await self.upstream.connect()
+        except (OSError, TimeoutError) as exc:
+            return self._unreachable(writer, exc)
+        reusable = False
+        try:
+            conn.writer.write(self.upstream.request_bytes(request, request.body))
+            await conn.writer.drain()
+            head = await read_response_head(conn.reader)
+            reusable = head.reusable
+            await self._relay(request, head, conn, writer)
+            return True
+        except (OSError, asyncio.IncompleteReadError, HttpError):
+            reusable = False
+            raise ConnectionResetError("upstream failed mid-answer") from None
+        finally:
+            self.upstream.release(conn, reusable)
+
+    async def _relay(
+        self,
+        request: Request,
+        head: ResponseHead,
+        conn: _Conn,
+        writer: asyncio.StreamWriter,
+        *,
+        watcher: SseWatcher | None = None,
+        keep: bytearray | None = None,
+    ) -> None:
+        """Relay ``head`` and its body as it arrives."""
+        no_body = request.method == "HEAD" or head.status in (204, 304)
+        if no_body:
+            framing = [("Content-Length", head.lower["content-length"])] if "content-length" in head.lower else []
+            writer.write(_response_head(head.status, head.reason, head.headers, framing=framing))
+            return
+        if head.length is not None and not head.event_stream:
+            framing = [("Content-Length", str(head.length))]
+            chunked_out = False
+        else:
+            framing = [("Transfer-Encoding", "chunked")]
+            chunked_out = True
+        writer.write(_response_head(head.status, head.reason, head.headers, framing=framing))
+        async for piece in body_pieces(
+            conn.reader, chunked=head.chunked, length=head.length, until_eof=not head.chunked and head.length is None
+        ):
+            if chunked_out:
+                write_chunk(writer, piece)
+            else:
+                writer.write(piece)
+            await writer.drain()
+            if watcher is not None:
+                watcher.feed(piece)
+            if keep is not None and len(keep) < 32 * 1024 * 1024:
+                keep += piece
+        if chunked_out:
+            write_last_chunk(writer)
+
+    def _unreachable(self, writer: asyncio.StreamWriter, exc: BaseException) -> bool:
+        body = _error_body("api_error", f"ultramax proxy: upstream {self.upstream.base_url} unreachable ({exc})", "")
+        writer.write(
+            _response_head(
+                502,
+                "Bad Gateway",
+                [],
+                framing=[("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+            )
+            + body
+        )
+        return True
+
+    # -- model requests ------------------------------------------------------------------------------
+    async def _messages(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        started = time.monotonic()
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            return await self._passthrough(request, writer)  # let the upstream say what is wrong with it
+        try:
+            decision = self.router.route(body, request.lower, raw_size=len(request.body))
+        except Exception as exc:  # the router must never break the stream: pass through
+            log.exception("router failed; passing the request through unchanged")
+            decision = Decision(body["model"], body["model"], "", [f"router error: {exc}"], routed=False)
+        request_id = f"req_ultramax_{uuid.uuid4().hex[:20]}"
+        if decision.reject:
+            payload = _error_body(
+                "rate_limit_error", decision.reject, request_id, details={"error_code": "enforced_spend_limit_reached"}
+            )
+            retry_after = str(max(1, int(self.router.budget_resets_in())))
+            writer.write(
+                _response_head(
+                    429,
+                    "Too Many Requests",
+                    [],
+                    framing=[
+                        ("Content-Type", "application/json"),
+                        ("Content-Length", str(len(payload))),
+                        ("request-id", request_id),
+                        ("retry-after", retry_after),
+                        ("x-should-retry", "false"),
+                    ],
+                )
+                + payload
+            )
+            self._record(
+                decision, _Attempt(decision.model, decision.tier, status=429, error_type="budget"), started, ""
+            )
+            log.info("budget refused %s", decision.requested_model)
+            return True
+
+        candidates = [decision.model, *[m for m in decision.fallbacks if m != decision.model]]
+        sent_head = False
+        fallback_from = ""
+        for index, model in enumerate(candidates):
+            last = index == len(candidates) - 1
+            tier = getattr(self.router.catalog.tier_of(model), "name", decision.tier)
+            attempt = _Attempt(model, tier)
+            try:
+                out_body = request.body if model == decision.requested_model else splice_model(request.body, model)
+            except (ValueError, UnicodeDecodeError):
+                out_body, attempt.model = request.body, decision.requested_model
+            try:
+                conn = await self.upstream.connect()
+            except (OSError, TimeoutError) as exc:
+                if sent_head:
+                    self._stream_error(writer, "api_error", f"ultramax proxy: upstream unreachable ({exc})")
+                    return False
+                return self._unreachable(writer, exc)
+            reusable = False
+            try:
+                conn.writer.write(self.upstream.request_bytes(request, out_body))
+                await conn.writer.drain()
+                head = await read_response_head(conn.reader)
+                attempt.status = head.status
+                attempt.ttfb_ms = (time.monotonic() - started) * 1000
+                reusable = head.reusable
+                outcome, sent_head = await self._answer(
+                    request, head, conn, writer, attempt, sent_head=sent_head, last=last
+                )
+            except (OSError, asyncio.IncompleteReadError, HttpError) as exc:
+                reusable = False
+                attempt.error_type = attempt.error_type or "connection"
+                attempt.error_message = str(exc)
+                self._record(decision, attempt, started, fallback_from)
+                if not sent_head and attempt.status == 0:
+                    return self._unreachable(writer, exc)
+                raise ConnectionResetError("upstream failed mid-answer") from None
+            finally:
+                if attempt.overloaded:
+                    reusable = False
+                self.upstream.release(conn, reusable)
+            self._record(decision, attempt, started, fallback_from)
+            if outcome == "retry":
+                fallback_from = fallback_from or model
+                log.info("%s overloaded; falling back to %s", model, candidates[index + 1])
+                continue
+            return True
+        return True
+
+    async def _answer(
+        self,
+        request: Request,
+        head: ResponseHead,
+        conn: _Conn,
+        writer: asyncio.StreamWriter,
+        attempt: _Attempt,
+        *,
+        sent_head: bool,
+        last: bool,
+    ) -> tuple[str, bool]:
+        """Relay one upstream answer: ("done" or "retry", whether the client has its response head now).
+
+        "retry" means the model was overloaded before any content and nothing of this answer was sent.
+        """
+        encoding = head.lower.get("content-encoding", "identity").strip().lower()
+        if head.status != 200 or not head.event_stream:
+            if head.status == 200 and not sent_head:
+                keep = bytearray()
+                await self._relay(request, head, conn, writer, keep=keep)
+                self._usage_from_json(attempt, keep, encoding)
+                return "done", True
+            # an error (or an odd non-stream answer): small, read it whole, then decide
+            data = bytearray()
+            async for piece in body_pieces(
+                conn.reader,
+                chunked=head.chunked,
+                length=head.length,
+                until_eof=not head.chunked and head.length is None,
+            ):
+                data += piece
+            with contextlib.suppress(Exception):
+                attempt.error_type, attempt.error_message = _json_error(_decode_body(bytes(data), encoding))
+            attempt.overloaded = head.status == 529 or attempt.error_type == "overloaded_error"
+            if attempt.overloaded and not last:
+                return "retry", sent_head
+            if sent_head:  # the client already has a 200 stream: say it there
+                raw = _decode_body(bytes(data), encoding) if encoding in _DECODABLE else bytes(data)
+                write_chunk(writer, b"event: error\ndata: " + raw.replace(b"\n", b"") + b"\n\n")
+                write_last_chunk(writer)
+                return "done", True
+            writer.write(
+                _response_head(head.status, head.reason, head.headers, framing=[("Content-Length", str(len(data)))])
+                + bytes(data)
+            )
+            return "done", True
+
+        # a 200 event stream
+        watcher = SseWatcher.for_encoding(encoding)
+        if not sent_head:
+            writer.write(
+                _response_head(head.status, head.reason, head.headers, framing=[("Transfer-Encoding", "chunked")])
+            )
+            await writer.drain()
+        hold = _Hold(writer, active=not last and encoding in ("identity", ""))
+        # Held events are released by the first content block, or by the clock: a silent upstream must not
+        # keep message_start and pings from the client longer than hold_limit.
+        timer = asyncio.get_running_loop().call_later(self.hold_limit, hold.release) if hold.active else None
+        pieces = body_pieces(
+            conn.reader, chunked=head.chunked, length=head.length, until_eof=not head.chunked and head.length is None
+        )
+        try:
+            async for piece in pieces:
+                watcher.feed(piece)
+                if hold.active:
+                    if watcher.error_type == "overloaded_error" and not watcher.content_started:
+                        attempt.overloaded = True
+                        attempt.error_type, attempt.error_message = watcher.error_type, watcher.error_message
+                        return "retry", True
+                    if watcher.content_started or watcher.error_type:
+                        hold.release()
+                    else:
+                        hold.held.append(piece)
+                        continue
+                write_chunk(writer, piece)
+                await writer.drain()
+            hold.release()  # the stream ended while held (no content at all): deliver it as it was
+            write_last_chunk(writer)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            attempt.usage = watcher.usage  # also what a stream cut short had used
+            attempt.answered_model = watcher.model
+        if watcher.error_type:
+            attempt.error_type, attempt.error_message = watcher.error_type, watcher.error_message
+        return "done", True
+
+    def _usage_from_json(self, attempt: _Attempt, data: bytearray, encoding: str) -> None:
+        with contextlib.suppress(Exception):
+            parsed = json.loads(_decode_body(bytes(data), encoding))
+            if isinstance(parsed, dict):
+                usage = parsed.get("usage")
+                attempt.usage = Usage.from_api(usage if isinstance(usage, dict) else None)
+                attempt.answered_model = str(parsed.get("model") or "")
+
+    def _stream_error(self, writer: asyncio.StreamWriter, kind: str, message: str) -> None:
+        payload = json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
+        write_chunk(writer, b"event: error\ndata: " + payload + b"\n\n")
+        write_last_chunk(writer)
+
+    # -- accounting ----------------------------------------------------------------------------------
+    def _record(self, decision: Decision, attempt: _Attempt, started: float, fallback_from: str) -> None:
+        catalog = self.router.catalog
+        model = attempt.model
+        cost = catalog.cost(model, attempt.usage)
+        requested_cost = catalog.cost(decision.requested_model, attempt.usage) if decision.requested_model else cost
+        duration = (time.monotonic() - started) * 1000
+        success = attempt.status == 200 and not attempt.error_type
+        if attempt.tier and attempt.error_type != "budget":
+            self.router.record_outcome(attempt.tier, success, attempt.ttfb_ms or duration)
+        if cost:
+            self.router.record_spend(cost)
+        signals = decision.signals
+        entry = LedgerEntry(
+            model=model,
+            usage=attempt.usage,
+            cost=cost,
+            requested_cost=requested_cost,
+            requested_model=decision.requested_model,
+            tier=attempt.tier,
+            session=signals.session_id if signals else "",
+            agent=signals.agent_id if signals else "",
+            status=attempt.status,
+            error=f"{attempt.error_type}: {attempt.error_message}" if attempt.error_type else "",
+            fallback_from=fallback_from,
+            reason="; ".join(decision.reasons),
+            ttfb_ms=attempt.ttfb_ms,
+            duration_ms=duration,
+        )
+        if self.ledger is not None:
+            try:
+                self.ledger.record(entry)
+            except Exception:  # accounting must not break the client's stream
+                log.exception("could not write the ledger")
+        log.info(
+            "%s -> %s [%s] status %s cost $%.6f%s",
+            decision.requested_model,
+            model,
+            attempt.tier,
+            attempt.status,
+            cost,
+            f" (fallback from {fallback_from})" if fallback_from else "",
+        )
+        if self.on_record is not None:
+            self.on_record(entry)

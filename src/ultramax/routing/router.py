@@ -1,0 +1,421 @@
+"""The router: which tier (and so which model id) answers a request.
+
+The seed's policy, with its defaults: complexity above ``routing.opusThreshold`` (0.7) goes to the top tier,
+coding work or complexity above ``routing.sonnetThreshold`` (0.3) to the middle one, simple tasks to the
+cheapest, anything else to ``routing.defaultModel``; a per-request ``max_cost`` steps down a tier at a time;
+an hourly budget sends everything to the cheapest tier when the next request would cross it (and, with
+``routing.budgetHardStop``, refuses requests once it is spent); each tier keeps an EWMA of its success rate
+and latency, and an unhealthy tier hands its requests to the next one in the fallback chain.
+
+What the seed did not have, and Claude Code needs:
+
+- the model the client asked for is a **ceiling** -- the router only ever saves money, never upgrades;
+- Claude Code's background requests (its small fast model, no-tools side calls) go to the cheapest tier;
+- a request is never sent to a model lacking a feature it uses (adaptive thinking, effort): it would be
+  rejected;
+- every request of one agentic turn (same session, agent and prompt) keeps the first request's tier, so the
+  prompt cache built in the turn is reused instead of re-read on another model;
+- plan mode gets the top tier (as Claude Code's ``opusplan`` does);
+- a resumed session (``claude --continue``) asks for the model that answered last, which may be one the
+  router chose: the router remembers what each session asked for, so its ceiling stays the user's choice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ultramax.config import Settings
+from ultramax.errors import ConfigError
+from ultramax.routing.analyzer import RequestSignals, TaskAnalysis, analyze_prompt, request_signals, session_id_of
+from ultramax.routing.catalog import Catalog, Tier, load_catalog
+
+__all__ = ["Decision", "Router", "RouterConfig", "TierStats"]
+
+EWMA_ALPHA = 0.1
+UNHEALTHY_SUCCESS = 0.5
+MIN_SAMPLES = 5
+_STICKY_MAX = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class RouterConfig:
+    enabled: bool = True
+    default_tier: str = "sonnet"
+    opus_threshold: float = 0.7
+    sonnet_threshold: float = 0.3
+    max_cost: float = 0.0
+    budget_per_hour: float = 10.0
+    budget_hard_stop: bool = True
+    allow_model_override: bool = True
+    fallback_chain: tuple[str, ...] = ("opus", "sonnet", "haiku")
+    sticky_turns: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings, catalog: Catalog) -> RouterConfig:
+        chain = tuple(settings.get("routing.fallbackChain"))
+        for name in chain:
+            catalog.tier(name)  # KeyError names the bad tier
+        return cls(
+            enabled=bool(settings.get("routing.enabled")),
+            default_tier=catalog.resolve_tier(str(settings.get("routing.defaultModel"))).name,
+            opus_threshold=float(settings.get("routing.opusThreshold")),
+            sonnet_threshold=float(settings.get("routing.sonnetThreshold")),
+            max_cost=float(settings.get("routing.maxCostPerRequest")),
+            budget_per_hour=float(settings.get("routing.costBudgetPerHour")),
+            budget_hard_stop=bool(settings.get("routing.budgetHardStop")),
+            allow_model_override=bool(settings.get("routing.allowModelOverride")),
+            fallback_chain=chain,
+            sticky_turns=bool(settings.get("routing.stickyTurns")),
+        )
+
+
+@dataclass(slots=True)
+class TierStats:
+    """The seed's per-tier performance record: EWMA of success (1/0) and latency (ms)."""
+
+    success_rate: float = 1.0
+    avg_latency_ms: float = 0.0
+    samples: int = 0
+
+    def update(self, success: bool, latency_ms: float) -> None:
+        a = EWMA_ALPHA
+        self.success_rate = self.success_rate * (1 - a) + (1.0 if success else 0.0) * a
+        self.avg_latency_ms = latency_ms if self.samples == 0 else self.avg_latency_ms * (1 - a) + latency_ms * a
+        self.samples += 1
+
+    @property
+    def healthy(self) -> bool:
+        return self.samples < MIN_SAMPLES or self.success_rate >= UNHEALTHY_SUCCESS
+
+
+@dataclass(slots=True)
+class _SessionMemory:
+    tier: str
+    model: str
+    routed_to: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class Decision:
+    """Where one request goes, and why."""
+
+    requested_model: str
+    model: str
+    tier: str
+    reasons: list[str]
+    complexity: float = 0.0
+    task_type: str = ""
+    estimated_cost: float = 0.0
+    confidence: float = 1.0
+    fallbacks: list[str] = field(default_factory=list)
+    """Model ids to try, in order, if the chosen one is overloaded."""
+    reject: str = ""
+    """Non-empty: refuse the request with this message (budget exhausted)."""
+    routed: bool = True
+    """False when the request passes through untouched (routing off, unknown model, explicit override)."""
+    analysis: TaskAnalysis | None = None
+    signals: RequestSignals | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.model != self.requested_model
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requested_model": self.requested_model,
+            "model": self.model,
+            "tier": self.tier,
+            "changed": self.changed,
+            "routed": self.routed,
+            "reasons": self.reasons,
+            "complexity": round(self.complexity, 4),
+            "task_type": self.task_type,
+            "estimated_cost": round(self.estimated_cost, 6),
+            "confidence": round(self.confidence, 3),
+            "fallbacks": self.fallbacks,
+            "reject": self.reject,
+            "analysis": self.analysis.to_dict() if self.analysis else None,
+            "signals": self.signals.to_dict() if self.signals else None,
+        }
+
+
+class Router:
+    """Decides per request; remembers hourly spend, per-tier health and each turn's tier."""
+
+    def __init__(self, catalog: Catalog, config: RouterConfig | None = None, *, clock: Any = time.time) -> None:
+        self.catalog = catalog
+        self.config = config or RouterConfig()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._spend: deque[tuple[float, float]] = deque()
+        self._spend_total = 0.0
+        self.stats: dict[str, TierStats] = {t.name: TierStats() for t in catalog.tiers}
+        self._sticky: OrderedDict[str, str] = OrderedDict()
+        self._sessions: OrderedDict[str, _SessionMemory] = OrderedDict()
+        try:
+            catalog.tier(self.config.default_tier)
+        except KeyError as exc:
+            raise ConfigError(f"routing.defaultModel: {exc.args[0]}") from exc
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Router:
+        catalog = load_catalog(
+            str(settings.get("routing.catalogFile")) or None, list(settings.get("routing.tierModels"))
+        )
+        return cls(catalog, RouterConfig.from_settings(settings, catalog))
+
+    # -- spend and health ----------------------------------------------------------------------------
+    def record_spend(self, cost: float, ts: float | None = None) -> None:
+        with self._lock:
+            self._spend.append((self._clock() if ts is None else ts, cost))
+            self._spend_total += cost
+
+    def hourly_spend(self) -> float:
+        """USD spent in the last 60 minutes (a rolling window)."""
+        horizon = self._clock() - 3600.0
+        with self._lock:
+            while self._spend and self._spend[0][0] < horizon:
+                self._spend_total -= self._spend.popleft()[1]
+            if not self._spend:
+                self._spend_total = 0.0
+            return max(self._spend_total, 0.0)
+
+    def budget_resets_in(self) -> float:
+        """Seconds until the oldest spend in the window leaves it."""
+        with self._lock:
+            return max(0.0, self._spend[0][0] + 3600.0 - self._clock()) if self._spend else 0.0
+
+    def record_outcome(self, tier: str, success: bool, latency_ms: float) -> None:
+        with self._lock:
+            self.stats.setdefault(tier, TierStats()).update(success, latency_ms)
+
+    # -- deciding ------------------------------------------------------------------------------------
+    def _spec_ok(self, tier: Tier, needs: frozenset[str]) -> bool:
+        spec = self.catalog.spec(tier.model)
+        return spec is not None and needs <= spec.features
+
+    def _model_for(self, tier: Tier, ceiling: Tier, requested: str) -> str:
+        return requested if tier.name == ceiling.name else tier.model
+
+    def explain_prompt(self, prompt: str, *, requested_model: str | None = None) -> Decision:
+        """The decision for a prompt alone, as if Claude Code sent it with tools and the top tier's model."""
+        model = requested_model or self.catalog.top.model
+        body = {"model": model, "messages": [{"role": "user", "content": prompt}], "tools": [{"name": "Bash"}]}
+        size = len(prompt.encode("utf-8")) + 2000
+        return self.route(body, {}, raw_size=size)
+
+    def route(self, body: Mapping[str, Any], headers: Mapping[str, str], *, raw_size: int = 0) -> Decision:
+        """The decision for one ``POST /v1/messages`` body (headers with lower-case names)."""
+        requested = body.get("model")
+        requested = requested if isinstance(requested, str) else ""
+        cfg = self.config
+        cat = self.catalog
+        override = headers.get("x-ultramax-model", "").strip()
+        if override and cfg.allow_model_override:
+            return Decision(
+                requested, override, getattr(cat.tier_of(override), "name", ""), ["explicit override"], routed=False
+            )
+        if not cfg.enabled:
+            return Decision(requested, requested, "", ["routing is off (routing.enabled)"], routed=False)
+        ceiling = cat.tier_of(requested)
+        if ceiling is None:
+            return Decision(
+                requested, requested, "", [f"{requested!r} is not in the model catalog: passed through"], routed=False
+            )
+        reasons: list[str] = []
+        asked = requested  # the model the session chose: the id sent when the ceiling tier is chosen
+        sid = session_id_of(body, headers)
+        session = self._sessions.get(sid) if sid else None
+        echo = session is not None and requested in session.routed_to
+        signals = request_signals(
+            body, headers, raw_size=raw_size, background_tier_model=ceiling == cat.cheapest and not echo
+        )
+        if session is not None and echo and not signals.background:
+            chosen = cat.tier(session.tier)
+            if chosen.rank > ceiling.rank:
+                # Claude Code resumes a session (--continue, --resume) on the model that answered last: one
+                # ultramax chose. The session's own choice stays the ceiling.
+                reasons.append(
+                    f"{requested} is the model ultramax routed this session to; its ceiling stays {session.model}"
+                )
+                ceiling, asked = chosen, session.model
+        routable = cat.routable
+        # a non-routable ceiling (fable): the router may go below it, to the top routable tier at most
+        top_allowed = ceiling if ceiling.routable else routable[-1]
+        allowed = [t for t in routable if t.rank <= top_allowed.rank]
+        analysis = analyze_prompt(signals.prompt) if signals.prompt else None
+        needs = signals.required_features
+        tier: Tier
+        confidence = 0.7
+        sticky = self._sticky.get(signals.turn_key) if cfg.sticky_turns and not signals.background else None
+
+        def rank_index(t: Tier) -> int:
+            return [x.name for x in allowed].index(t.name) if t in allowed else len(allowed) - 1
+
+        mid = allowed[min(1, len(allowed) - 1)]
+        if sticky is not None and any(t.name == sticky for t in allowed):
+            tier = cat.tier(sticky)
+            reasons.append(f"same turn as an earlier request: stays on {sticky} (its prompt cache is warm)")
+            confidence = 0.9
+        elif signals.background:
+            tier = allowed[0]
+            reasons.append(signals.background_reason)
+            confidence = 0.95
+        elif signals.plan_mode:
+            tier = allowed[-1]
+            reasons.append("plan mode: planning gets the top tier (like opusplan)")
+            confidence = 0.85
+        elif analysis is None:
+            tier = cat.tier(cfg.default_tier)
+            reasons.append("no prompt text to analyze: the default tier")
+        else:
+            c = analysis.complexity_score
+            if c > cfg.opus_threshold:
+                tier, confidence = allowed[-1], 0.85
+                reasons.append(f"high complexity {c:.2f} > {cfg.opus_threshold:g} ({analysis.task_type})")
+            elif analysis.task_type == "coding":
+                tier, confidence = mid, 0.9
+                reasons.append(f"coding task (complexity {c:.2f})")
+            elif c > cfg.sonnet_threshold:
+                tier, confidence = mid, 0.8
+                reasons.append(f"medium complexity {c:.2f} > {cfg.sonnet_threshold:g}")
+            elif analysis.task_type == "simple":
+                tier, confidence = allowed[0], 0.95
+                reasons.append(f"simple task (complexity {c:.2f})")
+            else:
+                tier = cat.tier(cfg.default_tier)
+                reasons.append(f"general task (complexity {c:.2f}): the default tier")
+            deep = signals.effort in ("high", "max", "xhigh") or signals.thinking_budget >= 32_000
+            if deep and rank_index(tier) < rank_index(mid):
+                tier = mid
+                reasons.append("the client asked for deep thinking: at least the middle tier")
+        if tier.rank > top_allowed.rank:
+            tier = top_allowed
+        if tier.rank < top_allowed.rank and tier.name != top_allowed.name:
+            reasons.append(f"{ceiling.name} requested; {tier.name} is enough")
+
+        # context and features the model must accept
+        def fits(t: Tier) -> bool:
+            spec = cat.spec(t.model)
+            return spec is not None and signals.context_tokens + signals.max_tokens // 8 < spec.context * 0.9
+
+        i = rank_index(tier)
+        while i < len(allowed) - 1 and not (self._spec_ok(allowed[i], needs) and fits(allowed[i])):
+            i += 1
+        if allowed[i].name != tier.name:
+            why = "features " + ", ".join(sorted(needs)) if not self._spec_ok(tier, needs) else "the context size"
+            reasons.append(f"{tier.name}'s model cannot take {why}: {allowed[i].name}")
+            tier = allowed[i]
+
+        # max_cost: step down while the estimate exceeds it
+        est_output = min(analysis.estimated_tokens if analysis else 1000, signals.max_tokens or 1_000_000)
+        spec = cat.spec(tier.model)
+        estimate = spec.estimate(signals.context_tokens, est_output) if spec else 0.0
+        if cfg.max_cost > 0:
+            while estimate > cfg.max_cost and i > 0 and self._spec_ok(allowed[i - 1], needs):
+                i -= 1
+                reasons.append(f"estimated ${estimate:.4f} > max_cost ${cfg.max_cost:.4f}: down to {allowed[i].name}")
+                tier = allowed[i]
+                confidence *= 0.8
+                spec = cat.spec(tier.model)
+                estimate = spec.estimate(signals.context_tokens, est_output) if spec else 0.0
+
+        # hourly budget
+        reject = ""
+        if cfg.budget_per_hour > 0:
+            spent = self.hourly_spend()
+            if spent >= cfg.budget_per_hour and cfg.budget_hard_stop:
+                minutes = max(1, round(self.budget_resets_in() / 60))
+                reject = (
+                    f"ultramax: the hourly model budget of ${cfg.budget_per_hour:.2f} is spent "
+                    f"(${spent:.2f} in the last 60 minutes); requests resume in about {minutes} min. "
+                    "Raise routing.costBudgetPerHour or set routing.budgetHardStop to false to keep going "
+                    "on the cheapest tier."
+                )
+            elif spent + estimate > cfg.budget_per_hour:
+                j = 0
+                while j < i and not self._spec_ok(allowed[j], needs):
+                    j += 1
+                if j < i:
+                    reasons.append(
+                        f"hourly budget: ${spent:.2f} of ${cfg.budget_per_hour:.2f} spent, so {allowed[j].name}"
+                    )
+                    tier, i, confidence = allowed[j], j, 0.6
+                    spec = cat.spec(tier.model)
+                    estimate = spec.estimate(signals.context_tokens, est_output) if spec else 0.0
+
+        # health: hand an unhealthy tier's work to the next in the fallback chain
+        chain = [cat.tier(n) for n in cfg.fallback_chain]
+        names = [t.name for t in chain]
+        if not self.stats[tier.name].healthy and tier.name in names:
+            for nxt in chain[names.index(tier.name) + 1 :]:
+                if nxt in allowed and self._spec_ok(nxt, needs) and self.stats[nxt.name].healthy:
+                    reasons.append(
+                        f"{tier.name} is failing (success {self.stats[tier.name].success_rate:.2f}): {nxt.name}"
+                    )
+                    tier = nxt
+                    break
+
+        fallbacks: list[str] = []
+        if tier.name in names:
+            for nxt in chain[names.index(tier.name) + 1 :]:
+                if nxt in allowed and self._spec_ok(nxt, needs):
+                    fallbacks.append(self._model_for(nxt, ceiling, asked))
+        model = self._model_for(tier, ceiling, asked)
+        if signals.session_id and not signals.background:
+            self.remember_session(signals.session_id, asked, model)
+        if cfg.sticky_turns and not signals.background and not reject:
+            with self._lock:
+                self._sticky[signals.turn_key] = tier.name
+                self._sticky.move_to_end(signals.turn_key)
+                while len(self._sticky) > _STICKY_MAX:
+                    self._sticky.popitem(last=False)
+        return Decision(
+            requested_model=requested,
+            model=model,
+            tier=tier.name,
+            reasons=reasons,
+            complexity=analysis.complexity_score if analysis else 0.0,
+            task_type=analysis.task_type if analysis else "",
+            estimated_cost=estimate,
+            confidence=confidence,
+            fallbacks=fallbacks,
+            reject=reject,
+            analysis=analysis,
+            signals=signals,
+        )
+
+    def remember_session(self, session_id: str, requested: str, sent: str) -> None:
+        """Note what a session asked for (its highest tier) and the models ultramax sent it to instead."""
+        tier = self.catalog.tier_of(requested)
+        if tier is None:
+            return
+        with self._lock:
+            memory = self._sessions.get(session_id)
+            if memory is None:
+                memory = self._sessions[session_id] = _SessionMemory(tier.name, requested)
+                while len(self._sessions) > _STICKY_MAX:
+                    self._sessions.popitem(last=False)
+            elif tier.rank > self.catalog.tier(memory.tier).rank:
+                memory.tier, memory.model = tier.name, requested
+            if sent != memory.model:
+                memory.routed_to.add(sent)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "hourly_spend": round(self.hourly_spend(), 6),
+            "hourly_budget": self.config.budget_per_hour,
+            "tiers": {
+                name: {
+                    "success_rate": round(s.success_rate, 3),
+                    "avg_latency_ms": round(s.avg_latency_ms, 1),
+                    "samples": s.samples,
+                }
+                for name, s in self.stats.items()
+            },
+        }

@@ -1,0 +1,146 @@
+"""The real Claude Code CLI with ``ANTHROPIC_BASE_URL`` at ultramax's proxy, whose upstream is the scripted model
+server: a two-turn session (a simple fix, then a hard design question, resumed with ``--continue``) plus a
+prompt-type Stop hook, which Claude Code answers with its small fast model in the background.
+
+What the upstream sees is the proof: the simple turn goes to a cheaper model than Claude Code asked for, the
+background requests to the cheapest tier, the hard turn to the top model; and the ledger's cost is exactly the
+cost of the usage the upstream reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import UltramaxEnv, wait_for
+from tests.support.claude_cli import find_claude, run_claude, write_project_settings
+from tests.support.model_server import (
+    RecordedRequest,
+    Turn,
+    aux_answer,
+    bash_turn,
+    run_model_server,
+    sse_events,
+    text_turn,
+)
+from tests.support.proxy_thread import run_proxy
+from ultramax.routing import Ledger, Router, RouterConfig, Usage, load_catalog
+
+pytestmark = pytest.mark.e2e
+
+SIMPLE = "Fix the typo in README.md"
+HARD = (
+    "Design the architecture for a distributed, fault-tolerant job scheduler across three regions: "
+    "consensus, failure handling and the trade-offs."
+)
+SCRIPT = [
+    bash_turn("sed -i s/teh/the/ README.md", description="Fix the typo"),
+    text_turn("Fixed."),
+    text_turn("Here is the design."),
+]
+
+
+@pytest.fixture
+def claude_bin() -> Path:
+    claude = find_claude()
+    if claude is None:
+        pytest.skip("Claude Code CLI not found: set ULTRAMAX_CLAUDE_BIN or run scripts/install-claude-code.sh")
+    return claude
+
+
+@pytest.fixture
+def ledger(umx: UltramaxEnv) -> Iterator[Ledger]:
+    with Ledger.open(umx.paths) as led:
+        yield led
+
+
+def reported_usage(request: RecordedRequest) -> Usage:
+    """The usage the model server put in its stream for ``request`` (recomputed from its own functions)."""
+    turn = SCRIPT[request.turn] if request.turn is not None else Turn(text=aux_answer(request.body, "OK"))
+    usage = Usage()
+    for name, data in sse_events(
+        turn, message_id="m", model="m", input_tokens=max(1, len(request.raw_body) // 4), tool_id_prefix="t"
+    ):
+        if name == "message_start":
+            usage = Usage.from_api(data["message"]["usage"])
+        elif name == "message_delta":
+            usage = usage.merged(data["usage"])
+    return usage
+
+
+@pytest.mark.parametrize(
+    ("haiku_takes_claude_codes_features", "cheap"),
+    [(False, "sonnet"), (True, "haiku")],
+    ids=["packaged-catalog", "catalog-where-haiku-takes-effort-and-adaptive-thinking"],
+)
+def test_claude_code_through_the_proxy_gets_cheap_models_for_simple_and_background_work_and_the_top_one_for_hard(
+    claude_bin: Path, umx: UltramaxEnv, ledger: Ledger, haiku_takes_claude_codes_features: bool, cheap: str
+) -> None:
+    project = umx.project("webapp")
+    (project / "README.md").write_text("teh app\n", encoding="utf-8")
+    write_project_settings(project, {"hooks": {"Stop": [{"hooks": [{"type": "prompt", "prompt": "Is it done?"}]}]}})
+    catalog_file = None
+    if haiku_takes_claude_codes_features:
+        # What a user writes (routing.catalogFile) once their cheapest model accepts Claude Code's requests
+        catalog_file = umx.root / "catalog.toml"
+        catalog_file.write_text(
+            '[[models]]\nid = "claude-haiku-4-5"\ntier = "haiku"\nfeatures = ["adaptive-thinking", "effort"]\n',
+            encoding="utf-8",
+        )
+    catalog = load_catalog(catalog_file)
+    router = Router(catalog, RouterConfig(budget_per_hour=0))
+    with run_model_server(SCRIPT) as upstream, run_proxy(router, ledger, upstream.base_url) as proxy:
+        first = run_claude(
+            SIMPLE, cwd=project, home=umx.home, base_url=proxy.base_url, allowed_tools=["Bash"], claude=claude_bin
+        ).check()
+        second = run_claude(
+            HARD,
+            cwd=project,
+            home=umx.home,
+            base_url=proxy.base_url,
+            allowed_tools=["Bash"],
+            extra_args=["--continue"],
+            claude=claude_bin,
+        ).check()
+        upstream.wait_until_script_finished()
+        requests = [r for r in upstream.requests if r.route == "/v1/messages"]
+        wait_for(lambda: len(ledger.entries()) == len(requests), 10, "a ledger row for every model request")
+    assert first.text == "Fixed." and second.text == "Here is the design."
+    assert (project / "README.md").read_text(encoding="utf-8") == "the app\n"
+    assert not upstream.problems
+
+    asked = {r.body["model"] for r in requests if r.kind == "main"}
+    main = [r for r in requests if r.kind == "main"]
+    simple_turn = [r for r in main if r.turn in (0, 1)]
+    hard_turn = [r for r in main if r.turn == 2]
+    background = [r for r in requests if r.kind == "aux"]
+    assert simple_turn and hard_turn and background, [(r.kind, r.turn) for r in requests]
+
+    def tier(r: RecordedRequest) -> str:
+        found = catalog.tier_of(r.body["model"])
+        assert found is not None
+        return found.name
+
+    # Claude Code asked for its default (top-tier) model on every main request; the proxy changed only that.
+    requested_rows = {row["requested_model"] for row in ledger.entries() if row["tier"] != "haiku"}
+    assert requested_rows <= {"claude-opus-5-5", *asked}
+    # The simple turn (both of its requests: the tool call and the answer) and the background requests (the
+    # prompt hook) went to the cheapest tier whose model accepts them. Claude Code 2.1.328's requests carry
+    # adaptive thinking and effort, which the packaged catalog's Haiku 4.5 does not accept: there the cheapest
+    # such model is the middle tier's; with a catalog whose Haiku takes them, it is Haiku.
+    assert {tier(r) for r in simple_turn} == {cheap}
+    assert {r.body["model"] for r in simple_turn} == {catalog.tier(cheap).model}
+    assert {tier(r) for r in background} == {cheap}
+    # The hard turn got the top tier: the model Claude Code asked for, untouched.
+    assert {tier(r) for r in hard_turn} == {"opus"}
+    assert {r.body["model"] for r in hard_turn} == {"claude-opus-5-5"}
+
+    expected = sum(catalog.cost(r.body["model"], reported_usage(r)) for r in requests)
+    rows = ledger.entries()
+    assert sum(row["cost"] for row in rows) == pytest.approx(expected, rel=1e-9)
+    assert sorted(row["model"] for row in rows) == sorted(r.body["model"] for r in requests)
+    assert all(row["status"] == 200 for row in rows)
+    assert first.result is not None and second.result is not None
+    assert {row["session"] for row in rows} == {first.result["session_id"], second.result["session_id"]}

@@ -1,0 +1,77 @@
+"""The model catalog: prices from the reference table, lookups, cost arithmetic, user overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ultramax.errors import ConfigError
+from ultramax.routing import Usage, load_catalog
+
+
+def test_prices_are_the_reference_tables_with_the_date_they_were_taken() -> None:
+    catalog = load_catalog()
+    assert catalog.prices_as_of == "2026-08-21"
+    prices = {m.id: (m.input, m.output, m.cache_write_5m, m.cache_write_1h, m.cache_read) for m in catalog.models}
+    assert prices["claude-opus-4-5"] == (5.0, 25.0, 6.25, 10.0, 0.5), "Opus 4.5 is $5/$25, not the seed's $15/$75"
+    assert prices["claude-sonnet-5"] == (2.0, 10.0, 2.5, 4.0, 0.2)
+    assert prices["claude-haiku-4-5"] == (1.0, 5.0, 1.25, 2.0, 0.1)
+    assert [t.name for t in catalog.routable] == ["haiku", "sonnet", "opus"]
+    spec = catalog.spec("claude-opus-5")
+    assert spec is not None and (spec.context, spec.max_output) == (1_000_000, 128_000)
+
+
+def test_a_model_is_known_by_its_id_alias_family_or_with_claude_codes_1m_suffix() -> None:
+    catalog = load_catalog()
+    for model, tier in [
+        ("claude-haiku-4-5-20251001", "haiku"),
+        ("claude-sonnet-4-5", "sonnet"),
+        ("claude-opus-5-5", "opus"),
+        ("claude-opus-4-6[1m]", "opus"),
+        ("claude-fable-5", "fable"),
+    ]:
+        found = catalog.tier_of(model)
+        assert found is not None and found.name == tier, model
+    assert catalog.tier_of("gpt-4o") is None
+    unknown_opus = catalog.spec("claude-opus-5-5")
+    assert unknown_opus is not None and unknown_opus.id == "claude-opus-5", "an unknown id is priced as its tier"
+    assert catalog.resolve_tier("sonnet-4-5").name == "sonnet", "the seed's routing.defaultModel value"
+
+
+def test_cost_counts_input_output_cache_writes_and_reads_each_at_its_own_price() -> None:
+    usage = Usage.from_api(
+        {
+            "input_tokens": 1_000_000,
+            "output_tokens": 1_000_000,
+            "cache_creation_input_tokens": 3_000_000,
+            "cache_creation": {"ephemeral_5m_input_tokens": 2_000_000, "ephemeral_1h_input_tokens": 1_000_000},
+            "cache_read_input_tokens": 10_000_000,
+        }
+    )
+    assert load_catalog().cost("claude-opus-5", usage) == pytest.approx(5 + 25 + 2 * 6.25 + 10 + 10 * 0.5)
+    no_split = Usage.from_api({"input_tokens": 0, "cache_creation_input_tokens": 1_000_000})
+    assert (no_split.cache_write_5m, no_split.cache_write_1h) == (1_000_000, 0)
+    later = no_split.merged({"output_tokens": 7})
+    assert (later.output_tokens, later.cache_write_5m) == (7, 1_000_000), "a delta only replaces what it carries"
+
+
+def test_a_catalog_file_and_tier_models_override_the_packaged_catalog(tmp_path: Path) -> None:
+    extra = tmp_path / "catalog.toml"
+    extra.write_text(
+        'prices_as_of = "2027-01-01"\n[[models]]\nid = "claude-haiku-4-5"\ninput = 0.5\n'
+        '[[models]]\nid = "claude-haiku-5"\ntier = "haiku"\ninput = 1.5\noutput = 7.5\n',
+        encoding="utf-8",
+    )
+    catalog = load_catalog(extra, ["haiku=claude-haiku-5", "opus=claude-opus-4-8"])
+    assert catalog.prices_as_of == "2027-01-01"
+    haiku45 = catalog.spec("claude-haiku-4-5")
+    assert haiku45 is not None and (haiku45.input, haiku45.output) == (0.5, 5.0), "merged field by field"
+    assert catalog.tier("haiku").model == "claude-haiku-5"
+    assert catalog.tier("opus").model == "claude-opus-4-8"
+    with pytest.raises(ConfigError, match="not 'tier=model-id'"):
+        load_catalog(None, ["haiku"])
+    with pytest.raises(ConfigError, match="unknown tier"):
+        load_catalog(None, ["gigantic=claude-x"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_catalog(tmp_path / "missing.toml")

@@ -1,0 +1,89 @@
+"""``ultramax route explain|eval|ledger|catalog`` and ``ultramax proxy``, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import anthropic
+import pytest
+
+from tests.conftest import UltramaxEnv
+from tests.routing.conftest import KEY
+from tests.support.upstream import StandInUpstream
+from ultramax.cli.main import main
+
+DEV_SET = Path(__file__).parent / "data" / "claude_code_dev.jsonl"
+
+
+def test_route_explain_names_the_tier_the_model_and_the_reasons(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["route", "explain", "Fix the typo in README.md"]) == 0
+    out = capsys.readouterr().out
+    assert "tier:       haiku" in out and "claude-haiku-4-5" in out and "simple task" in out
+    assert main(["route", "explain", "--json", "Design a distributed consensus architecture"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["tier"] == "opus" and data["analysis"]["task_type"] == "architecture"
+
+
+def test_route_eval_on_the_claude_code_dev_set_reaches_the_issues_goal(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["route", "eval", str(DEV_SET), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["prompts"] == 45
+    assert report["accuracy"] >= 0.85 and report["under_routing"] <= 0.05
+    assert report["under_routing"] + report["over_routing"] + report["accuracy"] == pytest.approx(1.0)
+    assert 0 < report["cost_vs_top_tier"] < 1.0
+    assert main(["route", "eval", str(DEV_SET)]) == 0
+    assert "under-routing" in capsys.readouterr().out
+
+
+def test_route_eval_names_the_line_of_a_bad_entry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "x", "tier": "opus"}\n{"prompt": "y"}\n', encoding="utf-8")
+    assert main(["route", "eval", str(bad)]) == 1
+    assert "bad.jsonl:2" in capsys.readouterr().err
+
+
+def test_route_ledger_and_catalog_show_spend_and_prices(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["route", "ledger"]) == 0
+    assert "no requests recorded" in capsys.readouterr().out
+    assert main(["route", "catalog", "--json"]) == 0
+    catalog = json.loads(capsys.readouterr().out)
+    assert catalog["prices_as_of"] == "2026-08-21"
+
+
+def test_ultramax_proxy_serves_records_spend_and_stops_on_sigterm(
+    umx: UltramaxEnv, upstream: StandInUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ultramax.cli.main", "proxy", "--port", "0", "--upstream", upstream.base_url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=umx.environ(),
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert line.startswith("ultramax proxy on http://127.0.0.1:"), line
+        base_url = line.split()[3]
+        with anthropic.Anthropic(base_url=base_url, api_key=KEY, max_retries=0) as sdk:
+            answer = sdk.messages.create(
+                model="claude-opus-5", max_tokens=8, messages=[{"role": "user", "content": "Fix the typo"}]
+            )
+        assert answer.model == "claude-haiku-4-5"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        log = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+    assert "claude-opus-5 -> claude-haiku-4-5" in log and KEY not in log
+    assert main(["route", "ledger", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)["rows"]
+    assert row["model"] == "claude-haiku-4-5" and row["cost"] > 0 and row["saved"] > 0

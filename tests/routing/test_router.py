@@ -1,0 +1,145 @@
+"""The router's policy: thresholds, ceiling, background work, features, max_cost, budget, health, stickiness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ultramax.config import Settings
+from ultramax.routing import Router, RouterConfig, load_catalog
+
+CC = {"x-claude-code-session-id": "s-1", "user-agent": "claude-cli/2.1.328", "x-app": "cli"}
+HARD = "Design the architecture of a distributed, fault-tolerant rate limiter and analyse the trade-offs"
+
+
+def req(prompt: str, model: str = "claude-opus-5", **extra: Any) -> dict[str, Any]:
+    return {
+        "model": model,
+        "max_tokens": 4096,
+        "messages": [{"role": "user", "content": prompt}],
+        "tools": [{"name": "Bash"}],
+        **extra,
+    }
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def router(**config: Any) -> Router:
+    return Router(load_catalog(), RouterConfig(**{"budget_per_hour": 0, **config}))
+
+
+def test_simple_coding_and_architecture_prompts_go_to_the_cheap_middle_and_top_tiers() -> None:
+    r = router()
+    assert r.route(req("Fix the typo in README.md"), CC).model == "claude-haiku-4-5"
+    assert r.route(req("Implement a retry decorator with unit tests"), CC).model == "claude-sonnet-5"
+    hard = r.route(req(HARD), CC)
+    assert (hard.tier, hard.model, hard.changed) == ("opus", "claude-opus-5", False)
+    assert hard.fallbacks == ["claude-sonnet-5", "claude-haiku-4-5"]
+
+
+def test_the_requested_model_is_a_ceiling_never_an_upgrade() -> None:
+    decision = router().route(req(HARD, model="claude-sonnet-4-6"), CC)
+    assert (decision.tier, decision.model) == ("sonnet", "claude-sonnet-4-6"), "kept as asked, not upgraded"
+    fable = router().route(req(HARD, model="claude-fable-5"), CC)
+    assert fable.tier == "opus", "fable is a ceiling the router may go below"
+
+
+def test_background_requests_go_to_the_cheapest_tier() -> None:
+    title = {k: v for k, v in req(HARD).items() if k != "tools"}
+    decision = router().route(title, CC)
+    assert decision.tier == "haiku" and "auxiliary" in decision.reasons[0]
+    assert router().route(req("anything", model="claude-haiku-4-5"), CC).model == "claude-haiku-4-5"
+
+
+def test_a_request_using_adaptive_thinking_or_effort_never_goes_to_a_model_without_them() -> None:
+    decision = router().route(req("Fix the typo", thinking={"type": "adaptive"}, output_config={"effort": "low"}), CC)
+    assert decision.tier == "sonnet"
+    assert "cannot take features adaptive-thinking, effort" in " ".join(decision.reasons)
+    assert "claude-haiku-4-5" not in decision.fallbacks
+
+
+def test_plan_mode_and_deep_thinking_raise_the_tier() -> None:
+    plan = req("Fix the typo")
+    plan["messages"][0]["content"] = "<system-reminder>Plan mode is active.</system-reminder>\nFix the typo"
+    assert router().route(plan, CC).tier == "opus"
+    assert router().route(req("Fix the typo", output_config={"effort": "high"}), CC).tier == "sonnet"
+
+
+def test_max_cost_steps_down_a_tier_at_a_time() -> None:
+    decision = router(max_cost=0.01).route(req(HARD), CC, raw_size=40_000)
+    assert decision.tier in ("sonnet", "haiku") and any("max_cost" in r for r in decision.reasons)
+    assert decision.estimated_cost <= 0.01 or decision.tier == "haiku"
+
+
+def test_the_hourly_budget_downgrades_near_the_limit_refuses_when_spent_and_rolls_over() -> None:
+    clock = Clock()
+    r = Router(load_catalog(), RouterConfig(budget_per_hour=1.0), clock=clock)
+    r.record_spend(0.999)
+    near = r.route(req(HARD), CC)
+    assert near.tier == "haiku" and "hourly budget" in near.reasons[-1]
+    r.record_spend(0.01)
+    spent = r.route(req(HARD), CC)
+    assert "hourly model budget of $1.00 is spent" in spent.reject
+    clock.now += 3601
+    assert r.hourly_spend() == 0.0 and not r.route(req(HARD), CC).reject
+    soft = Router(load_catalog(), RouterConfig(budget_per_hour=1.0, budget_hard_stop=False), clock=clock)
+    soft.record_spend(5.0)
+    assert soft.route(req(HARD), CC).tier == "haiku" and not soft.route(req(HARD), CC).reject
+
+
+def test_an_unhealthy_tier_hands_its_work_to_the_next_in_the_fallback_chain() -> None:
+    r = router()
+    for _ in range(10):
+        r.record_outcome("opus", False, 900.0)
+    decision = r.route(req(HARD), CC)
+    assert decision.tier == "sonnet" and "opus is failing" in decision.reasons[-1]
+    assert r.snapshot()["tiers"]["opus"]["success_rate"] < 0.5
+
+
+def test_every_request_of_one_turn_stays_on_the_tier_of_its_first_request() -> None:
+    r = router()
+    first = req("Fix the typo in README.md")
+    assert r.route(first, CC).tier == "haiku"
+    loop = dict(first)
+    loop["messages"] = [
+        *first["messages"],
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "Bash", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x" * 100_000}]},
+    ]
+    again = r.route(loop, CC, raw_size=400_000)
+    assert again.tier == "haiku" and "same turn" in again.reasons[0]
+
+
+def test_a_resumed_session_asking_for_the_routed_model_keeps_its_original_ceiling() -> None:
+    r = router()
+    assert r.route(req("Fix the typo in README.md", model="claude-opus-5-5"), CC).model == "claude-haiku-4-5"
+    resumed = r.route(req(HARD, model="claude-haiku-4-5"), CC)
+    assert (resumed.tier, resumed.model) == ("opus", "claude-opus-5-5")
+    other_session = r.route(req(HARD, model="claude-haiku-4-5"), {**CC, "x-claude-code-session-id": "s-2"})
+    assert other_session.tier == "haiku", "a session that chose haiku itself keeps it"
+
+
+def test_unknown_models_disabled_routing_and_explicit_overrides_pass_through() -> None:
+    assert not router().route(req(HARD, model="gpt-4o"), CC).routed
+    assert router(enabled=False).route(req("Fix the typo"), CC).model == "claude-opus-5"
+    pinned = router().route(req("Fix the typo"), {**CC, "x-ultramax-model": "claude-opus-4-8"})
+    assert (pinned.model, pinned.routed) == ("claude-opus-4-8", False)
+    assert (
+        router(allow_model_override=False)
+        .route(req("Fix the typo"), {**CC, "x-ultramax-model": "claude-opus-4-8"})
+        .model
+        == "claude-haiku-4-5"
+    )
+
+
+def test_the_router_reads_its_settings() -> None:
+    settings = Settings.defaults()
+    assert settings.get("routing.defaultModel") == "sonnet-4-5"
+    r = Router.from_settings(settings)
+    assert (r.config.default_tier, r.config.opus_threshold, r.config.sonnet_threshold) == ("sonnet", 0.7, 0.3)
+    assert r.config.budget_per_hour == 10.0 and r.config.fallback_chain == ("opus", "sonnet", "haiku")
