@@ -54,6 +54,11 @@ class Setting:
             "number": isinstance(value, int | float) and not isinstance(value, bool),
             "str": isinstance(value, str),
             "list[str]": isinstance(value, list) and all(isinstance(v, str) for v in value),
+            "dict[str,number]": isinstance(value, dict)
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()),
+            "dict[str,list[str]]": isinstance(value, dict)
+            and all(isinstance(v, list) and all(isinstance(i, str) for i in v) for v in value.values()),
+            "list[rule]": isinstance(value, list) and all(isinstance(v, str | dict) for v in value),
         }[self.type]
         if not ok:
             return f"must be {_TYPE_WORDS[self.type]}, got {json.dumps(value)}"
@@ -72,6 +77,9 @@ _TYPE_WORDS = {
     "number": "a number",
     "str": "a string",
     "list[str]": "an array of strings",
+    "dict[str,number]": "an object mapping names to numbers",
+    "dict[str,list[str]]": "an object mapping names to arrays of strings",
+    "list[rule]": "an array of rule objects or rule strings",
 }
 
 MODE_NAMES = ("alphaforge", "state-of-witness", "development")
@@ -234,11 +242,194 @@ SETTINGS: tuple[Setting, ...] = (
         "Hook events per session per minute before the rate limiter refuses (0 = no limit).",
         minimum=0,
     ),
+    # safety: the rule packs of the sanitisation layer (ultramax.safety.rules; `ultramax safety rules` lists them)
+    Setting(
+        "safety.rules",
+        "list[rule]",
+        [],
+        "Your own rules and changes to packaged ones: objects in the rule-pack schema (id, decision -- allow/ask/deny "
+        'or per mode --, reason, match; a packaged id changes that rule, e.g. {"id": "git.push.force_lease", '
+        '"decision": "deny"}) or strings "deny Bash(git push:*)".',
+    ),
+    Setting(
+        "safety.allow",
+        "list[str]",
+        [],
+        "Claude Code rules (Bash(npm run build), Bash(git push:*), Read(./.env), mcp__server__tool) whose calls the "
+        "rule packs leave alone; guard-tampering rules still apply.",
+    ),
+    Setting(
+        "safety.ask",
+        "list[str]",
+        [],
+        "Claude Code rules whose calls are always put to the user (e.g. Bash(git push:*)).",
+    ),
+    Setting(
+        "safety.deny",
+        "list[str]",
+        [],
+        "Claude Code rules whose calls are always denied (Read(...)/Edit(...) rules also cover shell reads and "
+        "writes of the same paths).",
+    ),
+    Setting(
+        "safety.buildDirs",
+        "list[str]",
+        [],
+        "More directory or file names (globs) that are build output: deleting them inside the project is fine.",
+    ),
     Setting(
         "safety.allowedTools",
         "list[str]",
         [],
         "If not empty, PreToolUse denies any tool not in this list (names or mcp__ prefixes).",
+    ),
+    # safety: the engine's layers (ultramax.safety.layers_core, trading, confirm, override, anomaly)
+    Setting(
+        "safety.maxInputBytes",
+        "int",
+        8 * 1024 * 1024,
+        "Largest tool input (characters of text in it) the input-validation layer accepts; larger follows the "
+        "failure policy (ask, or deny in trading mode).",
+        minimum=1024,
+    ),
+    Setting(
+        "safety.requireUser",
+        "bool",
+        False,
+        "Deny tool calls that carry no authenticated principal (the hook path always has one; the MCP gateway "
+        "and the CLI must name one). Trading writes in trading mode always need one.",
+    ),
+    Setting(
+        "safety.userPermissions",
+        "dict[str,list[str]]",
+        {},
+        'Per-principal allow-lists of operations (glob patterns over tool names, e.g. "mcp__alpaca__get_*", '
+        'or operation names such as "trade:*"); key "*" covers everyone else. Empty = no per-user limits.',
+    ),
+    Setting(
+        "safety.sessionCallsPerMinute",
+        "int",
+        240,
+        "Token bucket per session: tool calls per minute (burst = the same number). 0 = no limit.",
+        minimum=0,
+    ),
+    Setting(
+        "safety.operationCallsPerMinute",
+        "int",
+        60,
+        "Token bucket per session and MCP operation: calls per minute of one MCP tool. 0 = no limit.",
+        minimum=0,
+    ),
+    Setting(
+        "safety.orderRatePerMinute",
+        "int",
+        5,
+        "Orders (place/exercise/locate tools of trading servers) per minute, all sessions together; kept on "
+        "disk so restarts do not refill it. 0 = no limit.",
+        minimum=0,
+    ),
+    Setting(
+        "safety.orderRatePerDay", "int", 30, "Orders per 24 hours, all sessions together. 0 = no limit.", minimum=0
+    ),
+    Setting(
+        "safety.modifyRatePerMinute",
+        "int",
+        10,
+        "Order replacements per minute, all sessions together. 0 = no limit.",
+        minimum=0,
+    ),
+    Setting(
+        "safety.tradingServers",
+        "list[str]",
+        ["alpaca"],
+        "MCP server names (as in mcp__NAME__tool) that get the Alpaca risk table, position limits and market hours.",
+    ),
+    Setting(
+        "safety.maxOrderNotional",
+        "number",
+        1000.0,
+        "Largest value (USD) of one order: qty x price, or its notional; options count 100 shares a contract.",
+        minimum=0,
+    ),
+    Setting(
+        "safety.positionLimits",
+        "dict[str,number]",
+        {"*": 5000.0},
+        'Largest absolute position value (USD) per symbol after an order, from the exposure ledger; key "*" '
+        "is the limit for symbols not named.",
+    ),
+    Setting(
+        "safety.maxTotalExposure",
+        "number",
+        10000.0,
+        "Largest gross exposure (USD): the sum of absolute position values plus open orders, after the order.",
+        minimum=0,
+    ),
+    Setting(
+        "safety.duplicateOrderSeconds",
+        "int",
+        60,
+        "Deny an order identical to one executed within this many seconds (duplicative orders). 0 = off.",
+        minimum=0,
+    ),
+    Setting(
+        "safety.exchange",
+        "str",
+        "XNYS",
+        "exchange_calendars code whose sessions, holidays and early closes gate stock and option orders.",
+    ),
+    Setting(
+        "safety.extendedHours",
+        "bool",
+        False,
+        "Allow stock orders in pre-market (04:00) and after-hours (to 20:00, exchange time) when the order "
+        "itself qualifies: limit type, extended_hours=true, time_in_force day or gtc.",
+    ),
+    Setting(
+        "safety.breakerFailures",
+        "int",
+        3,
+        "Consecutive failed calls of one MCP server (PostToolUseFailure or an error result) that open its "
+        "circuit breaker.",
+        minimum=1,
+    ),
+    Setting(
+        "safety.breakerCooldownSeconds",
+        "int",
+        900,
+        "How long an open circuit breaker refuses calls before letting one through as a probe.",
+        minimum=1,
+    ),
+    Setting(
+        "safety.anomalyThreshold",
+        "number",
+        4.0,
+        "z-score of an operation's calls this minute against its EWMA baseline above which the call is put "
+        "to the user (anomaly detection only escalates).",
+        minimum=1,
+    ),
+    Setting(
+        "safety.confirmationTtlSeconds",
+        "int",
+        300,
+        "Lifetime of a confirmation: the prompt's one-time token must be redeemed (`ultramax confirm TOKEN`) and "
+        "the call retried within it.",
+        minimum=10,
+        maximum=86400,
+    ),
+    Setting(
+        "safety.confirmPaperOrders",
+        "bool",
+        True,
+        "Put every paper order to the user (false: paper orders within every limit run without asking; live "
+        "orders are always confirmed).",
+    ),
+    Setting(
+        "safety.overrideMaxSeconds",
+        "int",
+        86400,
+        "Longest lifetime a manual override (~/.claude/OVERRIDE) may have; one that expires later is ignored.",
+        minimum=60,
     ),
     # observability
     Setting("observability.telemetryEnabled", "bool", True, "Collect per-event and per-stage Prometheus metrics."),
@@ -368,6 +559,8 @@ class Settings:
 
 
 def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
     return list(value) if isinstance(value, list) else value
 
 

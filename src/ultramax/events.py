@@ -1,9 +1,11 @@
 """Typed models of every Claude Code hook event (32 events as of Claude Code 2.1.24x).
 
-Each event is a frozen dataclass holding the common fields plus its own; fields Claude Code added later
-(``prompt_id``, ``effort``, ``duration_ms``, ``last_assistant_message`` ...) are typed too, and any field
-this module does not know is kept in ``extra`` rather than rejected, so a newer Claude Code never breaks
-ultramax. ``parse_event`` checks the JSON types of the fields it knows and names the field that is wrong.
+Each event is a dataclass holding the common fields plus its own (treat it as read-only: it is not frozen
+because generating the frozen methods of 31 classes costs the hook's in-process fallback ~30 ms at import).
+Fields Claude Code added later (``prompt_id``, ``effort``, ``duration_ms``, ``last_assistant_message`` ...)
+are typed too, and any field this module does not know is kept in ``extra`` rather than rejected, so a newer
+Claude Code never breaks ultramax. ``parse_event`` checks the JSON types of the fields it knows and names
+the field that is wrong.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ __all__ = [
 JSONObject = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class HookEvent:
     """Fields every hook payload may carry (``session_id`` and ``hook_event_name`` always do)."""
 
@@ -93,7 +95,7 @@ class HookEvent:
         return out
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class _ToolEvent(HookEvent):
     tool_name: str
     tool_input: JSONObject = field(default_factory=dict)
@@ -103,7 +105,7 @@ class _ToolEvent(HookEvent):
         return self.tool_name
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class SessionStart(HookEvent):
     event_name: ClassVar[str] = "SessionStart"
     source: str | None = None
@@ -111,13 +113,13 @@ class SessionStart(HookEvent):
     session_title: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class Setup(HookEvent):
     event_name: ClassVar[str] = "Setup"
     trigger: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class InstructionsLoaded(HookEvent):
     event_name: ClassVar[str] = "InstructionsLoaded"
     file_path: str | None = None
@@ -128,13 +130,13 @@ class InstructionsLoaded(HookEvent):
     parent_file_path: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class UserPromptSubmit(HookEvent):
     event_name: ClassVar[str] = "UserPromptSubmit"
     prompt: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class UserPromptExpansion(HookEvent):
     event_name: ClassVar[str] = "UserPromptExpansion"
     expansion_type: str | None = None
@@ -144,7 +146,7 @@ class UserPromptExpansion(HookEvent):
     prompt: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class MessageDisplay(HookEvent):
     event_name: ClassVar[str] = "MessageDisplay"
     turn_id: str | None = None
@@ -154,26 +156,26 @@ class MessageDisplay(HookEvent):
     delta: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class PreToolUse(_ToolEvent):
     event_name: ClassVar[str] = "PreToolUse"
     tool_use_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class PermissionRequest(_ToolEvent):
     event_name: ClassVar[str] = "PermissionRequest"
     permission_suggestions: list[Any] | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class PermissionDenied(_ToolEvent):
     event_name: ClassVar[str] = "PermissionDenied"
     tool_use_id: str | None = None
     reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class PostToolUse(_ToolEvent):
     event_name: ClassVar[str] = "PostToolUse"
     tool_response: Any = None
@@ -181,7 +183,7 @@ class PostToolUse(_ToolEvent):
     duration_ms: int | float | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class PostToolUseFailure(_ToolEvent):
     event_name: ClassVar[str] = "PostToolUseFailure"
     tool_use_id: str | None = None
@@ -190,13 +192,13 @@ class PostToolUseFailure(_ToolEvent):
     duration_ms: int | float | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class PostToolBatch(HookEvent):
     event_name: ClassVar[str] = "PostToolBatch"
     tool_calls: list[Any] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class Notification(HookEvent):
     event_name: ClassVar[str] = "Notification"
     message: str | None = None
@@ -204,12 +206,12 @@ class Notification(HookEvent):
     notification_type: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class SubagentStart(HookEvent):
     event_name: ClassVar[str] = "SubagentStart"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class SubagentStop(HookEvent):
     event_name: ClassVar[str] = "SubagentStop"
     stop_hook_active: bool | None = None
@@ -219,7 +221,7 @@ class SubagentStop(HookEvent):
     session_crons: list[Any] | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class _TaskEvent(HookEvent):
     task_id: str | None = None
     task_subject: str | None = None
@@ -228,17 +230,17 @@ class _TaskEvent(HookEvent):
     team_name: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class TaskCreated(_TaskEvent):
     event_name: ClassVar[str] = "TaskCreated"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class TaskCompleted(_TaskEvent):
     event_name: ClassVar[str] = "TaskCompleted"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class Stop(HookEvent):
     event_name: ClassVar[str] = "Stop"
     stop_hook_active: bool | None = None
@@ -247,7 +249,7 @@ class Stop(HookEvent):
     session_crons: list[Any] | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class StopFailure(HookEvent):
     event_name: ClassVar[str] = "StopFailure"
     error: str | None = None
@@ -255,68 +257,68 @@ class StopFailure(HookEvent):
     last_assistant_message: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class TeammateIdle(HookEvent):
     event_name: ClassVar[str] = "TeammateIdle"
     teammate_name: str | None = None
     team_name: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class ConfigChange(HookEvent):
     event_name: ClassVar[str] = "ConfigChange"
     source: str | None = None
     file_path: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class CwdChanged(HookEvent):
     event_name: ClassVar[str] = "CwdChanged"
     old_cwd: str | None = None
     new_cwd: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class DirectoryAdded(HookEvent):
     event_name: ClassVar[str] = "DirectoryAdded"
     directory: str | None = None
     source: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class FileChanged(HookEvent):
     event_name: ClassVar[str] = "FileChanged"
     file_path: str | None = None
     event: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class WorktreeCreate(HookEvent):
     event_name: ClassVar[str] = "WorktreeCreate"
     name: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class WorktreeRemove(HookEvent):
     event_name: ClassVar[str] = "WorktreeRemove"
     worktree_path: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class PreCompact(HookEvent):
     event_name: ClassVar[str] = "PreCompact"
     trigger: str | None = None
     custom_instructions: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class PostCompact(HookEvent):
     event_name: ClassVar[str] = "PostCompact"
     trigger: str | None = None
     compact_summary: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class Elicitation(HookEvent):
     event_name: ClassVar[str] = "Elicitation"
     mcp_server_name: str | None = None
@@ -327,7 +329,7 @@ class Elicitation(HookEvent):
     requested_schema: JSONObject | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class ElicitationResult(HookEvent):
     event_name: ClassVar[str] = "ElicitationResult"
     mcp_server_name: str | None = None
@@ -337,7 +339,7 @@ class ElicitationResult(HookEvent):
     content: JSONObject | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(kw_only=True, eq=False)
 class SessionEnd(HookEvent):
     event_name: ClassVar[str] = "SessionEnd"
     reason: str | None = None

@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-
 __all__ = ["LOG_FILES", "JsonFormatter", "Metrics", "configure_logging"]
 
 LOG_FILES = {
@@ -34,6 +32,9 @@ class Metrics:
     """The daemon's Prometheus metrics, in a registry of their own."""
 
     def __init__(self) -> None:
+        # imported here: the hook's in-process fallback never builds metrics and should not pay for the import
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
         self.registry = CollectorRegistry()
         self.hook_duration = Histogram(
             "ultramax_hook_duration_seconds",
@@ -80,7 +81,10 @@ class Metrics:
         self._child(self.decisions, event, outcome).inc()
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        from prometheus_client import generate_latest
+
+        result: bytes = generate_latest(self.registry)
+        return result
 
 
 class JsonFormatter(logging.Formatter):

@@ -20,6 +20,8 @@ GROUPS = (
     "ultramax.cli.mode_cmd",
     "ultramax.cli.daemon_cmd",
     "ultramax.cli.kill_cmd",
+    "ultramax.cli.safety_cmd",
+    "ultramax.cli.confirm_cmd",
     "ultramax.cli.audit_cmd",
     "ultramax.cli.install_cmd",
     "ultramax.cli.demo_cmd",

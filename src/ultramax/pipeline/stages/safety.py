@@ -22,7 +22,42 @@ POST_EVENTS = frozenset({"PostToolUse", "PostToolUseFailure"})
 
 
 def default_layers() -> list[SafetyLayer]:
-    return [KillSwitchLayer()]
+    from ultramax.safety.anomaly import AnomalyDetectionLayer
+    from ultramax.safety.confirm import ConfirmationGateLayer
+    from ultramax.safety.layers_core import (
+        AuthenticationLayer,
+        InputValidationLayer,
+        PermissionLayer,
+        RateLimitLayer,
+        RiskAssessmentLayer,
+    )
+    from ultramax.safety.market_hours import MarketHoursLayer
+    from ultramax.safety.override import ManualOverrideLayer
+    from ultramax.safety.sanitize import SanitisationLayer
+    from ultramax.safety.trading import (
+        CircuitBreakerLayer,
+        ExecutionIsolationLayer,
+        PositionLimitLayer,
+        PostExecutionVerificationLayer,
+    )
+
+    return [
+        InputValidationLayer(),  # 1
+        AuthenticationLayer(),  # 2
+        RateLimitLayer(),  # 3
+        SanitisationLayer(),  # 4
+        PermissionLayer(),  # 5
+        RiskAssessmentLayer(),  # 6
+        PositionLimitLayer(),  # 7
+        MarketHoursLayer(),  # 8
+        CircuitBreakerLayer(),  # 9
+        KillSwitchLayer(),  # 10
+        AnomalyDetectionLayer(),  # 12
+        ManualOverrideLayer(),  # 13
+        ConfirmationGateLayer(),  # 14
+        ExecutionIsolationLayer(),  # 15
+        PostExecutionVerificationLayer(),  # 16
+    ]
 
 
 def request_from_context(ctx: HookContext) -> SafetyRequest | None:

@@ -1,0 +1,43 @@
+"""The quality targets of the issue on the shared corpus (skipped where ../shared is not checked out)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ultramax.safety.scoring import load_cases, run_cases, score
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "evals" / "safety"
+
+
+def corpus(name: str) -> Path:
+    path = SHARED / name
+    if not path.is_file():
+        pytest.skip(f"{path} is not present")
+    return path
+
+
+def test_the_development_corpus_meets_the_quality_targets() -> None:
+    total = score(run_cases(load_cases(corpus("dev.jsonl"))))["TOTAL"]
+    rates = total.rates()
+    assert total.deny_allowed <= 0.01 * total.deny, [r.case.id for r in total.failures if r.got == "allow"]
+    assert (rates["exact"] or 0) >= 0.92, [(r.case.id, r.case.expect, r.got) for r in total.failures]
+    assert total.allow_blocked <= 0.03 * total.allow
+
+
+def test_the_peer_corpus_is_decided_case_by_case_without_errors() -> None:
+    results = run_cases(load_cases(corpus("peer-cases.jsonl")), layers="sanitisation")
+    assert all(r.got in ("allow", "ask", "deny") for r in results)
+    assert not [r for r in results if r.rule == "failure_policy.layer_error"]
+
+
+def test_the_variant_corpus_of_other_spellings_is_decided_as_labelled() -> None:
+    """~1,000 spellings written for ultramax (not taken from the shared corpus): the same policy in other words --
+    wrappers, quoting, interpreters, data flows, everyday commands that must stay allowed."""
+    total = score(run_cases(load_cases(Path(__file__).parent / "data" / "variants.jsonl")))["TOTAL"]
+    assert total.deny_allowed == 0, [(r.case.id, r.case.summary()) for r in total.failures if r.got == "allow"]
+    assert total.allow_blocked == 0, [
+        (r.case.id, r.case.summary(), r.rule) for r in total.failures if r.case.expect == "allow"
+    ]
+    assert (total.rates()["exact"] or 0) >= 0.98, [(r.case.id, r.case.expect, r.got, r.rule) for r in total.failures]

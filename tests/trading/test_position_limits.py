@@ -1,0 +1,101 @@
+"""Layer 7: order size, per-symbol position and gross exposure limits, measured on the ledger of actual fills."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.trading.conftest import CRYPTO, OPEN, STOCK, Desk, crypto, order_response, stock
+
+
+def test_an_order_within_every_limit_is_allowed(desk: Desk) -> None:
+    decision = desk.call(CRYPTO, crypto(qty="0.01", price="60000"))
+    assert decision.permission == "allow", decision.reason
+
+
+def test_an_order_worth_more_than_the_per_order_limit_is_denied(desk: Desk) -> None:
+    desk.set(maxOrderNotional=500.0)
+    decision = desk.call(STOCK, stock(qty="3", price="190"))
+    assert (decision.permission, decision.layer, decision.rule) == (
+        "deny",
+        "position_limits",
+        "position_limits.order_notional",
+    )
+    assert "$570.00" in decision.reason and "$500.00" in decision.reason
+
+
+def test_a_notional_order_is_valued_at_its_notional(desk: Desk) -> None:
+    desk.set(maxOrderNotional=100.0)
+    decision = desk.call(STOCK, {"symbol": "SPY", "side": "buy", "notional": "150"})
+    assert decision.rule == "position_limits.order_notional"
+
+
+def test_gross_exposure_counts_actual_fills_so_the_second_order_over_the_limit_is_denied(desk: Desk) -> None:
+    desk.set(maxTotalExposure=1000.0)
+    first = crypto(qty="0.01", price="60000")
+    assert desk.call(CRYPTO, first).permission == "allow"
+    desk.execute(CRYPTO, first, order_response("BTC/USD", "buy", "0.01", "59990"))
+    second = desk.call(CRYPTO, crypto(qty="0.01", price="61000"))
+    assert (second.permission, second.rule) == ("deny", "position_limits.total_exposure")
+    assert "over the limit of $1,000.00" in second.reason and "maxTotalExposure" in second.reason
+
+
+def test_an_order_the_model_only_asked_for_adds_no_exposure_until_it_fills(desk: Desk) -> None:
+    desk.set(maxTotalExposure=1000.0)
+    for _ in range(3):  # judged, never executed: the ledger must not count them
+        assert desk.call(CRYPTO, crypto(qty="0.01", price="60000")).permission == "allow"
+
+
+def test_the_per_symbol_limit_applies_after_the_order(desk: Desk) -> None:
+    desk.set(positionLimits={"AAPL": 400.0, "*": 5000.0}, maxOrderNotional=10000.0)
+    desk.execute(STOCK, stock(qty="2"), order_response("AAPL", "buy", "2", "190"))
+    denied = desk.call(STOCK, stock(qty="1", price="190"))
+    assert (denied.permission, denied.rule) == ("deny", "position_limits.symbol")
+    assert "AAPL position to $570.00" in denied.reason
+    assert desk.call(STOCK, stock("MSFT", qty="1", price="410")).permission == "allow"
+
+
+def test_an_order_that_reduces_exposure_passes_even_above_the_limits(desk: Desk) -> None:
+    desk.set(maxTotalExposure=9000.0, maxOrderNotional=10000.0, positionLimits={"*": 9000.0})
+    desk.execute(STOCK, stock(qty="40", price="190"), order_response("AAPL", "buy", "40", "190"))
+    desk.set(maxTotalExposure=1000.0, positionLimits={"*": 1000.0})  # limits tightened after the fact
+    assert desk.call(STOCK, stock(qty="10", side="sell", price="190")).permission == "allow"
+    assert desk.call(STOCK, stock(qty="1", price="190")).rule == "position_limits.symbol"
+
+
+def test_a_market_order_by_quantity_is_valued_at_the_last_fill_and_refused_when_no_price_is_known(desk: Desk) -> None:
+    market = {"symbol": "AAPL", "side": "buy", "qty": "1"}
+    unpriced = desk.call(STOCK, market)
+    assert (unpriced.permission, unpriced.rule) == ("deny", "position_limits.unpriced")
+    lenient = desk.call(STOCK, market, mode="development")
+    assert (lenient.permission, lenient.rule) == ("ask", "position_limits.unpriced")
+    desk.execute(STOCK, stock(qty="1"), order_response("AAPL", "buy", "1", "190", order_id="a"))
+    assert desk.call(STOCK, market).permission == "allow"
+    desk.set(maxOrderNotional=300.0)
+    assert desk.call(STOCK, {**market, "qty": "2"}).rule == "position_limits.order_notional"
+
+
+def test_the_same_order_executed_seconds_ago_is_refused_as_a_duplicate(desk: Desk) -> None:
+    order = crypto(qty="0.001", price="60000")
+    desk.execute(CRYPTO, order, order_response("BTC/USD", "buy", "0.001", "60000"))
+    duplicate = desk.call(CRYPTO, order)
+    assert (duplicate.permission, duplicate.rule) == ("deny", "position_limits.duplicate_order")
+    assert desk.call(CRYPTO, {**order, "client_order_id": "second-on-purpose"}).permission == "allow"
+
+
+def test_duplicates_are_judged_on_the_request_clock(desk: Desk) -> None:
+    order = crypto(qty="0.001", price="60000")
+    desk.execute(CRYPTO, order, order_response("BTC/USD", "buy", "0.001", "60000"))
+    desk.set(duplicateOrderSeconds=0)
+    assert desk.call(CRYPTO, order, now=OPEN + timedelta(seconds=5)).permission == "allow"
+
+
+def test_a_replacement_is_valued_from_the_order_it_replaces(desk: Desk) -> None:
+    resting = order_response("AAPL", "buy", "2", "150", order_id="r-1", filled="0", limit_price="150")
+    desk.execute(STOCK, stock(qty="2", price="150"), resting)
+    desk.set(maxOrderNotional=500.0)
+    replace = "mcp__alpaca__replace_order_by_id"
+    assert desk.call(replace, {"order_id": "r-1", "limit_price": "200"}).permission == "allow"
+    too_big = desk.call(replace, {"order_id": "r-1", "qty": "3", "limit_price": "200"})
+    assert (too_big.permission, too_big.rule) == ("deny", "position_limits.order_notional")
+    unknown = desk.call(replace, {"order_id": "nope", "limit_price": "1"})
+    assert (unknown.permission, unknown.rule) == ("deny", "position_limits.unknown_order")
