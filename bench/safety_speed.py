@@ -109,7 +109,7 @@ def parser_choice(commands: list[str]) -> list[str]:
                 f"{percentile(times, 0.5):.3f} ms | {percentile(times, 0.99):.3f} ms | {errors} (error nodes, "
                 f"still walked) | {'yes' if heredoc else 'no'} |")  # fmt: skip
     try:
-        import bashlex  # type: ignore[import-untyped]
+        import bashlex  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
         rows.append("| bashlex | not installed here (`pip install bashlex` to compare) | | | | |")
         return rows
