@@ -122,6 +122,21 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0,
         maximum=10000,
     ),
+    Setting(
+        "memory.project",
+        "str",
+        "",
+        "Memory project this directory writes to and reads from (empty = one per project directory).",
+    ),
+    Setting("memory.recallLimit", "int", 5, "Most memories injected for one prompt.", minimum=0, maximum=50),
+    Setting(
+        "memory.injectionMinSimilarity",
+        "number",
+        0.35,
+        "Cosine similarity a memory needs to be injected for a prompt (0-1).",
+        minimum=0,
+        maximum=1,
+    ),
     # routing
     Setting("routing.enabled", "bool", True, "Route model requests through the cost-aware router."),
     Setting("routing.defaultModel", "str", "sonnet-4-5", "Tier used when the analyzer has no preference."),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["redact", "redact_obj"]
+__all__ = ["is_env_file", "redact", "redact_env", "redact_obj"]
 
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
@@ -23,7 +23,10 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("aws-access-key", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),
     ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})")),
     ("gitlab-token", re.compile(r"\bglpat-[A-Za-z0-9_\-]{20,}")),
-    ("slack-token", re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}")),
+    ("slack-token", re.compile(r"\bxox[abposre]-[A-Za-z0-9\-]{10,}")),
+    ("huggingface-token", re.compile(r"\bhf_[A-Za-z0-9]{30,}")),
+    ("npm-token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
+    ("webhook-secret", re.compile(r"\bwhsec_[A-Za-z0-9+/=]{20,}")),
     ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}")),
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}")),
     ("bearer-token", re.compile(r"(?i)(?<=\bbearer )(?=[A-Za-z0-9._~+/\-]*\d)[A-Za-z0-9._~+/\-]{16,}=*")),
@@ -45,7 +48,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 # One cheap pass decides whether any pattern can match at all; almost all text has no secret in it.
 _MAYBE = re.compile(
-    r"PRIVATE KEY|sk-|[rs]k_|AKIA|ASIA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|AIza|eyJ|://[^/\s]*@|"
+    r"PRIVATE KEY|sk-|[rs]k_|AKIA|ASIA|gh[pousr]_|github_pat_|glpat-|xox[abposre]-|AIza|eyJ|hf_|npm_|whsec_|"
+    r"://[^/\s]*@|"
     r"(?i:bearer |secret|token|passw|passphrase|pwd|credential"
     r"|api[_\-]?key|access[_\-]?key|private[_\-]?key|auth[_\-]?key)"
 )
@@ -63,6 +67,21 @@ def redact(text: str) -> str:
         else:
             text = pattern.sub(f"[REDACTED:{kind}]", text)
     return text
+
+
+_ENV_FILE = re.compile(r"(?:^|/)(?:\.env(?:\.[\w.\-]+)?|[\w.\-]+\.env|\.envrc|\.netrc|\.npmrc|\.pypirc)$")
+_ENV_LINE = re.compile(r"(?m)^(\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.\-]*\s*[=:]\s*)(?!\[REDACTED:)(\S.*?)\s*$")
+
+
+def is_env_file(path: str) -> bool:
+    """Whether ``path`` names a file of environment values or credentials (.env, .env.local, x.env, .netrc...)."""
+    return bool(_ENV_FILE.search(path.strip()))
+
+
+def redact_env(text: str) -> str:
+    """The content of an ``.env``-style file with every value redacted (names kept): any value there may be
+    a secret, whatever its name says."""
+    return _ENV_LINE.sub(lambda m: f"{m.group(1)}[REDACTED:env]", redact(text))
 
 
 def redact_obj(value: Any) -> Any:

@@ -4,6 +4,7 @@ circuit breakers and the kill switch."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,27 @@ __all__ = ["known_projects", "status_report"]
 
 
 def known_projects(paths: Paths) -> list[str]:
-    """Memory projects registered in ULTRAMAX_HOME (``projects.json``)."""
+    """Memory projects: those in the memory store (read-only; nothing is created), plus any listed in a
+    legacy ``projects.json``."""
+    names: set[str] = set()
+    database = paths.home / "memory.db"
+    if database.exists():
+        try:
+            conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
+            try:
+                names.update(str(row[0]) for row in conn.execute("SELECT name FROM projects"))
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            pass  # a database being created or migrated: report what projects.json says
     try:
         data = json.loads(paths.projects_file.read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
-        return []
+        data = {}
     projects = data.get("projects", {}) if isinstance(data, dict) else {}
-    return sorted(projects) if isinstance(projects, dict) else []
+    if isinstance(projects, dict):
+        names.update(projects)
+    return sorted(names)
 
 
 def status_report(paths: Paths, project_dir: Path, *, verify_audit: bool = True) -> dict[str, Any]:

@@ -25,6 +25,7 @@ GROUPS = (
     "ultramax.cli.audit_cmd",
     "ultramax.cli.install_cmd",
     "ultramax.cli.demo_cmd",
+    "ultramax.cli.memory_cmd",
     "ultramax.cli.skills_cmd",
     "ultramax.cli.route_cmd",
 )

@@ -92,6 +92,12 @@ class DaemonServer:
             with contextlib.suppress(ValueError, RuntimeError):  # not the main thread (tests)
                 loop.add_signal_handler(sig, self._stop.set)
         self.runtime = Runtime(self.paths, metrics=self.metrics)
+        self.runtime.services.shared["daemon"] = True  # engines run their background work here (memory writer)
+        try:  # build the default pipeline now: warm stages, and engines' background work starts with the daemon
+            settings = self.runtime.settings_for(None)
+            self.runtime.pipeline_for(self.runtime.mode_for(None, settings), settings)
+        except Exception:  # the first hook builds it instead
+            log.exception("warming the default pipeline failed")
         executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ultramax-pipeline")
         with contextlib.suppress(FileNotFoundError):
             self.paths.socket.unlink()  # stale: we hold the lock, so nobody is serving it
@@ -127,6 +133,7 @@ class DaemonServer:
                         await asyncio.wait_for(self._drained.wait(), timeout=10)
         finally:
             executor.shutdown(wait=True)
+            _close_engines(self.runtime)
             if self._http is not None:
                 self._http.shutdown()
                 self._http.server_close()
@@ -198,6 +205,7 @@ class DaemonServer:
             "inflight": max(0, len(self._open) - 1),  # minus this status request
             "metrics_url": self._metrics_url(),
             "circuit_breakers": breakers,
+            "memory": _memory_status(self.runtime),
         }
 
     # -- metrics ---------------------------------------------------------------------------------------------
@@ -284,6 +292,29 @@ class _HookProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.daemon.connection_closed(self)
+
+
+def _memory_status(runtime: Runtime | None) -> dict[str, Any] | None:
+    """The memory engine's counters and per-tier search latency (p50/p95), if it runs in this daemon."""
+    engine = runtime.services.shared.get("memory") if runtime is not None else None
+    stats = getattr(engine, "stats", None)
+    if not callable(stats):
+        return None
+    try:
+        return dict(stats())
+    except Exception as exc:  # noqa: BLE001 -- status must answer even if the store is busy or broken
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _close_engines(runtime: Runtime | None) -> None:
+    """Stop engines with background threads (the memory writer) before the process exits."""
+    engine = runtime.services.shared.get("memory") if runtime is not None else None
+    close = getattr(engine, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:  # shutting down: log and go on
+            log.exception("memory engine failed to close")
 
 
 def _peer_uid(sock: Any) -> int | None:

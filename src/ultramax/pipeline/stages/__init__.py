@@ -14,6 +14,7 @@ from ultramax.skills.engine import SkillEngine
 
 if TYPE_CHECKING:
     from ultramax.pipeline.registry import StageRegistry, StageServices
+    from ultramax.pipeline.stage import Stage
 
 __all__ = [
     "AuditStage",
@@ -26,9 +27,16 @@ __all__ = [
 ]
 
 
+def _memory_stage(services: StageServices) -> Stage:
+    from ultramax.memory.stage import build_stage  # imported when a pipeline first needs it
+
+    return build_stage(services)
+
+
 def register_builtin_stages(registry: StageRegistry) -> None:
     registry.register("auth_validation", lambda services: AuthValidationStage())
     registry.register("safety", lambda services: SafetyStage.with_default_layers())
+    registry.register("memory_sync", _memory_stage)
     registry.register("enrichment", lambda services: EnrichmentStage())
     registry.register("skills", _skills_stage)
     registry.register("audit", lambda services: AuditStage(services.audit))

@@ -1,0 +1,393 @@
+"""The memory commands: the seed's ``list-projects``, ``create-project``, ``search``, ``save`` (section 13)
+and ``ultramax memory blocks|forget|export|import|eval|mcp|capture|stats``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import difflib
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from ultramax.cli.base import CliContext, Subparsers, emit_json
+from ultramax.config import load_settings
+from ultramax.memory.models import KINDS, MemoryStoreError, iso_date
+
+__all__ = ["register"]
+
+
+def register(sub: Subparsers) -> None:
+    lp = sub.add_parser("list-projects", help="memory projects and how many passages each holds")
+    lp.add_argument("--json", action="store_true", help="machine-readable output")
+    lp.set_defaults(func=cmd_list_projects)
+
+    cp = sub.add_parser("create-project", help="create a memory project (with the seed's five core blocks)")
+    cp.add_argument("name", help="project name: letters, digits, '.', '_' or '-'")
+    cp.set_defaults(func=cmd_create_project)
+
+    se = sub.add_parser("search", help="search memory: keywords + meaning, L1 hot to L4 all projects")
+    se.add_argument("--project", help="memory project (default: the current directory's)")
+    se.add_argument("--query", required=True, help="what to look for; 'last week', 'since 2026-11-01' filter by time")
+    se.add_argument("--limit", type=int, default=5, help="most results (default 5)")
+    se.add_argument("--all-projects", action="store_true", help="search every project (tier L4)")
+    se.add_argument("--json", action="store_true", help="machine-readable output, with per-tier latency")
+    se.set_defaults(func=cmd_search)
+
+    sv = sub.add_parser("save", help="save a memory explicitly (secrets and <private> spans are never stored)")
+    sv.add_argument("--project", help="memory project (default: the current directory's)")
+    sv.add_argument("--content", required=True, help="what to remember")
+    sv.add_argument("--type", default="general", choices=KINDS, help="kind of memory (default general)")
+    sv.set_defaults(func=cmd_save)
+
+    mem = sub.add_parser("memory", help="core blocks, forget, export/import, retrieval eval, MCP server")
+    cmds = mem.add_subparsers(dest="memory_command", metavar="ACTION", required=True)
+
+    blocks = cmds.add_parser("blocks", help="core memory blocks: show, edit, history, diff, undo")
+    bcmds = blocks.add_subparsers(dest="blocks_command", metavar="ACTION", required=True)
+    show = bcmds.add_parser("show", help="all blocks, or one")
+    show.add_argument("label", nargs="?", help="block label (default: all)")
+    _project_arg(show)
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(func=cmd_blocks_show)
+    edit = bcmds.add_parser("edit", help="set a block's value (a new version; the limit is enforced)")
+    edit.add_argument("label", help="block label (a new label creates a custom block)")
+    value = edit.add_mutually_exclusive_group()
+    value.add_argument("--value", help="the new value")
+    value.add_argument("--append", metavar="TEXT", help="add a line to the current value")
+    value.add_argument("--file", type=Path, help="read the new value from a file ('-' = stdin)")
+    edit.add_argument("--limit", type=int, help="change the block's character limit")
+    _project_arg(edit)
+    edit.set_defaults(func=cmd_blocks_edit)
+    hist = bcmds.add_parser("history", help="a block's versions")
+    hist.add_argument("label")
+    _project_arg(hist)
+    hist.add_argument("--json", action="store_true", help="machine-readable output")
+    hist.set_defaults(func=cmd_blocks_history)
+    diff = bcmds.add_parser("diff", help="what changed between two versions (default: the last change)")
+    diff.add_argument("label")
+    diff.add_argument("--from", dest="from_version", type=int, help="older version")
+    diff.add_argument("--to", dest="to_version", type=int, help="newer version (default: current)")
+    _project_arg(diff)
+    diff.set_defaults(func=cmd_blocks_diff)
+    undo = bcmds.add_parser("undo", help="go back to the value before the last change (repeatable)")
+    undo.add_argument("label")
+    _project_arg(undo)
+    undo.set_defaults(func=cmd_blocks_undo)
+
+    forget = cmds.add_parser("forget", help="delete a passage by id (ids are shown by search)")
+    forget.add_argument("id", type=int)
+    forget.set_defaults(func=cmd_forget)
+
+    exp = cmds.add_parser("export", help="write memory as JSON Lines (stdout or --out)")
+    _project_arg(exp, help_text="only this project (default: all)")
+    exp.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    exp.set_defaults(func=cmd_export)
+    imp = cmds.add_parser("import", help="load a JSON Lines export (duplicates are skipped)")
+    imp.add_argument("file", type=Path, help="export file ('-' = stdin)")
+    imp.set_defaults(func=cmd_import)
+
+    ev = cmds.add_parser("eval", help="score retrieval on a LoCoMo-format file (recall@k, MRR, latency)")
+    ev.add_argument("--locomo", type=Path, required=True, metavar="FILE", help="a file in the LoCoMo format")
+    ev.add_argument(
+        "--fusion",
+        action="append",
+        choices=("rrf", "weighted", "vector", "bm25"),
+        help="fusion to score (repeatable; default weighted)",
+    )
+    ev.add_argument("--conversations", type=int, help="only the first N conversations")
+    ev.add_argument("--json", action="store_true", help="machine-readable output")
+    ev.set_defaults(func=cmd_eval)
+
+    mcp = cmds.add_parser("mcp", help="run the memory MCP server on stdio (search, save, block read/update)")
+    _project_arg(mcp)
+    mcp.set_defaults(func=cmd_mcp)
+
+    cap = cmds.add_parser("capture", help="switch automatic capture on or off for a project")
+    cap.add_argument("state", choices=("on", "off", "status"))
+    _project_arg(cap)
+    cap.set_defaults(func=cmd_capture)
+
+    st = cmds.add_parser("stats", help="passages per project, embedding backlog, database")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(func=cmd_stats)
+
+
+def _project_arg(
+    p: argparse.ArgumentParser, help_text: str = "memory project (default: the current directory's)"
+) -> None:
+    p.add_argument("--project", help=help_text)
+
+
+def _service(ctx: CliContext, *, embeddings: bool = True):  # type: ignore[no-untyped-def]
+    from ultramax.memory.service import MemoryService
+
+    return MemoryService(ctx.paths, embeddings=embeddings)
+
+
+def _project(ctx: CliContext, service: object, explicit: str | None, *, create: bool = True) -> str:
+    from ultramax.memory.service import MemoryService
+
+    assert isinstance(service, MemoryService)
+    if explicit:
+        if not create and service.store.get_project(explicit) is None:
+            raise MemoryStoreError(f"no memory project named {explicit!r}; see `ultramax list-projects`")
+        return explicit if not create else service.store.ensure_project(explicit).name
+    configured = load_settings(ctx.paths, ctx.project_dir).get("memory.project")
+    if configured:
+        return str(service.store.ensure_project(configured).name)
+    return service.store.project_for_dir(ctx.project_dir).name
+
+
+# -- the seed's commands ----------------------------------------------------------------------------------------
+def cmd_list_projects(args: argparse.Namespace, ctx: CliContext) -> int:
+    service = _service(ctx, embeddings=False)
+    counts = service.store.counts_by_project()
+    projects = service.store.list_projects()
+    if args.json:
+        emit_json([{**p.to_dict(), "passages": counts.get(p.name, 0)} for p in projects])
+        return 0
+    for p in projects:
+        where = f"  {p.path}" if p.path else ""
+        capture = "" if p.capture else "  (capture off)"
+        print(f"  - {p.name}  {counts.get(p.name, 0)} passages{capture}{where}")
+    return 0
+
+
+def cmd_create_project(args: argparse.Namespace, ctx: CliContext) -> int:
+    service = _service(ctx, embeddings=False)
+    existed = service.store.get_project(args.name) is not None
+    project = service.store.ensure_project(args.name)
+    print(
+        f"Project {'exists' if existed else 'created'}: {project.name} (core blocks: "
+        f"{', '.join(b.label for b in service.store.blocks(project.name))})"
+    )
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, ctx: CliContext) -> int:
+    from ultramax.memory.tiers import Tier
+
+    service = _service(ctx)
+    project = _project(ctx, service, args.project, create=False)
+    result = service.search(
+        args.query, project=project, limit=max(1, args.limit), max_tier=Tier.L4 if args.all_projects else Tier.L3
+    )
+    if args.json:
+        emit_json(result.to_dict())
+        return 0
+    if not result.hits:
+        print("no memories found")
+    for hit in result.hits:
+        p = hit.passage
+        sim = f" sim {hit.similarity:.2f}" if hit.similarity is not None else ""
+        print(f"#{p.id}  {iso_date(p.created_at)}  {p.kind}  [{p.project} · {hit.tier}{sim}]")
+        print("    " + p.text.replace("\n", "\n    ")[:1000])
+    tiers = ", ".join(f"{t.tier} {t.ms:.1f} ms" for t in result.tiers)
+    print(f"({len(result.hits)} results; {tiers})", file=sys.stderr)
+    return 0
+
+
+def cmd_save(args: argparse.Namespace, ctx: CliContext) -> int:
+    service = _service(ctx)
+    project = _project(ctx, service, args.project)
+    pid = service.save(project, args.content, kind=args.type)
+    print(f"Learning saved: {pid}")
+    return 0
+
+
+# -- blocks ------------------------------------------------------------------------------------------------------
+def cmd_blocks_show(args: argparse.Namespace, ctx: CliContext) -> int:
+    service = _service(ctx, embeddings=False)
+    project = _project(ctx, service, args.project)
+    blocks = [service.store.block(project, args.label)] if args.label else service.store.blocks(project)
+    if args.json:
+        emit_json([b.to_dict() for b in blocks])
+        return 0
+    for b in blocks:
+        ro = ", read-only" if b.read_only else ""
+        print(f"<{b.label}>  {len(b.value)}/{b.limit} chars, v{b.version}, {iso_date(b.updated_at)}{ro}")
+        print(b.value if b.value else "  (empty)")
+        print()
+    return 0
+
+
+def cmd_blocks_edit(args: argparse.Namespace, ctx: CliContext) -> int:
+    from ultramax.memory.capture import clean
+
+    service = _service(ctx, embeddings=False)
+    project = _project(ctx, service, args.project)
+    current = None
+    with contextlib.suppress(MemoryStoreError):
+        current = service.store.block(project, args.label)
+    if args.value is not None:
+        new = args.value
+    elif args.append is not None:
+        new = f"{(current.value if current else '').rstrip()}\n{args.append}".strip()
+    elif args.file is not None:
+        new = sys.stdin.read() if str(args.file) == "-" else args.file.read_text(encoding="utf-8")
+    else:
+        new = _edit_in_editor(current.value if current else "")
+    block = service.store.write_block(
+        project, args.label, clean(new, max_chars=None) if new.strip() else "", source="cli", limit=args.limit
+    )
+    print(f"{block.label}: v{block.version}, {len(block.value)}/{block.limit} chars")
+    return 0
+
+
+def _edit_in_editor(text: str) -> str:
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not editor:
+        raise MemoryStoreError("give --value, --append or --file (or set $EDITOR to edit interactively)")
+    with tempfile.NamedTemporaryFile("w+", suffix=".md", delete=False, encoding="utf-8") as fh:
+        fh.write(text)
+        name = fh.name
+    try:
+        subprocess.run([*editor.split(), name], check=True)
+        return Path(name).read_text(encoding="utf-8")
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def cmd_blocks_history(args: argparse.Namespace, ctx: CliContext) -> int:
+    service = _service(ctx, embeddings=False)
+    project = _project(ctx, service, args.project)
+    versions = service.store.block_history(project, args.label)
+    if args.json:
+        emit_json(
+            [
+                {
+                    "version": v.version,
+                    "chars": len(v.value),
+                    "limit": v.limit,
+                    "source": v.source,
+                    "parent": v.parent,
+                    "created_at": iso_date(v.created_at, seconds=True),
+                }
+                for v in versions
+            ]
+        )
+        return 0
+    for v in versions:
+        print(f"v{v.version}  {iso_date(v.created_at, seconds=True)}  {len(v.value)}/{v.limit} chars  {v.source}")
+    return 0
+
+
+def cmd_blocks_diff(args: argparse.Namespace, ctx: CliContext) -> int:
+    service = _service(ctx, embeddings=False)
+    project = _project(ctx, service, args.project)
+    versions = {v.version: v for v in service.store.block_history(project, args.label)}
+    newer = versions.get(args.to_version or max(versions))
+    if newer is None:
+        raise MemoryStoreError(f"block {args.label!r} has no version {args.to_version}")
+    older_v = args.from_version or newer.parent
+    older = versions.get(older_v) if older_v else None
+    if older is None:
+        print(f"v{newer.version} is the first version")
+        return 0
+    sys.stdout.writelines(
+        difflib.unified_diff(
+            older.value.splitlines(keepends=True),
+            newer.value.splitlines(keepends=True),
+            fromfile=f"{args.label} v{older.version}",
+            tofile=f"{args.label} v{newer.version}",
+        )
+    )
+    print()
+    return 0
+
+
+def cmd_blocks_undo(args: argparse.Namespace, ctx: CliContext) -> int:
+    service = _service(ctx, embeddings=False)
+    project = _project(ctx, service, args.project)
+    block = service.store.undo_block(project, args.label)
+    print(f"{block.label}: back to the earlier value as v{block.version} ({len(block.value)}/{block.limit} chars)")
+    return 0
+
+
+# -- the rest ----------------------------------------------------------------------------------------------------
+def cmd_forget(args: argparse.Namespace, ctx: CliContext) -> int:
+    service = _service(ctx, embeddings=False)
+    if not service.forget(args.id):
+        raise MemoryStoreError(f"no passage with id {args.id}")
+    print(f"forgotten: {args.id}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, ctx: CliContext) -> int:
+    from ultramax.memory.io import export_records, write_jsonl
+
+    service = _service(ctx, embeddings=False)
+    if args.out is None:
+        write_jsonl(export_records(service.store, args.project), sys.stdout)
+        return 0
+    with args.out.open("w", encoding="utf-8") as fh:
+        n = write_jsonl(export_records(service.store, args.project), fh)
+    print(f"exported {n} records to {args.out}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, ctx: CliContext) -> int:
+    from ultramax.memory.io import import_records
+
+    service = _service(ctx)
+    if str(args.file) == "-":
+        counts = import_records(service.store, sys.stdin)
+    else:
+        with args.file.open(encoding="utf-8") as fh:
+            counts = import_records(service.store, fh)
+    service.flush()
+    print(f"imported {counts['projects']} projects, {counts['blocks']} blocks, {counts['passages']} passages")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, ctx: CliContext) -> int:
+    from ultramax.memory.locomo import evaluate
+
+    reports = evaluate(
+        args.locomo,
+        fusions=tuple(args.fusion or ("weighted",)),
+        limit_conversations=args.conversations,
+        progress=None if args.json else (lambda m: print(m, file=sys.stderr)),
+    )
+    if args.json:
+        emit_json({name: r.to_dict() for name, r in reports.items()})
+        return 0
+    for name, r in reports.items():
+        recall = "  ".join(f"R@{k} {v:.3f}" for k, v in r.recall.items())
+        print(f"{name:<9} {r.questions} questions  {recall}  MRR {r.mrr:.3f}  p50 {r.latency_ms['p50']} ms")
+        for cat, row in r.per_category.items():
+            print(f"          {cat:<16} " + "  ".join(f"{k} {v}" for k, v in row.items()))
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace, ctx: CliContext) -> int:
+    from ultramax.memory.mcp_server import serve
+
+    return serve(ctx.paths, ctx.project_dir, args.project)
+
+
+def cmd_capture(args: argparse.Namespace, ctx: CliContext) -> int:
+    service = _service(ctx, embeddings=False)
+    project = _project(ctx, service, args.project)
+    if args.state != "status":
+        service.store.set_capture(project, args.state == "on")
+    p = service.store.get_project(project)
+    assert p is not None
+    print(f"capture for {p.name}: {'on' if p.capture else 'off'}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace, ctx: CliContext) -> int:
+    service = _service(ctx, embeddings=False)
+    stats = service.stats()
+    if args.json:
+        emit_json(stats)
+        return 0
+    print(f"database   {stats['database']}")
+    print(f"passages   {stats['passages']} ({stats['unembedded']} waiting for an embedding)")
+    for name, n in stats["projects"].items():
+        print(f"  {name:<24} {n}")
+    return 0

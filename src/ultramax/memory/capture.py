@@ -1,0 +1,279 @@
+"""Capture: hook events become passages -- prompts, edits as compact diffs, failing commands and their fixes,
+test runs and each turn's final answer.
+
+Everything passes ``clean`` first: ``<private>...</private>`` spans are dropped (an unclosed tag drops the
+rest), then secrets are redacted (``ultramax.redact``; files such as ``.env`` lose every value). Nothing
+else is stored: reads, searches and ordinary successful commands are noise for memory.
+
+A failed command is remembered per session; when the same command later succeeds, the failure, the edits
+made in between and the success are stored together as a ``bug_fix``.
+
+Standard library only (the hook fallback runs it).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ultramax.events import HookEvent
+from ultramax.memory.models import NewPassage
+from ultramax.redact import is_env_file, redact, redact_env
+
+__all__ = ["CAPTURED_EVENTS", "MAX_PASSAGE_CHARS", "Capture", "classify", "clean", "compact_diff", "strip_private"]
+
+CAPTURED_EVENTS = frozenset({"UserPromptSubmit", "PostToolUse", "PostToolUseFailure", "Stop", "SubagentStop"})
+MAX_PASSAGE_CHARS = 4000
+_PRIVATE = re.compile(r"<private>.*?(?:</private>|\Z)", re.S | re.I)
+_TEST_COMMAND = re.compile(
+    r"(?:^|[\s;&|(])(?:pytest|py\.test|tox|nox|jest|vitest|mocha|rspec|phpunit|ctest"
+    r"|(?:python3?|uv run|poetry run)\s+-m\s+(?:pytest|unittest)|go\s+test|cargo\s+(?:test|nextest)"
+    r"|(?:npm|pnpm|yarn|bun)\s+(?:run\s+)?test|make\s+(?:test|check)|gradle\w*\s+test|mvn\s+\S*\s*test|dotnet\s+test)\b"
+)
+_TEST_SUMMARY = re.compile(
+    r"(?im)^.*\b(?:\d+\s+(?:passed|failed|errors?|skipped|tests?)|tests?:\s+\d+|ok\s+\S+\s+\d|FAIL\b|PASS\b|"
+    r"test result:).*$"
+)
+_DECISION = re.compile(
+    r"(?i)\b(?:we(?:'ll| will| should)? (?:use|go with|standardi[sz]e on|switch to)|let's (?:use|go with|switch to)|"
+    r"decided|decision|chose|going with|from now on|must always|must never)\b"
+)
+_LEARNING = re.compile(r"(?i)\b(?:learned|turns out|root cause|the (?:fix|problem|issue) (?:was|is)|gotcha|lesson)\b")
+_EDIT_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
+
+
+def strip_private(text: str) -> str:
+    return _PRIVATE.sub("", text)
+
+
+def clean(text: str, *, env_file: bool = False, max_chars: int | None = MAX_PASSAGE_CHARS) -> str:
+    """What may be stored of ``text``: no private spans, no secrets, trimmed to ``max_chars`` (None for a
+    core block, whose own limit is enforced -- never silently cut -- by the store)."""
+    text = strip_private(text)
+    text = redact_env(text) if env_file else redact(text)
+    text = text.strip()
+    if max_chars is not None and len(text) > max_chars:
+        text = text[: max_chars - 20].rstrip() + "\n[... truncated]"
+    return text
+
+
+def classify(text: str, default: str) -> str:
+    """A prompt or answer that states a decision or a lesson is stored as one (the seed's kinds)."""
+    if _DECISION.search(text):
+        return "decision"
+    if _LEARNING.search(text):
+        return "learning"
+    return default
+
+
+def compact_diff(old: str, new: str, *, max_lines: int = 40) -> str:
+    """A unified diff without context lines or headers, capped: what changed, in few characters."""
+    lines = [
+        line
+        for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
+        if not line.startswith(("---", "+++"))
+    ]
+    if len(lines) > max_lines:
+        lines = [*lines[:max_lines], f"... ({len(lines) - max_lines} more diff lines)"]
+    return "\n".join(lines)
+
+
+def _command_key(command: str) -> str:
+    """The program and its first argument: 'pytest tests/x' and 'pytest tests/x -q' are the same command."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    words = [w for w in words if "=" not in w or w.startswith("-")][:2]
+    return " ".join(words)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        parts = [str(value.get(k)) for k in ("stdout", "stderr", "output", "error", "message") if value.get(k)]
+        return "\n".join(parts)
+    return "" if value is None else str(value)
+
+
+def _tail(text: str, lines: int = 12, chars: int = 800) -> str:
+    kept = "\n".join(text.strip().splitlines()[-lines:])
+    return kept[-chars:]
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    session_id: str
+    source_event: str
+
+
+@dataclass(slots=True)
+class Capture:
+    """Turns one hook event into passages. ``get_state``/``set_state`` keep per-session capture state."""
+
+    get_state: Callable[[str], Any]
+    set_state: Callable[[str, Any], None]
+
+    def passages(self, event: HookEvent) -> list[NewPassage]:
+        name = event.hook_event_name
+        base = _Origin(event.session_id, name)
+        if name == "UserPromptSubmit":
+            prompt = clean(str(getattr(event, "prompt", "") or ""))
+            if len(prompt) < 12:
+                return []
+            self.set_state("last_prompt", prompt[:500])
+            return [
+                NewPassage(
+                    prompt,
+                    kind=classify(prompt, "prompt"),
+                    source="user prompt",
+                    session_id=base.session_id,
+                    source_event=base.source_event,
+                )
+            ]
+        if name in ("Stop", "SubagentStop"):
+            answer = clean(str(getattr(event, "last_assistant_message", "") or ""))
+            if len(answer) < 20:
+                return []
+            context = str(self.get_state("last_prompt") or "")
+            source = "final answer" if name == "Stop" else "subagent answer"
+            return [
+                NewPassage(
+                    answer,
+                    kind=classify(answer, "answer"),
+                    source=source,
+                    context=context,
+                    session_id=base.session_id,
+                    source_event=base.source_event,
+                )
+            ]
+        if name in ("PostToolUse", "PostToolUseFailure"):
+            tool = str(getattr(event, "tool_name", "") or "")
+            tool_input = getattr(event, "tool_input", None) or {}
+            if not isinstance(tool_input, dict):
+                return []
+            if tool in _EDIT_TOOLS and name == "PostToolUse":
+                return self._edit(tool, tool_input, base)
+            if tool == "Bash":
+                failed = name == "PostToolUseFailure" or bool(
+                    isinstance(getattr(event, "tool_response", None), dict)
+                    and getattr(event, "tool_response", {}).get("interrupted")
+                )
+                output = _text(getattr(event, "error", None) if name == "PostToolUseFailure" else None) or _text(
+                    getattr(event, "tool_response", None)
+                )
+                return self._command(str(tool_input.get("command", "")), output, failed, base)
+        return []
+
+    # -- edits -----------------------------------------------------------------------------------------------
+    def _edit(self, tool: str, tool_input: dict[str, Any], base: _Origin) -> list[NewPassage]:
+        path = str(tool_input.get("file_path") or tool_input.get("notebook_path") or "")
+        if not path:
+            return []
+        env = is_env_file(path)
+        if tool == "Edit":
+            body = compact_diff(str(tool_input.get("old_string", "")), str(tool_input.get("new_string", "")))
+            summary = f"Edited {path}"
+        elif tool == "MultiEdit":
+            edits = tool_input.get("edits") or []
+            body = "\n".join(
+                compact_diff(str(e.get("old_string", "")), str(e.get("new_string", "")))
+                for e in edits
+                if isinstance(e, dict)
+            )
+            summary = f"Edited {path} ({len(edits)} changes)"
+        elif tool == "Write":
+            content = str(tool_input.get("content", ""))
+            head = "\n".join(content.splitlines()[:15])
+            summary = f"Wrote {path} ({len(content.splitlines())} lines)"
+            body = head
+        else:
+            summary = f"Edited notebook {path}"
+            body = str(tool_input.get("new_source", ""))[:800]
+        text = clean(f"{summary}\n{body}".strip(), env_file=env)
+        edits = list(self.get_state("edits_since_failure") or [])
+        if self.get_state("last_failure"):
+            edits.append(summary)
+            self.set_state("edits_since_failure", edits[-10:])
+        context = str(self.get_state("last_prompt") or "")
+        return [
+            NewPassage(
+                text,
+                kind="file_change",
+                source=path,
+                context=context,
+                tags=(tool,),
+                session_id=base.session_id,
+                source_event=base.source_event,
+            )
+        ]
+
+    # -- commands and test runs ------------------------------------------------------------------------------
+    def _command(self, command: str, output: str, failed: bool, base: _Origin) -> list[NewPassage]:
+        command = command.strip()
+        if not command:
+            return []
+        env = any(is_env_file(w) for w in command.split())
+        shown = clean(command, env_file=False)
+        out = clean(_tail(output), env_file=env)
+        is_test = bool(_TEST_COMMAND.search(command))
+        context = str(self.get_state("last_prompt") or "")
+        key = _command_key(command)
+        passages: list[NewPassage] = []
+        if failed:
+            self.set_state("last_failure", {"key": key, "command": shown, "error": out[-400:]})
+            self.set_state("edits_since_failure", [])
+            kind = "test_run" if is_test else "command"
+            text = f"Command failed: {shown}" + (f"\n{out}" if out else "")
+            passages.append(
+                NewPassage(
+                    text,
+                    kind=kind,
+                    source=shown[:200],
+                    context=context,
+                    tags=("failed",),
+                    session_id=base.session_id,
+                    source_event=base.source_event,
+                )
+            )
+            return passages
+        failure = self.get_state("last_failure")
+        if isinstance(failure, dict) and failure.get("key") == key:
+            edits = list(self.get_state("edits_since_failure") or [])
+            changes = ("; changes: " + ", ".join(edits)) if edits else ""
+            text = clean(
+                f"Fixed: `{failure.get('command')}` failed with: {failure.get('error', '').strip()[:300]}{changes}; "
+                f"then `{shown}` succeeded."
+            )
+            passages.append(
+                NewPassage(
+                    text,
+                    kind="bug_fix",
+                    source=shown[:200],
+                    context=context,
+                    tags=("fix",),
+                    session_id=base.session_id,
+                    source_event=base.source_event,
+                )
+            )
+            self.set_state("last_failure", None)
+            self.set_state("edits_since_failure", None)
+        if is_test:
+            summary = "\n".join(m.group(0).strip() for m in _TEST_SUMMARY.finditer(out))[-400:] or _tail(out, 3, 300)
+            text = f"Test run: {shown}" + (f"\n{summary}" if summary else "")
+            passages.append(
+                NewPassage(
+                    text,
+                    kind="test_run",
+                    source=shown[:200],
+                    context=context,
+                    session_id=base.session_id,
+                    source_event=base.source_event,
+                )
+            )
+        return passages

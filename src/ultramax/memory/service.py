@@ -1,0 +1,376 @@
+"""The memory engine every face uses: store, capture, embeddings, tiered search and injection.
+
+Three ways to run it:
+
+- **daemon** (``background=True``): captured text is committed at once (so whatever a hook was answered
+  for survives ``kill -9``) and a background writer thread embeds new passages in batches and feeds the
+  vector index and the hot tier -- the hook never waits for an embedding.
+- **CLI / MCP server** (``embeddings=True``): explicit saves are embedded before they return.
+- **hook fallback** (``embeddings=False``): no numpy, no model -- text is stored and searched with FTS5
+  only; the daemon embeds the backlog when it next starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ultramax.events import HookEvent
+from ultramax.memory.capture import Capture, clean
+from ultramax.memory.fts import fts_query
+from ultramax.memory.inject import prompt_context, session_start_context
+from ultramax.memory.models import (
+    SEED_KINDS,
+    MemoryStoreError,
+    NewPassage,
+    Passage,
+    Project,
+    SearchHit,
+    SearchResult,
+    Tier,
+)
+from ultramax.memory.store import SQLiteStore
+from ultramax.paths import Paths
+
+if TYPE_CHECKING:
+    from ultramax.memory.embed import Embedder
+    from ultramax.memory.search import HybridSearcher
+    from ultramax.memory.tiers import TieredMemory
+
+__all__ = ["MemoryService"]
+
+log = logging.getLogger("ultramax.memory")
+
+_STARTUP_KINDS = (*SEED_KINDS,)
+
+
+class MemoryService:
+    def __init__(
+        self,
+        paths: Paths,
+        *,
+        background: bool = False,
+        embeddings: bool = True,
+        embedder: Embedder | None = None,
+        store: SQLiteStore | None = None,
+    ) -> None:
+        self.paths = paths
+        self._store = store
+        self._store_lock = threading.Lock()
+        self.background = background
+        self.embeddings = embeddings or embedder is not None
+        self._embedder = embedder
+        self._searcher: HybridSearcher | None = None
+        self._tiers: TieredMemory | None = None
+        self._init_lock = threading.Lock()
+        self._projects: dict[tuple[str | None, str | None], Project] = {}
+        self._injected: dict[str, set[int]] = {}
+        self._ready = threading.Event()
+        self._wake = threading.Event()
+        self._idle = threading.Condition()
+        self._stopping = threading.Event()
+        self._writer: threading.Thread | None = None
+        self.embed_error: str | None = None
+        self.embedded_total = 0
+        if background:
+            self._writer = threading.Thread(target=self._run_writer, name="ultramax-memory-writer", daemon=True)
+            self._writer.start()
+
+    @property
+    def store(self) -> SQLiteStore:
+        """Opened on first use: a hook event the memory stage ignores (PreToolUse) never touches the file."""
+        if self._store is None:
+            with self._store_lock:
+                if self._store is None:
+                    self._store = SQLiteStore.open(self.paths)
+        return self._store
+
+    # -- lazy engines ----------------------------------------------------------------------------------------
+    @property
+    def search_ready(self) -> bool:
+        return self._tiers is not None
+
+    def _engines(self) -> TieredMemory | None:
+        """The tiered searcher (numpy + the model), created on first use; None where embeddings are off."""
+        if not self.embeddings:
+            return None
+        if self._tiers is not None:
+            return self._tiers
+        if self.background and threading.current_thread() is not self._writer:
+            return None  # the writer thread is still loading the model: answer with keywords meanwhile
+        with self._init_lock:
+            if self._tiers is None:
+                from ultramax.memory.embed import default_embedder
+                from ultramax.memory.search import HybridSearcher
+                from ultramax.memory.tiers import TieredMemory
+
+                embedder = self._embedder or default_embedder()
+                self._searcher = HybridSearcher(self.store, embedder)
+                self._searcher.sync()
+                self._tiers = TieredMemory(self._searcher)
+            return self._tiers
+
+    @property
+    def tiers(self) -> TieredMemory:
+        engines = self._engines()
+        if engines is None:
+            raise MemoryStoreError("vector search is not available in this process")
+        return engines
+
+    # -- background writer -------------------------------------------------------------------------------------
+    def _run_writer(self) -> None:
+        try:
+            self._engines()
+            self._ready.set()
+        except Exception as exc:  # the model failed to load: keep serving with keywords only
+            self.embed_error = f"{type(exc).__name__}: {exc}"
+            log.exception("memory embeddings unavailable; keyword search only")
+            self.embeddings = False
+        while not self._stopping.is_set():
+            try:
+                while self.embeddings and self.embed_pending() > 0 and not self._stopping.is_set():
+                    pass
+            except Exception:  # a bad batch must not kill the writer: log it, retry on the next wake
+                log.exception("memory embedding batch failed")
+            with self._idle:
+                self._idle.notify_all()
+            self._wake.wait(30.0)
+            self._wake.clear()
+
+    def embed_pending(self, batch: int = 64) -> int:
+        """Embed up to ``batch`` passages that have no vector yet; returns how many were embedded."""
+        tiers = self._engines()
+        if tiers is None or self._searcher is None or self._searcher.embedder is None:
+            return 0
+        rows = self.store.unembedded(batch)
+        if not rows:
+            return 0
+        vectors = self._searcher.embedder.embed([r[3] for r in rows])
+        self.store.set_embeddings(
+            [(r[0], vectors[i].astype("float32").tobytes()) for i, r in enumerate(rows)], self._searcher.embedder.name
+        )
+        self._searcher.sync()
+        for i, (pid, project_id, created, _) in enumerate(rows):
+            tiers.hot.admit(project_id, pid, vectors[i], created)
+        self.embedded_total += len(rows)
+        return len(rows)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every stored passage has its embedding (tests, benchmarks, shutdown)."""
+        deadline = time.monotonic() + timeout
+        if not self.background:
+            while self.embed_pending() > 0:
+                pass
+            return not self.embeddings or not self.store.unembedded(1)
+        while self.embeddings and self.store.unembedded(1):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._idle:
+                self._wake.set()
+                self._idle.wait(min(remaining, 1.0))
+        return True
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._writer is not None:
+            self._writer.join(timeout=10)
+        if self._searcher is not None:
+            self._searcher.close()
+        if self._store is not None:
+            self._store.close()
+
+    # -- projects ----------------------------------------------------------------------------------------------
+    def project_for(self, directory: Path | None, name: str | None = None) -> Project | None:
+        key = (str(directory) if directory else None, name or None)
+        cached = self._projects.get(key)
+        if cached is not None:
+            return cached
+        if name:
+            project = self.store.ensure_project(name)
+        elif directory is not None:
+            project = self.store.project_for_dir(directory)
+        else:
+            return None
+        self._projects[key] = project
+        return project
+
+    def capture_allowed(self, project: Project) -> bool:
+        fresh = self.store.get_project(project.name)
+        return bool(fresh and fresh.capture)
+
+    # -- writing ------------------------------------------------------------------------------------------------
+    def capture(self, project: Project, event: HookEvent) -> list[int]:
+        """Store what ``event`` holds worth remembering (text now; the embedding follows in the background)."""
+        session = event.session_id or "-"
+        capture = Capture(
+            get_state=lambda key: self.store.get_state(project.id, session, key),
+            set_state=lambda key, value: self.store.set_state(project.id, session, key, value),
+        )
+        passages = capture.passages(event)
+        if not passages:
+            return []
+        ids = self.store.add_passages(project.name, passages)
+        self._after_write()
+        return ids
+
+    def save(
+        self,
+        project: str,
+        content: str,
+        *,
+        kind: str = "general",
+        session_id: str | None = None,
+        tags: Sequence[str] = (),
+        source: str = "explicit save",
+    ) -> int:
+        """An explicit save (CLI, MCP tool): cleaned like captured text, embedded before returning here."""
+        text = clean(content)
+        if not text:
+            raise MemoryStoreError("nothing to save: the content is empty once private spans are removed")
+        self.store.ensure_project(project)
+        (pid,) = self.store.add_passages(
+            project,
+            [NewPassage(text, kind=kind, session_id=session_id, source=source, source_event="save", tags=tuple(tags))],
+        )
+        self._after_write()
+        return pid
+
+    def _after_write(self) -> None:
+        if self.background:
+            self._wake.set()
+        elif self.embeddings:
+            while self.embed_pending() > 0:
+                pass
+
+    def forget(self, passage_id: int) -> bool:
+        removed = self.store.forget(passage_id)
+        if removed and self._tiers is not None and self._searcher is not None and self._searcher.index is not None:
+            self._searcher.index.remove([passage_id])
+            self._tiers.hot.forget(passage_id)
+        return removed
+
+    # -- reading ------------------------------------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        *,
+        project: str | None,
+        session_id: str | None = None,
+        limit: int = 5,
+        max_tier: Tier | None = None,
+        now: float | None = None,
+        early_stop: bool = True,
+    ) -> SearchResult:
+        tiers = self._engines()
+        if tiers is None:
+            return SearchResult(self.keyword_search(query, project=project, limit=limit), answered_by="keywords")
+        return tiers.search(
+            query,
+            project=project,
+            session_id=session_id,
+            limit=limit,
+            max_tier=max_tier or Tier.L3,
+            now=now,
+            early_stop=early_stop,
+        )
+
+    def keyword_search(self, query: str, *, project: str | None, limit: int) -> list[SearchHit]:
+        """FTS5 only -- what the hook fallback can do without numpy."""
+        project_ids = None
+        if project is not None:
+            p = self.store.get_project(project)
+            if p is None:
+                return []
+            project_ids = [p.id]
+        found = self.store.keyword_search(project_ids, fts_query(query), limit)
+        passages = self.store.get_passages([pid for pid, _ in found])
+        return [
+            SearchHit(passages[pid], -score, "L3", None, {"bm25": rank})
+            for rank, (pid, score) in enumerate(found, start=1)
+            if pid in passages
+        ]
+
+    # -- injection -------------------------------------------------------------------------------------------
+    def session_start_context(self, project: Project, budget: int) -> str | None:
+        blocks = self.store.blocks(project.name)
+        recent: list[Passage] = []
+        seen: set[int] = set()
+        for kinds, n in ((_STARTUP_KINDS, 6), (("answer",), 2), (("prompt",), 4)):
+            for p in self.store.recent(project.name, kinds=kinds, limit=n):
+                if p.id not in seen:
+                    seen.add(p.id)
+                    recent.append(p)
+        return session_start_context(project.name, blocks, recent, budget)
+
+    def prompt_context(
+        self,
+        project: Project,
+        session_id: str,
+        prompt: str,
+        budget: int,
+        *,
+        limit: int = 5,
+        min_similarity: float = 0.35,
+        hierarchical: bool = True,
+    ) -> tuple[str | None, list[int]]:
+        """Memories relevant to a prompt, not already shown in this session; (context, passage ids)."""
+        query = clean(prompt)
+        if len(query) < 8:
+            return None, []
+        shown = self._injected.setdefault(session_id, set())
+        result = self.search(
+            query, project=project.name, session_id=None, limit=limit + len(shown) + 3, early_stop=hierarchical
+        )
+        wanted = " ".join(query.lower().split())
+        picked: list[Passage] = []
+        for hit in result.hits:
+            p = hit.passage
+            if p.id in shown or " ".join(p.text.lower().split()) == wanted:
+                continue
+            sim = hit.similarity if hit.similarity is not None else self._similarity(query, p)
+            if sim is not None and sim < min_similarity:
+                continue
+            picked.append(p)
+            if len(picked) >= limit:
+                break
+        if not picked:
+            return None, []
+        text = prompt_context(project.name, picked, budget)
+        if text is None:
+            return None, []
+        ids = [p.id for p in picked if f"#{p.id}]" in text]
+        shown.update(ids)
+        if len(self._injected) > 1000:
+            self._injected.clear()
+        return text, ids
+
+    def _similarity(self, query: str, passage: Passage) -> float | None:
+        searcher = self._searcher
+        if searcher is None or searcher.index is None or not passage.embedded:
+            return None
+        p = self.store.get_project(passage.project)
+        vec = searcher.index.vector(p.id, passage.id) if p else None
+        qv = searcher.embed_query(query)
+        if vec is None or qv is None:
+            return None
+        return float(vec @ qv)
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "database": str(self.store.path),
+            "passages": self.store.count(),
+            "projects": self.store.counts_by_project(),
+            "unembedded": self.store.unembedded_count(),
+            "embeddings": self.embeddings,
+            "embed_error": self.embed_error,
+        }
+        if self._tiers is not None:
+            out["tiers"] = self._tiers.latency_summary()
+            out["hot"] = self._tiers.hot.stats()
+        return out

@@ -1,0 +1,145 @@
+"""The memory command line: the seed's commands, blocks, forget, export/import round trip, eval, status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import UltramaxEnv
+from ultramax.cli.main import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_the_seeds_commands_create_save_search_and_list(umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "create-project", "acme")
+    assert code == 0 and "Project created: acme" in out and "project_context" in out
+    code, out, _ = run(
+        capsys, "save", "--project", "acme", "--content", "billing listens on 8123", "--type", "decision"
+    )
+    assert code == 0 and out.startswith("Learning saved: ")
+    found = run_json(capsys, "search", "--project", "acme", "--query", "which port is billing on", "--json")
+    assert found["results"][0]["content"] == "billing listens on 8123"
+    assert found["results"][0]["kind"] == "decision"
+    assert {t["tier"] for t in found["tiers"]} >= {"L1", "L3"} and all("ms" in t for t in found["tiers"])
+    projects = run_json(capsys, "list-projects", "--json")
+    assert [(p["name"], p["passages"]) for p in projects] == [("acme", 1)]
+    status = run_json(capsys, "status", "--no-verify")
+    assert status["projects"] == ["acme"] and status["projects_count"] == 1
+
+
+def test_search_of_an_unknown_project_is_a_clear_error(umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "search", "--project", "nope", "--query", "x")
+    assert code == 1 and "no memory project named 'nope'" in err
+
+
+def test_blocks_edit_show_history_diff_and_undo(umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "create-project", "acme")
+    p = ("--project", "acme")
+    assert run(capsys, "memory", "blocks", "edit", "project_context", "--value", "FastAPI on 8000", *p)[0] == 0
+    code, out, _ = run(capsys, "memory", "blocks", "edit", "project_context", "--append", "billing on 8123", *p)
+    assert code == 0 and out.startswith("project_context: v3")
+    shown = run_json(capsys, "memory", "blocks", "show", "project_context", "--json", *p)
+    assert shown[0]["value"] == "FastAPI on 8000\nbilling on 8123" and shown[0]["limit"] == 5000
+    code, out, _ = run(capsys, "memory", "blocks", "diff", "project_context", *p)
+    assert "+billing on 8123" in out
+    assert [v["version"] for v in run_json(capsys, "memory", "blocks", "history", "project_context", "--json", *p)] == [
+        1,
+        2,
+        3,
+    ]
+    code, out, _ = run(capsys, "memory", "blocks", "undo", "project_context", *p)
+    assert code == 0 and "v4" in out
+    assert (
+        run_json(capsys, "memory", "blocks", "show", "project_context", "--json", *p)[0]["value"] == "FastAPI on 8000"
+    )
+
+
+def test_a_block_edit_over_the_limit_is_refused_with_the_numbers(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run(capsys, "create-project", "acme")
+    big = tmp_path / "big.md"
+    big.write_text("x" * 5001)
+    code, _, err = run(capsys, "memory", "blocks", "edit", "learnings", "--file", str(big), "--project", "acme")
+    assert code == 1 and "5,001 characters; its limit is 5,000" in err
+
+
+def test_forget_removes_a_passage_by_id(umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, "save", "--project", "acme", "--content", "the staging db is called stg-main")
+    pid = out.split(": ")[1].strip()
+    assert run(capsys, "memory", "forget", pid)[0] == 0
+    found = run_json(capsys, "search", "--project", "acme", "--query", "staging db name", "--json")
+    assert found["results"] == []
+    code, _, err = run(capsys, "memory", "forget", pid)
+    assert code == 1 and "no passage" in err
+
+
+def test_export_then_import_into_a_fresh_home_round_trips(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    run(capsys, "create-project", "acme")
+    run(capsys, "memory", "blocks", "edit", "human", "--value", "prefers small PRs", "--project", "acme")
+    run(capsys, "save", "--project", "acme", "--content", "billing listens on 8123", "--type", "decision")
+    run(capsys, "save", "--project", "web", "--content", "the frontend uses vite")
+    dump = tmp_path / "memory.jsonl"
+    assert run(capsys, "memory", "export", "--out", str(dump))[0] == 0
+    monkeypatch.setenv("ULTRAMAX_HOME", str(tmp_path / "fresh-home"))
+    code, out, _ = run(capsys, "memory", "import", str(dump))
+    assert code == 0 and "imported 2 projects" in out and "2 passages" in out
+    again = tmp_path / "again.jsonl"
+    run(capsys, "memory", "export", "--out", str(again))
+    assert again.read_text() == dump.read_text()
+    found = run_json(capsys, "search", "--project", "acme", "--query", "billing port", "--json")
+    assert found["results"][0]["content"] == "billing listens on 8123", "imported passages are embedded and found"
+
+
+def test_capture_can_be_switched_off_and_on_for_a_project(umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "create-project", "acme")
+    assert run(capsys, "memory", "capture", "off", "--project", "acme")[1].strip() == "capture for acme: off"
+    projects = run_json(capsys, "list-projects", "--json")
+    assert projects[0]["capture"] is False
+    assert run(capsys, "memory", "capture", "on", "--project", "acme")[1].strip() == "capture for acme: on"
+
+
+def test_eval_scores_any_file_in_the_locomo_format(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    conversation = {
+        "sample_id": "proj-1",
+        "conversation": {
+            "speaker_a": "Ana",
+            "speaker_b": "Bo",
+            "session_1_date_time": "1:56 pm on 8 May, 2023",
+            "session_1": [
+                {"speaker": "Ana", "dia_id": "D1:1", "text": "We moved the billing service to port 8123."},
+                {"speaker": "Bo", "dia_id": "D1:2", "text": "Good, and the auth service stays on 9000."},
+                {"speaker": "Ana", "dia_id": "D1:3", "text": "Deploys happen on Tuesdays from now on."},
+            ],
+            "session_2_date_time": "10:00 am on 9 May, 2023",
+            "session_2": [{"speaker": "Bo", "dia_id": "D2:1", "text": "The flaky cache test was a timezone bug."}],
+        },
+        "qa": [
+            {"question": "Which port does billing use?", "answer": "8123", "evidence": ["D1:1"], "category": 4},
+            {"question": "What caused the flaky cache test?", "answer": "tz", "evidence": ["D2:1"], "category": 1},
+        ],
+    }
+    data = tmp_path / "tiny.json"
+    data.write_text(json.dumps([conversation]))
+    report = run_json(capsys, "memory", "eval", "--locomo", str(data), "--json")["weighted"]
+    assert report["questions"] == 2
+    assert report["recall"]["@5"] == 1.0 and report["mrr"] == 1.0
+    assert set(report["per_category"]) == {"1 multi-hop", "4 single-hop"}

@@ -1,0 +1,68 @@
+"""``ultramax memory mcp``: the real stdio server, driven by the official MCP client."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import anyio
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from tests.conftest import UltramaxEnv
+from ultramax.memory.store import SQLiteStore, database_path
+
+SLACK = "xoxb-" + "2048-1337-Qw3rTy8uIoPa"
+
+
+def call_tools(umx: UltramaxEnv, calls: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], list[dict[str, Any]]]:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "ultramax.cli.main", "memory", "mcp", "--project", "acme"],
+        env=umx.environ(),
+        cwd=str(umx.root),
+    )
+
+    async def session() -> tuple[list[str], list[dict[str, Any]]]:
+        with anyio.fail_after(60):
+            return await talk()
+
+    async def talk() -> tuple[list[str], list[dict[str, Any]]]:
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
+            await client.initialize()
+            tools = [t.name for t in (await client.list_tools()).tools]
+            results = []
+            for name, args in calls:
+                result = await client.call_tool(name, args)
+                text = result.content[0].text  # type: ignore[union-attr]
+                results.append(json.loads(text))
+            return tools, results
+
+    return anyio.run(session)
+
+
+def test_the_model_can_save_search_and_edit_blocks_through_mcp(umx: UltramaxEnv) -> None:
+    tools, results = call_tools(
+        umx,
+        [
+            ("memory_save", {"content": f"billing listens on port 8123; slack {SLACK}", "kind": "decision"}),
+            ("memory_search", {"query": "what port does billing use", "limit": 3}),
+            ("memory_block_update", {"label": "project_context", "value": "billing: port 8123", "mode": "replace"}),
+            ("memory_block_update", {"label": "project_context", "value": "auth: port 9000", "mode": "append"}),
+            ("memory_block_read", {"label": "project_context"}),
+            ("memory_block_update", {"label": "human", "value": "x" * 5001}),
+        ],
+    )
+    assert set(tools) == {"memory_search", "memory_save", "memory_block_read", "memory_block_update"}
+    saved, search, _, appended, read, too_long = results
+    assert isinstance(saved["saved"], int)
+    assert search["results"][0]["content"] == "billing listens on port 8123; slack [REDACTED:slack-token]"
+    assert appended["version"] == 3
+    assert read["blocks"][0]["value"] == "billing: port 8123\nauth: port 9000"
+    assert "limit is 5,000" in too_long["error"]
+    store = SQLiteStore(database_path(umx.paths))
+    try:
+        assert store.block("acme", "human").value == "", "nothing written past the limit"
+    finally:
+        store.close()

@@ -1,0 +1,165 @@
+"""The embedded store: migrations, projects, core blocks with versions and limits, passages with dedup."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ultramax.memory.fts import fts_query
+from ultramax.memory.migrations import MIGRATIONS, applied_migrations, migrate
+from ultramax.memory.models import DEFAULT_BLOCKS, BlockLimitError, MemoryStoreError, NewPassage
+from ultramax.memory.store import SQLiteStore, Store
+
+
+def test_a_blank_database_is_migrated_to_the_latest_schema_in_order(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "blank.db", isolation_level=None)
+    applied = migrate(conn)
+    assert applied == [name for name, _ in MIGRATIONS]
+    assert applied_migrations(conn) == applied
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
+    assert {"projects", "blocks", "block_versions", "passages", "passages_fts", "capture_state"} <= tables
+    assert migrate(conn) == [], "a second run applies nothing"
+
+
+def test_a_database_written_by_a_newer_ultramax_is_refused_not_guessed_at(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "newer.db", isolation_level=None)
+    migrate(conn)
+    conn.execute("INSERT INTO schema_migrations (name, applied_at) VALUES ('9999_from_the_future', 0)")
+    with pytest.raises(MemoryStoreError, match="newer ultramax"):
+        migrate(conn)
+
+
+def test_the_store_runs_in_wal_mode_and_passes_its_integrity_check(store: SQLiteStore) -> None:
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.integrity_check() == []
+
+
+def test_a_new_project_gets_the_seeds_five_core_blocks(store: SQLiteStore) -> None:
+    store.ensure_project("acme")
+    blocks = store.blocks("acme")
+    assert [(b.label, b.limit) for b in blocks] == [(s.label, s.limit) for s in DEFAULT_BLOCKS]
+    assert [b.label for b in blocks] == ["human", "persona", "project_context", "learnings", "sleeptime_notes"]
+
+
+def test_project_names_are_validated(store: SQLiteStore) -> None:
+    with pytest.raises(MemoryStoreError, match="invalid project name"):
+        store.ensure_project("../etc")
+
+
+def test_a_directory_maps_to_one_project_and_a_second_directory_with_the_same_name_gets_its_own(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    one = store.project_for_dir(tmp_path / "a" / "api")
+    again = store.project_for_dir(tmp_path / "a" / "api")
+    other = store.project_for_dir(tmp_path / "b" / "api")
+    assert one.id == again.id and one.name == "api"
+    assert other.name == "api-2"
+
+
+def test_every_block_change_is_a_version_that_can_be_diffed_and_undone_step_by_step(store: SQLiteStore) -> None:
+    store.ensure_project("acme")
+    store.write_block("acme", "project_context", "FastAPI service", source="test")
+    store.write_block("acme", "project_context", "FastAPI service on port 8000", source="test")
+    history = store.block_history("acme", "project_context")
+    assert [v.version for v in history] == [1, 2, 3]
+    assert [v.parent for v in history] == [None, 1, 2]
+    undone = store.undo_block("acme", "project_context")
+    assert undone.value == "FastAPI service" and undone.version == 4
+    undone = store.undo_block("acme", "project_context")
+    assert undone.value == "" and undone.version == 5
+    with pytest.raises(MemoryStoreError, match="no earlier version"):
+        store.undo_block("acme", "project_context")
+
+
+def test_a_block_write_over_the_limit_fails_and_writes_nothing(store: SQLiteStore) -> None:
+    store.ensure_project("acme")
+    with pytest.raises(BlockLimitError, match="limit is 5,000"):
+        store.write_block("acme", "learnings", "x" * 5001, source="test")
+    block = store.block("acme", "learnings")
+    assert block.value == "" and block.version == 1
+
+
+def test_the_limit_holds_even_for_sql_that_bypasses_the_api(store: SQLiteStore) -> None:
+    store.ensure_project("acme")
+    conn = sqlite3.connect(store.path)
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        conn.execute("UPDATE blocks SET value = ? WHERE label = 'human'", ("y" * 5001,))
+
+
+def test_custom_blocks_are_created_with_their_own_limit(store: SQLiteStore) -> None:
+    store.ensure_project("acme")
+    block = store.write_block("acme", "runbook", "restart with make restart", source="test", limit=100)
+    assert (block.label, block.limit, block.version) == ("runbook", 100, 1)
+    with pytest.raises(BlockLimitError):
+        store.write_block("acme", "runbook", "z" * 101, source="test")
+
+
+def test_the_same_text_twice_is_stored_once_and_counted(store: SQLiteStore) -> None:
+    store.ensure_project("acme")
+    first = store.add_passages("acme", [NewPassage("The billing service listens on port 8123", kind="decision")])
+    again = store.add_passages("acme", [NewPassage("the billing  service listens on port 8123", kind="prompt")])
+    assert first == again
+    (passage,) = store.get_passages(first).values()
+    assert passage.seen == 2 and passage.kind == "decision"
+
+
+def test_passages_carry_the_seeds_kinds_and_reject_unknown_ones(store: SQLiteStore) -> None:
+    store.ensure_project("acme")
+    for kind in ("learning", "decision", "pattern", "bug_fix", "file_change", "code_review", "turn"):
+        store.add_passages("acme", [NewPassage(f"a {kind} passage", kind=kind)])
+    with pytest.raises(MemoryStoreError, match="unknown passage kind"):
+        store.add_passages("acme", [NewPassage("x", kind="gossip")])
+
+
+def test_keyword_search_ranks_by_bm25_within_a_project_and_a_time_range(store: SQLiteStore) -> None:
+    store.ensure_project("acme")
+    store.ensure_project("other")
+    ids = store.add_passages(
+        "acme",
+        [
+            NewPassage("billing service port 8123", created_at=1000.0),
+            NewPassage("the auth service talks to billing", created_at=2000.0),
+            NewPassage("nothing relevant here", created_at=3000.0),
+        ],
+    )
+    store.add_passages("other", [NewPassage("billing port in another project")])
+    acme = store.get_project("acme")
+    assert acme is not None
+    found = store.keyword_search([acme.id], fts_query("billing port"), 10)
+    assert [pid for pid, _ in found] == [ids[0], ids[1]]
+    assert [pid for pid, _ in store.keyword_search([acme.id], fts_query("billing"), 10, start=1500.0)] == [ids[1]]
+
+
+def test_forgetting_a_passage_removes_it_from_keyword_search(store: SQLiteStore) -> None:
+    store.ensure_project("acme")
+    (pid,) = store.add_passages("acme", [NewPassage("deploy with make ship")])
+    assert store.forget(pid)
+    assert store.keyword_search(None, fts_query("deploy ship"), 5) == []
+    assert not store.forget(pid)
+    assert store.integrity_check() == []
+
+
+def test_two_store_handles_on_one_file_see_each_others_writes(store: SQLiteStore) -> None:
+    other = SQLiteStore(store.path)
+    try:
+        other.ensure_project("shared")
+        other.add_passages("shared", [NewPassage("written by the other process")])
+        assert store.count("shared") == 1
+    finally:
+        other.close()
+
+
+def test_the_sqlite_store_is_a_store_so_another_backend_can_replace_it(store: SQLiteStore) -> None:
+    backend: Store = store  # checked by mypy --strict: every protocol method exists with its signature
+    assert backend.list_projects() == []
+
+
+def test_a_word_in_most_passages_does_not_make_keyword_search_score_every_passage(store: SQLiteStore) -> None:
+    store.ensure_project("acme")
+    store.add_passages("acme", [NewPassage(f"service note number {i} about caching") for i in range(1200)])
+    (rare,) = store.add_passages("acme", [NewPassage("service note about the billing port")])
+    found = store.keyword_search(None, fts_query("service billing"), 10)
+    assert [pid for pid, _ in found] == [rare], "'service' is in every passage: it was dropped, billing decides"
