@@ -125,10 +125,12 @@ class Runtime:
             pipelines = list(self._pipelines.items())
         return {f"{key[0]}/{name}": b.snapshot() for key, d in pipelines for name, b in d.breakers.items()}
 
-    def needs_worker(self, project_hint: str | None) -> bool:
-        """Whether some pipeline may block (a stage marked ``blocking``): then callers use a worker thread."""
+    def needs_worker(self, event: str | None) -> bool:
+        """Whether a pipeline may block on ``event`` (a stage marked ``blocking``): then callers use a worker
+        thread. Unknown event names are assumed to block."""
         with self._lock:
-            return any(d.blocking for d in self._pipelines.values())
+            pipelines = list(self._pipelines.values())
+        return not pipelines or any(d.blocking_for(event or "") for d in pipelines)
 
     # -- the hook entry point -----------------------------------------------------------------------------
     def handle(

@@ -30,7 +30,8 @@ _INJECT_SOURCES = frozenset({"startup", "resume", "clear", "compact"})
 class MemorySyncStage:
     name = "memory_sync"
     phase: Literal["decide", "record"] = "decide"
-    blocking = True  # SQLite writes and (in the daemon) model inference: never on the event loop
+    blocking = True  # SQLite writes and (in the daemon) model inference: never on the event loop...
+    blocking_events = frozenset({"SessionStart", *CAPTURED_EVENTS})  # ...but only these events do any
     critical = False  # a memory failure never blocks a tool call
 
     def __init__(self, service: MemoryService) -> None:

@@ -44,10 +44,15 @@ class Dispatcher:
         self.retry = retry or RetryPolicy()
         self.breakers = {s.name: CircuitBreaker(s.name, breaker_threshold, breaker_reset) for s in stages}
 
-    @property
-    def blocking(self) -> bool:
-        """True if a stage declares it may block (slow I/O, model inference) and must not run on an event loop."""
-        return any(getattr(s, "blocking", False) for s in (*self.decide, *self.record))
+    def blocking_for(self, event: str) -> bool:
+        """True if a stage may block on ``event`` (slow I/O, model inference): then it must not run on an event
+        loop. A stage says so with ``blocking`` and narrows it with ``blocking_events``."""
+        for stage in (*self.decide, *self.record):
+            if getattr(stage, "blocking", False):
+                events = getattr(stage, "blocking_events", None)
+                if events is None or event in events:
+                    return True
+        return False
 
     @property
     def stage_names(self) -> list[str]:
