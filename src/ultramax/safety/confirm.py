@@ -123,7 +123,8 @@ class Confirmations:
             )
             conn.execute("DELETE FROM confirmations WHERE expires_at < ?", (now - RETAIN_SECONDS,))
             while True:
-                token, ref = secrets.token_urlsafe(24), "c-" + secrets.token_hex(3)
+                # a leading "-" would make `ultramax confirm TOKEN` read the token as an option
+                token, ref = "ct_" + secrets.token_urlsafe(24), "c-" + secrets.token_hex(3)
                 if conn.execute("SELECT 1 FROM confirmations WHERE ref = ?", (ref,)).fetchone() is None:
                     break
             conn.execute(
