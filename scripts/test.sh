@@ -10,6 +10,9 @@ python="${PYTHON:-python3}"
 
 ULTRAMAX_CLAUDE_BIN="$(scripts/install-claude-code.sh)"
 export ULTRAMAX_CLAUDE_BIN
+# the official MCP servers (npm, PyPI) the gateway tests run as real peers, pinned
+ULTRAMAX_MCP_SERVERS="$(scripts/install-mcp-servers.sh)"
+export ULTRAMAX_MCP_SERVERS
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

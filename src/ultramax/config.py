@@ -514,6 +514,21 @@ SETTINGS: tuple[Setting, ...] = (
         "MCP servers the project's mode enables (written by mode activate).",
     ),
     Setting(
+        "ultramax.mcpNamespacing",
+        "str",
+        "prefix",
+        "How the MCP gateway names pooled tools and prompts: prefix (<server>__<tool>) or none (pass-through).",
+        choices=("prefix", "none"),
+    ),
+    Setting("ultramax.mcpPageSize", "int", 100, "Items per page of the MCP gateway's list results.", minimum=1),
+    Setting(
+        "ultramax.mcpEnvAllowlist",
+        "list[str]",
+        [],
+        "Extra environment variables (globs) MCP servers inherit from the gateway; others must be set in the "
+        "server's env.",
+    ),
+    Setting(
         "ultramax.hookTimeoutMs",
         "int",
         5000,

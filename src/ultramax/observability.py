@@ -22,6 +22,7 @@ LOG_FILES = {
     "safety": "safety_audit.log",
     "memory": "memory_sync.log",
     "letta": "letta_v8.log",
+    "mcp": "mcp_gateway.log",
 }
 """Logger name suffix -> file in ``~/.claude/logs/`` (seed section 1 file structure)."""
 

@@ -26,6 +26,7 @@ GROUPS = (
     "ultramax.cli.install_cmd",
     "ultramax.cli.demo_cmd",
     "ultramax.cli.memory_cmd",
+    "ultramax.cli.mcp_cmd",
     "ultramax.cli.skills_cmd",
     "ultramax.cli.route_cmd",
 )

@@ -1,0 +1,122 @@
+"""What the MCP gateway adds to a tool call: ``tools/call`` through ``ultramax mcp serve`` vs straight to the server.
+
+    .venv/bin/python -m bench.mcp_overhead [--calls 2000]
+
+Every path uses the official ``mcp`` SDK client over stdio and the same official server
+(``@modelcontextprotocol/server-everything``, tool ``echo``), all started in the same run: a client talking to the
+server directly, a client talking to a gateway in the handshake era, and one talking to a gateway in the
+2026-07-28 era (what Claude Code 2.1.328 negotiates on stdio); each gateway runs its own server-everything
+behind it. Calls rotate between the three so the machine's drift hits all of them alike; warm-up calls are not
+counted. Needs ``scripts/install-mcp-servers.sh``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp import Client, StdioServerParameters
+
+from bench.common import REPO, isolated_env, machine, summary
+from ultramax.mcp.control import running_gateways
+from ultramax.paths import Paths
+
+SERVERS = REPO / ".cache" / "mcp-servers"
+EVERYTHING = SERVERS / "node_modules" / ".bin" / "mcp-server-everything"
+
+
+def _text(result: types.CallToolResult) -> str:
+    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
+
+
+def gateway_params(project: Path) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "ultramax.cli.main", "--project-dir", str(project), "mcp", "serve"],
+        env={k: os.environ[k] for k in ("HOME", "ULTRAMAX_HOME", "PATH")},
+        cwd=str(project),
+    )
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def run(calls: int, warmup: int) -> tuple[dict[str, list[float]], float]:
+    home = Path(os.environ["HOME"])
+    pools = home / ".claude" / "mcp" / "pools" / "bench.json"
+    pools.parent.mkdir(parents=True, exist_ok=True)
+    pools.write_text(json.dumps({"pools": {"primary": {"servers": {"everything": {
+        "command": str(EVERYTHING), "args": ["stdio"]}}}}}))  # fmt: skip
+    project = home / "project"
+    project.mkdir()
+    direct_params = StdioServerParameters(command=str(EVERYTHING), args=["stdio"])
+    timings: dict[str, list[float]] = {
+        "direct": [],
+        "gateway (2025-11-25 client)": [],
+        "gateway (2026-07-28 client)": [],
+    }
+    async with (
+        Client(direct_params, mode="legacy", cache=None) as direct,
+        Client(gateway_params(project), mode="legacy", cache=None) as legacy,
+        Client(gateway_params(project), mode="auto", cache=None) as modern,
+    ):
+        assert modern.protocol_version == "2026-07-28" and legacy.protocol_version == "2025-11-25"
+        paths: list[tuple[str, Any, str]] = [
+            ("direct", direct, "echo"),
+            ("gateway (2025-11-25 client)", legacy, "everything__echo"),
+            ("gateway (2026-07-28 client)", modern, "everything__echo"),
+        ]
+        gateways = [g.pid for g in running_gateways(Paths.from_env())]
+        cpu_before = 0.0
+        for i in range(warmup + calls):
+            if i == warmup:
+                cpu_before = sum(_cpu_seconds(pid) for pid in gateways)
+            for name, client, tool in paths[i % 3 :] + paths[: i % 3]:
+                started = time.perf_counter()
+                result = await client.call_tool(tool, {"message": f"call {i}"})
+                elapsed = time.perf_counter() - started
+                assert not result.is_error and _text(result) == f"Echo: call {i}", result
+                if i >= warmup:
+                    timings[name].append(elapsed * 1000)
+        cpu_per_call_ms = (sum(_cpu_seconds(pid) for pid in gateways) - cpu_before) / (2 * calls) * 1000
+    return timings, cpu_per_call_ms
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000, help="measured calls per path")
+    parser.add_argument("--warmup", type=int, default=200)
+    args = parser.parse_args(argv)
+    if not EVERYTHING.exists():
+        print("server-everything is not installed: run scripts/install-mcp-servers.sh", file=sys.stderr)
+        return 2
+    with isolated_env():
+        timings, cpu_ms = anyio.run(run, args.calls, args.warmup)
+    base_p50, base_p95, _ = summary(timings["direct"])
+    print(f"machine: {machine()}")
+    print(f"{args.calls} measured tools/call per path (after {args.warmup} warm-up), paths interleaved\n")
+    print("| path | p50 ms | p95 ms | mean ms | p50 added ms | p95 added ms |")
+    print("|---|---:|---:|---:|---:|---:|")
+    ok = True
+    for name, values in timings.items():
+        p50, p95, mean = summary(values)
+        added = "" if name == "direct" else f"{p50 - base_p50:+.3f} | {p95 - base_p95:+.3f}"
+        print(f"| {name} | {p50:.3f} | {p95:.3f} | {mean:.3f} | {added or '- | -'} |")
+        if name != "direct":
+            ok = ok and p50 - base_p50 <= 1.0 and p95 - base_p95 <= 3.0
+    print(f"\ngateway CPU (user + system) per forwarded call: {cpu_ms:.3f} ms")
+    print("goal: p50 added <= 1 ms, p95 added <= 3 ms:", "met" if ok else "NOT met")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

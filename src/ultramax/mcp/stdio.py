@@ -1,0 +1,117 @@
+"""The gateway's stdio face without thread hops: stdin and stdout as asyncio pipes.
+
+The SDK's ``stdio_server`` reads and writes through worker threads (three hops per message), which costs a
+gateway more than everything else it does per call. When stdin and stdout are pipes or sockets -- as Claude Code
+starts MCP servers -- this transport reads and writes them on the event loop instead; anything else (a terminal,
+a file) falls back to the SDK's transport. Like the SDK's, it moves the wire off fds 0 and 1 while it runs (stdin
+reads EOF, stdout goes to stderr), so a stray ``print`` in a library cannot corrupt the protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import stat
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import mcp_types as types
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.shared._stream_protocols import WriteStream
+from mcp.shared.message import SessionMessage
+
+from ultramax.mcp.process import PipeWriter
+
+__all__ = ["stdio_pipes"]
+
+
+def _is_pipe(fd: int) -> bool:
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+class _Reader(asyncio.Protocol):
+    def __init__(self, send: MemoryObjectSendStream[SessionMessage | Exception]) -> None:
+        self.send = send
+        self.buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if b"\n" not in data:
+            return
+        *lines, rest = self.buffer.split(b"\n")
+        self.buffer = bytearray(rest)
+        for line in lines:
+            if not line.strip():
+                continue
+            item: SessionMessage | Exception
+            try:
+                item = SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+            except ValueError as exc:
+                item = exc  # the server answers a parse error, as with the SDK's transport
+            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+                self.send.send_nowait(item)
+
+    def eof_received(self) -> bool:
+        self.send.close()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.send.close()
+
+
+class _Writer(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.can_write = asyncio.Event()
+        self.can_write.set()
+
+    def pause_writing(self) -> None:
+        self.can_write.clear()
+
+    def resume_writing(self) -> None:
+        self.can_write.set()
+
+
+@asynccontextmanager
+async def stdio_pipes() -> AsyncIterator[
+    tuple[MemoryObjectReceiveStream[SessionMessage | Exception], WriteStream[SessionMessage]]
+]:
+    """The (read, write) stream pair over this process's stdin/stdout (see the module docstring)."""
+    if not (_is_pipe(0) and _is_pipe(1)):
+        from mcp.server.stdio import stdio_server
+
+        async with stdio_server() as streams:
+            yield streams
+        return
+    loop = asyncio.get_running_loop()
+    wire_in, wire_out = os.dup(0), os.dup(1)
+    os.set_inheritable(wire_in, False)
+    os.set_inheritable(wire_out, False)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    read_send, read_receive = anyio.create_memory_object_stream[SessionMessage | Exception](math.inf)
+    read_file = os.fdopen(wire_in, "rb", buffering=0)
+    write_file = os.fdopen(wire_out, "wb", buffering=0)
+    transports: list[Any] = []
+    try:
+        rtransport, _ = await loop.connect_read_pipe(lambda: _Reader(read_send), read_file)
+        transports.append(rtransport)
+        wtransport, writer = await loop.connect_write_pipe(_Writer, write_file)
+        transports.append(wtransport)
+        yield read_receive, PipeWriter(wtransport, writer.can_write)
+    finally:
+        for transport in transports:
+            transport.close()
+        read_send.close()
+        read_receive.close()
+        read_file.close()  # the wire's descriptors; fds 0 and 1 stay on /dev/null and stderr
+        write_file.close()

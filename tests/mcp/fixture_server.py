@@ -1,0 +1,80 @@
+"""A small stdio MCP server on the official SDK, for behaviour the official servers do not offer on demand.
+
+``whoami`` says which server answered; ``add_tool`` adds a tool at run time and announces it
+(``notifications/tools/list_changed``); ``sleep`` reports progress and records in ``FIXTURE_RECORD`` (a JSONL
+file) whether it finished or was cancelled; ``write_note`` is a non-read-only tool that records its call.
+
+    python fixture_server.py --label primary
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import anyio
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp_types import ToolAnnotations
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--label", default="fixture")
+LABEL = parser.parse_args().label
+READ_ONLY = ToolAnnotations(read_only_hint=True)
+
+server = MCPServer(f"fixture-{LABEL}")
+
+
+def record(event: str, **fields: object) -> None:
+    path = os.environ.get("FIXTURE_RECORD")
+    if path:
+        line = {"t": time.time(), "label": LABEL, "pid": os.getpid(), "event": event, **fields}
+        with Path(path).open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line) + "\n")
+
+
+@server.tool(annotations=READ_ONLY)
+def whoami() -> str:
+    """Which server process answered."""
+    return json.dumps({"label": LABEL, "pid": os.getpid()})
+
+
+@server.tool()
+async def add_tool(name: str, ctx: Context) -> str:
+    """Add a tool called ``name`` and announce the changed list."""
+
+    def dynamic() -> str:
+        return f"{name} answered by {LABEL}"
+
+    server.add_tool(dynamic, name=name, description=f"added at run time by {LABEL}")
+    await ctx.session.send_tool_list_changed()
+    return f"added {name}"
+
+
+@server.tool(annotations=READ_ONLY)
+async def sleep(seconds: float, ctx: Context) -> str:
+    """Sleep, reporting progress in 10 steps; records whether it finished or was cancelled."""
+    record("sleep-start", seconds=seconds)
+    try:
+        for step in range(1, 11):
+            await anyio.sleep(seconds / 10)
+            await ctx.report_progress(step, 10, f"step {step}")
+    except anyio.get_cancelled_exc_class():
+        record("sleep-cancelled")
+        raise
+    record("sleep-done")
+    return f"slept {seconds} s"
+
+
+@server.tool()
+def write_note(text: str) -> str:
+    """A tool that changes something (not read-only): records the call."""
+    record("write_note", text=text)
+    return f"noted by {LABEL}"
+
+
+if __name__ == "__main__":
+    server.run()

@@ -1,0 +1,95 @@
+"""Claude Code's own MCP configuration comes into pools; the gateway becomes the project's one MCP entry."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import UltramaxEnv
+from ultramax.cli.main import main
+from ultramax.errors import ConfigError
+from ultramax.mcp.config import load_pool_config
+from ultramax.mcp.importer import activate, claude_code_servers, import_servers
+
+MCP_JSON = {
+    "mcpServers": {
+        "pg": {
+            "type": "stdio",
+            "command": "npx",
+            "args": ["-y", "@bytebase/dbhub", "--dsn", "${PG_DSN:-postgres://localhost/dev}"],
+            "env": {"LOG": "warn"},
+            "timeout": 600000,
+        },
+        "github": {
+            "type": "http",
+            "url": "https://api.githubcopilot.com/mcp/",
+            "headers": {"Authorization": "Bearer ${GITHUB_TOKEN}"},
+        },
+        "asana": {"type": "sse", "url": "https://mcp.asana.com/sse"},
+    }
+}
+
+
+def test_activate_pools_the_projects_servers_and_leaves_the_gateway_as_its_mcp_entry(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = umx.project("webapp")
+    (project / ".mcp.json").write_text(json.dumps(MCP_JSON, indent=2), encoding="utf-8")
+
+    assert main(["--project-dir", str(project), "mcp", "activate", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+
+    written = json.loads((project / ".mcp.json").read_text(encoding="utf-8"))
+    assert list(written["mcpServers"]) == ["asana", "ultramax"], "sse cannot be pooled: it stays with Claude Code"
+    gateway = written["mcpServers"]["ultramax"]
+    assert gateway == {"type": "stdio", "command": sys.executable, "args": ["-m", "ultramax.cli.main", "mcp", "serve"]}
+    assert Path(gateway["command"]).is_absolute()
+    assert sorted(report["imported"]) == ["github", "pg"] and report["kept"] == ["asana"]
+    assert json.loads(Path(report["backup"]).read_text(encoding="utf-8")) == MCP_JSON
+
+    config = load_pool_config(umx.paths, project)
+    assert config.errors == []
+    pg, github = config.servers["pg"], config.servers["github"]
+    assert (pg.command, pg.args[-1], dict(pg.env), pg.timeout_ms) == (
+        "npx", "${PG_DSN:-postgres://localhost/dev}", {"LOG": "warn"}, 600000,
+    )  # fmt: skip
+    assert (github.transport, github.url, dict(github.headers)) == (
+        "http", "https://api.githubcopilot.com/mcp/", {"Authorization": "Bearer ${GITHUB_TOKEN}"},
+    )  # fmt: skip
+    assert set(config.active(project_dir=project, mode="development").names) == {"pg", "github"}
+
+    again = activate(umx.paths, project)
+    assert not again.changed and again.backup is None, "a second activation changes nothing"
+
+
+def test_activate_refuses_a_mcp_json_that_is_not_valid_json_and_leaves_it_alone(umx: UltramaxEnv) -> None:
+    project = umx.project("webapp")
+    broken = '{"mcpServers": {"pg": '
+    (project / ".mcp.json").write_text(broken, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\.mcp\.json: not valid JSON .* line 1"):
+        activate(umx.paths, project)
+    assert (project / ".mcp.json").read_text(encoding="utf-8") == broken
+
+
+def test_user_and_local_scope_servers_import_with_claude_codes_precedence(umx: UltramaxEnv) -> None:
+    project = umx.project("webapp")
+    claude_json = {
+        "mcpServers": {"memory": {"command": "mcp-server-memory"}, "time": {"command": "user-time"}},
+        "projects": {str(project): {"mcpServers": {"time": {"command": "local-time", "args": ["--utc"]}}}},
+    }
+    (umx.home / ".claude.json").write_text(json.dumps(claude_json), encoding="utf-8")
+
+    found = {(s.name, s.scope): s.shadowed_by for s in claude_code_servers(umx.paths, project)}
+    assert found == {("time", "local"): None, ("memory", "user"): None, ("time", "user"): "local"}
+
+    result = import_servers(umx.paths, project)
+    assert sorted(result.imported) == ["memory", "time"]
+    assert any("time (user): shadowed by the local entry" in n for n in result.notes)
+    config = load_pool_config(umx.paths, project)
+    assert config.servers["time"].command == "local-time"
+    assert config.servers["time"].projects == ("webapp",), "a local-scope server stays with its project"
+    assert "time" not in config.active(project_dir=umx.project("other"), mode="development").names
+    assert json.loads((umx.home / ".claude.json").read_text()) == claude_json, "Claude Code's file is untouched"
