@@ -9,39 +9,19 @@ daemon runs, with the hook starting the daemon for next time.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import DaemonProcess, UltramaxEnv, wait_for
-from tests.support.claude_cli import ClaudeRun, find_claude, run_claude
+from tests.e2e.conftest import ultramax_cli
+from tests.support.claude_cli import ClaudeRun, run_claude
 from tests.support.model_server import ModelServer, bash_turn, run_model_server, text_turn
 from ultramax.audit import verify
 from ultramax.daemon import daemon_status, stop_daemon
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def claude_bin() -> Path:
-    claude = find_claude()
-    if claude is None:
-        pytest.skip("Claude Code CLI not found: set ULTRAMAX_CLAUDE_BIN or run scripts/install-claude-code.sh")
-    return claude
-
-
-def ultramax_cli(*args: str, project: Path) -> subprocess.CompletedProcess[str]:
-    """Run the ``ultramax`` command line as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "ultramax.cli.main", "--project-dir", str(project), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
 
 
 @pytest.fixture

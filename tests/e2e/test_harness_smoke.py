@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.claude_cli import command_hook, find_claude, run_claude, write_project_settings
+from tests.support.claude_cli import command_hook, run_claude, write_project_settings
 from tests.support.model_server import RecordedRequest, bash_turn, run_model_server, text_turn
 
 HOOK_SOURCE = """\
@@ -27,17 +27,6 @@ with open({log!r}, "a", encoding="utf-8") as log:
     log.write(payload.strip() + "\\n")
 sys.stdout.write({reply!r})
 """
-
-
-@pytest.fixture
-def claude_bin() -> Path:
-    claude = find_claude()
-    if claude is None:
-        pytest.skip(
-            "Claude Code CLI not found: set ULTRAMAX_CLAUDE_BIN or run scripts/install-claude-code.sh "
-            "(installs into .cache/claude-code)"
-        )
-    return claude
 
 
 @pytest.fixture

@@ -17,20 +17,12 @@ import pytest
 
 from tests.conftest import UltramaxEnv
 from tests.mcp.harness import Servers, process_gone, require_servers, write_pools
-from tests.support.claude_cli import find_claude, run_claude
+from tests.support.claude_cli import run_claude
 from tests.support.model_server import bash_turn, run_model_server, text_turn, tool_turn
 
 pytestmark = pytest.mark.e2e
 
 TOOL = "mcp__ultramax__everything__get-env"
-
-
-@pytest.fixture
-def claude_bin() -> Path:
-    claude = find_claude()
-    if claude is None:
-        pytest.skip("Claude Code CLI not found: set ULTRAMAX_CLAUDE_BIN or run scripts/install-claude-code.sh")
-    return claude
 
 
 def test_claude_code_calls_a_pooled_tool_through_the_gateway_and_the_backup_answers_after_the_primary_dies(

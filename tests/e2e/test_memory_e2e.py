@@ -11,21 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DaemonProcess, UltramaxEnv, wait_for
-from tests.support.claude_cli import ClaudeRun, find_claude, run_claude
+from tests.support.claude_cli import ClaudeRun, run_claude
 from tests.support.model_server import ModelServer, run_model_server, text_turn
 from ultramax.memory.store import SQLiteStore, database_path
 
 pytestmark = pytest.mark.e2e
 
 TOKEN = "ghp_" + "Mm3Nn4Bb5Vv6Cc7Xx8Zz9Ll0Kk1Jj2Hh3Gg4"
-
-
-@pytest.fixture
-def claude_bin() -> Path:
-    claude = find_claude()
-    if claude is None:
-        pytest.skip("Claude Code CLI not found: set ULTRAMAX_CLAUDE_BIN or run scripts/install-claude-code.sh")
-    return claude
 
 
 @pytest.fixture

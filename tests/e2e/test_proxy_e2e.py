@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import UltramaxEnv, wait_for
-from tests.support.claude_cli import find_claude, run_claude, write_project_settings
+from tests.support.claude_cli import run_claude, write_project_settings
 from tests.support.model_server import (
     RecordedRequest,
     Turn,
@@ -40,14 +40,6 @@ SCRIPT = [
     text_turn("Fixed."),
     text_turn("Here is the design."),
 ]
-
-
-@pytest.fixture
-def claude_bin() -> Path:
-    claude = find_claude()
-    if claude is None:
-        pytest.skip("Claude Code CLI not found: set ULTRAMAX_CLAUDE_BIN or run scripts/install-claude-code.sh")
-    return claude
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ test does not depend on the hour it runs at; market hours have tests of their ow
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import DaemonProcess, UltramaxEnv, wait_for
-from tests.support.claude_cli import ClaudeRun, find_claude, run_claude
+from tests.e2e.conftest import ultramax_cli
+from tests.support.claude_cli import ClaudeRun, run_claude
 from tests.support.model_server import ModelServer, run_model_server, text_turn, tool_turn
 from ultramax.audit import read_records, verify
 
@@ -29,24 +29,6 @@ ORDER = "mcp__alpaca__place_crypto_order"
 TOOLS = [ORDER, "mcp__alpaca__update_account_config", "mcp__alpaca__get_account_info"]
 WITHIN = {"symbol": "BTC/USD", "side": "buy", "qty": "0.01", "type": "limit", "limit_price": "60000"}
 BEYOND = {"symbol": "BTC/USD", "side": "buy", "qty": "0.01", "type": "limit", "limit_price": "61000"}
-
-
-@pytest.fixture
-def claude_bin() -> Path:
-    claude = find_claude()
-    if claude is None:
-        pytest.skip("Claude Code CLI not found: set ULTRAMAX_CLAUDE_BIN or run scripts/install-claude-code.sh")
-    return claude
-
-
-def ultramax_cli(*args: str, project: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ultramax.cli.main", "--project-dir", str(project), *args],
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=60,
-    )
 
 
 @pytest.fixture
