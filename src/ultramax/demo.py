@@ -95,7 +95,9 @@ def run_demo(out: Callable[[str], None] = print, *, keep: Path | None = None) ->
                 if ctx.decision.reason:
                     out(f"     reason: {ctx.decision.reason}")
             counts[decision] = counts.get(decision, 0) + 1
-            out(f"     decision: {decision}" + (f"   stdout: {reply.stdout.strip()}" if reply.stdout else ""))
+            shown = reply.stdout.strip()
+            shown = shown if len(shown) <= 220 else shown[:219] + "…"
+            out(f"     decision: {decision}" + (f"   stdout: {shown}" if shown else ""))
         report = verify(paths.audit_log, paths.audit_head)
         summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
         out(f"\n{sum(counts.values())} hook events replayed: {summary}")

@@ -1,0 +1,25 @@
+"""`ultramax demo` replays a recorded session through the whole pipeline without touching the user's files."""
+
+from __future__ import annotations
+
+from tests.conftest import UltramaxEnv
+from ultramax.demo import run_demo
+
+
+def test_the_demo_replays_every_event_stops_the_dangerous_ones_and_verifies_the_chain(umx: UltramaxEnv) -> None:
+    lines: list[str] = []
+    assert run_demo(lines.append) is True
+    text = "\n".join(lines)
+    assert "22 hook events replayed: 17 continue, 5 deny" in text
+    assert "[rule fs.rm.catastrophic]" in text  # rm -rf ~/ stopped by the shell analysis
+    assert "[rule files.read.secret]" in text  # the .env read stopped by the file policy
+    assert "KILL SWITCH is on" in text
+    assert "hook input is not valid JSON" in text  # the malformed payload in trading mode
+    assert lines[-2].startswith("audit chain verified: 22 records")
+    assert "fails verification" in lines[-1]
+
+
+def test_the_demo_leaves_the_users_own_home_untouched(umx: UltramaxEnv) -> None:
+    before = sorted(p.relative_to(umx.root) for p in umx.root.rglob("*"))
+    run_demo(lambda line: None)
+    assert sorted(p.relative_to(umx.root) for p in umx.root.rglob("*")) == before
