@@ -19,6 +19,7 @@ from ultramax.cli.base import CliContext
 from ultramax.cli.install_cmd import register
 from ultramax.doctor import Check, run_doctor
 from ultramax.install import HOOK_EVENTS, install, plugin_dir
+from ultramax.modes import activate_mode
 from ultramax.paths import Paths
 
 
@@ -104,7 +105,17 @@ def test_doctor_names_the_events_a_partial_install_lacks(env: Env) -> None:
 def test_doctor_is_satisfied_with_a_fresh_install(env: Env) -> None:
     install(env.paths, scope="user", project_dir=env.project)
     checks = doctor(env)
-    for name in ("claude", "settings", "disableAllHooks", "hooks", "duplicates", "command", "timeouts", "kill-switch"):
+    for name in (
+        "claude",
+        "settings",
+        "disableAllHooks",
+        "hooks",
+        "duplicates",
+        "command",
+        "timeouts",
+        "stages",
+        "kill-switch",
+    ):
         assert statuses(checks, name) == {"ok"}, [c for c in checks if c.name == name]
     assert "2.1.240" in only(checks, "claude").message
 
@@ -311,3 +322,16 @@ def test_doctor_warns_when_installed_hooks_wait_longer_than_the_configured_timeo
     assert stale.fix.startswith("ultramax install")
     install(env.paths, scope="user", project_dir=env.project)
     assert only(doctor(env), "timeouts").status == "ok"
+
+
+def test_doctor_warns_when_a_project_pins_a_stage_list_missing_stages_its_mode_now_has(env: Env) -> None:
+    assert only(doctor(env), "stages").status == "ok"
+    settings = env.project / ".claude" / "settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    old = ["auth_validation", "safety", "memory_sync", "enrichment", "audit", "telemetry"]  # before skills existed
+    settings.write_text(json.dumps({"ultramax": {"mode": "development", "hookStages": old}}))
+    stale = only(doctor(env), "stages")
+    assert stale.status == "warn" and "without skills" in stale.message
+    assert stale.fix.startswith("ultramax mode activate development")
+    activate_mode(env.project, "development")
+    assert only(doctor(env), "stages").status == "ok"

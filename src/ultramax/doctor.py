@@ -32,6 +32,7 @@ from ultramax.install import (
     plugin_dir,
     plugin_hooks_json,
 )
+from ultramax.modes import detect_mode
 from ultramax.paths import Paths, project_settings_files
 from ultramax.safety.killswitch import KillSwitch
 
@@ -565,6 +566,23 @@ def _check_timeouts(sources: list[Source], paths: Paths, project_dir: Path) -> C
     )
 
 
+def _check_stages(paths: Paths, project_dir: Path) -> Check:
+    """`mode activate` pins the mode's stage list in the project; a newer ultramax may have added stages since."""
+    settings = load_settings(paths, project_dir)
+    pinned = list(settings.get("ultramax.hookStages"))
+    mode = detect_mode(project_dir, settings).mode
+    missing = [s for s in mode.hook_stages if s not in pinned]
+    if not pinned or not missing:
+        return Check("stages", "ok", f"pipeline stages: {' -> '.join(pinned or mode.hook_stages)} ({mode.name} mode)")
+    return Check(
+        "stages",
+        "warn",
+        f"the project pins pipeline stages without {', '.join(missing)}, which the {mode.name} mode now has "
+        f"({settings.sources['ultramax.hookStages']})",
+        f"ultramax mode activate {mode.name}   (rewrites the pinned list; other keys are kept)",
+    )
+
+
 def _check_kill_switch(paths: Paths) -> Check:
     switch = KillSwitch(paths.kill_switch)
     if switch.engaged:
@@ -596,6 +614,7 @@ def run_doctor(
     checks.append(check_duplicates(sources))
     checks += _check_commands(sources, env)
     checks.append(_check_timeouts(sources, paths, project_dir))
+    checks.append(_check_stages(paths, project_dir))
     checks.append(_check_daemon(paths))
     checks += _check_permissions(paths)
     checks.append(_check_kill_switch(paths))
