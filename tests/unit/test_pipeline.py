@@ -428,14 +428,13 @@ def test_session_start_gets_a_briefing_of_the_guardrails(runtime: Runtime, make_
     assert "development mode" in context
 
 
-def test_the_trading_pipeline_reports_its_missing_engines(runtime: Runtime, umx: UltramaxEnv) -> None:
+def test_the_trading_pipeline_has_every_engine_it_names(runtime: Runtime, umx: UltramaxEnv) -> None:
     from ultramax.modes import detect_mode
 
     project = umx.project("alphaforge")
     settings = runtime.settings_for(project)
     dispatcher = runtime.pipeline_for(detect_mode(project, settings), settings)
-    assert "trading_safety" in dispatcher.missing
-    assert "trading_safety" not in dispatcher.stage_names
+    assert dispatcher.missing == []  # the trading layers run inside the safety stage
     assert dispatcher.stage_names[:2] == ["auth_validation", "safety"]
 
 
