@@ -93,6 +93,17 @@ def _die_with_parent(parent: int) -> None:  # runs in the child between fork and
         os._exit(1)
 
 
+def complete_lines(buffer: bytearray, data: bytes) -> list[bytes]:
+    """Append ``data`` to ``buffer`` and take out its complete, non-blank lines (newline-delimited JSON-RPC);
+    a partial last line stays in ``buffer`` for the next call."""
+    buffer += data
+    if b"\n" not in data:
+        return []
+    *lines, rest = buffer.split(b"\n")
+    buffer[:] = rest
+    return [bytes(line) for line in lines if line.strip()]
+
+
 class _Framer:
     """Splits the server's stdout into lines and hands each JSON-RPC message to the session's read stream."""
 
@@ -103,14 +114,7 @@ class _Framer:
         self.bad_lines = 0
 
     def feed(self, data: bytes) -> None:
-        self.buffer += data
-        if b"\n" not in data:
-            return
-        *lines, rest = self.buffer.split(b"\n")
-        self.buffer = bytearray(rest)
-        for line in lines:
-            if not line.strip():
-                continue
+        for line in complete_lines(self.buffer, data):
             try:
                 message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
             except ValueError:

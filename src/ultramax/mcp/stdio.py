@@ -24,7 +24,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.shared._stream_protocols import WriteStream
 from mcp.shared.message import SessionMessage
 
-from ultramax.mcp.process import PipeWriter
+from ultramax.mcp.process import PipeWriter, complete_lines
 
 __all__ = ["stdio_pipes"]
 
@@ -43,14 +43,7 @@ class _Reader(asyncio.Protocol):
         self.buffer = bytearray()
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if b"\n" not in data:
-            return
-        *lines, rest = self.buffer.split(b"\n")
-        self.buffer = bytearray(rest)
-        for line in lines:
-            if not line.strip():
-                continue
+        for line in complete_lines(self.buffer, data):
             item: SessionMessage | Exception
             try:
                 item = SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
