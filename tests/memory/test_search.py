@@ -135,3 +135,21 @@ def test_a_forgotten_passage_is_gone_from_every_tier(service: MemoryService) -> 
     assert service.search("staging password", project="acme").hits
     assert service.forget(pid)
     assert service.search("staging password rotates", project="acme").hits == []
+
+
+def test_the_passage_after_a_hit_in_the_same_session_ranks_above_its_twin_elsewhere(service: MemoryService) -> None:
+    service.store.ensure_project("acme")
+    # as unrelated to the query as the answer below (no shared word), stored first so it wins a tie
+    service.store.add_passages("acme", [NewPassage("let us go with 9001", session_id="other")])
+    service.store.add_passages(
+        "acme",
+        [
+            NewPassage("which port should the billing service listen on?", session_id="s1"),
+            NewPassage("let us go with 8123", session_id="s1"),  # the answer: no word of the query
+        ],
+    )
+    service.flush()
+    hits = service.search("billing service port", project="acme", limit=3).hits
+    order = [h.passage.text for h in hits]
+    assert order[0].startswith("which port")
+    assert order.index("let us go with 8123") < order.index("let us go with 9001")
