@@ -24,7 +24,7 @@ import anyio
 import mcp_types as types
 from mcp import Client, StdioServerParameters
 
-from bench.common import REPO, isolated_env, machine, summary
+from bench.common import REPO, code_under_test, isolated_env, machine, summary
 from ultramax.mcp.control import running_gateways
 from ultramax.paths import Paths
 
@@ -40,7 +40,7 @@ def gateway_params(project: Path) -> StdioServerParameters:
     return StdioServerParameters(
         command=sys.executable,
         args=["-m", "ultramax.cli.main", "--project-dir", str(project), "mcp", "serve"],
-        env={k: os.environ[k] for k in ("HOME", "ULTRAMAX_HOME", "PATH")},
+        env={**{k: os.environ[k] for k in ("HOME", "ULTRAMAX_HOME", "PATH")}, **code_under_test()},
         cwd=str(project),
     )
 
