@@ -25,7 +25,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -376,15 +376,6 @@ class Gateway:
         annotations = item.get("annotations") or {}
         return bool(annotations.get("readOnlyHint")) or up.spec.retry_safe(tool)
 
-    @contextmanager
-    def _calls(self, up: Upstream, ctx: ServerRequestContext[Any, Any]) -> Any:
-        calls = self._calling.setdefault(up.id, [])
-        calls.append(ctx)
-        try:
-            yield
-        finally:
-            calls.remove(ctx)
-
     def _caller(self, up: Upstream) -> ServerRequestContext[Any, Any] | None:
         """The downstream request most recently sent to ``up`` and still waiting (for request-scoped relays)."""
         calls = self._calling.get(up.id)
@@ -421,11 +412,12 @@ class Gateway:
             out = upstream_params(params, modern=up.modern)
             if name_key is not None and upstream_name is not None:
                 out[name_key] = upstream_name
+            waiting = self._calling.setdefault(up.id, [])  # the calls _caller relays sampling/elicitation for
+            waiting.append(ctx)
             try:
-                with self._calls(up, ctx):
-                    result = await up.forward(
-                        method, out, progress=progress, timeout=(up.spec.timeout_ms or 0) / 1000 or None
-                    )
+                result = await up.forward(
+                    method, out, progress=progress, timeout=(up.spec.timeout_ms or 0) / 1000 or None
+                )
             except UpstreamFailure as exc:
                 failures.append(exc)
                 if exc.kind == "closed" and (up.child is None or up.child.alive()):
@@ -439,6 +431,8 @@ class Gateway:
                     )
                 self._event("retry", up, method=method, reason=exc.reason)
                 continue
+            finally:
+                waiting.remove(ctx)
             self.metrics.call(up.id, "error" if result.get("isError") else "ok")
             if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
                 result.setdefault("resultType", "complete")
