@@ -24,7 +24,7 @@ import pytest
 import uvicorn
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from mcp import Client
-from mcp.server.streamable_http import EventMessage
+from mcp.server.streamable_http import GET_STREAM_KEY, EventMessage
 
 from tests.conftest import UltramaxEnv, wait_for
 from tests.mcp.harness import Servers, result_text
@@ -311,3 +311,18 @@ def test_an_event_id_from_another_session_is_unknown_there() -> None:
     with pytest.raises(EventReplayError) as refused:
         mine.locate(event_id)
     assert refused.value.kind == "unknown"
+
+
+def test_the_standalone_stream_stays_open_after_a_replay_even_past_an_error_without_an_id() -> None:
+    store = ReplayStore()
+    cursor = store.add(GET_STREAM_KEY, _note(1))
+    error = types.ErrorData(code=types.PARSE_ERROR, message="Parse error")
+    store.add(GET_STREAM_KEY, types.JSONRPCError(jsonrpc="2.0", id=None, error=error))
+    store.add(GET_STREAM_KEY, _note(2))
+    sent: list[EventMessage] = []
+
+    async def send(event: EventMessage) -> None:
+        sent.append(event)
+
+    assert anyio.run(store.replay_events_after, cursor, send) == GET_STREAM_KEY  # the SDK keeps it open
+    assert len(sent) == 2

@@ -32,7 +32,7 @@ from mcp.server.streamable_http import GET_STREAM_KEY, EventCallback, EventId, E
 
 from ultramax.errors import UltramaxError
 
-__all__ = ["EventReplayError", "ReplayLimits", "ReplayStore"]
+__all__ = ["EventReplayError", "ReplayLimits", "ReplayStore", "StoredEvent"]
 
 
 class EventReplayError(UltramaxError):
@@ -61,7 +61,9 @@ class ReplayLimits:
 
 
 @dataclass(slots=True)
-class _Event:
+class StoredEvent:
+    """One stored SSE event: its place in the session's sequence, its stream, its id and its JSON."""
+
     seq: int
     stream: StreamId
     stream_no: int
@@ -89,8 +91,8 @@ class ReplayStore(EventStore):
         self._detach = detach
         self._clock = clock
         self._tag = secrets.token_hex(4)
-        self._events: deque[_Event] = deque()
-        self._by_id: dict[EventId, _Event] = {}
+        self._events: deque[StoredEvent] = deque()
+        self._by_id: dict[EventId, StoredEvent] = {}
         self._next_seq = 0
         self._bytes = 0
         self._stream_no: dict[StreamId, int] = {}
@@ -128,8 +130,10 @@ class ReplayStore(EventStore):
         seq = self._next_seq
         self._next_seq += 1
         data = message.model_dump_json(by_alias=True, exclude_unset=True) if message is not None else None
-        final = isinstance(message, types.JSONRPCResponse | types.JSONRPCError)
-        event = _Event(seq, stream_id, stream_no, f"{self._tag}-{stream_no}-{seq}", data, final, self._clock())
+        # a request's stream ends with its response; the standalone stream never ends (a null-id error on it is
+        # just another event)
+        final = stream_id != GET_STREAM_KEY and isinstance(message, types.JSONRPCResponse | types.JSONRPCError)
+        event = StoredEvent(seq, stream_id, stream_no, f"{self._tag}-{stream_no}-{seq}", data, final, self._clock())
         self._events.append(event)
         self._by_id[event.event_id] = event
         self._stream_events[stream_id] = self._stream_events.get(stream_id, 0) + 1
@@ -168,7 +172,7 @@ class ReplayStore(EventStore):
         return None
 
     # -- cursors ------------------------------------------------------------------------------------------
-    def locate(self, event_id: EventId) -> _Event:
+    def locate(self, event_id: EventId) -> StoredEvent:
         """The stored event ``event_id`` names; raises :class:`EventReplayError` saying why it cannot be used."""
         self._evict()
         parts = event_id.split("-")
