@@ -16,7 +16,7 @@ from pathlib import Path
 from ultramax.daemon.control import start_daemon, stop_daemon
 from ultramax.paths import Paths
 
-__all__ = ["isolated_env", "machine", "percentile", "running_daemon", "summary"]
+__all__ = ["code_under_test", "isolated_env", "machine", "percentile", "running_daemon", "summary"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,6 +37,19 @@ def isolated_env() -> Iterator[dict[str, str]]:
         finally:
             os.environ.clear()
             os.environ.update(saved)
+
+
+def code_under_test() -> dict[str, str]:
+    """Environment that makes a child ``python -m ultramax...`` import the ultramax this process imported.
+
+    A benchmark's child processes get a pared-down environment; without this they would import whatever
+    ultramax the interpreter has installed, which in a second work tree sharing a virtualenv is another checkout.
+    """
+    import ultramax
+
+    source = str(Path(ultramax.__file__).resolve().parents[1])
+    rest = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": source + (os.pathsep + rest if rest else "")}
 
 
 @contextlib.contextmanager

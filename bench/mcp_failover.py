@@ -28,7 +28,7 @@ import anyio
 import mcp_types as types
 from mcp import Client, StdioServerParameters
 
-from bench.common import REPO, isolated_env, machine, percentile
+from bench.common import REPO, code_under_test, isolated_env, machine, percentile
 from ultramax.mcp.control import query_gateway, running_gateways
 from ultramax.paths import Paths
 
@@ -74,7 +74,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "ultramax.cli.main", "--project-dir", str(project), "mcp", "serve"],
-        env={k: os.environ[k] for k in ("HOME", "ULTRAMAX_HOME", "PATH")},
+        env={**{k: os.environ[k] for k in ("HOME", "ULTRAMAX_HOME", "PATH")}, **code_under_test()},
         cwd=str(project),
     )
     kills: list[tuple[float, int]] = []

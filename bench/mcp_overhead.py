@@ -7,7 +7,8 @@ Every path uses the official ``mcp`` SDK client over stdio and the same official
 server directly, a client talking to a gateway in the handshake era, and one talking to a gateway in the
 2026-07-28 era (what Claude Code 2.1.328 negotiates on stdio); each gateway runs its own server-everything
 behind it. Calls rotate between the three so the machine's drift hits all of them alike; warm-up calls are not
-counted. Needs ``scripts/install-mcp-servers.sh``.
+counted. ``--gated`` adds a fourth path, calls of a second server whose routing rule requires the safety check
+(the gate decides and audits every call; not part of the goal). Needs ``scripts/install-mcp-servers.sh``.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ import anyio
 import mcp_types as types
 from mcp import Client, StdioServerParameters
 
-from bench.common import REPO, isolated_env, machine, summary
+from bench.common import REPO, code_under_test, isolated_env, machine, summary
 from ultramax.mcp.control import running_gateways
 from ultramax.paths import Paths
 
 SERVERS = REPO / ".cache" / "mcp-servers"
 EVERYTHING = SERVERS / "node_modules" / ".bin" / "mcp-server-everything"
+GATED = "gateway (2026-07-28 client, safety gate)"
 
 
 def _text(result: types.CallToolResult) -> str:
@@ -40,7 +42,7 @@ def gateway_params(project: Path) -> StdioServerParameters:
     return StdioServerParameters(
         command=sys.executable,
         args=["-m", "ultramax.cli.main", "--project-dir", str(project), "mcp", "serve"],
-        env={k: os.environ[k] for k in ("HOME", "ULTRAMAX_HOME", "PATH")},
+        env={**{k: os.environ[k] for k in ("HOME", "ULTRAMAX_HOME", "PATH")}, **code_under_test()},
         cwd=str(project),
     )
 
@@ -50,12 +52,20 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def run(calls: int, warmup: int) -> tuple[dict[str, list[float]], float]:
+async def run(calls: int, warmup: int, gated: bool = False) -> tuple[dict[str, list[float]], float]:
     home = Path(os.environ["HOME"])
     pools = home / ".claude" / "mcp" / "pools" / "bench.json"
     pools.parent.mkdir(parents=True, exist_ok=True)
-    pools.write_text(json.dumps({"pools": {"primary": {"servers": {"everything": {
-        "command": str(EVERYTHING), "args": ["stdio"]}}}}}))  # fmt: skip
+    server = {"command": str(EVERYTHING), "args": ["stdio"]}
+    config: dict[str, Any] = {"pools": {"primary": {"servers": {"everything": server}}}}
+    if gated:  # a second server whose calls all pass the safety gate (rate limits off: every call is decided)
+        config["pools"]["primary"]["servers"]["gated"] = server
+        config["routing"] = {"rules": [{"pattern": "gated:*", "require_safety_check": True}]}
+        settings = home / ".claude" / "settings.json"
+        data = json.loads(settings.read_text())
+        data["safety"] = {"operationCallsPerMinute": 0, "sessionCallsPerMinute": 0}
+        settings.write_text(json.dumps(data))
+    pools.write_text(json.dumps(config))
     project = home / "project"
     project.mkdir()
     direct_params = StdioServerParameters(command=str(EVERYTHING), args=["stdio"])
@@ -75,19 +85,23 @@ async def run(calls: int, warmup: int) -> tuple[dict[str, list[float]], float]:
             ("gateway (2025-11-25 client)", legacy, "everything__echo"),
             ("gateway (2026-07-28 client)", modern, "everything__echo"),
         ]
+        if gated:
+            paths.append((GATED, modern, "gated__echo"))
+            timings[GATED] = []
+        n = len(paths)
         gateways = [g.pid for g in running_gateways(Paths.from_env())]
         cpu_before = 0.0
         for i in range(warmup + calls):
             if i == warmup:
                 cpu_before = sum(_cpu_seconds(pid) for pid in gateways)
-            for name, client, tool in paths[i % 3 :] + paths[: i % 3]:
+            for name, client, tool in paths[i % n :] + paths[: i % n]:
                 started = time.perf_counter()
                 result = await client.call_tool(tool, {"message": f"call {i}"})
                 elapsed = time.perf_counter() - started
                 assert not result.is_error and _text(result) == f"Echo: call {i}", result
                 if i >= warmup:
                     timings[name].append(elapsed * 1000)
-        cpu_per_call_ms = (sum(_cpu_seconds(pid) for pid in gateways) - cpu_before) / (2 * calls) * 1000
+        cpu_per_call_ms = (sum(_cpu_seconds(pid) for pid in gateways) - cpu_before) / ((n - 1) * calls) * 1000
     return timings, cpu_per_call_ms
 
 
@@ -95,12 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="measured calls per path")
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument(
+        "--gated", action="store_true", help="also time calls that pass the safety gate (not part of the goal)"
+    )
     args = parser.parse_args(argv)
     if not EVERYTHING.exists():
         print("server-everything is not installed: run scripts/install-mcp-servers.sh", file=sys.stderr)
         return 2
     with isolated_env():
-        timings, cpu_ms = anyio.run(run, args.calls, args.warmup)
+        timings, cpu_ms = anyio.run(run, args.calls, args.warmup, args.gated)
     base_p50, base_p95, _ = summary(timings["direct"])
     print(f"machine: {machine()}")
     print(f"{args.calls} measured tools/call per path (after {args.warmup} warm-up), paths interleaved\n")
@@ -111,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         p50, p95, mean = summary(values)
         added = "" if name == "direct" else f"{p50 - base_p50:+.3f} | {p95 - base_p95:+.3f}"
         print(f"| {name} | {p50:.3f} | {p95:.3f} | {mean:.3f} | {added or '- | -'} |")
-        if name != "direct":
+        if name not in ("direct", GATED):
             ok = ok and p50 - base_p50 <= 1.0 and p95 - base_p95 <= 3.0
     print(f"\ngateway CPU (user + system) per forwarded call: {cpu_ms:.3f} ms")
     print("goal: p50 added <= 1 ms, p95 added <= 3 ms:", "met" if ok else "NOT met")

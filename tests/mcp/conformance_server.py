@@ -21,6 +21,7 @@ from mcp.shared.exceptions import MCPError
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
 WAV = "UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQAAAAA="
 EMPTY: dict[str, Any] = {"type": "object", "properties": {}}
+RECONNECTION_S = 1.0  # how long test_reconnection runs
 
 # fmt: off
 TOOLS: list[dict[str, Any]] = [
@@ -38,6 +39,8 @@ TOOLS: list[dict[str, Any]] = [
         "type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]}},
     {"name": "test_elicitation_sep1034_defaults", "description": "Elicitation with defaults", "inputSchema": EMPTY},
     {"name": "test_elicitation_sep1330_enums", "description": "Elicitation with enums", "inputSchema": EMPTY},
+    {"name": "test_reconnection", "description": "Runs long enough for the gateway to close its SSE stream",
+     "inputSchema": EMPTY},
     {"name": "json_schema_2020_12_tool", "description": "Tool with JSON Schema 2020-12 features", "inputSchema": {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",
@@ -109,6 +112,11 @@ async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolR
                 await anyio.sleep(0.05)
             await session.report_progress(value, 100)
         return text("Tool with progress executed successfully")
+    if name == "test_reconnection":
+        # SEP-1699 polling: the gateway (run with --sse-poll-ms well below this) closes the call's SSE stream
+        # mid-call; the suite reconnects with Last-Event-ID and must get this result from the event store
+        await anyio.sleep(RECONNECTION_S)
+        return text("Reconnection test completed")
     if name == "test_error_handling":
         return {**text("This tool intentionally returns an error for testing"), "isError": True}
     if name == "test_sampling":

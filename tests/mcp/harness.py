@@ -24,10 +24,13 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+import ultramax
 from tests.conftest import UltramaxEnv, wait_for
 from ultramax.mcp.control import GatewayInfo, query_gateway, running_gateways
 
 REPO = Path(__file__).resolve().parents[2]
+# the gateways the tests start import the ultramax under test (a work tree may share another checkout's venv)
+SOURCE = str(Path(ultramax.__file__).resolve().parents[1])
 SERVERS_ENV = "ULTRAMAX_MCP_SERVERS"
 DEFAULT_SERVERS = REPO / ".cache" / "mcp-servers"
 FIXTURE_SERVER = Path(__file__).with_name("fixture_server.py")
@@ -103,6 +106,7 @@ class Gateway:
             "HOME": str(umx.home),
             "ULTRAMAX_HOME": str(umx.ultramax_home),
             "PATH": os.environ.get("PATH", os.defpath),
+            "PYTHONPATH": os.pathsep.join(p for p in (SOURCE, os.environ.get("PYTHONPATH")) if p),
             **(env or {}),
         }
         self.params = StdioServerParameters(

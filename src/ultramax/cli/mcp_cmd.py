@@ -38,6 +38,21 @@ def register(sub: Subparsers) -> None:
         "--no-prefix", action="store_true", help="pass-through: keep the servers' own tool and prompt names"
     )
     serve.add_argument("--name", default="ultramax", help="the name Claude Code registers the gateway under")
+    serve.add_argument(
+        "--sse-retry-ms",
+        type=_non_negative,
+        default=1000,
+        metavar="MS",
+        help="HTTP: the reconnection delay announced on each SSE stream (default: 1000)",
+    )
+    serve.add_argument(
+        "--sse-poll-ms",
+        type=_non_negative,
+        default=0,
+        metavar="MS",
+        help="HTTP: close the SSE stream of a call still running after MS ms; the client resumes it with "
+        "Last-Event-ID (SEP-1699 polling; default: 0, keep streams open)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     act = cmds.add_parser(
@@ -66,6 +81,16 @@ def _pools_arg(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="read these pools files instead of ~/.claude/mcp/pools/*.json and the project's (repeatable)",
     )
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of milliseconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"cannot be negative: {value}")
+    return value
 
 
 def cmd_list(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -161,11 +186,13 @@ def cmd_serve(args: argparse.Namespace, ctx: CliContext) -> int:
     import anyio
 
     from ultramax.mcp.serve import build_gateway, run_gateway
+    from ultramax.mcp.streamable import SseOptions
 
     gateway = build_gateway(
         ctx.paths, ctx.project_dir, files=args.pools, prefix=False if args.no_prefix else None, name=args.name
     )
-    anyio.run(lambda: run_gateway(gateway, transport=args.transport, host=args.host, port=args.port))
+    sse = SseOptions(retry_ms=args.sse_retry_ms, poll_ms=args.sse_poll_ms)
+    anyio.run(lambda: run_gateway(gateway, transport=args.transport, host=args.host, port=args.port, sse=sse))
     return 0
 
 

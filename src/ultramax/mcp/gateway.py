@@ -12,7 +12,7 @@ It runs every active server (and its warm backups), aggregates their tools, reso
   when it is safe to retry: the tool is annotated ``readOnlyHint``, or the server / rule says ``retry_safe``.
   The failing server is restarted with backoff by its supervisor;
 - where a rule says ``require_safety_check``, the safety engine runs in the call path, fail-closed: anything
-  but allow (an ask included, the gateway cannot ask) refuses the call, and the decision is audited.
+  but allow (an ask included, the gateway cannot ask) refuses the call, and the decision is audited (``gate``).
 
 Progress from the upstream is re-tagged with the caller's token; a downstream cancellation cancels the
 upstream request (the SDK sends ``notifications/cancelled``); ``ping`` is answered locally. Upstream
@@ -21,12 +21,11 @@ upstream request (the SDK sends ``notifications/cancelled``); ``ping`` is answer
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,16 +51,13 @@ from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from ultramax import __version__
-from ultramax.audit import AuditLog, digest
-from ultramax.config import Settings, load_settings
 from ultramax.errors import UltramaxError
 from ultramax.mcp.catalog import AggregateView, page
 from ultramax.mcp.config import ActiveSet, PoolConfig, RoutingRule
+from ultramax.mcp.gate import Decide, SafetyGate
 from ultramax.mcp.health import McpMetrics
 from ultramax.mcp.upstream import Upstream, UpstreamFailure, upstream_params
-from ultramax.modes import ModeConfig, detect_mode
 from ultramax.paths import Paths
-from ultramax.redact import redact
 
 __all__ = ["Gateway", "GatewayOptions"]
 
@@ -111,7 +107,7 @@ class Gateway:
         project_dir: Path | None = None,
         options: GatewayOptions | None = None,
         metrics: McpMetrics | None = None,
-        safety: Callable[[str, str, RoutingRule, dict[str, Any]], tuple[str, str, str | None]] | None = None,
+        safety: Decide | None = None,
     ) -> None:
         self.config = config
         self.active = active
@@ -119,7 +115,7 @@ class Gateway:
         self.project_dir = project_dir
         self.options = options or GatewayOptions()
         self.metrics = metrics or McpMetrics()
-        self._safety = safety or self._safety_engine
+        self.gate = SafetyGate(paths, project_dir, name=self.options.name, prefix=self.options.prefix, decide=safety)
         self.started = time.time()
         self.events: list[dict[str, Any]] = []
         self.upstreams: dict[str, Upstream] = {}
@@ -150,7 +146,6 @@ class Gateway:
         self._plans: dict[str, _Plan] = {}
         self._sessions: dict[int, ServerSession] = {}
         self._calling: dict[str, list[ServerRequestContext[Any, Any]]] = {}
-        self._audit: AuditLog | None = None
         self._bus = InMemorySubscriptionBus()  # 2026-07-28 peers: changes go out on subscriptions/listen streams
         self._listen = ListenHandler(self._bus)
         self.server = self._build_server()
@@ -171,8 +166,7 @@ class Gateway:
                         await self.shutdown()
                     tg.cancel_scope.cancel()
         finally:
-            if self._audit is not None:
-                self._audit.close()
+            self.gate.close()
 
     async def shutdown(self, timeout: float = 10.0) -> None:
         self._listen.close()
@@ -382,15 +376,6 @@ class Gateway:
         annotations = item.get("annotations") or {}
         return bool(annotations.get("readOnlyHint")) or up.spec.retry_safe(tool)
 
-    @contextmanager
-    def _calls(self, up: Upstream, ctx: ServerRequestContext[Any, Any]) -> Any:
-        calls = self._calling.setdefault(up.id, [])
-        calls.append(ctx)
-        try:
-            yield
-        finally:
-            calls.remove(ctx)
-
     def _caller(self, up: Upstream) -> ServerRequestContext[Any, Any] | None:
         """The downstream request most recently sent to ``up`` and still waiting (for request-scoped relays)."""
         calls = self._calling.get(up.id)
@@ -427,11 +412,12 @@ class Gateway:
             out = upstream_params(params, modern=up.modern)
             if name_key is not None and upstream_name is not None:
                 out[name_key] = upstream_name
+            waiting = self._calling.setdefault(up.id, [])  # the calls _caller relays sampling/elicitation for
+            waiting.append(ctx)
             try:
-                with self._calls(up, ctx):
-                    result = await up.forward(
-                        method, out, progress=progress, timeout=(up.spec.timeout_ms or 0) / 1000 or None
-                    )
+                result = await up.forward(
+                    method, out, progress=progress, timeout=(up.spec.timeout_ms or 0) / 1000 or None
+                )
             except UpstreamFailure as exc:
                 failures.append(exc)
                 if exc.kind == "closed" and (up.child is None or up.child.alive()):
@@ -445,6 +431,8 @@ class Gateway:
                     )
                 self._event("retry", up, method=method, reason=exc.reason)
                 continue
+            finally:
+                waiting.remove(ctx)
             self.metrics.call(up.id, "error" if result.get("isError") else "ok")
             if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
                 result.setdefault("resultType", "complete")
@@ -468,71 +456,6 @@ class Gateway:
             await ctx.session.report_progress(progress, total, message)
 
         return relay
-
-    # -- safety ------------------------------------------------------------------------------------------
-    def _safety_engine(
-        self, namespace: str, tool: str, rule: RoutingRule, arguments: dict[str, Any]
-    ) -> tuple[str, str, str | None]:
-        """(permission, reason, rule id) from the safety engine; any failure denies (fail-closed)."""
-        from ultramax.pipeline.stages.safety import default_layers
-        from ultramax.safety.engine import SafetyEngine, SafetyRequest
-
-        try:
-            settings: Settings = load_settings(self.paths, self.project_dir)
-            mode: ModeConfig = detect_mode(self.project_dir, settings).mode
-            request = SafetyRequest(
-                tool=f"mcp__{self.options.name}__{namespace}__{tool}",
-                input=arguments,
-                mode=mode,
-                settings=settings,
-                paths=self.paths,
-                cwd=self.project_dir,
-                project_dir=self.project_dir,
-                source="gateway",
-                metadata={"server": namespace, "upstream_tool": tool, "rule": rule.pattern},
-            )
-            decision = SafetyEngine(default_layers()).evaluate(request)
-            return decision.permission, decision.reason, decision.rule
-        except Exception as exc:  # noqa: BLE001 -- fail closed on anything
-            return "deny", f"safety check failed ({type(exc).__name__}: {exc}); the gateway fails closed", None
-
-    def _check_safety(self, namespace: str, tool: str, rule: RoutingRule, arguments: dict[str, Any]) -> str | None:
-        """None to proceed, else the refusal text."""
-        permission, reason, rule_id = self._safety(namespace, tool, rule, arguments)
-        if permission == "ask":
-            reason = f"{reason} (needs confirmation, which the gateway cannot ask for: refused)"
-        self._audit_decision(
-            namespace,
-            tool,
-            arguments,
-            permission=permission,
-            reason=reason,
-            rule_id=rule_id or f"routing:{rule.pattern}",
-        )
-        if permission == "allow":
-            return None
-        return f"ultramax safety gate refused {namespace}{'__' if self.options.prefix else ':'}{tool}: {reason}"
-
-    def _audit_decision(
-        self, namespace: str, tool: str, arguments: dict[str, Any], *, permission: str, reason: str, rule_id: str
-    ) -> None:
-        try:
-            if self._audit is None:
-                self.paths.ensure_home()
-                self._audit = AuditLog(self.paths.audit_log, self.paths.audit_head)
-            entry = {
-                "event": "McpGatewayCall",
-                "tool": f"mcp__{self.options.name}__{namespace}__{tool}",
-                "project": str(self.project_dir) if self.project_dir else None,
-                "decision": "allow" if permission == "allow" else "deny",
-                "stage": "gateway",
-                "rule": rule_id,
-                "reason": redact(reason) if reason else None,
-                "input_sha256": digest(json.dumps(arguments, sort_keys=True, default=str)),
-            }
-            self._audit.append({k: v for k, v in entry.items() if v is not None})
-        except (UltramaxError, OSError) as exc:
-            log.error("mcp gateway: cannot audit a safety decision: %s", exc)
 
     # -- the downstream server -----------------------------------------------------------------------------
     def _build_server(self) -> Server[Any]:
@@ -592,7 +515,7 @@ class Gateway:
         if plan is None:
             plan = self._plans[params.name] = self._plan(entry.namespace, entry.upstream_name)
         if plan.gate is not None:
-            refusal = self._check_safety(entry.namespace, entry.upstream_name, plan.gate, dict(params.arguments or {}))
+            refusal = self.gate.check(entry.namespace, entry.upstream_name, plan.gate, dict(params.arguments or {}))
             if refusal is not None:
                 return _error_result(refusal, ctx)
         return await self.forward(

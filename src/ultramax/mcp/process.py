@@ -17,12 +17,12 @@ import contextlib
 import ctypes
 import errno
 import logging
-import math
 import os
 import signal
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -32,12 +32,13 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 
 __all__ = [
     "DEFAULT_ENV_ALLOWLIST",
     "ChildProcess",
+    "Inbox",
+    "PipeWriter",
     "child_environment",
     "spawn_stdio_server",
 ]
@@ -96,6 +97,8 @@ def _die_with_parent(parent: int) -> None:  # runs in the child between fork and
 def complete_lines(buffer: bytearray, data: bytes) -> list[bytes]:
     """Append ``data`` to ``buffer`` and take out its complete, non-blank lines (newline-delimited JSON-RPC);
     a partial last line stays in ``buffer`` for the next call."""
+    if not buffer and data.endswith(b"\n"):  # the usual read: whole messages, nothing pending; no copies
+        return [line for line in data.split(b"\n") if line.strip()]
     buffer += data
     if b"\n" not in data:
         return []
@@ -107,8 +110,8 @@ def complete_lines(buffer: bytearray, data: bytes) -> list[bytes]:
 class _Framer:
     """Splits the server's stdout into lines and hands each JSON-RPC message to the session's read stream."""
 
-    def __init__(self, send: MemoryObjectSendStream[SessionMessage | Exception], name: str) -> None:
-        self.send = send
+    def __init__(self, inbox: Inbox, name: str) -> None:
+        self.inbox = inbox
         self.name = name
         self.buffer = bytearray()
         self.bad_lines = 0
@@ -121,8 +124,7 @@ class _Framer:
                 self.bad_lines += 1
                 log.warning("mcp server %s wrote a non-JSON-RPC line to stdout: %.200r", self.name, bytes(line))
                 continue
-            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-                self.send.send_nowait(SessionMessage(message))
+            self.inbox.put(SessionMessage(message))
 
 
 class _Protocol(asyncio.SubprocessProtocol):
@@ -134,7 +136,7 @@ class _Protocol(asyncio.SubprocessProtocol):
 
     def process_exited(self) -> None:
         self.exited.set()
-        self.framer.send.close()
+        self.framer.inbox.end()
 
 
 class _Stdio(asyncio.Protocol):
@@ -149,11 +151,11 @@ class _Stdio(asyncio.Protocol):
         self.framer.feed(data)
 
     def eof_received(self) -> bool:
-        self.framer.send.close()
+        self.framer.inbox.end()
         return True  # keep our write side open: the server may still be reading its requests
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.framer.send.close()
+        self.framer.inbox.end()
         self.can_write.set()
 
     def pause_writing(self) -> None:
@@ -253,6 +255,76 @@ def _state(pid: int) -> str:
     return stat[stat.rfind(b")") + 2 :].split()[0].decode()
 
 
+class Inbox:
+    """The read half of a pipe transport: the messages its protocol decoded, in order, for one SDK reader.
+
+    Satisfies the SDK's ``ReadStream``. Unlike an anyio memory stream it hands over a message that is already
+    waiting without first yielding to the event loop (a loop turn per message, twice per forwarded call);
+    when none is waiting it parks on a future that ``put`` resolves. ``end`` is the pipe's end: what was
+    received is still delivered, then ``EndOfStream``; after ``aclose`` a receive raises
+    ``ClosedResourceError``.
+    """
+
+    def __init__(self) -> None:
+        self._items: deque[SessionMessage | Exception] = deque()
+        self._waiters: list[asyncio.Future[None]] = []
+        self._ended = False
+        self._closed = False
+
+    def put(self, item: SessionMessage | Exception) -> None:
+        if not (self._ended or self._closed):
+            self._items.append(item)
+            self._wake()
+
+    def end(self) -> None:
+        self._ended = True
+        self._wake()
+
+    def close(self) -> None:
+        self._closed = True
+        self._items.clear()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def receive(self) -> SessionMessage | Exception:
+        while not self._items:
+            if self._closed:
+                raise anyio.ClosedResourceError
+            if self._ended:
+                raise anyio.EndOfStream
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        return self._items.popleft()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def __aiter__(self) -> Inbox:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> Inbox:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
 class PipeWriter:
     """The write half of a stdio transport, writing each message straight to the pipe (no task in between).
 
@@ -289,14 +361,14 @@ async def spawn_stdio_server(
     env: Mapping[str, str],
     cwd: str | None = None,
     stderr_path: Path | None = None,
-) -> AsyncIterator[tuple[ChildProcess, MemoryObjectReceiveStream[SessionMessage | Exception], PipeWriter]]:
+) -> AsyncIterator[tuple[ChildProcess, Inbox, PipeWriter]]:
     """Start ``argv`` as an MCP stdio server; yield the process and the stream pair; stop it on exit.
 
     Raises OSError when the command cannot be started (not found, not executable).
     """
     loop = asyncio.get_running_loop()
-    read_send, read_receive = anyio.create_memory_object_stream[SessionMessage | Exception](math.inf)
-    framer = _Framer(read_send, name)
+    inbox = Inbox()
+    framer = _Framer(inbox, name)
     stderr: Any = asyncio.subprocess.DEVNULL
     if stderr_path is not None:
         stderr_path.parent.mkdir(parents=True, exist_ok=True)
@@ -325,19 +397,17 @@ async def spawn_stdio_server(
         io, stdio = await loop.create_unix_connection(lambda: _Stdio(framer), sock=ours)
     except BaseException:
         ours.close()
-        read_send.close()
-        read_receive.close()
+        inbox.close()
         raise
     child = ChildProcess(name, transport.get_pid(), tuple(argv), time.monotonic(), transport, protocol, io,
                          stderr_path)  # fmt: skip
     writer = PipeWriter(io, stdio.can_write)
     try:
-        yield child, read_receive, writer
+        yield child, inbox, writer
     finally:
         with anyio.CancelScope(shield=True):
             await child.stop()
-            read_send.close()
-            read_receive.close()
+            inbox.close()
 
 
 def _rotate(path: Path, limit: int = 1 << 20) -> None:

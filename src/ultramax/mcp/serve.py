@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -28,6 +28,9 @@ from ultramax.mcp.gateway import Gateway, GatewayOptions
 from ultramax.modes import ModeSelection, detect_mode
 from ultramax.observability import configure_logging
 from ultramax.paths import Paths
+
+if TYPE_CHECKING:
+    from ultramax.mcp.streamable import SseOptions
 
 __all__ = ["ProjectPools", "build_gateway", "project_pools", "run_gateway"]
 
@@ -84,8 +87,10 @@ async def run_gateway(
     host: str = "127.0.0.1",
     port: int = 0,
     ready: Any = None,
+    sse: SseOptions | None = None,
 ) -> None:
-    """Serve until the peer leaves or a signal arrives. ``ready`` (if given) is called with the HTTP URL."""
+    """Serve until the peer leaves or a signal arrives. ``ready`` (if given) is called with the HTTP URL;
+    ``sse`` sets the HTTP face's SSE behaviour (priming ``retry``, polling, replay limits)."""
     paths = gateway.paths
     stop = anyio.Event()
     async with anyio.create_task_group() as outer:
@@ -107,7 +112,7 @@ async def run_gateway(
                 await stop.wait()
                 inner.cancel_scope.cancel()
             else:
-                server = await _http_server(gateway, host, port, ready)
+                server = await _http_server(gateway, host, port, ready, sse)
 
                 async def http() -> None:
                     try:
@@ -138,8 +143,10 @@ async def _serve_stdio(gateway: Gateway) -> None:
         await gateway.server.run(read, write, gateway.initialization_options())
 
 
-async def _http_server(gateway: Gateway, host: str, port: int, ready: Any) -> Any:
+async def _http_server(gateway: Gateway, host: str, port: int, ready: Any, sse: SseOptions | None) -> Any:
     import uvicorn
+
+    from ultramax.mcp.streamable import streamable_http_app
 
     class Server(uvicorn.Server):
         sockets: tuple[socket.socket, ...] = ()
@@ -148,7 +155,7 @@ async def _http_server(gateway: Gateway, host: str, port: int, ready: Any) -> An
         def capture_signals(self) -> Iterator[None]:  # the gateway handles signals itself
             yield
 
-    app = gateway.server.streamable_http_app(host=host)
+    app = streamable_http_app(gateway.server, host=host, sse=sse)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))

@@ -10,21 +10,17 @@ reads EOF, stdout goes to stderr), so a stray ``print`` in a library cannot corr
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import math
 import os
 import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
 import mcp_types as types
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from mcp.shared._stream_protocols import WriteStream
+from mcp.shared._stream_protocols import ReadStream, WriteStream
 from mcp.shared.message import SessionMessage
 
-from ultramax.mcp.process import PipeWriter, complete_lines
+from ultramax.mcp.process import Inbox, PipeWriter, complete_lines
 
 __all__ = ["stdio_pipes"]
 
@@ -38,8 +34,8 @@ def _is_pipe(fd: int) -> bool:
 
 
 class _Reader(asyncio.Protocol):
-    def __init__(self, send: MemoryObjectSendStream[SessionMessage | Exception]) -> None:
-        self.send = send
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
         self.buffer = bytearray()
 
     def data_received(self, data: bytes) -> None:
@@ -49,15 +45,14 @@ class _Reader(asyncio.Protocol):
                 item = SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
             except ValueError as exc:
                 item = exc  # the server answers a parse error, as with the SDK's transport
-            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-                self.send.send_nowait(item)
+            self.inbox.put(item)
 
     def eof_received(self) -> bool:
-        self.send.close()
+        self.inbox.end()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.send.close()
+        self.inbox.end()
 
 
 class _Writer(asyncio.Protocol):
@@ -73,9 +68,7 @@ class _Writer(asyncio.Protocol):
 
 
 @asynccontextmanager
-async def stdio_pipes() -> AsyncIterator[
-    tuple[MemoryObjectReceiveStream[SessionMessage | Exception], WriteStream[SessionMessage]]
-]:
+async def stdio_pipes() -> AsyncIterator[tuple[ReadStream[SessionMessage | Exception], WriteStream[SessionMessage]]]:
     """The (read, write) stream pair over this process's stdin/stdout (see the module docstring)."""
     if not (_is_pipe(0) and _is_pipe(1)):
         from mcp.server.stdio import stdio_server
@@ -91,20 +84,19 @@ async def stdio_pipes() -> AsyncIterator[
     os.dup2(null, 0)
     os.close(null)
     os.dup2(2, 1)
-    read_send, read_receive = anyio.create_memory_object_stream[SessionMessage | Exception](math.inf)
+    inbox = Inbox()
     read_file = os.fdopen(wire_in, "rb", buffering=0)
     write_file = os.fdopen(wire_out, "wb", buffering=0)
     transports: list[Any] = []
     try:
-        rtransport, _ = await loop.connect_read_pipe(lambda: _Reader(read_send), read_file)
+        rtransport, _ = await loop.connect_read_pipe(lambda: _Reader(inbox), read_file)
         transports.append(rtransport)
         wtransport, writer = await loop.connect_write_pipe(_Writer, write_file)
         transports.append(wtransport)
-        yield read_receive, PipeWriter(wtransport, writer.can_write)
+        yield inbox, PipeWriter(wtransport, writer.can_write)
     finally:
         for transport in transports:
             transport.close()
-        read_send.close()
-        read_receive.close()
+        inbox.close()
         read_file.close()  # the wire's descriptors; fds 0 and 1 stay on /dev/null and stderr
         write_file.close()
