@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -93,16 +95,14 @@ def test_a_restricted_search_scores_only_the_given_passages() -> None:
     index, matrix = filled(3000, ann_min_rows=1000)
     allowed = {5, 500, 2500, 123_456}  # the last one does not exist
     hits = index.search(matrix[4], 10, restrict=allowed)
-    assert [pid for pid, _ in hits][0] == 5 and {pid for pid, _ in hits} == {5, 500, 2500}
+    assert hits[0][0] == 5 and {pid for pid, _ in hits} == {5, 500, 2500}
 
 
 def test_the_graph_and_the_exact_scan_agree_on_the_best_rows() -> None:
-    graphed, matrix = filled(4000, ann_min_rows=1000)
+    graphed, _ = filled(4000, ann_min_rows=1000)
     exact, _ = filled(4000, ann_min_rows=None)
     queries = clustered(20, seed=9)
-    overlap = [
-        len({p for p, _ in graphed.search(q, 10)} & {p for p, _ in exact.search(q, 10)}) / 10 for q in queries
-    ]
+    overlap = [len({p for p, _ in graphed.search(q, 10)} & {p for p, _ in exact.search(q, 10)}) / 10 for q in queries]
     assert sum(overlap) / len(overlap) >= 0.95
 
 
@@ -120,3 +120,54 @@ def test_graph_rows_must_be_added_in_order() -> None:
     graph.extend(clustered(10), first=0)
     with pytest.raises(MemoryStoreError, match="in order"):
         graph.extend(clustered(10), first=5)
+
+
+def test_a_saved_graph_is_restored_by_the_next_process_instead_of_rebuilt(tmp_path: Path) -> None:
+    matrix = clustered(3000)
+    first = VectorIndex(DIM, ann_min_rows=1000, background=False, graph_dir=tmp_path)
+    first.add(1, list(range(1, 3001)), [0.0] * 3000, matrix)
+    assert first.save_graphs() == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project-1.ids", "project-1.json", "project-1.usearch"]
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in tmp_path.iterdir())
+
+    second = VectorIndex(DIM, ann_min_rows=1000, background=False, graph_dir=tmp_path)
+    built: list[int] = []
+    original = HnswGraph.extend
+
+    def counting(self: HnswGraph, rows: NDArray[np.float32], *, first: int) -> None:
+        built.append(len(rows))
+        original(self, rows, first=first)
+
+    HnswGraph.extend = counting  # type: ignore[method-assign]
+    try:
+        second.add(1, list(range(1, 3001)), [0.0] * 3000, matrix)
+    finally:
+        HnswGraph.extend = original  # type: ignore[method-assign]
+    assert second.graph_rows(1) == 3000 and built == []  # restored, not rebuilt
+    assert second.search(matrix[10], 1)[0][0] == 11
+
+
+def test_a_saved_graph_whose_rows_no_longer_match_is_rebuilt(tmp_path: Path) -> None:
+    matrix = clustered(3000)
+    first = VectorIndex(DIM, ann_min_rows=1000, background=False, graph_dir=tmp_path)
+    first.add(1, list(range(1, 3001)), [0.0] * 3000, matrix)
+    first.save_graphs()
+    # another order of rows (as after re-embedding): the saved graph's positions mean other passages now
+    second = VectorIndex(DIM, ann_min_rows=1000, background=False, graph_dir=tmp_path)
+    second.add(1, list(range(3000, 0, -1)), [0.0] * 3000, matrix[::-1].copy())
+    assert second.graph_rows(1) == 3000
+    assert second.search(matrix[10], 1)[0][0] == 11
+
+
+def test_a_torn_saved_graph_is_ignored_and_rebuilt(tmp_path: Path) -> None:
+    matrix = clustered(2000)
+    first = VectorIndex(DIM, ann_min_rows=1000, background=False, graph_dir=tmp_path)
+    first.add(1, list(range(1, 2001)), [0.0] * 2000, matrix)
+    first.save_graphs()
+    graph_file = tmp_path / "project-1.usearch"
+    graph_file.write_bytes(graph_file.read_bytes()[:1000])  # a crash mid-write
+    with pytest.raises(MemoryStoreError, match="does not match"):
+        HnswGraph.restore(tmp_path, "project-1", DIM)
+    second = VectorIndex(DIM, ann_min_rows=1000, background=False, graph_dir=tmp_path)
+    second.add(1, list(range(1, 2001)), [0.0] * 2000, matrix)
+    assert second.graph_rows(1) == 2000 and second.search(matrix[5], 1)[0][0] == 6

@@ -15,6 +15,8 @@ query time and agreement with the exact scan at 100k and 1M rows are in docs/ben
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -82,3 +84,62 @@ class HnswGraph:
     @property
     def memory_bytes(self) -> int:
         return int(self._index.memory_usage)
+
+    def save(self, directory: Path, name: str, ids: NDArray[np.int64]) -> None:
+        """Write the graph, the passage ids of its rows and a manifest naming both (written last, so a crash
+        mid-save leaves a manifest that does not match and the graph is rebuilt). Files are 0600: vectors
+        say something about the text they came from."""
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        graph, id_file, manifest = _files(directory, name)
+        try:
+            for final, write in (
+                (graph, lambda tmp: self._index.save(str(tmp))),
+                (
+                    id_file,
+                    lambda tmp: tmp.write_bytes(np.ascontiguousarray(ids[: self.covered], dtype="<i8").tobytes()),
+                ),
+            ):
+                tmp = final.with_name(final.name + ".tmp")
+                write(tmp)
+                tmp.chmod(0o600)
+                tmp.replace(final)
+            meta = {
+                "covered": self.covered,
+                "dimension": self.dimension,
+                "graph_bytes": graph.stat().st_size,
+                "ids_bytes": id_file.stat().st_size,
+            }
+            tmp = manifest.with_name(manifest.name + ".tmp")
+            tmp.write_text(json.dumps(meta), encoding="utf-8")
+            tmp.chmod(0o600)
+            tmp.replace(manifest)
+        except (OSError, RuntimeError) as exc:
+            raise MemoryStoreError(f"could not save the vector graph to {directory}: {exc}") from exc
+
+    @classmethod
+    def restore(
+        cls, directory: Path, name: str, dimension: int, *, threads: int = 1
+    ) -> tuple[HnswGraph, NDArray[np.int64]]:
+        """A saved graph and the passage ids of its rows; MemoryStoreError if absent, torn or not matching."""
+        graph_file, id_file, manifest = _files(directory, name)
+        try:
+            meta = json.loads(manifest.read_text(encoding="utf-8"))
+            if (
+                meta.get("dimension") != dimension
+                or meta.get("graph_bytes") != graph_file.stat().st_size
+                or meta.get("ids_bytes") != id_file.stat().st_size
+            ):
+                raise MemoryStoreError(f"the saved vector graph in {directory} does not match its manifest")
+            graph = cls(dimension, threads=threads)
+            graph._index.load(str(graph_file))
+            ids = np.frombuffer(id_file.read_bytes(), dtype="<i8").astype(np.int64)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise MemoryStoreError(f"no usable saved vector graph in {directory}: {exc}") from exc
+        if graph._index.ndim != dimension or len(graph._index) != len(ids) or len(ids) != meta.get("covered"):
+            raise MemoryStoreError(f"the saved vector graph in {directory} does not match its manifest")
+        graph.covered = len(ids)
+        return graph, ids
+
+
+def _files(directory: Path, name: str) -> tuple[Path, Path, Path]:
+    return directory / f"{name}.usearch", directory / f"{name}.ids", directory / f"{name}.json"

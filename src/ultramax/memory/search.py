@@ -97,7 +97,9 @@ class HybridSearcher:
     def __init__(self, store: SQLiteStore, embedder: Embedder | None) -> None:
         self.store = store
         self.embedder = embedder
-        self.index = VectorIndex(embedder.dimension) if embedder is not None else None
+        # graphs of big projects are saved beside the database, so a restarted daemon need not rebuild them
+        graphs = store.path.with_name(store.path.name + ".graphs")
+        self.index = VectorIndex(embedder.dimension, graph_dir=graphs) if embedder is not None else None
         self._sync_lock = threading.Lock()
         self._query_cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -111,6 +113,8 @@ class HybridSearcher:
             return self._executor
 
     def close(self) -> None:
+        if self.index is not None:
+            self.index.save_graphs()
         with self._sync_lock:
             if self._executor is not None:
                 self._executor.shutdown(wait=True)

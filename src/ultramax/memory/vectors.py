@@ -12,9 +12,11 @@ SQLite, so a passage deleted by another process simply drops out.
 from __future__ import annotations
 
 import ctypes
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CATCH_UP_ROWS", "VectorIndex"]
 
+log = logging.getLogger(__name__)
+
 
 CATCH_UP_ROWS = 4096
 """Rows added after a graph was built are scanned exactly until this many pile up; then they join the graph."""
@@ -38,6 +42,7 @@ _CATCH_UP_CHUNK = 256  # rows added to a live graph per lock hold (~50 ms), so s
 @dataclass(slots=True)
 class _Shard:
     dimension: int
+    project_id: int
     n: int = 0
     matrix: NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
     ids: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -120,7 +125,9 @@ class VectorIndex:
 
     ``ann_min_rows`` is the shard size at which a graph is built (``None``: never); ``background`` builds it on
     a daemon thread (a test or a benchmark builds in the caller with ``False``); ``graph_threads`` is how many
-    threads a build uses (one in the daemon: the other core serves hooks).
+    threads a build uses (one in the daemon: the other core serves hooks). With ``graph_dir``, a built graph is
+    saved there (after each full build and by ``save_graphs``) and a later process restores it instead of
+    rebuilding, if the saved rows are still the first rows of the shard (nothing re-embedded since).
     """
 
     def __init__(
@@ -130,8 +137,10 @@ class VectorIndex:
         ann_min_rows: int | None = ANN_MIN_ROWS,
         background: bool = True,
         graph_threads: int = 1,
+        graph_dir: Path | None = None,
     ) -> None:
         limit_blas_threads()
+        self.graph_dir = graph_dir
         self.dimension = dimension
         self.seq = 0  # highest vec_seq loaded
         self.ann_min_rows = ann_min_rows
@@ -157,7 +166,7 @@ class VectorIndex:
         with self._lock:
             shard = self._shards.get(project_id)
             if shard is None:
-                shard = self._shards[project_id] = _Shard(self.dimension)
+                shard = self._shards[project_id] = _Shard(self.dimension, project_id)
             shard.reserve(len(ids))
             graphed = shard.graph.covered if shard.graph is not None else (shard.n if shard.growing else 0)
             for pid, ts, vec in zip(ids, created, vectors, strict=True):
@@ -216,6 +225,8 @@ class VectorIndex:
         with self._lock:
             current = shard.graph
             rebuild = current is None or len(shard.stale) > max(CATCH_UP_ROWS, current.covered // 10)
+        if rebuild and current is None and (restored := self._restore(shard)) is not None:
+            current, rebuild = restored, False
         if rebuild:  # a new graph, filled without any lock, then swapped in
             graph = HnswGraph(self.dimension, threads=self.graph_threads)
             while True:
@@ -223,9 +234,12 @@ class VectorIndex:
                     start, stop = graph.covered, min(shard.n, graph.covered + 8192)
                     if start >= stop:
                         shard.graph, shard.stale, shard.restale = graph, shard.restale, set()
-                        return
+                        ids = shard.ids[: graph.covered].copy()
+                        break
                     rows = shard.matrix[start:stop].copy()
                 graph.extend(rows, first=start)
+            self._save(shard.project_id, graph, ids)
+            return
         assert current is not None
         while True:  # catch up a live graph in small steps: searches take graph_lock too
             with self._lock:
@@ -235,6 +249,42 @@ class VectorIndex:
                 rows = shard.matrix[start:stop].copy()
             with shard.graph_lock:
                 current.extend(rows, first=start)
+
+    def _restore(self, shard: _Shard) -> HnswGraph | None:
+        """The graph a previous process saved for this shard, installed, if its rows are still this shard's
+        first rows; None (build anew) otherwise."""
+        if self.graph_dir is None:
+            return None
+        try:
+            graph, ids = HnswGraph.restore(
+                self.graph_dir, f"project-{shard.project_id}", self.dimension, threads=self.graph_threads
+            )
+        except MemoryStoreError:
+            return None
+        with self._lock:
+            if len(ids) > shard.n or not np.array_equal(shard.ids[: len(ids)], ids):
+                return None
+            shard.graph, shard.stale, shard.restale = graph, shard.restale, set()
+        return graph
+
+    def _save(self, project_id: int, graph: HnswGraph, ids: NDArray[np.int64]) -> None:
+        if self.graph_dir is None:
+            return
+        try:
+            graph.save(self.graph_dir, f"project-{project_id}", ids)
+        except MemoryStoreError as exc:  # a graph that cannot be saved is rebuilt next time: speed, not data
+            log.warning("%s", exc)
+
+    def save_graphs(self) -> int:
+        """Save every shard's graph (at shutdown); returns how many were saved."""
+        with self._lock:
+            shards = [s for s in self._shards.values() if s.graph is not None and not s.growing]
+        for shard in shards:
+            with shard.graph_lock:  # a catch-up extends the graph only under this lock
+                graph = shard.graph
+                if graph is not None:  # rows below ``covered`` keep their ids: no index lock needed to read them
+                    self._save(shard.project_id, graph, shard.ids[: graph.covered].copy())
+        return len(shards)
 
     def wait_for_graphs(self, timeout: float) -> bool:
         """Block until no graph build or catch-up is running (benchmarks, tests); False on timeout."""
