@@ -19,6 +19,7 @@ import os
 import re
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -57,7 +58,14 @@ def model_info() -> dict[str, Any]:
 class OnnxEmbedder:
     """all-MiniLM-L6-v2, int8 per channel, on onnxruntime's CPU provider. Thread-safe."""
 
-    def __init__(self, directory: Path | None = None, *, threads: int | None = None, max_tokens: int = 256) -> None:
+    def __init__(
+        self,
+        directory: Path | None = None,
+        *,
+        threads: int | None = None,
+        max_tokens: int = 256,
+        parallel_batches: bool = True,
+    ) -> None:
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -73,8 +81,12 @@ class OnnxEmbedder:
         self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length=max_tokens)
         self._tokenizer.no_padding()
+        self.threads = threads or min(2, os.cpu_count() or 1)
+        # Batches side by side, one thread each, rather than each batch split over all threads: a 48-token
+        # batch of 16 is too small to split well (measured in docs/benchmarks.md, memory: scale).
+        self.parallel_batches = parallel_batches and self.threads > 1
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        opts.intra_op_num_threads = 1 if self.parallel_batches else self.threads
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
@@ -82,26 +94,40 @@ class OnnxEmbedder:
         # loaded machine two spinning threads embedded at ~0.65x the rate of one)
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
-        self._lock = threading.Lock()  # tokenizer truncation state is shared; runs are serialised anyway
+        self._lock = threading.Lock()  # the tokenizer's truncation state is shared
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
-    def embed(self, texts: Sequence[str], batch_size: int = 32) -> NDArray[np.float32]:
+    def embed(self, texts: Sequence[str], batch_size: int = 16) -> NDArray[np.float32]:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        # sort by length so each batch pads little (1.3x faster than input order)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         with self._lock:
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
-                encodings = self._tokenizer.encode_batch([texts[i] or " " for i in idx])
-                width = max(len(e.ids) for e in encodings)
-                ids = np.zeros((len(idx), width), dtype=np.int64)
-                mask = np.zeros((len(idx), width), dtype=np.int64)
-                for row, enc in enumerate(encodings):
-                    ids[row, : len(enc.ids)] = enc.ids
-                    mask[row, : len(enc.ids)] = 1
-                (emb,) = self._session.run(["sentence_embedding"], {"input_ids": ids, "attention_mask": mask})
-                out[idx] = emb
+            encodings = self._tokenizer.encode_batch([t or " " for t in texts])
+        # sorted by length so each batch pads little (1.3x faster than input order)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+        def run(idx: list[int]) -> None:
+            width = max(len(encodings[i].ids) for i in idx)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                ids[row, : len(encodings[i].ids)] = encodings[i].ids
+                mask[row, : len(encodings[i].ids)] = 1
+            (emb,) = self._session.run(["sentence_embedding"], {"input_ids": ids, "attention_mask": mask})
+            out[idx] = emb
+
+        if self.parallel_batches and len(batches) > 1:
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="ultramax-embed")
+                pool = self._pool
+            for done in [pool.submit(run, idx) for idx in batches]:
+                done.result()  # onnxruntime runs one session from several threads; each writes its own rows
+        else:
+            for idx in batches:
+                run(idx)
         return out
 
 
