@@ -138,12 +138,15 @@ class DifficultyModel:
     heads: Mapping[str, Head]
     trained_on: str = ""
     unk_id: int = 100
+    piece_weights: Sequence[float] = ()
+    """``piece_weight(id)`` for every vocabulary id (filled in by the loader)."""
 
     def estimate(self, text: str) -> Difficulty:
         kind = prompt_kind(text)
         head = self.heads[kind]
         ids = wordpiece_ids(text) or [self.unk_id]
-        norm = sum(piece_weight(i) for i in ids)
+        table = self.piece_weights
+        norm = sum(table[i] for i in ids) if table else sum(piece_weight(i) for i in ids)
         shape = shape_features(text)
         weak = _sigmoid(head.weak_fails.logit(shape, ids, norm))
         strong = _sigmoid(head.strong_fails.logit(shape, ids, norm))
@@ -213,7 +216,8 @@ def _parse(data: Any) -> DifficultyModel:
             strong_fails=_output(_need(outputs, "strong_fails", dict, where), f"{where}.strong_fails", len(vocab)),
             quantiles=quantiles,
         )
-    return DifficultyModel(heads, str(data.get("trained_on", "")), vocab.get("[UNK]", 100))
+    weights = array.array("d", (piece_weight(i) for i in range(len(vocab))))
+    return DifficultyModel(heads, str(data.get("trained_on", "")), vocab.get("[UNK]", 100), weights)
 
 
 def read_difficulty_model(path: Path) -> DifficultyModel:
