@@ -33,6 +33,7 @@ from bench.routellm_data import BENCHMARKS, DEFAULT_DATA, Item, load
 from ultramax.routing import analyzer
 from ultramax.routing.difficulty import estimate_difficulty, is_training_prompt, load_difficulty_model
 
+DEV_SET = Path(__file__).resolve().parents[1] / "tests" / "routing" / "data" / "claude_code_dev.jsonl"
 REFERENCE = {"gsm8k": (80.4, 17.6), "mmlu": (67.8, 8.5), "mt-bench": (48.0, 5.6)}
 
 
@@ -85,14 +86,14 @@ def random_metrics(items: Sequence[Item]) -> dict[str, float]:
     return {"cpt50": 50.0, "cpt80": 80.0, "cpt95q": 100 * (0.95 * strong - weak) / (strong - weak), "apgr": 0.5}
 
 
-def analyze_cost(items: Sequence[Item]) -> dict[str, float]:
+def analyze_cost(prompts: Sequence[str]) -> dict[str, float]:
     """Milliseconds ``analyze_prompt`` takes on each prompt, seen for the first time (estimate cache cleared)."""
     analyzer.analyze_prompt("warm up: load the weights and the vocabulary")
     estimate_difficulty.cache_clear()
     times = []
-    for item in items:
+    for prompt in prompts:
         started = time.perf_counter()
-        analyzer.analyze_prompt(item.prompt)
+        analyzer.analyze_prompt(prompt)
         times.append(1000 * (time.perf_counter() - started))
     times.sort()
     return {
@@ -122,7 +123,7 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|")
     for name in BENCHMARKS:
         items = [i for i in load(name, args.data) if not is_training_prompt(i.prompt)]
-        costs = analyze_cost(items)
+        costs = analyze_cost([i.prompt for i in items])
         rows = {label: metrics([f(i.prompt) for i in items], items) for label, f in scorers.items()}
         rows["random"] = random_metrics(items)
         rows["oracle"] = metrics([i.strong - i.weak for i in items], items)
@@ -150,6 +151,13 @@ def main() -> None:
             f"| {name} | analyze_prompt per new prompt: mean {costs['mean']:.3f} ms, p50 {costs['p50']:.3f} ms, "
             f"p95 {costs['p95']:.3f} ms | | | | | |"
         )
+    dev = [json.loads(line)["prompt"] for line in DEV_SET.read_text(encoding="utf-8").splitlines() if line.strip()]
+    costs = analyze_cost(dev)
+    results["claude_code_dev_analyze_prompt_ms"] = costs
+    print(
+        f"\nanalyze_prompt per new prompt on the {len(dev)} Claude Code dev prompts: mean {costs['mean']:.3f} ms, "
+        f"p50 {costs['p50']:.3f} ms, p95 {costs['p95']:.3f} ms"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
