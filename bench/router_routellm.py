@@ -11,7 +11,8 @@ score sends the top-scored share of prompts to the strong model (GPT-4) and the 
 - CPT(95% q): strong-call share needed for 95% of the strong model's quality (the issue's reference);
 - APGR: the average performance gap recovered over the whole sweep (area under the PGR curve);
 - the same for a random router (linear by construction) and the oracle (knows each prompt's outcome), and
-  the share of the random->oracle gap the router closes at 95% quality.
+  the share of the random->oracle gap the router closes at 95% quality;
+- what ``analyze_prompt`` costs per prompt (each prompt seen for the first time: the estimate cache cleared).
 
 Only prompts in the held-out half (``not is_training_prompt``) are scored: the shipped difficulty weights
 were trained on the other half. Contaminated prompts listed with the data are excluded.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,8 +31,9 @@ from pathlib import Path
 from bench.common import machine
 from bench.routellm_data import BENCHMARKS, DEFAULT_DATA, Item, load
 from ultramax.routing import analyzer
-from ultramax.routing.difficulty import is_training_prompt, load_difficulty_model
+from ultramax.routing.difficulty import estimate_difficulty, is_training_prompt, load_difficulty_model
 
+DEV_SET = Path(__file__).resolve().parents[1] / "tests" / "routing" / "data" / "claude_code_dev.jsonl"
 REFERENCE = {"gsm8k": (80.4, 17.6), "mmlu": (67.8, 8.5), "mt-bench": (48.0, 5.6)}
 
 
@@ -83,6 +86,23 @@ def random_metrics(items: Sequence[Item]) -> dict[str, float]:
     return {"cpt50": 50.0, "cpt80": 80.0, "cpt95q": 100 * (0.95 * strong - weak) / (strong - weak), "apgr": 0.5}
 
 
+def analyze_cost(prompts: Sequence[str]) -> dict[str, float]:
+    """Milliseconds ``analyze_prompt`` takes on each prompt, seen for the first time (estimate cache cleared)."""
+    analyzer.analyze_prompt("warm up: load the weights and the vocabulary")
+    estimate_difficulty.cache_clear()
+    times = []
+    for prompt in prompts:
+        started = time.perf_counter()
+        analyzer.analyze_prompt(prompt)
+        times.append(1000 * (time.perf_counter() - started))
+    times.sort()
+    return {
+        "mean": statistics.fmean(times),
+        "p50": times[len(times) // 2],
+        "p95": times[int(0.95 * (len(times) - 1))],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the RouteLLM data directory")
@@ -93,7 +113,7 @@ def main() -> None:
     model = load_difficulty_model()
     scorers: dict[str, Callable[[str], float]] = {
         "ultramax router (complexity)": lambda p: analyzer.analyze_prompt(p).complexity_score,
-        "  learned difficulty alone": model.score,
+        "  learned difficulty alone": lambda p: model.estimate(p[:20_000]).percentile,
     }
     results: dict[str, object] = {"machine": machine(), "data": str(args.data)}
     print(f"Machine: {results['machine']}")
@@ -103,9 +123,8 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|")
     for name in BENCHMARKS:
         items = [i for i in load(name, args.data) if not is_training_prompt(i.prompt)]
-        started = time.perf_counter()
+        costs = analyze_cost([i.prompt for i in items])
         rows = {label: metrics([f(i.prompt) for i in items], items) for label, f in scorers.items()}
-        elapsed = time.perf_counter() - started
         rows["random"] = random_metrics(items)
         rows["oracle"] = metrics([i.strong - i.weak for i in items], items)
         rnd, orc, us = (
@@ -126,8 +145,19 @@ def main() -> None:
             "rows": rows,
             "gap_closed_95q": closed,
             "reference_random_oracle_95q": [ref_r, ref_o],
-            "router_ms_per_prompt": 1000 * elapsed / len(items) / len(scorers),
+            "analyze_prompt_ms": costs,
         }
+        print(
+            f"| {name} | analyze_prompt per new prompt: mean {costs['mean']:.3f} ms, p50 {costs['p50']:.3f} ms, "
+            f"p95 {costs['p95']:.3f} ms | | | | | |"
+        )
+    dev = [json.loads(line)["prompt"] for line in DEV_SET.read_text(encoding="utf-8").splitlines() if line.strip()]
+    costs = analyze_cost(dev)
+    results["claude_code_dev_analyze_prompt_ms"] = costs
+    print(
+        f"\nanalyze_prompt per new prompt on the {len(dev)} Claude Code dev prompts: mean {costs['mean']:.3f} ms, "
+        f"p50 {costs['p50']:.3f} ms, p95 {costs['p95']:.3f} ms"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 

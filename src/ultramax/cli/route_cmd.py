@@ -71,7 +71,10 @@ def cmd_explain(args: argparse.Namespace, ctx: CliContext) -> int:
     print(f"tier:       {decision.tier}")
     print(f"model:      {decision.model}" + ("" if decision.changed else " (as requested)"))
     if a is not None:
-        print(f"complexity: {a.complexity_score:.2f}  (task type {a.task_type}, learned difficulty {a.difficulty:.2f})")
+        print(
+            f"complexity: {a.complexity_score:.2f}  (task type {a.task_type}; learned difficulty "
+            f"{a.difficulty:.2f} among {a.prompt_kind.replace('_', ' ')} prompts)"
+        )
         for family, hits in a.matched.items():
             print(f"  {family:<10} {', '.join(hits)}")
     print(f"estimate:   ${decision.estimated_cost:.4f} for this prompt alone")

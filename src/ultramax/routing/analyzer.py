@@ -2,11 +2,12 @@
 
 ``analyze_prompt`` gives the seed's ``TaskAnalysis`` (complexity 0-1, task type, estimated tokens, the
 patterns that fired) with the seed's defects fixed: patterns match whole words, one strong architecture
-signal is enough to matter, and a small learned estimate (``difficulty``) orders prompts the patterns
-cannot tell apart. ``request_signals`` reads a Messages API request -- never changing it -- for what the
-prompt alone does not say: the model the client asked for (a ceiling), thinking and effort, tools, context
-size, images, plan mode, subagent headers, and whether it is one of Claude Code's background requests
-(title generation, summaries, prompt hooks: no tools or a haiku-class model).
+signal is enough to matter, and a small learned estimate (``difficulty``: how much a prompt needs the
+stronger model, among prompts of its kind) orders prompts the patterns cannot tell apart.
+``request_signals`` reads a Messages API request -- never changing it -- for what the prompt alone does
+not say: the model the client asked for (a ceiling), thinking and effort, tools, context size, images,
+plan mode, subagent headers, and whether it is one of Claude Code's background requests (title
+generation, summaries, prompt hooks: no tools or a haiku-class model).
 """
 
 from __future__ import annotations
@@ -18,9 +19,18 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ultramax.routing.difficulty import load_difficulty_model
+from ultramax.routing.difficulty import Difficulty, estimate_difficulty
 
-__all__ = ["RequestSignals", "TaskAnalysis", "analyze_prompt", "latest_prompt", "request_signals", "session_id_of"]
+__all__ = [
+    "PatternSignals",
+    "RequestSignals",
+    "TaskAnalysis",
+    "analyze_prompt",
+    "latest_prompt",
+    "pattern_signals",
+    "request_signals",
+    "session_id_of",
+]
 
 
 def _rx(*patterns: str) -> tuple[tuple[str, re.Pattern[str]], ...]:
@@ -123,7 +133,9 @@ class TaskAnalysis:
     task_type: str
     keywords: list[str]
     difficulty: float
-    """The learned estimate that a cheaper model falls short (0-1)."""
+    """The learned estimate: share (0-1) of prompts of the same kind that need the stronger model less."""
+    prompt_kind: str = ""
+    """The kind the learned estimate judged it as: ``choice``, ``word_problem`` or ``open``."""
     matched: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,6 +145,7 @@ class TaskAnalysis:
             "requires_thinking": self.requires_thinking,
             "estimated_output_tokens": self.estimated_tokens,
             "difficulty": round(self.difficulty, 4),
+            "prompt_kind": self.prompt_kind,
             "matched": self.matched,
             "keywords": self.keywords,
         }
@@ -147,20 +160,34 @@ def _hits(patterns: tuple[tuple[str, re.Pattern[str]], ...], text: str) -> list[
     return out
 
 
-#: How much the learned difficulty moves the complexity score: chosen by hand (0.2 vs 0.3 score the same on
-#: RouteLLM; 0.2 leaves the pattern signals decisive on Claude Code prompts).
-DIFFICULTY_WEIGHT = 0.2
+@dataclass(frozen=True, slots=True)
+class PatternSignals:
+    """The seed's pattern families that fired on a prompt, and the score they give before the learned shift."""
+
+    complex_hits: list[str]
+    coding_hits: list[str]
+    simple_hits: list[str]
+    reasoning_hits: list[str]
+    base: float
+
+    @property
+    def coding(self) -> bool:
+        return len(self.coding_hits) >= 2 or bool(self.coding_hits and not self.simple_hits)
+
+    def complexity(self, shift: float) -> float:
+        """The complexity score with the learned estimate's ``shift`` added (clamped as the seed does)."""
+        score = max(0.0, min(1.0, self.base + shift))
+        if self.coding and not self.complex_hits:
+            score = max(0.31, min(0.7, score))  # the seed: coding is medium complexity
+        return score
 
 
-def analyze_prompt(prompt: str) -> TaskAnalysis:
-    """Complexity, task type and token estimate for ``prompt``."""
-    text = prompt[:20_000]
+def pattern_signals(text: str) -> PatternSignals:
+    """The seed's pattern score for ``text`` (already truncated to 20,000 characters)."""
     complex_hits = _hits(COMPLEX, text)
     coding_hits = _hits(CODING, text)
     simple_hits = _hits(SIMPLE, text)
     reasoning_hits = _hits(REASONING, text)
-    difficulty = load_difficulty_model().score(text)
-
     score = 0.25
     if complex_hits:  # one clear architecture / concurrency / security signal is enough for the top tier
         score += 0.55 + 0.15 * min(len(complex_hits) - 1, 2)
@@ -174,11 +201,24 @@ def analyze_prompt(prompt: str) -> TaskAnalysis:
         score += 0.2
     elif len(text) > 500:
         score += 0.1
-    score += DIFFICULTY_WEIGHT * (difficulty - 0.5)
-    score = max(0.0, min(1.0, score))
-    coding = len(coding_hits) >= 2 or (coding_hits and not simple_hits)
-    if coding and not complex_hits:
-        score = max(0.31, min(0.7, score))  # the seed: coding is medium complexity
+    return PatternSignals(complex_hits, coding_hits, simple_hits, reasoning_hits, score)
+
+
+def analyze_prompt(prompt: str, *, difficulty: Difficulty | None = None) -> TaskAnalysis:
+    """Complexity, task type and token estimate for ``prompt``.
+
+    The complexity is the seed's pattern score plus the learned estimate's ``shift``: ``weight * (percentile -
+    0.5)``, where the weight is per prompt kind (0.2 for open prompts such as Claude Code's, more where the
+    trainer's cross-validation showed the estimate ranks prompts of that kind well). ``difficulty`` replaces the
+    shipped model's estimate.
+    """
+    text = prompt[:20_000]
+    signals = pattern_signals(text)
+    learned = difficulty if difficulty is not None else estimate_difficulty(text)
+    score = signals.complexity(learned.shift)
+    complex_hits, coding_hits = signals.complex_hits, signals.coding_hits
+    simple_hits, reasoning_hits = signals.simple_hits, signals.reasoning_hits
+    coding = signals.coding
 
     if len(complex_hits) >= 2 or (complex_hits and not coding_hits):
         task_type = "architecture"
@@ -203,7 +243,8 @@ def analyze_prompt(prompt: str) -> TaskAnalysis:
         estimated_tokens=estimated,
         task_type=task_type,
         keywords=[w for w in words[:20] if w not in _COMMON],
-        difficulty=difficulty,
+        difficulty=learned.percentile,
+        prompt_kind=learned.kind,
         matched={
             k: v
             for k, v in (

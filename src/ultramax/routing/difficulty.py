@@ -1,55 +1,69 @@
-"""A small learned estimate of how likely a cheaper model is to fall short on a prompt.
+"""A small learned estimate of how much a prompt needs the stronger model.
 
-Logistic regression over words, word pairs and a few shape features (length, numbers, code, choices),
-trained by ``bench/router_train.py`` on the *training half* of the RouteLLM data (GSM8K, MMLU, MT-Bench:
-did the weak model fail where the strong one did not?) and shipped as ``data/difficulty.json``. Pure Python,
-no download, ~0.1 ms a prompt. Which half a prompt belongs to is ``is_training_prompt`` (a hash of its text),
-so the benchmark can score only prompts the weights never saw.
+One head per prompt kind (``prompt_features.prompt_kind``: multiple-choice question, maths word problem, open
+prompt). Each head is two logistic regressions -- P(the weak model fails), P(the strong model fails) -- over:
+
+- a static MiniLM embedding of the prompt: the mean of per-word-piece vectors derived offline from the shipped
+  all-MiniLM-L6-v2 (each vocabulary piece run through the model alone, model2vec-style), weighted by
+  log(2 + piece id). A linear model over a weighted mean of fixed vectors is a weighted mean of one number per
+  piece, so each regression ships as one int8 weight per vocabulary piece: no transformer, no numpy, at run time;
+- ``shape_features`` (length, sentences, quantities, fractions, option lines...).
+
+The head's estimate is the expected gain of the strong model, P(weak fails) - P(strong fails), turned into a
+percentile among the training prompts of the same kind; ``weight`` (per kind, chosen by cross-validation in
+the trainer) says how far that percentile moves the router's complexity score.
+
+Trained by ``bench/router_train.py`` on the *training half* of the RouteLLM data only (``is_training_prompt``:
+even first byte of the prompt's SHA-256), so the benchmark scores only prompts the weights never saw. Shipped as
+``data/difficulty.json``; a missing or corrupt file is a ``DifficultyModelError`` naming the file.
 """
 
 from __future__ import annotations
 
+import array
+import base64
+import binascii
+import bisect
 import hashlib
-import itertools
 import json
 import math
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
-__all__ = ["DifficultyModel", "features", "is_training_prompt", "load_difficulty_model"]
+from ultramax.errors import UltramaxError
+from ultramax.routing.prompt_features import (
+    KINDS,
+    SHAPE_NAMES,
+    prompt_kind,
+    shape_features,
+    vocabulary,
+    wordpiece_ids,
+)
 
-_TOKEN = re.compile(r"[a-z][a-z']*|\d+(?:[.,]\d+)*")
-_CODE = re.compile(r"```|\bdef |\bclass |\breturn\b|[{};]\s*$|=>|\(\)", re.M)
-_CHOICES = re.compile(r"^\s*\(?[A-D][.)]\s", re.M)
-_MATH = re.compile(r"[=+*/^<>]|\b(?:sqrt|integral|derivative|equation|probability|prove|theorem)\b")
-_MAX_CHARS = 20_000
+__all__ = [
+    "FORMAT",
+    "Difficulty",
+    "DifficultyModel",
+    "DifficultyModelError",
+    "Head",
+    "LinearOutput",
+    "estimate_difficulty",
+    "is_training_prompt",
+    "load_difficulty_model",
+    "piece_weight",
+    "read_difficulty_model",
+]
+
+FORMAT = 2
+OUTPUTS = ("weak_fails", "strong_fails")
 
 
-def features(text: str) -> dict[str, float]:
-    """The model's input for ``text``: sparse word / pair indicators plus scaled shape features."""
-    text = text[:_MAX_CHARS]
-    lower = text.lower()
-    tokens = _TOKEN.findall(lower)
-    words = [t for t in tokens if t[0].isalpha()]
-    numbers = len(tokens) - len(words)
-    out: dict[str, float] = {"bias": 1.0}
-    for word in set(words):
-        out["w:" + word] = 1.0
-    for a, b in set(itertools.pairwise(words)):
-        out[f"b:{a}_{b}"] = 1.0
-    out["len"] = math.log1p(len(text)) / 8.0
-    out["words"] = math.log1p(len(words)) / 6.0
-    out["numbers"] = math.log1p(numbers) / 3.0
-    out["sentences"] = math.log1p(len(re.findall(r"[.?!](?:\s|$)", text))) / 3.0
-    out["lines"] = math.log1p(text.count("\n")) / 3.0
-    out["code"] = min(len(_CODE.findall(text)), 5) / 5.0
-    out["choices"] = 1.0 if len(_CHOICES.findall(text)) >= 3 else 0.0
-    out["math"] = min(len(_MATH.findall(lower)), 10) / 10.0
-    out["question"] = 1.0 if "?" in text else 0.0
-    return out
+class DifficultyModelError(UltramaxError):
+    """The learned difficulty weights are missing, corrupt, or do not match the shipped tokenizer."""
 
 
 def is_training_prompt(text: str) -> bool:
@@ -57,27 +71,177 @@ def is_training_prompt(text: str) -> bool:
     return hashlib.sha256(text.encode("utf-8")).digest()[0] % 2 == 0
 
 
+def piece_weight(piece_id: int) -> float:
+    """How much one word piece counts in the prompt's mean (rarer pieces have higher ids and count more)."""
+    return math.log(2.0 + piece_id)
+
+
+@dataclass(frozen=True, slots=True)
+class LinearOutput:
+    """One logistic regression: ``bias + shape . x + mean over pieces of pieces[id]`` (weighted by ``piece_weight``)."""
+
+    bias: float
+    shape: tuple[float, ...]
+    pieces: array.array[float]
+    """``piece_weight(id) * weight(id)`` for every vocabulary id (pre-multiplied, so a lookup is one index)."""
+
+    def logit(self, shape: Sequence[float], ids: Sequence[int], piece_norm: float) -> float:
+        table = self.pieces
+        z = self.bias + sum(w * x for w, x in zip(self.shape, shape, strict=True))
+        return z + sum(table[i] for i in ids) / piece_norm
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The model for one prompt kind."""
+
+    kind: str
+    weight: float
+    """How far this kind's percentile moves the complexity score (``weight * (percentile - 0.5)``)."""
+    weak_fails: LinearOutput
+    strong_fails: LinearOutput
+    quantiles: tuple[float, ...]
+    """The expected gain at percentiles 0, 1, ..., 100 of this kind's training prompts."""
+
+    def percentile(self, gain: float) -> float:
+        q = self.quantiles
+        i = bisect.bisect_left(q, gain)
+        if i == 0:
+            return 0.0
+        if i >= len(q):
+            return 1.0
+        lo, hi = q[i - 1], q[i]
+        frac = (gain - lo) / (hi - lo) if hi > lo else 0.5
+        return (i - 1 + frac) / (len(q) - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Difficulty:
+    """The learned estimate for one prompt."""
+
+    kind: str
+    gain: float
+    """P(the weak model fails) - P(the strong model fails): the expected gain of paying for the strong one."""
+    percentile: float
+    """Share (0-1) of the same kind's training prompts with a lower expected gain."""
+    weight: float
+    """How far ``percentile`` moves the complexity score."""
+
+    @property
+    def shift(self) -> float:
+        """What this estimate adds to the complexity score."""
+        return self.weight * (self.percentile - 0.5)
+
+
 @dataclass(frozen=True, slots=True)
 class DifficultyModel:
-    weights: Mapping[str, float]
+    heads: Mapping[str, Head]
     trained_on: str = ""
+    unk_id: int = 100
+    piece_weights: Sequence[float] = ()
+    """``piece_weight(id)`` for every vocabulary id (filled in by the loader)."""
 
-    def logit(self, text: str) -> float:
-        w = self.weights
-        return sum(w.get(name, 0.0) * value for name, value in features(text).items())
+    def estimate(self, text: str) -> Difficulty:
+        kind = prompt_kind(text)
+        head = self.heads[kind]
+        ids = wordpiece_ids(text) or [self.unk_id]
+        table = self.piece_weights
+        norm = sum(table[i] for i in ids) if table else sum(piece_weight(i) for i in ids)
+        shape = shape_features(text)
+        weak = _sigmoid(head.weak_fails.logit(shape, ids, norm))
+        strong = _sigmoid(head.strong_fails.logit(shape, ids, norm))
+        gain = weak - strong
+        return Difficulty(kind, gain, head.percentile(gain), head.weight)
 
-    def score(self, text: str) -> float:
-        """P(a cheaper model falls short on ``text``), in (0, 1)."""
-        z = max(-30.0, min(30.0, self.logit(text)))
-        return 1.0 / (1.0 + math.exp(-z))
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+# -- loading -------------------------------------------------------------------------------------------
+def _need(mapping: Any, key: str, kind: type, where: str) -> Any:
+    if not isinstance(mapping, dict) or key not in mapping:
+        raise ValueError(f"{where}: missing {key!r}")
+    value = mapping[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValueError(f"{where}.{key}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _floats(values: list[Any], where: str) -> tuple[float, ...]:
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        raise ValueError(f"{where}: expected finite numbers")
+    return tuple(float(v) for v in values)
+
+
+def _output(raw: Any, where: str, vocab_size: int) -> LinearOutput:
+    shape = _floats(_need(raw, "shape", list, where), f"{where}.shape")
+    if len(shape) != len(SHAPE_NAMES):
+        raise ValueError(f"{where}.shape: {len(shape)} weights for {len(SHAPE_NAMES)} shape features")
+    scale = _need(raw, "pieces_scale", float, where)
+    try:
+        packed = base64.b64decode(_need(raw, "pieces", str, where), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"{where}.pieces: not base64 ({exc})") from None
+    if len(packed) != vocab_size:
+        raise ValueError(f"{where}.pieces: {len(packed)} weights for a vocabulary of {vocab_size}")
+    int8 = array.array("b", packed)
+    table = array.array("d", (piece_weight(i) * q * scale for i, q in enumerate(int8)))
+    return LinearOutput(_need(raw, "bias", float, where), shape, table)
+
+
+def _parse(data: Any) -> DifficultyModel:
+    if _need(data, "format", int, "the file") != FORMAT:
+        raise ValueError(f"format {data['format']} (this ultramax reads format {FORMAT}); retrain or reinstall")
+    if list(_need(data, "shape_names", list, "the file")) != list(SHAPE_NAMES):
+        raise ValueError("its shape features are not the ones this ultramax computes; retrain")
+    vocab = vocabulary()
+    if _need(data, "vocab_size", int, "the file") != len(vocab):
+        raise ValueError(f"trained for a vocabulary of {data['vocab_size']}, the shipped tokenizer has {len(vocab)}")
+    heads_raw = _need(data, "heads", dict, "the file")
+    heads = {}
+    for kind in KINDS:
+        raw = _need(heads_raw, kind, dict, "heads")
+        where = f"heads.{kind}"
+        quantiles = _floats(_need(raw, "quantiles", list, where), f"{where}.quantiles")
+        if len(quantiles) < 2 or list(quantiles) != sorted(quantiles):
+            raise ValueError(f"{where}.quantiles: expected an ascending list")
+        outputs = _need(raw, "outputs", dict, where)
+        heads[kind] = Head(
+            kind=kind,
+            weight=_need(raw, "weight", float, where),
+            weak_fails=_output(_need(outputs, "weak_fails", dict, where), f"{where}.weak_fails", len(vocab)),
+            strong_fails=_output(_need(outputs, "strong_fails", dict, where), f"{where}.strong_fails", len(vocab)),
+            quantiles=quantiles,
+        )
+    weights = array.array("d", (piece_weight(i) for i in range(len(vocab))))
+    return DifficultyModel(heads, str(data.get("trained_on", "")), vocab.get("[UNK]", 100), weights)
+
+
+def read_difficulty_model(path: Path) -> DifficultyModel:
+    """Read and validate a weights file written by ``bench/router_train.py``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return _parse(data)
+    except FileNotFoundError:
+        raise DifficultyModelError(f"the router's difficulty weights are missing: {path}; reinstall ultramax") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DifficultyModelError(
+            f"the router's difficulty weights in {path} are unusable ({exc}); reinstall ultramax or retrain them "
+            "with bench/router_train.py"
+        ) from None
 
 
 @cache
 def load_difficulty_model() -> DifficultyModel:
-    """The shipped weights (an all-zero model, i.e. 0.5 everywhere, if the file is missing)."""
-    try:
-        raw = resources.files("ultramax.routing").joinpath("data/difficulty.json").read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return DifficultyModel({})
-    data = json.loads(raw)
-    return DifficultyModel(dict(data.get("weights", {})), str(data.get("trained_on", "")))
+    """The shipped weights (``ultramax/routing/data/difficulty.json``), read once."""
+    return read_difficulty_model(Path(str(resources.files("ultramax.routing").joinpath("data/difficulty.json"))))
+
+
+@lru_cache(maxsize=512)
+def estimate_difficulty(text: str) -> Difficulty:
+    """The shipped model's estimate for ``text``, cached by text: every request of a Claude Code turn carries the
+    same prompt, so a tool loop's requests reuse the first request's estimate."""
+    return load_difficulty_model().estimate(text)
