@@ -303,3 +303,19 @@ def test_a_slow_upstream_does_not_hold_the_first_events_past_the_hold_limit(
     assert first.startswith(b"event: message_start"), "released by the clock, before the first content block"
     assert b"content_block_start" not in first
     assert b"message_stop" in rest
+
+
+def test_unusable_router_weights_stop_the_proxy_at_startup_not_on_the_first_request(
+    upstream: StandInUpstream, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ultramax.routing import proxy as proxy_module
+    from ultramax.routing.difficulty import DifficultyModelError
+    from ultramax.routing.proxy import ProxyServer
+
+    def unusable() -> None:
+        raise DifficultyModelError("the router's difficulty weights in difficulty.json are unusable")
+
+    monkeypatch.setattr(proxy_module, "load_difficulty_model", unusable)
+    server = ProxyServer(Router(load_catalog(), RouterConfig()), ledger, upstream.base_url)
+    with pytest.raises(DifficultyModelError, match=r"difficulty\.json"):
+        asyncio.run(server.start())

@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ultramax.routing.catalog import Usage
+from ultramax.routing.difficulty import load_difficulty_model
 from ultramax.routing.http1 import (
     HOP_BY_HOP,
     HttpError,
@@ -385,6 +386,9 @@ class ProxyServer:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
+        # the router's learned weights, read now: a missing or corrupt file stops the proxy at startup with a
+        # message naming it, instead of failing the first request of someone's session
+        load_difficulty_model()
         self._server = await asyncio.start_server(self._client, self.host, self.port, limit=1024 * 1024)
         self.port = self._server.sockets[0].getsockname()[1]
 
