@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from ultramax.memory.ann import HnswGraph
+from ultramax.memory.ann import HnswGraph, search_expansion
 from ultramax.memory.models import MemoryStoreError
 from ultramax.memory.vectors import CATCH_UP_ROWS, VectorIndex
 
@@ -171,3 +171,9 @@ def test_a_torn_saved_graph_is_ignored_and_rebuilt(tmp_path: Path) -> None:
     second = VectorIndex(DIM, ann_min_rows=1000, background=False, graph_dir=tmp_path)
     second.add(1, list(range(1, 2001)), [0.0] * 2000, matrix)
     assert second.graph_rows(1) == 2000 and second.search(matrix[5], 1)[0][0] == 6
+
+
+def test_a_bigger_graph_is_searched_more_widely() -> None:
+    assert search_expansion(20_000) == 256
+    assert search_expansion(100_000) == 400
+    assert search_expansion(1_000_000) == 1024
