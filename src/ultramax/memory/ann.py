@@ -85,7 +85,7 @@ class HnswGraph:
             return np.zeros(0, dtype=np.int64)
         ef = search_expansion(self.covered)
         if self._index.expansion_search != ef:
-            self._index.expansion_search = ef
+            self._index.expansion_search = ef  # type: ignore[misc]  # usearch has the setter; its stub order hides it
         matches = self._index.search(np.ascontiguousarray(query, dtype=np.float32), min(k, self.covered), threads=1)
         keys: NDArray[np.int64] = np.asarray(matches.keys, dtype=np.int64)
         return keys
