@@ -82,8 +82,9 @@ class OnnxEmbedder:
         self._tokenizer.enable_truncation(max_length=max_tokens)
         self._tokenizer.no_padding()
         self.threads = threads or min(2, os.cpu_count() or 1)
-        # Batches side by side, one thread each, rather than each batch split over all threads: a 48-token
-        # batch of 16 is too small to split well (measured in docs/benchmarks.md, memory: scale).
+        # Small batches (8) side by side, one thread each, rather than each batch split over all threads: a batch
+        # of 48-token notes is too small to split well. Measured on 2 idle cores, 2,048 notes in calls of 64:
+        # 296-330 notes/s in batches of 8 or 4, 255-308 in batches of 16 (docs/benchmarks.md, memory: scale).
         self.parallel_batches = parallel_batches and self.threads > 1
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1 if self.parallel_batches else self.threads
@@ -98,7 +99,7 @@ class OnnxEmbedder:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
-    def embed(self, texts: Sequence[str], batch_size: int = 16) -> NDArray[np.float32]:
+    def embed(self, texts: Sequence[str], batch_size: int = 8) -> NDArray[np.float32]:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
