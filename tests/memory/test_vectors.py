@@ -176,4 +176,5 @@ def test_a_torn_saved_graph_is_ignored_and_rebuilt(tmp_path: Path) -> None:
 def test_a_bigger_graph_is_searched_more_widely() -> None:
     assert search_expansion(20_000) == 256
     assert search_expansion(100_000) == 400
-    assert search_expansion(1_000_000) == 1024
+    assert search_expansion(500_000) == 2000
+    assert search_expansion(1_000_000) == 2048
