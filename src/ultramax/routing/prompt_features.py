@@ -5,7 +5,8 @@
   no file paths) or ``"open"`` (anything else: chat, writing, coding, Claude Code prompts). The learned model has
   one head per kind, because what makes a cheaper model fail differs between them.
 - ``wordpiece_ids``: BERT-uncased WordPiece over the vocabulary of the MiniLM that ships with ultramax (its
-  ``tokenizer.json``), in pure Python with a per-word cache -- the learned model keeps one weight per word piece.
+  ``tokenizer.json``), by the ``tokenizers`` library the embedder uses -- the learned model keeps one weight per
+  word piece.
 - ``shape_features``: a few dozen counts that describe a prompt's shape (length, sentences, quantities, numbers'
   magnitude, fractions, percentages, money, rates, comparisons, units, code, option lines...), log-scaled.
 
@@ -18,10 +19,12 @@ from __future__ import annotations
 import json
 import math
 import re
-import threading
-import unicodedata
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 __all__ = [
     "KINDS",
@@ -155,89 +158,20 @@ def vocabulary() -> dict[str, int]:
     return {str(k): int(v) for k, v in vocab.items()}
 
 
-_CACHE_MAX = 100_000
-_cache: dict[str, tuple[int, ...]] = {}
-_cache_lock = threading.Lock()
+@cache
+def _tokenizer() -> Tokenizer:
+    """The shipped MiniLM's own tokenizer (the ``tokenizers`` library the embedder uses), without the
+    truncation and padding its ``tokenizer.json`` asks for."""
+    from tokenizers import Tokenizer
 
-
-def _is_punctuation(ch: str) -> bool:
-    """BERT's rule: ASCII symbols count as punctuation, and so does every Unicode ``P*`` character."""
-    cp = ord(ch)
-    return 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126 or unicodedata.category(ch)[0] == "P"
-
-
-def _is_chinese(ch: str) -> bool:
-    cp = ord(ch)
-    return (
-        0x4E00 <= cp <= 0x9FFF
-        or 0x3400 <= cp <= 0x4DBF
-        or 0x20000 <= cp <= 0x2A6DF
-        or 0xF900 <= cp <= 0xFAFF
-        or 0x2F800 <= cp <= 0x2FA1F
-    )
-
-
-def _normalise(text: str) -> str:
-    """BERT's normaliser: drop control characters, lower-case, strip accents, space out CJK ideographs."""
-    out = []
-    for ch in unicodedata.normalize("NFD", text.lower()):
-        cat = unicodedata.category(ch)
-        if cat == "Mn" or ch == "\ufffd" or (cat.startswith("C") and ch not in "\t\n\r"):
-            continue
-        out.append(f" {ch} " if _is_chinese(ch) else ch)
-    return "".join(out)
-
-
-def _pieces(word: str, vocab: dict[str, int]) -> tuple[int, ...]:
-    if len(word) > 100:
-        return (vocab["[UNK]"],)
-    ids = []
-    start = 0
-    while start < len(word):
-        end = len(word)
-        while end > start:
-            piece = word[start:end] if start == 0 else "##" + word[start:end]
-            if piece in vocab:
-                ids.append(vocab[piece])
-                break
-            end -= 1
-        else:
-            return (vocab["[UNK]"],)
-        start = end
-    return tuple(ids)
-
-
-def _chunk_ids(chunk: str, vocab: dict[str, int]) -> tuple[int, ...]:
-    """Word-piece ids of one whitespace-free chunk of raw text (BERT normalisation, punctuation split)."""
-    words: list[str] = []
-    current: list[str] = []
-    for ch in _normalise(chunk):
-        if ch.isspace() or _is_punctuation(ch):
-            if current:
-                words.append("".join(current))
-                current = []
-            if not ch.isspace():
-                words.append(ch)
-        else:
-            current.append(ch)
-    if current:
-        words.append("".join(current))
-    return tuple(i for word in words for i in _pieces(word, vocab))
+    tokenizer = Tokenizer.from_str(_tokenizer_json())
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
 
 
 def wordpiece_ids(text: str, limit: int = MAX_PIECES) -> list[int]:
-    """The first ``limit`` WordPiece ids of ``text`` (no ``[CLS]``/``[SEP]``), as the MiniLM tokenizer gives."""
-    vocab = vocabulary()
-    out: list[int] = []
-    for chunk in text[: limit * 12].split():
-        ids = _cache.get(chunk)
-        if ids is None:
-            ids = _chunk_ids(chunk, vocab)
-            with _cache_lock:
-                if len(_cache) >= _CACHE_MAX:
-                    _cache.clear()
-                _cache[chunk] = ids
-        out.extend(ids)
-        if len(out) >= limit:
-            return out[:limit]
-    return out
+    """The first ``limit`` WordPiece ids of ``text`` (no ``[CLS]``/``[SEP]``), as the MiniLM tokenizer gives.
+    Only the first ``12 * limit`` characters are read (as in training): plenty for ``limit`` pieces of text."""
+    ids: list[int] = _tokenizer().encode(text[: limit * 12], add_special_tokens=False).ids
+    return ids[:limit]
