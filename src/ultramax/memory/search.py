@@ -193,9 +193,7 @@ class HybridSearcher:
         if boost is not None and fused and fusion in ("rrf", "weighted"):
             bonus = 1.0 / (RRF_K + 10) if fusion == "rrf" else 0.05  # less than one top-ranked signal
             lo, hi = boost
-            ids = [c.id for c in fused]
-            marks = ",".join("?" * len(ids))
-            times = dict(self.store._conn().execute(f"SELECT id, created_at FROM passages WHERE id IN ({marks})", ids))
+            times = self._created_at([c.id for c in fused])
             for c in fused:
                 ts = times.get(c.id)
                 if ts is not None and (lo is None or ts >= lo) and (hi is None or ts < hi):
@@ -204,6 +202,11 @@ class HybridSearcher:
         timings["fuse_ms"] = (time.perf_counter() - t0) * 1000
         self.last_timings = timings
         return [c for c in fused if c.score > -1.0][:limit]
+
+    def _created_at(self, ids: Sequence[int]) -> dict[int, float]:
+        marks = ",".join("?" * len(ids))
+        rows = self.store._conn().execute(f"SELECT id, created_at FROM passages WHERE id IN ({marks})", list(ids))
+        return {int(pid): float(ts) for pid, ts in rows}
 
     def _lift_neighbours(self, fused: list[Candidate], start: float | None, end: float | None) -> list[Candidate]:
         """Give each hit's same-session neighbours (the passage just before and just after it) a share of its
@@ -235,10 +238,7 @@ class HybridSearcher:
                     lifted[nb] = lifted.get(nb, 0.0) + share
         fresh = [nb for nb in lifted if nb not in base]
         if fresh and (start is not None or end is not None):  # a hard time range binds neighbours too
-            marks = ",".join("?" * len(fresh))
-            times = dict(
-                self.store._conn().execute(f"SELECT id, created_at FROM passages WHERE id IN ({marks})", fresh)
-            )
+            times = self._created_at(fresh)
             for nb in fresh:
                 ts = times.get(nb)
                 if ts is None or (start is not None and ts < start) or (end is not None and ts >= end):

@@ -55,6 +55,14 @@ class _Shard:
     stale: set[int] = field(default_factory=set)  # rows re-embedded after the graph took them
     restale: set[int] = field(default_factory=set)  # rows re-embedded while a new graph was being filled
 
+    def too_stale(self) -> bool:
+        """So many rows re-embedded since the graph took them that a new graph beats scanning them exactly."""
+        return self.graph is not None and len(self.stale) > max(CATCH_UP_ROWS, self.graph.covered // 10)
+
+    def install(self, graph: HnswGraph) -> None:
+        """Make ``graph`` the one searches use (caller holds the index lock)."""
+        self.graph, self.stale, self.restale = graph, self.restale, set()
+
     def reserve(self, extra: int) -> None:
         need = self.n + extra
         if need <= len(self.ids):
@@ -194,9 +202,7 @@ class VectorIndex:
         if shard.graph is None:
             due = shard.n >= self.ann_min_rows
         else:
-            due = shard.n - shard.graph.covered >= CATCH_UP_ROWS or len(shard.stale) > max(
-                CATCH_UP_ROWS, shard.graph.covered // 10
-            )
+            due = shard.n - shard.graph.covered >= CATCH_UP_ROWS or shard.too_stale()
         shard.growing = due
         shard.restale = set()
         return due
@@ -224,7 +230,7 @@ class VectorIndex:
     def _build_or_catch_up(self, shard: _Shard) -> None:
         with self._lock:
             current = shard.graph
-            rebuild = current is None or len(shard.stale) > max(CATCH_UP_ROWS, current.covered // 10)
+            rebuild = current is None or shard.too_stale()
         if rebuild and current is None and (restored := self._restore(shard)) is not None:
             current, rebuild = restored, False
         if rebuild:  # a new graph, filled without any lock, then swapped in
@@ -233,7 +239,7 @@ class VectorIndex:
                 with self._lock:
                     start, stop = graph.covered, min(shard.n, graph.covered + 8192)
                     if start >= stop:
-                        shard.graph, shard.stale, shard.restale = graph, shard.restale, set()
+                        shard.install(graph)
                         ids = shard.ids[: graph.covered].copy()
                         break
                     rows = shard.matrix[start:stop].copy()
@@ -264,7 +270,7 @@ class VectorIndex:
         with self._lock:
             if len(ids) > shard.n or not np.array_equal(shard.ids[: len(ids)], ids):
                 return None
-            shard.graph, shard.stale, shard.restale = graph, shard.restale, set()
+            shard.install(graph)
         return graph
 
     def _save(self, project_id: int, graph: HnswGraph, ids: NDArray[np.int64]) -> None:
