@@ -94,7 +94,15 @@ class OnnxEmbedder:
         # no busy-waiting between ops: the daemon shares two cores with Claude Code and the user's builds (on a
         # loaded machine two spinning threads embedded at ~0.65x the rate of one)
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+        # The model is exported without SkipLayerNormalization and BiasGelu (scripts/export_minilm_onnx.py), and
+        # these two optimisers would put them back at load: onnxruntime's CPU kernels for them are slower than
+        # the plain operators (0.78x the time per batch without them, the same fidelity; docs/benchmarks.md)
+        self._session = ort.InferenceSession(
+            str(model),
+            opts,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=["SkipLayerNormFusion", "BiasGeluFusion"],
+        )
         self._lock = threading.Lock()  # the tokenizer's truncation state is shared
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
