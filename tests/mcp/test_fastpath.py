@@ -26,7 +26,7 @@ from mcp.shared.exceptions import MCPError
 from tests.conftest import UltramaxEnv, wait_for
 from tests.mcp.harness import Gateway, Servers, require_servers, result_text, write_pools
 from ultramax.mcp.fastpath import face_result, upstream_result
-from ultramax.mcp.process import RAW_ID_PREFIX, PipeWriter, RawLink
+from ultramax.mcp.process import RAW_ID_PREFIX, PipeWriter, RawLink, loads_line
 
 MODERN, HANDSHAKE = "2026-07-28", "2025-11-25"
 
@@ -377,3 +377,35 @@ def test_a_link_keeps_only_the_answers_to_its_own_requests_and_tells_the_waiting
     link.end()
     assert (third.lost_count, fourth.lost_count) == (0, 1), "a cancelled call is not waiting any more"
     assert not link.writable()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"a": NaN}',
+        b'{"a": 1e400}',
+        b'{"a": "\\ud800 unpaired"}',
+        b"[" * 100_000 + b"]" * 100_000,
+    ],
+)
+def test_a_line_the_sdks_parser_would_judge_otherwise_is_left_to_it(line: bytes) -> None:
+    with pytest.raises(ValueError):
+        loads_line(line)
+
+
+def test_a_paired_surrogate_and_ordinary_numbers_are_read_as_json() -> None:
+    assert loads_line(b'{"a": "\\ud83d\\ude00", "b": 1.5e300, "c": 12345678901234567890}') == {
+        "a": "\U0001f600",
+        "b": 1.5e300,
+        "c": 12345678901234567890,
+    }
+
+
+def test_an_answer_only_the_sdks_parser_reads_still_reaches_its_raw_call() -> None:
+    can_write = asyncio.Event()
+    can_write.set()
+    link = RawLink(PipeWriter(_Transport(), can_write))  # type: ignore[arg-type]
+    waiter = _Waiter()
+    link.issue(waiter, "tools/call", {"name": "n"})
+    assert link.on_line(b'{"jsonrpc":"2.0","id":"' + RAW_ID_PREFIX.encode() + b'1","result":{"x":1e400}}')
+    assert waiter.answers == [({"x": float("inf")}, None)]

@@ -144,6 +144,10 @@ class FastCall:
         self.fast.failed(self, UpstreamFailure(self.up.id, "connection closed"))
 
 
+def _model_line(message: types.JSONRPCResponse | types.JSONRPCError) -> bytes:
+    return message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
+
+
 class FastPath:
     """The raw ``tools/call`` path of one gateway's stdio face (see the module docstring)."""
 
@@ -367,19 +371,22 @@ class FastPath:
         except MCPError as exc:
             self._respond_error(call, exc)
             return
-        self._write(call, {"jsonrpc": "2.0", "id": call.face_id, "result": shaped})
+        try:
+            line = dumps_line({"jsonrpc": "2.0", "id": call.face_id, "result": shaped})
+        except ValueError:  # a non-finite float: written as the SDK writes it
+            line = _model_line(types.JSONRPCResponse(jsonrpc="2.0", id=call.face_id, result=shaped))
+        self._write(call, line)
 
     def _respond_error(self, call: FastCall, exc: MCPError) -> None:
-        message = types.JSONRPCError(jsonrpc="2.0", id=call.face_id, error=exc.error)
-        self._write(call, message.model_dump(by_alias=True, mode="json", exclude_unset=True))
+        self._write(call, _model_line(types.JSONRPCError(jsonrpc="2.0", id=call.face_id, error=exc.error)))
 
-    def _write(self, call: FastCall, message: dict[str, Any]) -> None:
+    def _write(self, call: FastCall, line: bytes) -> None:
         if self.calls.pop(call.key, None) is None or call.cancelled:
             return  # cancelled by the caller: never answered (as the SDK does)
         face = self.face
         if face is None or face.transport.is_closing():
             return
-        face.transport.write(dumps_line(message))
+        face.transport.write(line)
 
     def _count(self, outcome: str) -> None:
         self.counts[outcome] += 1

@@ -18,6 +18,7 @@ import ctypes
 import errno
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -385,16 +386,31 @@ _RESPONSE_KEYS = frozenset({"jsonrpc", "id", "result"})
 
 
 def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")  # NaN / Infinity: left to the SDK's parser to judge
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} overflows a float")
+    return value
 
 
 def loads_line(line: bytes) -> Any:
-    """One JSON-RPC line as plain JSON values (ValueError if it is not JSON)."""
-    return json.loads(line, parse_constant=_no_constants)
+    """One JSON-RPC line as plain JSON values; ValueError for anything the SDK's parser would judge otherwise
+    (NaN / Infinity, a float that overflows, an unpaired surrogate), which is then left to that parser."""
+    try:
+        value = json.loads(line, parse_constant=_no_constants, parse_float=_finite)
+    except RecursionError as exc:
+        raise ValueError("nested too deeply") from exc
+    if b"\\ud" in line or b"\\uD" in line:
+        json.dumps(value, ensure_ascii=False).encode()  # UnicodeEncodeError (a ValueError) if unpaired
+    return value
 
 
 def dumps_line(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    """One message as a JSON-RPC line (ValueError for a non-finite float, which JSON cannot carry)."""
+    return json.dumps(message, separators=(",", ":"), allow_nan=False).encode() + b"\n"
 
 
 class RawWaiter(Protocol):
@@ -443,29 +459,29 @@ class RawLink:
         try:
             message = loads_line(line)
         except ValueError:
-            return False
-        if type(message) is not dict or type(message.get("id")) is not str:
-            return False
-        call = self.pending.get(message["id"])
-        if call is None:
-            return False
-        if message.keys() == _RESPONSE_KEYS and message["jsonrpc"] == "2.0" and type(message["result"]) is dict:
-            del self.pending[call.upstream_id]
-            call.answered(message["result"], None)
-            return True
+            message = None
+        if type(message) is dict:
+            call = self.pending.get(message["id"]) if type(message.get("id")) is str else None
+            if call is None:
+                return False
+            if message.keys() == _RESPONSE_KEYS and message["jsonrpc"] == "2.0" and type(message["result"]) is dict:
+                del self.pending[call.upstream_id]
+                call.answered(message["result"], None)
+                return True
         # anything less usual is judged by the SDK's own message model, as the SDK path would judge it
         try:
             parsed = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
         except ValueError:
             return False  # the framer logs and drops it, as it does for any malformed line
-        if isinstance(parsed, types.JSONRPCResponse):
-            del self.pending[call.upstream_id]
-            call.answered(parsed.result, None)
-        elif isinstance(parsed, types.JSONRPCError):
-            del self.pending[call.upstream_id]
-            call.answered(None, parsed.error)
-        else:
+        if not isinstance(parsed, types.JSONRPCResponse | types.JSONRPCError) or not isinstance(parsed.id, str):
             return False
+        call = self.pending.pop(parsed.id, None)
+        if call is None:
+            return False
+        if isinstance(parsed, types.JSONRPCResponse):
+            call.answered(parsed.result, None)
+        else:
+            call.answered(None, parsed.error)
         return True
 
     def end(self) -> None:
