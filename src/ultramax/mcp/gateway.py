@@ -309,7 +309,14 @@ class Gateway:
     async def _relay_peer_request(self, up: Upstream, method: str, params: Any) -> Any:
         """Relay an upstream's sampling / elicitation request to the downstream request that is waiting on it."""
         ctx = self._caller(up)
-        if not isinstance(ctx, ServerRequestContext):  # raw calls never go to servers that may ask questions
+        session: ServerSession | None = None
+        if isinstance(ctx, FastCall):  # a raw call retried here: its peer's session (none on a 2026-07-28 face)
+            if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                return _no_back_channel(method)
+            session = next(iter(self._sessions.values()), None)
+        elif ctx is not None:
+            session = ctx.session
+        if ctx is None or session is None:
             return types.ErrorData(code=types.INVALID_REQUEST, message=f"{method}: no caller is waiting on {up.id}")
         request: Any
         result_type: Any
@@ -318,15 +325,13 @@ class Gateway:
         else:
             request, result_type = types.ElicitRequest(params=params), types.ElicitResult
         try:
-            return await ctx.session.send_request(
+            return await session.send_request(
                 request, result_type, metadata=ServerMessageMetadata(related_request_id=ctx.request_id)
             )
         except MCPError as exc:
             return exc.error
         except NoBackChannelError:
-            return types.ErrorData(
-                code=types.INVALID_REQUEST, message=f"{method} cannot reach this client (2026-07-28 connection)"
-            )
+            return _no_back_channel(method)
 
     def _remember(self, ctx: ServerRequestContext[Any, Any]) -> None:
         self.fast.learn(ctx.protocol_version)
@@ -694,6 +699,12 @@ class Gateway:
                     except (MCPError, UpstreamFailure) as exc:
                         log.debug("logging/setLevel on %s failed: %s", up.id, exc)
         return {}
+
+
+def _no_back_channel(method: str) -> types.ErrorData:
+    return types.ErrorData(
+        code=types.INVALID_REQUEST, message=f"{method} cannot reach this client (2026-07-28 connection)"
+    )
 
 
 def _rotates(primaries: list[Upstream]) -> bool:
