@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +129,7 @@ def test_calls_to_a_handshake_era_stdio_server_take_the_raw_path_and_answer_as_t
         )
     after = fast(gw)
     assert after["taken"] - before["taken"] == len(calls)
+    assert f'mcp_gateway_fast_path_total{{decision="taken"}} {float(after["taken"])}' in gw.metrics()
     assert after["fallbacks"].get("progress", 0) - before["fallbacks"].get("progress", 0) == len(calls)
     assert calls_by(gw, "everything") - ok_before == 2 * len(calls), "each path counts its calls alike"
     assert after["pending"] == 0 and gw.server("everything")["inflight"] == 0
@@ -148,6 +152,19 @@ def test_calls_to_a_2026_era_server_or_one_with_a_call_timeout_stay_on_the_sdk_p
     assert after["fallbacks"]["upstream era"] == before["fallbacks"].get("upstream era", 0) + 1
     assert after["fallbacks"]["upstream settings"] == before["fallbacks"].get("upstream settings", 0) + 1
     assert gw.server("modern")["protocol_version"] == MODERN and gw.server("lab")["protocol_version"] == HANDSHAKE
+
+
+def test_the_health_report_counts_raw_calls_and_says_why_others_went_through_the_sdk(raw: Raw) -> None:
+    env = {**os.environ, "HOME": str(raw.env.home), "ULTRAMAX_HOME": str(raw.env.ultramax_home)}
+    out = subprocess.run(
+        [sys.executable, "-m", "ultramax.cli.main", "--project-dir", str(raw.gw.project), "mcp", "health"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    status = fast(raw.gw)
+    [line] = [ln.strip() for ln in out.stdout.splitlines() if "raw path" in ln]
+    assert line.startswith(f"tools/call on the raw path: {status['taken']}; through the SDK (why): ")
+    assert f"progress {status['fallbacks']['progress']}" in line
 
 
 def test_a_rule_requiring_the_safety_check_still_decides_and_audits_each_raw_call(raw: Raw) -> None:
