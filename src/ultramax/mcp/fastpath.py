@@ -184,10 +184,13 @@ class FastPath:
         """True when the line was handled here (a raw call, or a cancellation of one)."""
         if self.face is None or self.version is None:
             return False
-        if b'"tools/call"' in line:
-            return self._request(line)
-        if self.calls and b"notifications/cancelled" in line:
-            return self._cancel(line)
+        try:
+            if b'"tools/call"' in line:
+                return self._request(line)
+            if self.calls and b"notifications/cancelled" in line:
+                return self._cancel(line)
+        except Exception:  # a pipe callback: a fault here must not close the caller's pipe; the SDK takes the line
+            log.exception("mcp gateway: the raw tools/call path failed on a line; left to the SDK path")
         return False
 
     def _request(self, line: bytes) -> bool:
@@ -207,18 +210,21 @@ class FastPath:
         # committed from here on, once each as on the SDK path: the round-robin turn, the gate (decides and
         # audits), the send
         call = admitted
-        gateway = self.gateway
-        call.candidates = gateway.turn(call.plan)
-        call.deadline = gateway.deadline(call.candidates)
-        self._count("taken")
         self.calls[call.key] = call
-        gate = call.plan.gate
-        if gate is not None:
-            refusal = gateway.gate.check(call.namespace, call.tool, gate, call.arguments)
-            if refusal is not None:
-                self._respond(call, gateway.tool_error(refusal, call.protocol_version))
-                return True
-        self._send(call)
+        self._count("taken")
+        try:
+            gateway = self.gateway
+            call.candidates = gateway.turn(call.plan)
+            call.deadline = gateway.deadline(call.candidates)
+            gate = call.plan.gate
+            if gate is not None:
+                refusal = gateway.gate.check(call.namespace, call.tool, gate, call.arguments)
+                if refusal is not None:
+                    self._respond(call, gateway.tool_error(refusal, call.protocol_version))
+                    return True
+            self._send(call)
+        except Exception as exc:  # noqa: BLE001 -- committed: answered as the SDK answers a handler that raised
+            self._fault(call, exc)
         return True
 
     def _admit(self, face_id: RequestId, params: dict[str, Any]) -> FastCall | str:
@@ -304,6 +310,12 @@ class FastPath:
     # -- answers --------------------------------------------------------------------------------------------
     def answered(self, call: FastCall, result: dict[str, Any] | None, error: types.ErrorData | None) -> None:
         """The upstream answered a raw call (``result`` or ``error``)."""
+        try:
+            self._answered(call, result, error)
+        except Exception as exc:  # noqa: BLE001 -- a pipe callback: answered as the SDK answers a handler that raised
+            self._fault(call, exc)
+
+    def _answered(self, call: FastCall, result: dict[str, Any] | None, error: types.ErrorData | None) -> None:
         up = call.up
         if error is not None and error.code == CONNECTION_CLOSED:
             self.failed(call, UpstreamFailure(up.id, "connection closed"))
@@ -341,6 +353,9 @@ class FastPath:
                 result = await self.gateway.continue_call(call, failure)
             except MCPError as exc:
                 self._respond_error(call, exc)
+                return
+            except Exception as exc:  # noqa: BLE001 -- the task's top: answered as the SDK answers a handler that raised
+                self._fault(call, exc)
                 return
             self._respond(call, result)
         if scope.cancelled_caught:
@@ -387,6 +402,14 @@ class FastPath:
         if face is None or face.transport.is_closing():
             return
         face.transport.write(line)
+
+    def _fault(self, call: FastCall, exc: Exception) -> None:
+        """An unexpected error in a call's handling: logged, and the caller gets what the SDK's dispatcher gives
+        for a handler that raised (an error with code 0 and the exception's text)."""
+        log.error("mcp gateway: raw tools/call of %s failed", call.tool, exc_info=exc)
+        if call.upstream_id:
+            self._release(call)
+        self._respond_error(call, MCPError(code=0, message=str(exc)))
 
     def _count(self, outcome: str) -> None:
         self.counts[outcome] += 1
