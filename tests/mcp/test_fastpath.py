@@ -96,6 +96,7 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Raw]:
             "lab": servers.fixture("lab", handshake_only=True, env={"FIXTURE_RECORD": str(record)}),
             "modern": servers.fixture("modern"),
             "timed": servers.everything(timeout_ms=5000),
+            "pinned": servers.fixture("pinned", protocol="legacy"),
             "gated": servers.everything(),
         }}},
         "routing": {"rules": [{"pattern": "gated:*", "require_safety_check": True}]},
@@ -103,7 +104,7 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Raw]:
     project = env.root / "projects" / "webapp"
     project.mkdir(parents=True)
     with Gateway(env, project, mode="auto") as gw:
-        for server in ("everything", "lab", "modern", "timed", "gated"):
+        for server in ("everything", "lab", "modern", "timed", "pinned", "gated"):
             gw.wait_up(server)
         assert gw.text("everything__echo", {"message": "hello"}) == "Echo: hello", "the SDK serves the first call"
         yield Raw(gw, env, record)
@@ -142,16 +143,23 @@ def test_an_unknown_tool_is_left_to_the_sdk_path_which_answers_it_with_a_tool_er
     assert fallbacks(raw.gw, "unknown tool") == before + 1
 
 
-def test_calls_to_a_2026_era_server_or_one_with_a_call_timeout_stay_on_the_sdk_path(raw: Raw) -> None:
+def test_calls_to_a_2026_era_server_or_one_pinned_to_the_legacy_era_stay_on_the_sdk_path(raw: Raw) -> None:
     gw = raw.gw
     before = fast(gw)
     assert json.loads(gw.text("modern__whoami"))["label"] == "modern"
-    assert gw.text("timed__echo", {"message": "t"}) == "Echo: t"
+    assert json.loads(gw.text("pinned__whoami"))["label"] == "pinned"
     after = fast(gw)
     assert after["taken"] == before["taken"]
     assert after["fallbacks"]["upstream era"] == before["fallbacks"].get("upstream era", 0) + 1
-    assert after["fallbacks"]["upstream settings"] == before["fallbacks"].get("upstream settings", 0) + 1
+    assert after["fallbacks"]["pinned to legacy"] == before["fallbacks"].get("pinned to legacy", 0) + 1
     assert gw.server("modern")["protocol_version"] == MODERN and gw.server("lab")["protocol_version"] == HANDSHAKE
+
+
+def test_a_server_with_a_call_timeout_is_called_on_the_raw_path_when_it_answers_in_time(raw: Raw) -> None:
+    before = fast(raw.gw)["taken"]
+    assert raw.gw.text("timed__echo", {"message": "t"}) == "Echo: t"
+    assert fast(raw.gw)["taken"] == before + 1
+    assert raw.gw.server("timed")["inflight"] == 0
 
 
 def test_the_health_report_counts_raw_calls_and_says_why_others_went_through_the_sdk(raw: Raw) -> None:
@@ -269,6 +277,36 @@ def test_a_raw_call_cut_off_by_its_servers_death_is_retried_on_the_backup(umx: U
             "tools/call"
         ]
         assert calls_by(gw, "lab-backup") == 1.0
+
+
+def test_a_raw_call_past_its_servers_timeout_is_cancelled_there_and_fails_over_as_on_the_sdk_path(
+    umx: UltramaxEnv,
+) -> None:
+    servers = Servers(require_servers())
+    record = umx.root / "record.jsonl"
+    pools = failover_pools(servers, record, [])
+    pools["pools"]["primary"]["servers"]["lab"]["timeout_ms"] = 400
+    pools["pools"]["failover"]["servers"]["lab-backup"]["timeout_ms"] = 400
+    write_pools(umx, pools)
+    with Gateway(umx, umx.project("webapp"), mode="auto") as gw:
+        gw.wait_up("lab")
+        gw.wait_up("lab-backup")
+        assert json.loads(gw.text("lab__whoami"))["label"] == "primary"
+        raw_result = gw.call("lab__sleep", {"seconds": 3})
+        assert fast(gw)["taken"] == 1
+        wait_for(lambda: sum(r["event"] == "sleep-cancelled" for r in records(record)) == 2, 10,
+                 "both servers to see the call cancelled")  # fmt: skip
+        sdk_result = via_sdk(gw, "lab__sleep", {"seconds": 3})
+        assert raw_result.is_error and result_text(raw_result) == (
+            "no server could answer lab: no answer within 0.4 s; no answer within 0.4 s"
+        )
+        assert raw_result.model_dump() == sdk_result.model_dump()
+        wait_for(lambda: sum(r["event"] == "sleep-cancelled" for r in records(record)) == 4, 10,
+                 "the SDK path's call cancelled alike")  # fmt: skip
+        assert not any(r["event"] == "sleep-done" for r in records(record))
+        retries = [e for e in gw.status()["events"] if e["event"] == "retry"]
+        assert [e["server"] for e in retries] == ["lab", "lab-backup", "lab", "lab-backup"]
+        assert fast(gw)["pending"] == 0 and gw.server("lab")["inflight"] == gw.server("lab-backup")["inflight"] == 0
 
 
 def test_a_raw_call_not_safe_to_retry_gets_the_sdk_paths_error_when_its_server_dies(umx: UltramaxEnv) -> None:

@@ -13,8 +13,8 @@ The raw path is taken only when all of these hold, and the SDK path handles the 
 - the face's session is up (the SDK already served this peer a request) and the request is valid for its era;
 - no progress token and no per-request log level (2026-07-28) -- those need the SDK's per-request session;
 - the tool is known and its first candidate (same rotation as the SDK path) is up, a handshake-era stdio
-  child not pinned to ``legacy`` (such servers may ask the caller questions), without a per-call timeout,
-  whose pipe is open and not pushing back.
+  child not pinned to ``legacy`` (such servers may ask the caller questions), whose pipe is open and not
+  pushing back. A server's per-call timeout is kept as the SDK keeps it (cancelled upstream, then failover).
 
 A ``notifications/cancelled`` for a raw call is forwarded with the upstream's id. If the upstream goes away
 (or answers with a connection-closed / timeout error) while a raw call waits, the call continues on the SDK
@@ -23,6 +23,7 @@ path exactly as a failed SDK call does: retried on the next candidate when retry
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -128,6 +129,8 @@ class FastCall:
     deadline: float = 0.0
     starts: int = 0
     upstream_id: str = ""
+    wait: float | None = None  # the server's per-call timeout (seconds)
+    timer: asyncio.TimerHandle | None = None
     released: bool = False  # the upstream is done with it (answered, or gone)
     scope: anyio.CancelScope | None = None  # set while the call continues on the SDK path
     cancelled: bool = False
@@ -271,8 +274,8 @@ class FastPath:
             return "upstream transport"
         if up.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
             return "upstream era"
-        if up.spec.protocol == "legacy" or up.spec.timeout_ms:
-            return "upstream settings"
+        if up.spec.protocol == "legacy":
+            return "pinned to legacy"  # such a server may ask the caller questions mid-call: the SDK relays them
         return FastCall(self, face_id, key, version, params, entry.namespace, entry.upstream_name,
                         dict(typed.arguments or {}), plan, up, link)  # fmt: skip
 
@@ -286,6 +289,18 @@ class FastPath:
         self.gateway.calling(up).append(call)
         up.inflight += 1
         call.link.issue(call, _METHOD, out)
+        call.wait = (up.spec.timeout_ms or 0) / 1000 or None
+        if call.wait is not None:  # the SDK's clock, which starts once the request is written
+            call.timer = asyncio.get_running_loop().call_later(call.wait, self._timed_out, call)
+
+    def _timed_out(self, call: FastCall) -> None:
+        """No answer within the server's timeout: cancelled upstream, and the call goes on as a timed-out SDK call
+        does (retried on the next candidate when it is safe to)."""
+        call.timer = None
+        if call.link.pending.get(call.upstream_id) is not call:
+            return
+        call.link.cancel(call, f"timed out after {call.wait}s")
+        self.failed(call, UpstreamFailure(call.up.id, f"no answer within {call.wait:g} s", kind="timeout"))
 
     def _cancel(self, line: bytes) -> bool:
         try:
@@ -321,7 +336,8 @@ class FastPath:
             self.failed(call, UpstreamFailure(up.id, "connection closed"))
             return
         if error is not None and error.code == REQUEST_TIMEOUT:
-            self.failed(call, UpstreamFailure(up.id, f"no answer within {NO_TIMEOUT_S:g} s", kind="timeout"))
+            wait = call.wait or NO_TIMEOUT_S
+            self.failed(call, UpstreamFailure(up.id, f"no answer within {wait:g} s", kind="timeout"))
             return
         self._release(call)
         if error is not None:
@@ -367,6 +383,9 @@ class FastPath:
         if call.released:
             return
         call.released = True
+        if call.timer is not None:
+            call.timer.cancel()
+            call.timer = None
         up = call.up
         up.inflight -= 1
         waiting = self.gateway.calling(up)

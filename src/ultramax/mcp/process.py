@@ -446,10 +446,10 @@ class RawLink:
         request = {"jsonrpc": "2.0", "id": call.upstream_id, "method": method, "params": params}
         self.writer.transport.write(dumps_line(request))
 
-    def cancel(self, call: RawWaiter) -> None:
-        """Forget the call and tell the server, as the SDK does for a request its caller abandoned."""
+    def cancel(self, call: RawWaiter, reason: str = "caller cancelled") -> None:
+        """Forget the call and tell the server, as the SDK does for a request it abandons."""
         if self.pending.pop(call.upstream_id, None) is not None and self.writable():
-            notice = {"requestId": call.upstream_id, "reason": "caller cancelled"}
+            notice = {"requestId": call.upstream_id, "reason": reason}
             self.writer.transport.write(dumps_line({"jsonrpc": "2.0", "method": "notifications/cancelled",
                                                 "params": notice}))  # fmt: skip
 
