@@ -152,6 +152,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "detections_ms": detections, "failovers": failovers, "answered_by": by_server, "orphans": orphans,
         "latency_p50": percentile(latencies, 0.5), "latency_p99": percentile(latencies, 0.99),
         "latency_max": max(latencies), "restarts": final["servers"][0]["restarts"],
+        "fast_path": final.get("fast_path", {}),
+        "retries": sum(1 for e in final["events"] if e["event"] == "retry"),
     }  # fmt: skip
 
 
@@ -186,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{r['latency_max']:.1f} | {len(r['orphans'])} |")  # fmt: skip
     for failure in r["failures"]:
         print(f"  failed: {failure}")
+    fast = r["fast_path"]
+    print(f"\nraw tools/call path: {fast.get('taken', 0)} calls; left to the SDK path: {fast.get('fallbacks', {})}; "
+          f"calls retried on another server after a death: {r['retries']}")  # fmt: skip
     ok = r["failed"] == 0 and len(det) == r["kills"] and all(d <= args.interval_ms for d in det) and not r["orphans"]
     print("\ngoals: zero failed calls, every death detected within one health interval, no orphans:",
           "met" if ok else "NOT met")  # fmt: skip

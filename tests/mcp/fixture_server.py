@@ -1,10 +1,13 @@
 """A small stdio MCP server on the official SDK, for behaviour the official servers do not offer on demand.
 
-``whoami`` says which server answered; ``add_tool`` adds a tool at run time and announces it
-(``notifications/tools/list_changed``); ``sleep`` reports progress and records in ``FIXTURE_RECORD`` (a JSONL
-file) whether it finished or was cancelled; ``write_note`` is a non-read-only tool that records its call.
+``whoami`` says which server answered; ``say`` answers with the text it is given (logging first, if asked);
+``add_tool`` adds a tool at run time and announces it (``notifications/tools/list_changed``); ``sleep`` reports
+progress and records in ``FIXTURE_RECORD`` (a JSONL file) whether it finished or was cancelled; ``write_note`` is a
+non-read-only tool that records its call.
 
-    python fixture_server.py --label primary
+    python fixture_server.py --label primary [--handshake-only]
+
+``--handshake-only`` serves only the handshake era (``server/discover`` is refused), as the TypeScript servers do.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from mcp_types import ToolAnnotations
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--label", default="fixture")
-LABEL = parser.parse_args().label
+parser.add_argument("--handshake-only", action="store_true")
+ARGS = parser.parse_args()
+LABEL = ARGS.label
 READ_ONLY = ToolAnnotations(read_only_hint=True)
 
 server = MCPServer(f"fixture-{LABEL}")
@@ -76,5 +81,26 @@ def write_note(text: str) -> str:
     return f"noted by {LABEL}"
 
 
+@server.tool(annotations=READ_ONLY)
+async def say(text: str, ctx: Context, log: str = "") -> str:
+    """Answer with ``text``, first logging ``log`` (if given) to the client."""
+    if log:
+        await ctx.info(log)
+    return text
+
+
+async def serve_handshake_only() -> None:
+    from mcp.server.runner import serve_loop
+    from mcp.server.stdio import stdio_server
+
+    lowlevel = server._lowlevel_server
+    async with stdio_server() as (read, write), lowlevel.lifespan(lowlevel) as state:
+        await serve_loop(lowlevel, read, write, lifespan_state=state,
+                         init_options=lowlevel.create_initialization_options())  # fmt: skip
+
+
 if __name__ == "__main__":
-    server.run()
+    if ARGS.handshake_only:
+        anyio.run(serve_handshake_only)
+    else:
+        server.run()

@@ -81,9 +81,11 @@ class Servers:
                 **extra}  # fmt: skip
 
     @staticmethod
-    def fixture(label: str, **extra: Any) -> dict[str, Any]:
-        """The tests' own small SDK server (tools that change the list, sleep, record, die)."""
-        return {"command": sys.executable, "args": [str(FIXTURE_SERVER), "--label", label], **extra}
+    def fixture(label: str, *, handshake_only: bool = False, **extra: Any) -> dict[str, Any]:
+        """The tests' own small SDK server (tools that change the list, sleep, record, die); ``handshake_only``
+        makes it a handshake-era server, as the TypeScript servers are."""
+        args = [str(FIXTURE_SERVER), "--label", label, *(["--handshake-only"] if handshake_only else [])]
+        return {"command": sys.executable, "args": args, **extra}
 
 
 def write_pools(umx: UltramaxEnv, data: dict[str, Any], name: str = "primary.json") -> Path:

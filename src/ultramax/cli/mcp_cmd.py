@@ -180,6 +180,10 @@ def _print_report(report: dict[str, Any]) -> None:
         )
     for name, why in report.get("inactive", {}).items():
         print(f"  {name:<24} off      ({why})")
+    fast = report.get("fast_path") or {}
+    if fast.get("taken") or fast.get("fallbacks"):
+        why = ", ".join(f"{reason} {count}" for reason, count in fast["fallbacks"].items()) or "none"
+        print(f"  tools/call on the raw path: {fast['taken']}; through the SDK (why): {why}")
 
 
 def cmd_serve(args: argparse.Namespace, ctx: CliContext) -> int:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import mcp_types as types
 from mcp.server.caching import CacheableMethod, CacheHint
 from mcp.server.context import ServerRequestContext
@@ -54,6 +55,7 @@ from ultramax import __version__
 from ultramax.errors import UltramaxError
 from ultramax.mcp.catalog import AggregateView, page
 from ultramax.mcp.config import ActiveSet, PoolConfig, RoutingRule
+from ultramax.mcp.fastpath import FastCall, FastPath
 from ultramax.mcp.gate import Decide, SafetyGate
 from ultramax.mcp.health import McpMetrics
 from ultramax.mcp.upstream import Upstream, UpstreamFailure, upstream_params
@@ -72,6 +74,9 @@ _CACHEABLE: tuple[CacheableMethod, ...] = (
     "resources/read",
 )
 _EVENT_LOG = 200
+
+Caller = ServerRequestContext[Any, Any] | FastCall
+"""A downstream request waiting on an upstream: one the SDK serves, or one on the raw tools/call path."""
 
 
 @dataclass(slots=True)
@@ -145,10 +150,12 @@ class Gateway:
         self._rr: dict[str, int] = {}
         self._plans: dict[str, _Plan] = {}
         self._sessions: dict[int, ServerSession] = {}
-        self._calling: dict[str, list[ServerRequestContext[Any, Any]]] = {}
+        self._calling: dict[str, list[Caller]] = {}
         self._bus = InMemorySubscriptionBus()  # 2026-07-28 peers: changes go out on subscriptions/listen streams
         self._listen = ListenHandler(self._bus)
         self.server = self._build_server()
+        self.fast = FastPath(self)  # the stdio face's raw tools/call path (serve.py attaches it)
+        self.task_group: anyio.abc.TaskGroup | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     @asynccontextmanager
@@ -156,6 +163,7 @@ class Gateway:
         """Start every upstream; on exit stop them all (gracefully, then forcibly) and reap them."""
         try:
             async with anyio.create_task_group() as tg:
+                self.task_group = tg
                 for up in self.upstreams.values():
                     tg.start_soon(up.run)
                 tg.start_soon(self._watch_settled)
@@ -165,6 +173,7 @@ class Gateway:
                     with anyio.CancelScope(shield=True):
                         await self.shutdown()
                     tg.cancel_scope.cancel()
+                    self.task_group = None
         finally:
             self.gate.close()
 
@@ -211,6 +220,7 @@ class Gateway:
             "prompts": len(self.view.prompts),
             "clashes": list(self.view.clashes),
             "failovers": self.metrics.failover_count(),
+            "fast_path": self.fast.stats(),
             "events": list(self.events[-50:]),
         }
 
@@ -278,6 +288,14 @@ class Gateway:
             params = message.params
             logger = params.logger or up.namespace
             ctx = self._caller(up)
+            if isinstance(ctx, FastCall):
+                # a raw call carries no per-request log opt-in: a 2026-07-28 caller gets nothing (as on the SDK
+                # path); a handshake-era caller's session sends it tagged with the call's id, as for any call
+                if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+                    for session in list(self._sessions.values()):
+                        await session.send_log_message(params.level, params.data, logger,
+                                                       related_request_id=ctx.request_id)  # fmt: skip
+                return
             if ctx is not None:
                 await ctx.session.send_log_message(params.level, params.data, logger, related_request_id=ctx.request_id)
                 return
@@ -291,7 +309,14 @@ class Gateway:
     async def _relay_peer_request(self, up: Upstream, method: str, params: Any) -> Any:
         """Relay an upstream's sampling / elicitation request to the downstream request that is waiting on it."""
         ctx = self._caller(up)
-        if ctx is None:
+        session: ServerSession | None = None
+        if isinstance(ctx, FastCall):  # a raw call retried here: its peer's session (none on a 2026-07-28 face)
+            if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                return _no_back_channel(method)
+            session = next(iter(self._sessions.values()), None)
+        elif ctx is not None:
+            session = ctx.session
+        if ctx is None or session is None:
             return types.ErrorData(code=types.INVALID_REQUEST, message=f"{method}: no caller is waiting on {up.id}")
         request: Any
         result_type: Any
@@ -300,17 +325,16 @@ class Gateway:
         else:
             request, result_type = types.ElicitRequest(params=params), types.ElicitResult
         try:
-            return await ctx.session.send_request(
+            return await session.send_request(
                 request, result_type, metadata=ServerMessageMetadata(related_request_id=ctx.request_id)
             )
         except MCPError as exc:
             return exc.error
         except NoBackChannelError:
-            return types.ErrorData(
-                code=types.INVALID_REQUEST, message=f"{method} cannot reach this client (2026-07-28 connection)"
-            )
+            return _no_back_channel(method)
 
     def _remember(self, ctx: ServerRequestContext[Any, Any]) -> None:
+        self.fast.learn(ctx.protocol_version)
         if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
             return  # 2026-07-28 peers hear of changes on subscriptions/listen streams, not on this channel
         key = id(getattr(ctx.session, "_connection", ctx.session))
@@ -376,14 +400,22 @@ class Gateway:
         annotations = item.get("annotations") or {}
         return bool(annotations.get("readOnlyHint")) or up.spec.retry_safe(tool)
 
-    def _caller(self, up: Upstream) -> ServerRequestContext[Any, Any] | None:
+    def _caller(self, up: Upstream) -> Caller | None:
         """The downstream request most recently sent to ``up`` and still waiting (for request-scoped relays)."""
         calls = self._calling.get(up.id)
         return calls[-1] if calls else None
 
+    def calling(self, up: Upstream) -> list[Caller]:
+        """The downstream requests waiting on ``up``, oldest first."""
+        return self._calling.setdefault(up.id, [])
+
+    def deadline(self, candidates: list[Upstream]) -> float:
+        """How long a request may wait for one of ``candidates`` to be up."""
+        return time.monotonic() + max(u.spec.probe_timeout_s for u in candidates)
+
     async def forward(
         self,
-        ctx: ServerRequestContext[Any, Any],
+        ctx: Caller,
         method: str,
         namespace: str,
         params: dict[str, Any],
@@ -393,16 +425,22 @@ class Gateway:
         retry_ok: bool | None = None,
         rule: RoutingRule | None = None,
         candidates: list[Upstream] | None = None,
+        deadline: float | None = None,
+        tried: set[tuple[str, int]] | None = None,
+        failures: list[UpstreamFailure] | None = None,
     ) -> dict[str, Any]:
-        """Forward one request to the namespace's servers, failing over when the answer cannot come."""
+        """Forward one request to the namespace's servers, failing over when the answer cannot come.
+
+        ``deadline``, ``tried`` and ``failures`` carry on a call whose first attempt failed elsewhere (a raw
+        call whose server went away)."""
         if candidates is None:
             candidates = self.candidates(namespace, upstream_name if method == "tools/call" else None, rule)
         if not candidates:
             raise MCPError(code=METHOD_NOT_FOUND, message=f"no server serves {namespace}")
-        timeout = max(u.spec.probe_timeout_s for u in candidates)
-        deadline = time.monotonic() + timeout
-        tried: set[tuple[str, int]] = set()
-        failures: list[UpstreamFailure] = []
+        if deadline is None:
+            deadline = self.deadline(candidates)
+        tried = set() if tried is None else tried
+        failures = [] if failures is None else failures
         progress = self._progress_relay(ctx)
         while True:
             up = await self._pick(candidates, tried, deadline)
@@ -412,7 +450,7 @@ class Gateway:
             out = upstream_params(params, modern=up.modern)
             if name_key is not None and upstream_name is not None:
                 out[name_key] = upstream_name
-            waiting = self._calling.setdefault(up.id, [])  # the calls _caller relays sampling/elicitation for
+            waiting = self.calling(up)  # the calls _caller relays sampling/elicitation for
             waiting.append(ctx)
             try:
                 result = await up.forward(
@@ -420,16 +458,9 @@ class Gateway:
                 )
             except UpstreamFailure as exc:
                 failures.append(exc)
-                if exc.kind == "closed" and (up.child is None or up.child.alive()):
-                    up.request_restart(f"call failed: {exc.reason}")
-                if exc.sent and not retry_ok:
-                    self.metrics.call(up.id, "failed")
-                    return _error_result(
-                        f"{up.id} failed during {method} ({exc.reason}); not retried on another server because "
-                        "the tool is not marked safe to retry (readOnlyHint, or retry_safe in the pool config)",
-                        ctx,
-                    )
-                self._event("retry", up, method=method, reason=exc.reason)
+                refused = self._failed(up, exc, method, retry_ok, ctx)
+                if refused is not None:
+                    return refused
                 continue
             finally:
                 waiting.remove(ctx)
@@ -442,8 +473,36 @@ class Gateway:
             return _error_result(f"no server could answer {namespace}: {why}", ctx)
         raise MCPError(code=types.INTERNAL_ERROR, message=f"no server could answer {method} for {namespace}: {why}")
 
-    def _progress_relay(self, ctx: ServerRequestContext[Any, Any]) -> Any:
-        if progress_token_from_params(ctx.params) is None:
+    def _failed(
+        self, up: Upstream, exc: UpstreamFailure, method: str, retry_ok: bool | None, ctx: Caller
+    ) -> dict[str, Any] | None:
+        """After ``up`` gave no answer: restart it if it hangs on, and the call's error result when it must not
+        be retried elsewhere (None: try the next candidate)."""
+        if exc.kind == "closed" and (up.child is None or up.child.alive()):
+            up.request_restart(f"call failed: {exc.reason}")
+        if exc.sent and not retry_ok:
+            self.metrics.call(up.id, "failed")
+            return _error_result(
+                f"{up.id} failed during {method} ({exc.reason}); not retried on another server because "
+                "the tool is not marked safe to retry (readOnlyHint, or retry_safe in the pool config)",
+                ctx,
+            )
+        self._event("retry", up, method=method, reason=exc.reason)
+        return None
+
+    async def continue_call(self, call: FastCall, exc: UpstreamFailure) -> dict[str, Any]:
+        """A raw tools/call whose server gave no answer, carried on as a failed SDK-path call is."""
+        refused = self._failed(call.up, exc, "tools/call", call.plan.retry_ok, call)
+        if refused is not None:
+            return refused
+        return await self.forward(
+            call, "tools/call", call.namespace, call.params, upstream_name=call.tool, name_key="name",
+            retry_ok=call.plan.retry_ok, rule=call.plan.rule, candidates=call.candidates, deadline=call.deadline,
+            tried={(call.up.id, call.starts)}, failures=[exc],
+        )  # fmt: skip
+
+    def _progress_relay(self, ctx: Caller) -> Any:
+        if isinstance(ctx, FastCall) or progress_token_from_params(ctx.params) is None:
             return None  # the caller did not ask for progress
 
         last = -float("inf")
@@ -511,17 +570,29 @@ class Gateway:
             entry = self.view.tool_index.get(params.name)
         if entry is None:
             return _error_result(f"Unknown tool: {params.name}", ctx)
-        plan = self._plans.get(params.name)
-        if plan is None:
-            plan = self._plans[params.name] = self._plan(entry.namespace, entry.upstream_name)
+        plan = self.plan_for(params.name, entry.namespace, entry.upstream_name)
         if plan.gate is not None:
             refusal = self.gate.check(entry.namespace, entry.upstream_name, plan.gate, dict(params.arguments or {}))
             if refusal is not None:
                 return _error_result(refusal, ctx)
         return await self.forward(
             ctx, "tools/call", entry.namespace, dict(ctx.params or {}), upstream_name=entry.upstream_name,
-            name_key="name", retry_ok=plan.retry_ok, rule=plan.rule, candidates=self._rotate(plan),
+            name_key="name", retry_ok=plan.retry_ok, rule=plan.rule, candidates=self.turn(plan),
         )  # fmt: skip
+
+    def settled(self) -> bool:
+        return self._settled.is_set()
+
+    def plan_for(self, name: str, namespace: str, tool: str) -> _Plan:
+        """The routing plan of the tool the caller knows as ``name`` (cached until the catalog changes)."""
+        plan = self._plans.get(name)
+        if plan is None:
+            plan = self._plans[name] = self._plan(namespace, tool)
+        return plan
+
+    def tool_error(self, text: str, protocol_version: str) -> dict[str, Any]:
+        """A tool error result for a caller of ``protocol_version``."""
+        return _error_result(text, protocol_version)
 
     def _plan(self, namespace: str, tool: str) -> _Plan:
         """How calls of one tool are routed: worked out once per catalog, not per call."""
@@ -532,12 +603,19 @@ class Gateway:
         retry_ok = self.retry_safe(members[0], tool, rule) if members else False
         return _Plan(rule, gate, members, len(primaries) if _rotates(primaries) else 0, retry_ok)
 
-    def _rotate(self, plan: _Plan) -> list[Upstream]:
+    def turn(self, plan: _Plan) -> list[Upstream]:
         """The plan's candidates, with its round-robin primaries turned by one on every call."""
         if not plan.rotate:
             return plan.members
         plan.turn += 1
-        shift = plan.turn % plan.rotate
+        return self.rotation(plan, plan.turn)
+
+    @staticmethod
+    def rotation(plan: _Plan, turn: int) -> list[Upstream]:
+        """The plan's candidates at round-robin ``turn`` (without taking the turn)."""
+        if not plan.rotate:
+            return plan.members
+        shift = turn % plan.rotate
         head = plan.members[: plan.rotate]
         return head[shift:] + head[:shift] + plan.members[plan.rotate :]
 
@@ -623,6 +701,12 @@ class Gateway:
         return {}
 
 
+def _no_back_channel(method: str) -> types.ErrorData:
+    return types.ErrorData(
+        code=types.INVALID_REQUEST, message=f"{method} cannot reach this client (2026-07-28 connection)"
+    )
+
+
 def _rotates(primaries: list[Upstream]) -> bool:
     return len(primaries) > 1 and all(u.spec.pool.strategy == "round-robin" for u in primaries)
 
@@ -632,10 +716,11 @@ def _offers(up: Upstream, tool: str) -> bool:
     return not up.catalog.tools or up.catalog.tool(tool) is not None
 
 
-def _error_result(text: str, ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
+def _error_result(text: str, ctx: Caller | str) -> dict[str, Any]:
     """A tool error the model can read (never a protocol error: the model may then try something else)."""
     result: dict[str, Any] = {"content": [{"type": "text", "text": text}], "isError": True}
-    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+    version = ctx if isinstance(ctx, str) else ctx.protocol_version
+    if version in MODERN_PROTOCOL_VERSIONS:
         result["resultType"] = "complete"
     return result
 

@@ -12,7 +12,8 @@ probe has a timeout. A server is
 
 Metrics (names from the seed): ``mcp_server_health{server_name}`` (1 healthy, 0.5 degraded, 0 otherwise),
 ``mcp_server_latency_seconds{server_name}`` (probe round trips), ``mcp_failover_total{from_server,to_server}``;
-plus ``mcp_server_restarts_total{server_name}`` and ``mcp_gateway_calls_total{server_name,outcome}``.
+plus ``mcp_server_restarts_total{server_name}``, ``mcp_gateway_calls_total{server_name,outcome}`` and
+``mcp_gateway_fast_path_total{decision}`` (tools/call on the raw path, or why it was left to the SDK path).
 """
 
 from __future__ import annotations
@@ -130,7 +131,14 @@ class McpMetrics:
             ["server_name", "outcome"],
             registry=self.registry,
         )
+        self.fast = Counter(
+            "mcp_gateway_fast_path_total",
+            "tools/call requests on the raw path (decision=taken) or left to the SDK path (decision=why)",
+            ["decision"],
+            registry=self.registry,
+        )
         self._call_children: dict[tuple[str, str], Any] = {}  # labels() costs more than the increment itself
+        self._fast_children: dict[str, Any] = {}
 
     def set_health(self, server: str, status: Status) -> None:
         self.health.labels(server_name=server).set(HEALTH_VALUE[status])
@@ -148,6 +156,12 @@ class McpMetrics:
         child = self._call_children.get((server, outcome))
         if child is None:
             child = self._call_children[(server, outcome)] = self.calls.labels(server_name=server, outcome=outcome)
+        child.inc()
+
+    def fast_path(self, decision: str) -> None:
+        child = self._fast_children.get(decision)
+        if child is None:
+            child = self._fast_children[decision] = self.fast.labels(decision=decision)
         child.inc()
 
     def exposition(self) -> bytes:

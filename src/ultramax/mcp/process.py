@@ -16,19 +16,21 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import json
 import logging
+import math
 import os
 import signal
 import socket
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import mcp_types as types
@@ -36,10 +38,15 @@ from mcp.shared.message import SessionMessage
 
 __all__ = [
     "DEFAULT_ENV_ALLOWLIST",
+    "RAW_ID_PREFIX",
     "ChildProcess",
     "Inbox",
     "PipeWriter",
+    "RawLink",
+    "RawWaiter",
     "child_environment",
+    "dumps_line",
+    "loads_line",
     "spawn_stdio_server",
 ]
 
@@ -108,16 +115,31 @@ def complete_lines(buffer: bytearray, data: bytes) -> list[bytes]:
 
 
 class _Framer:
-    """Splits the server's stdout into lines and hands each JSON-RPC message to the session's read stream."""
+    """Splits the server's stdout into lines and hands each JSON-RPC message to the session's read stream.
+
+    ``intercept`` (the gateway's raw tools/call path) sees each line first and keeps the ones it answers for;
+    ``on_end`` hears when the stream ends, at the moment the session's read stream does.
+    """
 
     def __init__(self, inbox: Inbox, name: str) -> None:
         self.inbox = inbox
         self.name = name
         self.buffer = bytearray()
         self.bad_lines = 0
+        self.intercept: Callable[[bytes], bool] | None = None
+        self.on_end: Callable[[], None] | None = None
+
+    def end(self) -> None:
+        self.inbox.end()
+        on_end, self.on_end = self.on_end, None
+        if on_end is not None:
+            on_end()
 
     def feed(self, data: bytes) -> None:
+        intercept = self.intercept
         for line in complete_lines(self.buffer, data):
+            if intercept is not None and intercept(line):
+                continue
             try:
                 message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
             except ValueError:
@@ -136,7 +158,7 @@ class _Protocol(asyncio.SubprocessProtocol):
 
     def process_exited(self) -> None:
         self.exited.set()
-        self.framer.inbox.end()
+        self.framer.end()
 
 
 class _Stdio(asyncio.Protocol):
@@ -151,11 +173,11 @@ class _Stdio(asyncio.Protocol):
         self.framer.feed(data)
 
     def eof_received(self) -> bool:
-        self.framer.inbox.end()
+        self.framer.end()
         return True  # keep our write side open: the server may still be reading its requests
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.framer.inbox.end()
+        self.framer.end()
         self.can_write.set()
 
     def pause_writing(self) -> None:
@@ -179,6 +201,10 @@ class ChildProcess:
     stderr_path: Path | None = None
     stopping: bool = field(default=False)
     grace: float = GRACE_S  # set lower for a server that stopped answering: it will not exit politely
+
+    @property
+    def framer(self) -> _Framer:
+        return self.protocol.framer
 
     @property
     def exited(self) -> anyio.Event:
@@ -351,6 +377,120 @@ class PipeWriter:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+RAW_ID_PREFIX = "ultramax-raw-"
+"""Ids of requests the gateway writes to a server itself (the SDK client's ids are integers)."""
+_RAW_ID_BYTES = RAW_ID_PREFIX.encode()
+_RESPONSE_KEYS = frozenset({"jsonrpc", "id", "result"})
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} overflows a float")
+    return value
+
+
+def loads_line(line: bytes) -> Any:
+    """One JSON-RPC line as plain JSON values; ValueError for anything the SDK's parser would judge otherwise
+    (NaN / Infinity, a float that overflows, an unpaired surrogate), which is then left to that parser."""
+    try:
+        value = json.loads(line, parse_constant=_no_constants, parse_float=_finite)
+    except RecursionError as exc:
+        raise ValueError("nested too deeply") from exc
+    if b"\\ud" in line or b"\\uD" in line:
+        json.dumps(value, ensure_ascii=False).encode()  # UnicodeEncodeError (a ValueError) if unpaired
+    return value
+
+
+def dumps_line(message: dict[str, Any]) -> bytes:
+    """One message as a JSON-RPC line (ValueError for a non-finite float, which JSON cannot carry)."""
+    return json.dumps(message, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+
+
+class RawWaiter(Protocol):
+    """A request written raw to a server, waiting for its answer."""
+
+    upstream_id: str
+
+    def answered(self, result: dict[str, Any] | None, error: types.ErrorData | None) -> None: ...
+
+    def lost(self) -> None: ...
+
+
+class RawLink:
+    """One upstream process's pipe, shared with its SDK client session: raw calls out, their answers back.
+
+    Its framer hands every line here first; only answers to ids this link issued are kept (and only lines
+    that mention such an id are parsed twice). When the pipe ends every waiting call hears it.
+    """
+
+    def __init__(self, writer: PipeWriter) -> None:
+        self.writer = writer
+        self.pending: dict[str, RawWaiter] = {}
+        self.open = True
+        self._next = 0
+
+    def writable(self) -> bool:
+        return self.open and not self.writer.transport.is_closing() and self.writer.can_write.is_set()
+
+    def issue(self, call: RawWaiter, method: str, params: dict[str, Any]) -> None:
+        self._next += 1
+        call.upstream_id = f"{RAW_ID_PREFIX}{self._next}"
+        self.pending[call.upstream_id] = call
+        request = {"jsonrpc": "2.0", "id": call.upstream_id, "method": method, "params": params}
+        self.writer.transport.write(dumps_line(request))
+
+    def cancel(self, call: RawWaiter, reason: str = "caller cancelled") -> None:
+        """Forget the call and tell the server, as the SDK does for a request it abandons."""
+        if self.pending.pop(call.upstream_id, None) is not None and self.writable():
+            notice = {"requestId": call.upstream_id, "reason": reason}
+            self.writer.transport.write(dumps_line({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                                                "params": notice}))  # fmt: skip
+
+    def on_line(self, line: bytes) -> bool:
+        if not self.pending or _RAW_ID_BYTES not in line:
+            return False
+        try:
+            message = loads_line(line)
+        except ValueError:
+            message = None
+        if type(message) is dict:
+            call = self.pending.get(message["id"]) if type(message.get("id")) is str else None
+            if call is None:
+                return False
+            if message.keys() == _RESPONSE_KEYS and message["jsonrpc"] == "2.0" and type(message["result"]) is dict:
+                del self.pending[call.upstream_id]
+                call.answered(message["result"], None)
+                return True
+        # anything less usual is judged by the SDK's own message model, as the SDK path would judge it
+        try:
+            parsed = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+        except ValueError:
+            return False  # the framer logs and drops it, as it does for any malformed line
+        if not isinstance(parsed, types.JSONRPCResponse | types.JSONRPCError) or not isinstance(parsed.id, str):
+            return False
+        call = self.pending.pop(parsed.id, None)
+        if call is None:
+            return False
+        if isinstance(parsed, types.JSONRPCResponse):
+            call.answered(parsed.result, None)
+        else:
+            call.answered(None, parsed.error)
+        return True
+
+    def end(self) -> None:
+        if not self.open:
+            return
+        self.open = False
+        calls, self.pending = list(self.pending.values()), {}
+        for call in calls:
+            call.lost()
 
 
 @asynccontextmanager

@@ -139,8 +139,12 @@ async def _wait_for_signals(stop: anyio.Event) -> None:
 async def _serve_stdio(gateway: Gateway) -> None:
     from ultramax.mcp.stdio import stdio_pipes
 
-    async with stdio_pipes() as (read, write):
-        await gateway.server.run(read, write, gateway.initialization_options())
+    async with stdio_pipes(intercept=gateway.fast.on_face_line) as (read, write):
+        gateway.fast.attach(write)
+        try:
+            await gateway.server.run(read, write, gateway.initialization_options())
+        finally:
+            gateway.fast.closed()
 
 
 async def _http_server(gateway: Gateway, host: str, port: int, ready: Any, sse: SseOptions | None) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -34,12 +34,16 @@ def _is_pipe(fd: int) -> bool:
 
 
 class _Reader(asyncio.Protocol):
-    def __init__(self, inbox: Inbox) -> None:
+    def __init__(self, inbox: Inbox, intercept: Callable[[bytes], bool] | None) -> None:
         self.inbox = inbox
+        self.intercept = intercept
         self.buffer = bytearray()
 
     def data_received(self, data: bytes) -> None:
+        intercept = self.intercept
         for line in complete_lines(self.buffer, data):
+            if intercept is not None and intercept(line):
+                continue  # relayed by the gateway's raw tools/call path
             item: SessionMessage | Exception
             try:
                 item = SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
@@ -68,8 +72,14 @@ class _Writer(asyncio.Protocol):
 
 
 @asynccontextmanager
-async def stdio_pipes() -> AsyncIterator[tuple[ReadStream[SessionMessage | Exception], WriteStream[SessionMessage]]]:
-    """The (read, write) stream pair over this process's stdin/stdout (see the module docstring)."""
+async def stdio_pipes(
+    intercept: Callable[[bytes], bool] | None = None,
+) -> AsyncIterator[tuple[ReadStream[SessionMessage | Exception], WriteStream[SessionMessage]]]:
+    """The (read, write) stream pair over this process's stdin/stdout (see the module docstring).
+
+    ``intercept`` sees each received line first; a line it returns True for is not passed on. The write half
+    is a ``PipeWriter`` when stdin and stdout are pipes (the SDK's stream otherwise, and no line is
+    intercepted)."""
     if not (_is_pipe(0) and _is_pipe(1)):
         from mcp.server.stdio import stdio_server
 
@@ -89,7 +99,7 @@ async def stdio_pipes() -> AsyncIterator[tuple[ReadStream[SessionMessage | Excep
     write_file = os.fdopen(wire_out, "wb", buffering=0)
     transports: list[Any] = []
     try:
-        rtransport, _ = await loop.connect_read_pipe(lambda: _Reader(inbox), read_file)
+        rtransport, _ = await loop.connect_read_pipe(lambda: _Reader(inbox, intercept), read_file)
         transports.append(rtransport)
         wtransport, writer = await loop.connect_write_pipe(_Writer, write_file)
         transports.append(wtransport)

@@ -33,9 +33,9 @@ from pydantic import TypeAdapter, ValidationError
 from ultramax import __version__
 from ultramax.mcp.config import ServerSpec, expand_vars
 from ultramax.mcp.health import HealthRecord, McpMetrics
-from ultramax.mcp.process import ChildProcess, child_environment, spawn_stdio_server
+from ultramax.mcp.process import ChildProcess, RawLink, child_environment, spawn_stdio_server
 
-__all__ = ["Catalog", "RawRequest", "Upstream", "UpstreamFailure", "upstream_params"]
+__all__ = ["NO_TIMEOUT_S", "Catalog", "RawRequest", "Upstream", "UpstreamFailure", "clean_result", "upstream_params"]
 
 log = logging.getLogger("ultramax.mcp")
 
@@ -45,7 +45,8 @@ _STABLE_AFTER_S = 30.0
 _BACKOFF_FIRST_S = 0.2
 _BACKOFF_MAX_S = 30.0
 _ENVELOPE_PREFIX = "io.modelcontextprotocol/"
-_NO_TIMEOUT_S = 7 * 86400.0  # a call without a configured timeout: hung servers are caught by the probes instead
+NO_TIMEOUT_S = 7 * 86400.0
+"""The wait of a call without a configured timeout: hung servers are caught by the probes instead."""
 
 
 class RawRequest(types.Request[dict[str, Any] | None, str]):
@@ -147,6 +148,7 @@ class Upstream:
         self.server_info: dict[str, Any] | None = None
         self.capabilities: dict[str, Any] = {}
         self.child: ChildProcess | None = None
+        self.link: RawLink | None = None  # the child's pipe for the gateway's raw tools/call path
         self.restarts = 0
         self.starts = 0
         self.inflight = 0
@@ -265,6 +267,7 @@ class Upstream:
                 self.last_exit = None
                 await self._set_status("up")
                 reason = await self._serve()
+                self._end_link()  # raw calls hear of the end when the SDK's calls do (the client closes next)
         except MCPError as exc:
             reason = f"handshake failed: {exc.error.message}"
         except OSError as exc:
@@ -274,6 +277,7 @@ class Upstream:
         except Exception as exc:  # noqa: BLE001 -- any failure to start is a reason to retry later, never a crash
             reason = f"{type(exc).__name__}: {exc}"
         finally:
+            self._end_link()
             self._client = None
             if self.child is not None and not self.child.alive():
                 code = self.child.returncode
@@ -282,6 +286,11 @@ class Upstream:
             with anyio.CancelScope(shield=True):
                 await self._set_status(reason)
         return reason
+
+    def _end_link(self) -> None:
+        link, self.link = self.link, None
+        if link is not None:
+            link.end()
 
     async def _serve(self) -> str:
         """Wait until the process exits, a restart is requested, or probes cross the threshold."""
@@ -341,6 +350,9 @@ class Upstream:
                 write,
             ):
                 self.child = child
+                self.link = RawLink(write)
+                child.framer.intercept = self.link.on_line
+                child.framer.on_end = self.link.end
                 yield read, write
 
         async with Client(transport(), **options) as client:
@@ -499,7 +511,7 @@ class Upstream:
         client = self._client
         if client is None or (self.child is not None and not self.child.alive()):
             raise UpstreamFailure(self.id, "not running", kind="down", sent=False)
-        wait = _NO_TIMEOUT_S if timeout is None else timeout
+        wait = NO_TIMEOUT_S if timeout is None else timeout
         self.inflight += 1
         try:
             result = await client.session.send_request(

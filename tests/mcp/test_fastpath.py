@@ -1,0 +1,466 @@
+"""The gateway's raw ``tools/call`` path: taken when safe, giving what the SDK path gives, and left when not.
+
+The calls go through a real ``ultramax mcp serve`` to real servers (server-everything, and the tests' fixture
+server in the handshake era as TypeScript servers are), from the official SDK client. A call with a progress
+token always goes the SDK path, so the same call made with and without one compares the two paths. The
+gateway's status counts the raw calls (``fast_path.taken``) and why others were left to the SDK path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp.server.lowlevel import Server
+from mcp.server.runner import ServerRunner
+from mcp.shared.exceptions import MCPError
+
+from tests.conftest import UltramaxEnv, wait_for
+from tests.mcp.harness import Gateway, Servers, require_servers, result_text, write_pools
+from ultramax.mcp.fastpath import face_result, upstream_result
+from ultramax.mcp.process import RAW_ID_PREFIX, PipeWriter, RawLink, loads_line
+
+MODERN, HANDSHAKE = "2026-07-28", "2025-11-25"
+
+
+@dataclass
+class Raw:
+    gw: Gateway
+    env: UltramaxEnv
+    record: Path
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def fast(gw: Gateway) -> dict[str, Any]:
+    status: dict[str, Any] = gw.status()["fast_path"]
+    return status
+
+
+def fallbacks(gw: Gateway, why: str) -> int:
+    return int(fast(gw)["fallbacks"].get(why, 0))
+
+
+def calls_by(gw: Gateway, server: str, outcome: str = "ok") -> float:
+    prefix = f'mcp_gateway_calls_total{{outcome="{outcome}",server_name="{server}"}} '
+    line = next((ln for ln in gw.metrics().splitlines() if ln.startswith(prefix)), None)
+    return float(line.split()[-1]) if line else 0.0
+
+
+def audited(env: UltramaxEnv) -> list[dict[str, Any]]:
+    if not env.paths.audit_log.exists():
+        return []
+    lines = env.paths.audit_log.read_text(encoding="utf-8").splitlines()
+    return [r for r in map(json.loads, lines) if r["event"] == "McpGatewayCall"]
+
+
+async def _no_progress(progress: float, total: float | None, message: str | None) -> None:
+    return None
+
+
+def via_sdk(gw: Gateway, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+    """The call on the SDK path: a progress token keeps it there."""
+    return gw.call(name, arguments, progress_callback=_no_progress)
+
+
+def make_env(root: Path) -> UltramaxEnv:
+    env = UltramaxEnv(root=root, home=root / "user", claude_dir=root / "user" / ".claude", ultramax_home=root / "umx")
+    env.claude_dir.mkdir(parents=True)
+    env.user_settings.write_text("{}", encoding="utf-8")
+    return env
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Raw]:
+    servers = Servers(require_servers())
+    env = make_env(tmp_path_factory.mktemp("fast"))
+    record = env.root / "fixture.jsonl"
+    write_pools(env, {
+        "pools": {"primary": {"strategy": "priority", "health_check_interval_ms": 1000, "servers": {
+            "everything": servers.everything(),
+            "lab": servers.fixture("lab", handshake_only=True, env={"FIXTURE_RECORD": str(record)}),
+            "modern": servers.fixture("modern"),
+            "timed": servers.everything(timeout_ms=5000),
+            "pinned": servers.fixture("pinned", protocol="legacy"),
+            "gated": servers.everything(),
+        }}},
+        "routing": {"rules": [{"pattern": "gated:*", "require_safety_check": True}]},
+    })  # fmt: skip
+    project = env.root / "projects" / "webapp"
+    project.mkdir(parents=True)
+    with Gateway(env, project, mode="auto") as gw:
+        for server in ("everything", "lab", "modern", "timed", "pinned", "gated"):
+            gw.wait_up(server)
+        assert gw.text("everything__echo", {"message": "hello"}) == "Echo: hello", "the SDK serves the first call"
+        yield Raw(gw, env, record)
+
+
+# -- with real servers ----------------------------------------------------------------------------------------
+def test_calls_to_a_handshake_era_stdio_server_take_the_raw_path_and_answer_as_the_sdk_path_does(raw: Raw) -> None:
+    gw = raw.gw
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("echo", {"message": 'héllo ✓ "quoted" \\ end'}),
+        ("get-structured-content", {"location": "Chicago"}),
+        ("get-sum", {"a": 2, "b": 3.5}),
+        ("get-annotated-message", {"messageType": "error", "includeImage": True}),
+        ("get-resource-links", {"count": 2}),
+    ]
+    before, ok_before = fast(gw), calls_by(gw, "everything")
+    for tool, arguments in calls:
+        raw_result = gw.call(f"everything__{tool}", arguments)
+        sdk_result = via_sdk(gw, f"everything__{tool}", arguments)
+        assert raw_result.model_dump() == sdk_result.model_dump(), tool
+        assert (
+            raw_result.meta is not None and raw_result.meta["io.modelcontextprotocol/serverInfo"]["name"] == "ultramax"
+        )
+    after = fast(gw)
+    assert after["taken"] - before["taken"] == len(calls)
+    assert f'mcp_gateway_fast_path_total{{decision="taken"}} {float(after["taken"])}' in gw.metrics()
+    assert after["fallbacks"].get("progress", 0) - before["fallbacks"].get("progress", 0) == len(calls)
+    assert calls_by(gw, "everything") - ok_before == 2 * len(calls), "each path counts its calls alike"
+    assert after["pending"] == 0 and gw.server("everything")["inflight"] == 0
+
+
+def test_an_unknown_tool_is_left_to_the_sdk_path_which_answers_it_with_a_tool_error(raw: Raw) -> None:
+    before = fallbacks(raw.gw, "unknown tool")
+    result = raw.gw.call("everything__no-such-tool", {})
+    assert result.is_error and result_text(result) == "Unknown tool: everything__no-such-tool"
+    assert fallbacks(raw.gw, "unknown tool") == before + 1
+
+
+def test_calls_to_a_2026_era_server_or_one_pinned_to_the_legacy_era_stay_on_the_sdk_path(raw: Raw) -> None:
+    gw = raw.gw
+    before = fast(gw)
+    assert json.loads(gw.text("modern__whoami"))["label"] == "modern"
+    assert json.loads(gw.text("pinned__whoami"))["label"] == "pinned"
+    after = fast(gw)
+    assert after["taken"] == before["taken"]
+    assert after["fallbacks"]["upstream era"] == before["fallbacks"].get("upstream era", 0) + 1
+    assert after["fallbacks"]["pinned to legacy"] == before["fallbacks"].get("pinned to legacy", 0) + 1
+    assert gw.server("modern")["protocol_version"] == MODERN and gw.server("lab")["protocol_version"] == HANDSHAKE
+
+
+def test_a_server_with_a_call_timeout_is_called_on_the_raw_path_when_it_answers_in_time(raw: Raw) -> None:
+    before = fast(raw.gw)["taken"]
+    assert raw.gw.text("timed__echo", {"message": "t"}) == "Echo: t"
+    assert fast(raw.gw)["taken"] == before + 1
+    assert raw.gw.server("timed")["inflight"] == 0
+
+
+def test_the_health_report_counts_raw_calls_and_says_why_others_went_through_the_sdk(raw: Raw) -> None:
+    env = {**os.environ, "HOME": str(raw.env.home), "ULTRAMAX_HOME": str(raw.env.ultramax_home)}
+    out = subprocess.run(
+        [sys.executable, "-m", "ultramax.cli.main", "--project-dir", str(raw.gw.project), "mcp", "health"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    status = fast(raw.gw)
+    [line] = [ln.strip() for ln in out.stdout.splitlines() if "raw path" in ln]
+    assert line.startswith(f"tools/call on the raw path: {status['taken']}; through the SDK (why): ")
+    assert f"progress {status['fallbacks']['progress']}" in line
+
+
+def test_a_rule_requiring_the_safety_check_still_decides_and_audits_each_raw_call(raw: Raw) -> None:
+    gw, env = raw.gw, raw.env
+    audited_before, taken_before = len(audited(env)), fast(gw)["taken"]
+    assert gw.text("gated__echo", {"message": "allowed"}) == "Echo: allowed"
+    env.paths.kill_switch.write_text("frozen for the test\n", encoding="utf-8")
+    try:
+        refused = gw.call("gated__echo", {"message": "refused"})
+    finally:
+        env.paths.kill_switch.unlink()
+    assert refused.is_error and "ultramax safety gate refused gated__echo" in result_text(refused)
+    assert "KILL SWITCH" in result_text(refused)
+    assert refused.model_dump()["meta"] is not None, "shaped for the 2026-07-28 caller as the SDK path shapes it"
+    decisions = audited(env)[audited_before:]
+    assert [(r["tool"], r["decision"]) for r in decisions] == [
+        ("mcp__ultramax__gated__echo", "allow"),
+        ("mcp__ultramax__gated__echo", "deny"),
+    ], "decided and audited once per call"
+    assert fast(gw)["taken"] == taken_before + 2
+
+
+def test_a_raw_call_the_caller_abandons_is_cancelled_upstream_under_the_servers_own_id(raw: Raw) -> None:
+    gw = raw.gw
+    taken_before = fast(gw)["taken"]
+    with pytest.raises(MCPError, match="timed out"):
+        gw.call("lab__sleep", {"seconds": 30}, read_timeout_seconds=0.5)
+    assert fast(gw)["taken"] == taken_before + 1
+    wait_for(lambda: any(r["event"] == "sleep-cancelled" for r in records(raw.record)), 10,
+             "the server to see its call cancelled")  # fmt: skip
+    assert not any(r["event"] == "sleep-done" for r in records(raw.record))
+    wait_for(lambda: fast(gw)["pending"] == 0 and gw.server("lab")["inflight"] == 0, 5, "the call to be dropped")
+    assert gw.text("lab__say", {"text": "still serving"}) == "still serving"
+
+
+def test_a_handshake_era_caller_takes_the_raw_path_too_and_hears_the_servers_log(raw: Raw, tmp_path: Path) -> None:
+    servers = Servers(require_servers())
+    pools = tmp_path / "pools.json"
+    pools.write_text(json.dumps({"pools": {"primary": {"servers": {
+        "everything": servers.everything(), "lab": servers.fixture("lab", handshake_only=True)}}}}))  # fmt: skip
+    project = raw.env.root / "projects" / "legacy"  # its own project: the status query finds this gateway
+    project.mkdir(parents=True, exist_ok=True)
+    with Gateway(raw.env, project, mode="legacy", args=("--pools", str(pools))) as gw:
+        gw.wait_up("everything")
+        gw.wait_up("lab")
+        assert gw.client is not None and gw.client.protocol_version == HANDSHAKE
+        for arguments in ({"location": "New York"}, {"location": "Los Angeles"}):
+            assert (
+                gw.call("everything__get-structured-content", arguments).model_dump()
+                == via_sdk(gw, "everything__get-structured-content", arguments).model_dump()
+            )
+        assert gw.text("lab__say", {"text": "answered", "log": "logged on the way"}) == "answered"
+        wait_for(
+            lambda: any(isinstance(n, types.LoggingMessageNotification) and n.params.data == "logged on the way"
+                        for n in gw.notifications), 10, "the server's log message")  # fmt: skip
+        assert fast(gw)["taken"] == 3, "a handshake-era session is up from notifications/initialized on"
+
+
+# -- failover ---------------------------------------------------------------------------------------------------
+def failover_pools(servers: Servers, record: Path, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    env = {"FIXTURE_RECORD": str(record)}
+    return {
+        "pools": {
+            "primary": {"strategy": "priority", "health_check_interval_ms": 200, "servers": {
+                "lab": servers.fixture("primary", handshake_only=True, env=env)}},
+            "failover": {"health_check_interval_ms": 200, "servers": {
+                "lab-backup": servers.fixture("backup", handshake_only=True, env=env, **{"for": "lab"})}},
+        },
+        "routing": {"rules": rules},
+    }  # fmt: skip
+
+
+def call_and_kill_the_server(gw: Gateway, record: Path) -> types.CallToolResult:
+    """Start a 2-second raw call, kill its server once the call is running there, and return the answer."""
+    assert json.loads(gw.text("lab__whoami"))["label"] == "primary"  # the SDK path: the session is up after it
+    client = gw.client
+    assert client is not None and gw.portal is not None
+
+    async def go() -> types.CallToolResult:
+        with anyio.fail_after(30):
+            return await client.call_tool("lab__sleep", {"seconds": 2.0})
+
+    future = gw.portal.start_task_soon(go)
+    wait_for(lambda: fast(gw)["pending"] == 1 and any(r["event"] == "sleep-start" for r in records(record)), 10,
+             "the raw call to reach the primary")  # fmt: skip
+    gw.kill("lab")
+    return future.result(timeout=30)
+
+
+def test_a_raw_call_cut_off_by_its_servers_death_is_retried_on_the_backup(umx: UltramaxEnv) -> None:
+    servers = Servers(require_servers())
+    record = umx.root / "record.jsonl"
+    write_pools(umx, failover_pools(servers, record, []))
+    with Gateway(umx, umx.project("webapp"), mode="auto") as gw:
+        gw.wait_up("lab")
+        gw.wait_up("lab-backup")
+        result = call_and_kill_the_server(gw, record)
+        assert not result.is_error and result_text(result) == "slept 2.0 s"
+        assert [r["label"] for r in records(record) if r["event"] == "sleep-done"] == ["backup"]
+        assert fast(gw)["taken"] == 1 and fast(gw)["pending"] == 0
+        assert [e["method"] for e in gw.status()["events"] if e["event"] == "retry" and e["server"] == "lab"] == [
+            "tools/call"
+        ]
+        assert calls_by(gw, "lab-backup") == 1.0
+
+
+def test_a_raw_call_past_its_servers_timeout_is_cancelled_there_and_fails_over_as_on_the_sdk_path(
+    umx: UltramaxEnv,
+) -> None:
+    servers = Servers(require_servers())
+    record = umx.root / "record.jsonl"
+    pools = failover_pools(servers, record, [])
+    pools["pools"]["primary"]["servers"]["lab"]["timeout_ms"] = 400
+    pools["pools"]["failover"]["servers"]["lab-backup"]["timeout_ms"] = 400
+    write_pools(umx, pools)
+    with Gateway(umx, umx.project("webapp"), mode="auto") as gw:
+        gw.wait_up("lab")
+        gw.wait_up("lab-backup")
+        assert json.loads(gw.text("lab__whoami"))["label"] == "primary"
+        raw_result = gw.call("lab__sleep", {"seconds": 3})
+        assert fast(gw)["taken"] == 1
+        wait_for(lambda: sum(r["event"] == "sleep-cancelled" for r in records(record)) == 2, 10,
+                 "both servers to see the call cancelled")  # fmt: skip
+        sdk_result = via_sdk(gw, "lab__sleep", {"seconds": 3})
+        assert raw_result.is_error and result_text(raw_result) == (
+            "no server could answer lab: no answer within 0.4 s; no answer within 0.4 s"
+        )
+        assert raw_result.model_dump() == sdk_result.model_dump()
+        wait_for(lambda: sum(r["event"] == "sleep-cancelled" for r in records(record)) == 4, 10,
+                 "the SDK path's call cancelled alike")  # fmt: skip
+        assert not any(r["event"] == "sleep-done" for r in records(record))
+        retries = [e for e in gw.status()["events"] if e["event"] == "retry"]
+        assert [e["server"] for e in retries] == ["lab", "lab-backup", "lab", "lab-backup"]
+        assert fast(gw)["pending"] == 0 and gw.server("lab")["inflight"] == gw.server("lab-backup")["inflight"] == 0
+
+
+def test_a_raw_call_not_safe_to_retry_gets_the_sdk_paths_error_when_its_server_dies(umx: UltramaxEnv) -> None:
+    servers = Servers(require_servers())
+    record = umx.root / "record.jsonl"
+    write_pools(umx, failover_pools(servers, record, [{"pattern": "lab:sleep", "retry_safe": False}]))
+    with Gateway(umx, umx.project("webapp"), mode="auto") as gw:
+        gw.wait_up("lab")
+        gw.wait_up("lab-backup")
+        result = call_and_kill_the_server(gw, record)
+        assert result.is_error
+        assert result_text(result).startswith("lab failed during tools/call (connection closed); not retried")
+        assert not any(r["event"] == "sleep-start" and r["label"] == "backup" for r in records(record))
+        assert calls_by(gw, "lab", "failed") == 1.0 and calls_by(gw, "lab-backup") == 0.0
+        assert fast(gw)["taken"] == 1 and fast(gw)["pending"] == 0
+
+
+# -- the pieces, against the SDK's own ---------------------------------------------------------------------------
+RESULTS: list[dict[str, Any]] = [
+    {"content": [{"type": "text", "text": "plain"}]},
+    {"content": [{"type": "text", "text": "x", "annotations": {"audience": ["user"]}}], "isError": False},
+    {"content": [], "structuredContent": {"temperature": 22.5}, "isError": True},
+    {"content": [{"type": "image", "data": "aGk=", "mimeType": "image/png"}], "_meta": {"trace": "abc"}},
+    {"content": [{"type": "resource_link", "uri": "file:///a", "name": "a"}], "unknownField": 1},
+    {"content": [{"type": "text", "text": "x"}], "_meta": None},
+    {"content": "not a list"},
+    {"content": [{"type": "no-such-type"}]},
+]
+
+
+@pytest.mark.parametrize("version", [HANDSHAKE, MODERN])
+@pytest.mark.parametrize("result", RESULTS)
+def test_a_result_is_shaped_for_the_caller_exactly_as_the_sdk_servers_runner_shapes_it(
+    version: str, result: dict[str, Any]
+) -> None:
+    server: Server[Any] = Server("ultramax", version="9.9")
+    runner = ServerRunner(server, connection=None, lifespan_state=None)  # type: ignore[arg-type]
+    forwarded = {**result, "resultType": "complete"} if version == MODERN else dict(result)  # as forward() hands it
+    try:
+        expected: Any = runner._serialize("tools/call", version, forwarded)
+    except MCPError as exc:
+        expected = exc.error
+    try:
+        got: Any = face_result(server, version, dict(result))
+    except MCPError as exc:
+        got = exc.error
+    assert got == expected
+
+
+def test_an_upstream_result_is_validated_and_trimmed_for_its_era_as_the_sdk_client_does() -> None:
+    up: Any = SimpleNamespace(id="lab", protocol_version=HANDSHAKE)
+    stamped = {
+        "content": [{"type": "text", "text": "ok"}],
+        "ttlMs": 5,
+        "resultType": "complete",
+        "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "up", "version": "1"}, "trace": "t"},
+    }
+    assert upstream_result(up, stamped) == {
+        "content": [{"type": "text", "text": "ok"}],
+        "ttlMs": 5,  # not a tools/call field in any revision: left for the caller's sieve, as the SDK client does
+        "_meta": {"trace": "t"},
+    }, "2026-07-28's resultType and the upstream's envelope stamp are dropped"
+    with pytest.raises(MCPError) as caught:
+        upstream_result(up, {"content": "not a list"})
+    assert caught.value.error.code == types.INTERNAL_ERROR
+    assert caught.value.error.message.startswith("lab returned an invalid tools/call result: ")
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+
+class _Waiter:
+    def __init__(self) -> None:
+        self.upstream_id = ""
+        self.answers: list[tuple[Any, Any]] = []
+        self.lost_count = 0
+
+    def answered(self, result: dict[str, Any] | None, error: types.ErrorData | None) -> None:
+        self.answers.append((result, error))
+
+    def lost(self) -> None:
+        self.lost_count += 1
+
+
+def test_a_link_keeps_only_the_answers_to_its_own_requests_and_tells_the_waiting_ones_when_it_ends() -> None:
+    transport = _Transport()
+    can_write = asyncio.Event()
+    can_write.set()
+    link = RawLink(PipeWriter(transport, can_write))  # type: ignore[arg-type]
+    first, second, third = _Waiter(), _Waiter(), _Waiter()
+    for waiter in (first, second, third):
+        link.issue(waiter, "tools/call", {"name": "echo", "arguments": {"message": "m"}})
+    sent = [json.loads(line) for line in transport.written]
+    assert [m["id"] for m in sent] == [f"{RAW_ID_PREFIX}1", f"{RAW_ID_PREFIX}2", f"{RAW_ID_PREFIX}3"]
+    assert sent[0] == {"jsonrpc": "2.0", "id": f"{RAW_ID_PREFIX}1", "method": "tools/call",
+                       "params": {"name": "echo", "arguments": {"message": "m"}}}  # fmt: skip
+
+    assert not link.on_line(b'{"jsonrpc":"2.0","id":1,"result":{}}'), "the SDK client's own ids pass on"
+    assert not link.on_line(b'{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info",'
+                            b'"data":"' + RAW_ID_PREFIX.encode() + b'1"}}')  # fmt: skip
+    assert link.on_line(b'{"result":{"content":[]},"jsonrpc":"2.0","id":"' + RAW_ID_PREFIX.encode() + b'1"}')
+    assert first.answers == [({"content": []}, None)]
+    error = b'{"jsonrpc":"2.0","id":"' + RAW_ID_PREFIX.encode() + b'2","error":{"code":-32602,"message":"bad"}}'
+    assert link.on_line(error)
+    assert second.answers == [(None, types.ErrorData(code=-32602, message="bad"))]
+    assert not link.on_line(error), "an id is answered once"
+
+    link.cancel(third)
+    assert json.loads(transport.written[-1]) == {"jsonrpc": "2.0", "method": "notifications/cancelled",
+                                                 "params": {"requestId": f"{RAW_ID_PREFIX}3",
+                                                            "reason": "caller cancelled"}}  # fmt: skip
+    fourth = _Waiter()
+    link.issue(fourth, "tools/call", {"name": "echo"})
+    link.end()
+    link.end()
+    assert (third.lost_count, fourth.lost_count) == (0, 1), "a cancelled call is not waiting any more"
+    assert not link.writable()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"a": NaN}',
+        b'{"a": 1e400}',
+        b'{"a": "\\ud800 unpaired"}',
+        b"[" * 100_000 + b"]" * 100_000,
+    ],
+)
+def test_a_line_the_sdks_parser_would_judge_otherwise_is_left_to_it(line: bytes) -> None:
+    with pytest.raises(ValueError):
+        loads_line(line)
+
+
+def test_a_paired_surrogate_and_ordinary_numbers_are_read_as_json() -> None:
+    assert loads_line(b'{"a": "\\ud83d\\ude00", "b": 1.5e300, "c": 12345678901234567890}') == {
+        "a": "\U0001f600",
+        "b": 1.5e300,
+        "c": 12345678901234567890,
+    }
+
+
+def test_an_answer_only_the_sdks_parser_reads_still_reaches_its_raw_call() -> None:
+    can_write = asyncio.Event()
+    can_write.set()
+    link = RawLink(PipeWriter(_Transport(), can_write))  # type: ignore[arg-type]
+    waiter = _Waiter()
+    link.issue(waiter, "tools/call", {"name": "n"})
+    assert link.on_line(b'{"jsonrpc":"2.0","id":"' + RAW_ID_PREFIX.encode() + b'1","result":{"x":1e400}}')
+    assert waiter.answers == [({"x": float("inf")}, None)]
