@@ -2,7 +2,7 @@
 
 On the stdio face a ``tools/call`` line is recognised before the SDK parses it. When it is safe the gateway
 relays it as JSON straight to the chosen upstream's pipe -- tool name de-namespaced, id replaced by one of
-its own (``ultramax-fast-<n>``) -- and relays the answer line back with the caller's id: no pydantic message
+its own (``ultramax-raw-<n>``) -- and relays the answer line back with the caller's id: no pydantic message
 models, no task per request, no memory streams. The checks and transforms are the SDK's own functions (request
 validated per era, result validated for the upstream's era and shaped for the caller's), so what the caller
 gets is what the SDK path would give it; routing, the round-robin turn, the safety gate and its audit, metrics
@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import mcp_types as types
-from mcp.client.session import _clamp_inbound_ttl, _later_revision_fields
 from mcp.shared.dispatcher import as_request_id, coerce_request_id
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import InboundLadderRejection, classify_inbound_request
@@ -60,6 +59,11 @@ if TYPE_CHECKING:
 
 __all__ = ["FastCall", "FastPath", "face_result", "upstream_result"]
 
+try:  # the SDK client's own rule for fields of later revisions (private): the raw path drops what the SDK drops
+    from mcp.client.session import _later_revision_fields
+except ImportError:  # pragma: no cover -- a later mcp 2.x moved it: the raw path switches off, the SDK path serves
+    _later_revision_fields = None  # type: ignore[assignment]
+
 log = logging.getLogger("ultramax.mcp")
 
 _METHOD = "tools/call"
@@ -71,7 +75,9 @@ def upstream_result(up: Upstream, raw: dict[str, Any]) -> dict[str, Any]:
     validated for the upstream's era (``MCPError`` if invalid), later revisions' fields and envelope stamps
     dropped."""
     version = up.protocol_version or "2025-11-25"
-    _clamp_inbound_ttl(raw)
+    ttl = raw.get("ttlMs")  # a negative cache ttl is floored to 0 before validation, as the SDK client does
+    if isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl < 0:
+        raw["ttlMs"] = 0
     try:
         _methods.validate_server_result(_METHOD, version, raw)
     except KeyError:
@@ -79,7 +85,7 @@ def upstream_result(up: Upstream, raw: dict[str, Any]) -> dict[str, Any]:
     except ValidationError as exc:
         raise MCPError(code=INTERNAL_ERROR, message=f"{up.id} returned an invalid {_METHOD} result: "
                        f"{exc.errors()[0].get('msg', exc)}") from None  # fmt: skip
-    if not (foreign := _later_revision_fields(_METHOD, version)).isdisjoint(raw):
+    if _later_revision_fields is not None and not (foreign := _later_revision_fields(_METHOD, version)).isdisjoint(raw):
         raw = {key: value for key, value in raw.items() if key not in foreign}
     return clean_result(raw)
 
@@ -164,7 +170,11 @@ class FastPath:
     # -- the face ------------------------------------------------------------------------------------------
     def attach(self, face: Any) -> None:
         """Serve the raw path on this face (a ``PipeWriter``; any other stream keeps every call on the SDK)."""
-        if isinstance(face, PipeWriter) and self.gateway.server.cache_hints.get(_METHOD) is None:
+        if (
+            isinstance(face, PipeWriter)
+            and self.gateway.server.cache_hints.get(_METHOD) is None
+            and _later_revision_fields is not None
+        ):
             self.face = face
 
     def learn(self, protocol_version: str) -> None:
