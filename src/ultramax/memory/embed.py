@@ -84,7 +84,7 @@ class OnnxEmbedder:
         self.threads = threads or min(2, os.cpu_count() or 1)
         # Small batches (8) side by side, one thread each, rather than each batch split over all threads: a batch
         # of 48-token notes is too small to split well. Measured on 2 idle cores, 2,048 notes in calls of 64:
-        # 296-330 notes/s in batches of 8 or 4, 255-308 in batches of 16 (docs/benchmarks.md, memory: scale).
+        # 296-330 notes/s in batches of 8 or 4, 255-308 in batches of 16 (the previous export; docs/benchmarks.md).
         self.parallel_batches = parallel_batches and self.threads > 1
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1 if self.parallel_batches else self.threads
