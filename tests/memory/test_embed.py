@@ -27,6 +27,15 @@ def test_the_model_ships_inside_the_package_and_matches_its_recorded_checksum() 
     assert info["fidelity_vs_sentence_transformers"]["int8_per_channel"]["cosine_mean"] >= 0.98
 
 
+def test_the_shipped_model_keeps_skip_layer_norm_and_bias_gelu_unfused() -> None:
+    # onnxruntime's CPU kernels for these two fused operators are slower than the plain ones (docs/benchmarks.md):
+    # a re-export with the optimiser's defaults would silently cost a quarter of the ingest rate
+    data = (model_dir() / "model.onnx").read_bytes()
+    assert b"Attention" in data, "attention stays fused"
+    assert b"SkipLayerNormalization" not in data
+    assert b"BiasGelu" not in data
+
+
 def test_embeddings_are_unit_vectors_and_the_same_text_gives_the_same_vector(embedder: OnnxEmbedder) -> None:
     vectors = embedder.embed(["the billing service listens on port 8123", "", "x" * 5000])
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
