@@ -3,7 +3,8 @@
 ``whoami`` says which server answered; ``say`` answers with the text it is given (logging first, if asked);
 ``add_tool`` adds a tool at run time and announces it (``notifications/tools/list_changed``); ``sleep`` reports
 progress and records in ``FIXTURE_RECORD`` (a JSONL file) whether it finished or was cancelled; ``write_note`` is a
-non-read-only tool that records its call.
+non-read-only tool that records its call; ``sleep_then_ask`` sleeps, then asks the client a yes/no question
+(elicitation) and answers with what it heard.
 
     python fixture_server.py --label primary [--handshake-only]
 
@@ -22,6 +23,7 @@ import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp_types import ToolAnnotations
+from pydantic import BaseModel
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--label", default="fixture")
@@ -72,6 +74,21 @@ async def sleep(seconds: float, ctx: Context) -> str:
         raise
     record("sleep-done")
     return f"slept {seconds} s"
+
+
+class Confirm(BaseModel):
+    ok: bool
+
+
+@server.tool(annotations=READ_ONLY)
+async def sleep_then_ask(seconds: float, ctx: Context) -> str:
+    """Sleep, then ask the client to confirm; answers with the client's reply."""
+    record("sleep-start", seconds=seconds)
+    await anyio.sleep(seconds)
+    reply = await ctx.elicit(f"{LABEL} slept {seconds} s: go on?", Confirm)
+    record("asked", action=reply.action)
+    data = getattr(reply, "data", None)
+    return f"{LABEL} slept {seconds} s; the client said {reply.action}" + (f", ok={data.ok}" if data else "")
 
 
 @server.tool()

@@ -99,8 +99,9 @@ class Gateway:
     """A running ``ultramax mcp serve`` and an SDK client session connected to it."""
 
     def __init__(self, umx: UltramaxEnv, project: Path, *, mode: str = "legacy", args: tuple[str, ...] = (),
-                 env: dict[str, str] | None = None) -> None:  # fmt: skip
+                 env: dict[str, str] | None = None, elicitation_callback: Any = None) -> None:  # fmt: skip
         self.umx = umx
+        self.elicitation_callback = elicitation_callback
         self.project = project
         self.notifications: list[Any] = []
         self.stderr_path = umx.root / f"gateway-{os.urandom(3).hex()}.stderr"
@@ -127,7 +128,8 @@ class Gateway:
             self.portal = self._stack.enter_context(start_blocking_portal())
             errlog = self._stack.enter_context(self.stderr_path.open("w", encoding="utf-8"))
             client = Client(stdio_client(self.params, errlog=errlog), mode=self.mode, cache=None,
-                            message_handler=self._on_message)  # fmt: skip
+                            message_handler=self._on_message,
+                            elicitation_callback=self.elicitation_callback)  # fmt: skip
             self.client = self._stack.enter_context(self.portal.wrap_async_context_manager(client))
         except BaseException:
             self._stack.close()

@@ -324,6 +324,74 @@ def test_a_raw_call_not_safe_to_retry_gets_the_sdk_paths_error_when_its_server_d
         assert fast(gw)["taken"] == 1 and fast(gw)["pending"] == 0
 
 
+async def answer_yes(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+    return types.ElicitResult(action="accept", content={"ok": True})
+
+
+def outcome(get: Any) -> str:
+    """What the caller got from ``get()``: the tool's text (marked when it is a tool error) or the JSON-RPC error."""
+    try:
+        result: types.CallToolResult = get()
+    except MCPError as exc:
+        return f"error: {exc}"
+    return ("tool error: " if result.is_error else "") + result_text(result)
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("legacy", "backup slept 1.0 s; the client said accept, ok=True"),
+        (
+            "auto",
+            "error: Cannot send 'elicitation/create': this transport context has no back-channel for server-initiated"
+            " requests.",
+        ),
+    ],
+)
+def test_a_raw_call_retried_on_a_pinned_backup_that_asks_a_question_reaches_its_caller_as_an_sdk_call_would(
+    umx: UltramaxEnv, mode: str, expected: str
+) -> None:
+    servers = Servers(require_servers())
+    record = umx.root / "record.jsonl"
+    env = {"FIXTURE_RECORD": str(record)}
+    pinned: dict[str, Any] = {"env": env, "protocol": "legacy"}  # so always on the SDK path
+    write_pools(umx, {
+        "pools": {
+            "primary": {"strategy": "priority", "health_check_interval_ms": 200, "servers": {
+                "lab": servers.fixture("primary", handshake_only=True, env=env),
+                "asker": servers.fixture("backup", **pinned)}},  # what a caller gets from such a server
+            "failover": {"health_check_interval_ms": 200, "servers": {
+                "lab-backup": servers.fixture("backup", **(pinned | {"for": "lab"}))}},
+        },
+    })  # fmt: skip
+    with Gateway(umx, umx.project("webapp"), mode=mode, elicitation_callback=answer_yes) as gw:
+        for server in ("lab", "lab-backup", "asker"):
+            gw.wait_up(server)
+        client = gw.client
+        assert client is not None and gw.portal is not None
+
+        def ask(tool: str) -> Any:
+            async def go() -> types.CallToolResult:
+                with anyio.fail_after(30):
+                    return await client.call_tool(tool, {"seconds": 1.0})
+
+            return go
+
+        portal = gw.portal
+        sdk_path = outcome(lambda: portal.call(ask("asker__sleep_then_ask")))
+        assert sdk_path == expected
+        taken = fast(gw)["taken"]
+        future = portal.start_task_soon(ask("lab__sleep_then_ask"))
+        wait_for(lambda: fast(gw)["pending"] == 1 and any(r["event"] == "sleep-start" and r["label"] == "primary"
+                                                          for r in records(record)), 10,
+                 "the raw call to reach the primary")  # fmt: skip
+        gw.kill("lab")
+        assert outcome(lambda: future.result(timeout=30)) == sdk_path
+        assert fast(gw)["taken"] == taken + 1 and fast(gw)["pending"] == 0
+        started = [r["label"] for r in records(record) if r["event"] == "sleep-start"]
+        assert started == ["backup", "primary", "backup"], "the SDK-path call, the raw call, its retry"
+
+
 # -- the pieces, against the SDK's own ---------------------------------------------------------------------------
 RESULTS: list[dict[str, Any]] = [
     {"content": [{"type": "text", "text": "plain"}]},

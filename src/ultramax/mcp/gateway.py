@@ -328,10 +328,8 @@ class Gateway:
             return await session.send_request(
                 request, result_type, metadata=ServerMessageMetadata(related_request_id=ctx.request_id)
             )
-        except MCPError as exc:
+        except MCPError as exc:  # NoBackChannelError too (a 2026-07-28 caller): the SDK's own refusal
             return exc.error
-        except NoBackChannelError:
-            return _no_back_channel(method)
 
     def _remember(self, ctx: ServerRequestContext[Any, Any]) -> None:
         self.fast.learn(ctx.protocol_version)
@@ -702,9 +700,8 @@ class Gateway:
 
 
 def _no_back_channel(method: str) -> types.ErrorData:
-    return types.ErrorData(
-        code=types.INVALID_REQUEST, message=f"{method} cannot reach this client (2026-07-28 connection)"
-    )
+    """What the SDK answers a server that asks a 2026-07-28 caller a question: the same for a raw call."""
+    return NoBackChannelError(method).error
 
 
 def _rotates(primaries: list[Upstream]) -> bool:
