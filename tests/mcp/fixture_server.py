@@ -4,7 +4,9 @@
 ``add_tool`` adds a tool at run time and announces it (``notifications/tools/list_changed``); ``sleep`` reports
 progress and records in ``FIXTURE_RECORD`` (a JSONL file) whether it finished or was cancelled; ``write_note`` is a
 non-read-only tool that records its call; ``sleep_then_ask`` sleeps, then asks the client a yes/no question
-(elicitation) and answers with what it heard.
+(elicitation) and answers with what it heard; ``envelope`` shows the request's ``_meta`` as received; ``weather``
+answers with structured content, ``fail`` with a tool error, ``refuse`` with a JSON-RPC error; ``confirm_first``
+answers a 2026-07-28 caller with an ``input_required`` result first.
 
     python fixture_server.py --label primary [--handshake-only]
 
@@ -22,7 +24,9 @@ from pathlib import Path
 import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp_types import ToolAnnotations
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, ElicitRequest, ElicitRequestFormParams, InputRequiredResult, ToolAnnotations
 from pydantic import BaseModel
 
 parser = argparse.ArgumentParser()
@@ -104,6 +108,50 @@ async def say(text: str, ctx: Context, log: str = "") -> str:
     if log:
         await ctx.info(log)
     return text
+
+
+@server.tool(annotations=READ_ONLY)
+def envelope(ctx: Context) -> str:
+    """The request's ``_meta`` as this server received it (sorted JSON): what its client stamps on each request."""
+    params = ctx.request_context.params or {}
+    return json.dumps(params.get("_meta"), sort_keys=True)
+
+
+class Weather(BaseModel):
+    city: str
+    celsius: float
+
+
+@server.tool(annotations=READ_ONLY)
+def weather(city: str) -> Weather:
+    """Structured content (and its text rendering) for ``city``."""
+    return Weather(city=city, celsius=21.5)
+
+
+@server.tool(annotations=READ_ONLY)
+def fail(message: str) -> str:
+    """A tool error (``isError``) saying ``message``."""
+    raise ToolError(message)
+
+
+@server.tool(annotations=READ_ONLY)
+def refuse(message: str) -> str:
+    """A JSON-RPC error (invalid params) saying ``message``."""
+    raise MCPError(code=INVALID_PARAMS, message=message, data={"why": message})
+
+
+@server.tool(annotations=READ_ONLY)
+def confirm_first(ctx: Context) -> str | InputRequiredResult:
+    """2026-07-28 multi-round-trip: first an ``input_required`` result asking to confirm, then what was answered."""
+    if ctx.input_responses is None:
+        ask = ElicitRequest(params=ElicitRequestFormParams(message="go on?", requested_schema={
+            "type": "object", "properties": {"ok": {"type": "boolean"}}}))  # fmt: skip
+        return InputRequiredResult(input_requests={"confirm": ask}, request_state=f"asked-by-{LABEL}")
+    answer = ctx.input_responses.get("confirm")
+    return (
+        f"{LABEL} heard {json.dumps(answer.model_dump(mode='json', exclude_none=True) if answer else None)} "
+        f"with state {ctx.request_state}"
+    )
 
 
 async def serve_handshake_only() -> None:

@@ -1,7 +1,8 @@
 """The gateway's raw ``tools/call`` path: taken when safe, giving what the SDK path gives, and left when not.
 
-The calls go through a real ``ultramax mcp serve`` to real servers (server-everything, and the tests' fixture
-server in the handshake era as TypeScript servers are), from the official SDK client. A call with a progress
+The calls go through a real ``ultramax mcp serve`` to real servers (server-everything; the tests' fixture server
+in the handshake era as TypeScript servers are, and in the 2026-07-28 era as Python-SDK servers are; PyPI
+``mcp-server-time``), from the official SDK client. A call with a progress
 token always goes the SDK path, so the same call made with and without one compares the two paths. The
 gateway's status counts the raw calls (``fast_path.taken``) and why others were left to the SDK path.
 """
@@ -25,6 +26,7 @@ import pytest
 from mcp.server.lowlevel import Server
 from mcp.server.runner import ServerRunner
 from mcp.shared.exceptions import MCPError
+from mcp_types import LOG_LEVEL_META_KEY
 
 from tests.conftest import UltramaxEnv, wait_for
 from tests.mcp.harness import Gateway, Servers, require_servers, result_text, write_pools
@@ -39,6 +41,7 @@ class Raw:
     gw: Gateway
     env: UltramaxEnv
     record: Path
+    modern_record: Path
 
 
 def records(path: Path) -> list[dict[str, Any]]:
@@ -89,12 +92,13 @@ def make_env(root: Path) -> UltramaxEnv:
 def raw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Raw]:
     servers = Servers(require_servers())
     env = make_env(tmp_path_factory.mktemp("fast"))
-    record = env.root / "fixture.jsonl"
+    record, modern_record = env.root / "fixture.jsonl", env.root / "modern.jsonl"
     write_pools(env, {
         "pools": {"primary": {"strategy": "priority", "health_check_interval_ms": 1000, "servers": {
             "everything": servers.everything(),
             "lab": servers.fixture("lab", handshake_only=True, env={"FIXTURE_RECORD": str(record)}),
-            "modern": servers.fixture("modern"),
+            "modern": servers.fixture("modern", env={"FIXTURE_RECORD": str(modern_record)}),
+            "time": servers.time(),
             "timed": servers.everything(timeout_ms=5000),
             "pinned": servers.fixture("pinned", protocol="legacy"),
             "gated": servers.everything(),
@@ -104,10 +108,10 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Raw]:
     project = env.root / "projects" / "webapp"
     project.mkdir(parents=True)
     with Gateway(env, project, mode="auto") as gw:
-        for server in ("everything", "lab", "modern", "timed", "pinned", "gated"):
+        for server in ("everything", "lab", "modern", "time", "timed", "pinned", "gated"):
             gw.wait_up(server)
         assert gw.text("everything__echo", {"message": "hello"}) == "Echo: hello", "the SDK serves the first call"
-        yield Raw(gw, env, record)
+        yield Raw(gw, env, record, modern_record)
 
 
 # -- with real servers ----------------------------------------------------------------------------------------
@@ -143,16 +147,133 @@ def test_an_unknown_tool_is_left_to_the_sdk_path_which_answers_it_with_a_tool_er
     assert fallbacks(raw.gw, "unknown tool") == before + 1
 
 
-def test_calls_to_a_2026_era_server_or_one_pinned_to_the_legacy_era_stay_on_the_sdk_path(raw: Raw) -> None:
+def sealed(dump: dict[str, Any]) -> dict[str, Any]:
+    """A result's dump with an ``input_required`` request state (sealed by the server, fresh on each call) masked."""
+    state = dump.get("request_state")
+    if isinstance(state, str) and state.startswith("v1."):
+        dump["request_state"] = "v1.<sealed>"
+    return dump
+
+
+def outcomes(gw: Gateway, name: str, arguments: dict[str, Any], **kwargs: Any) -> tuple[Any, Any]:
+    """What the caller gets from one call on the raw path and the same call on the SDK path (a result's dump, or the
+    JSON-RPC error); ``input_required`` results are returned, not answered."""
+    session = gw.session
+
+    def one(**extra: Any) -> Any:
+        async def go() -> Any:
+            return await session.call_tool(name, arguments, allow_input_required=True, **kwargs, **extra)
+
+        try:
+            return sealed(gw.run(go).model_dump())
+        except MCPError as exc:
+            return exc.error
+
+    return one(), one(progress_callback=_no_progress)
+
+
+def test_calls_to_a_2026_era_stdio_server_take_the_raw_path_and_answer_as_the_sdk_path_does(raw: Raw) -> None:
+    gw = raw.gw
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("say", {"text": 'héllo ✓ "quoted" \\ end'}),
+        ("weather", {"city": "Oslo"}),  # structured content
+        ("fail", {"message": "no such city"}),  # a tool error
+        ("refuse", {"message": "bad city"}),  # a JSON-RPC error
+        ("weather", {"city": 3}),  # arguments the server rejects
+        ("confirm_first", {}),  # an input_required result, relayed to the caller
+    ]
+    before, ok_before, error_before = fast(gw), calls_by(gw, "modern"), calls_by(gw, "modern", "error")
+    for tool, arguments in calls:
+        raw_outcome, sdk_outcome = outcomes(gw, f"modern__{tool}", arguments)
+        assert raw_outcome == sdk_outcome, tool
+    raw_outcome, _ = outcomes(gw, "modern__weather", {"city": "Oslo"})
+    assert raw_outcome["structured_content"] == {"city": "Oslo", "celsius": 21.5}
+    asked, _ = outcomes(gw, "modern__confirm_first", {})
+    assert asked["result_type"] == "input_required" and asked["request_state"] == "v1.<sealed>"
+    error, _ = outcomes(gw, "modern__refuse", {"message": "bad city"})
+    assert error == types.ErrorData(code=types.INVALID_PARAMS, message="bad city", data={"why": "bad city"})
+    after = fast(gw)
+    assert after["taken"] - before["taken"] == len(calls) + 3
+    assert after["fallbacks"].get("progress", 0) - before["fallbacks"].get("progress", 0) == len(calls) + 3
+    assert after["fallbacks"].get("upstream era", 0) == before["fallbacks"].get("upstream era", 0)
+    assert calls_by(gw, "modern") - ok_before == 2 * 5 and calls_by(gw, "modern", "error") - error_before == 2 * 2
+    assert after["pending"] == 0 and gw.server("modern")["inflight"] == 0
+
+
+def test_a_2026_era_servers_multi_round_trip_continues_on_the_raw_path_as_on_the_sdk_path(raw: Raw) -> None:
+    gw = raw.gw
+    session = gw.session
+    answer = {"confirm": types.ElicitResult(action="accept", content={"ok": True})}
+
+    def both_rounds(**extra: Any) -> str:
+        async def go() -> str:
+            asked = await session.call_tool("modern__confirm_first", {}, allow_input_required=True, **extra)
+            assert isinstance(asked, types.InputRequiredResult), asked
+            done = await session.call_tool("modern__confirm_first", {}, input_responses=answer,
+                                           request_state=asked.request_state, **extra)  # fmt: skip
+            assert isinstance(done, types.CallToolResult), done
+            return result_text(done)
+
+        text: str = gw.run(go)
+        return text
+
+    taken = fast(gw)["taken"]
+    raw_text = both_rounds()
+    assert fast(gw)["taken"] == taken + 2, "both rounds on the raw path"
+    assert raw_text == both_rounds(progress_callback=_no_progress)
+    assert raw_text == 'modern heard {"action": "accept", "content": {"ok": true}} with state asked-by-modern'
+    assert fast(gw)["taken"] == taken + 2
+
+
+def test_a_2026_era_server_gets_the_same_request_envelope_from_the_raw_path_as_from_the_sdk(raw: Raw) -> None:
+    gw = raw.gw
+    taken = fast(gw)["taken"]
+    trace = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    raw_outcome, sdk_outcome = outcomes(gw, "modern__envelope", {}, meta=trace)
+    assert fast(gw)["taken"] == taken + 1
+    raw_meta = json.loads(raw_outcome["content"][0]["text"])
+    sdk_meta = json.loads(sdk_outcome["content"][0]["text"])
+    assert isinstance(sdk_meta.pop("progressToken"), int), "the SDK path's call carried a progress token"
+    assert raw_meta == sdk_meta
+    assert raw_meta["io.modelcontextprotocol/protocolVersion"] == MODERN
+    assert raw_meta["io.modelcontextprotocol/clientInfo"]["name"] == "ultramax-gateway"
+    assert "io.modelcontextprotocol/clientCapabilities" in raw_meta
+    assert raw_meta["traceparent"] == trace["traceparent"], "the caller's own _meta keys are kept"
+
+
+def test_calls_to_a_python_sdk_server_from_pypi_take_the_raw_path_and_answer_as_the_sdk_path_does(raw: Raw) -> None:
+    gw = raw.gw
+    assert gw.server("time")["protocol_version"] == MODERN
+    taken = fast(gw)["taken"]
+    calls: list[dict[str, Any]] = [
+        {"source_timezone": "UTC", "time": "12:30", "target_timezone": "Asia/Tokyo"},
+        {"source_timezone": "Nowhere/Else", "time": "12:30", "target_timezone": "UTC"},  # an error
+    ]
+    for arguments in calls:
+        raw_outcome, sdk_outcome = outcomes(gw, "time__convert_time", arguments)
+        assert raw_outcome == sdk_outcome, arguments
+    assert fast(gw)["taken"] == taken + len(calls)
+
+
+def test_calls_to_a_server_pinned_to_the_legacy_era_stay_on_the_sdk_path(raw: Raw) -> None:
     gw = raw.gw
     before = fast(gw)
-    assert json.loads(gw.text("modern__whoami"))["label"] == "modern"
     assert json.loads(gw.text("pinned__whoami"))["label"] == "pinned"
+    assert json.loads(gw.text("modern__whoami"))["label"] == "modern"
     after = fast(gw)
-    assert after["taken"] == before["taken"]
-    assert after["fallbacks"]["upstream era"] == before["fallbacks"].get("upstream era", 0) + 1
+    assert after["taken"] == before["taken"] + 1, "the 2026-07-28 server's call"
     assert after["fallbacks"]["pinned to legacy"] == before["fallbacks"].get("pinned to legacy", 0) + 1
     assert gw.server("modern")["protocol_version"] == MODERN and gw.server("lab")["protocol_version"] == HANDSHAKE
+    assert gw.server("pinned")["protocol_version"] == HANDSHAKE
+
+
+def test_a_2026_era_call_with_its_own_log_level_stays_on_the_sdk_path_which_relays_the_servers_log(raw: Raw) -> None:
+    gw = raw.gw
+    before = fallbacks(gw, "log level")
+    result = gw.call("modern__say", {"text": "answered", "log": "logged for this call"},
+                     meta={LOG_LEVEL_META_KEY: "info"})  # fmt: skip
+    assert not result.is_error and result_text(result) == "answered"
+    assert fallbacks(gw, "log level") == before + 1
 
 
 def test_a_server_with_a_call_timeout_is_called_on_the_raw_path_when_it_answers_in_time(raw: Raw) -> None:
@@ -195,17 +316,19 @@ def test_a_rule_requiring_the_safety_check_still_decides_and_audits_each_raw_cal
     assert fast(gw)["taken"] == taken_before + 2
 
 
-def test_a_raw_call_the_caller_abandons_is_cancelled_upstream_under_the_servers_own_id(raw: Raw) -> None:
+@pytest.mark.parametrize("server", ["lab", "modern"])
+def test_a_raw_call_the_caller_abandons_is_cancelled_upstream_under_the_servers_own_id(raw: Raw, server: str) -> None:
     gw = raw.gw
+    record = raw.record if server == "lab" else raw.modern_record
     taken_before = fast(gw)["taken"]
     with pytest.raises(MCPError, match="timed out"):
-        gw.call("lab__sleep", {"seconds": 30}, read_timeout_seconds=0.5)
+        gw.call(f"{server}__sleep", {"seconds": 30}, read_timeout_seconds=0.5)
     assert fast(gw)["taken"] == taken_before + 1
-    wait_for(lambda: any(r["event"] == "sleep-cancelled" for r in records(raw.record)), 10,
+    wait_for(lambda: any(r["event"] == "sleep-cancelled" for r in records(record)), 10,
              "the server to see its call cancelled")  # fmt: skip
-    assert not any(r["event"] == "sleep-done" for r in records(raw.record))
-    wait_for(lambda: fast(gw)["pending"] == 0 and gw.server("lab")["inflight"] == 0, 5, "the call to be dropped")
-    assert gw.text("lab__say", {"text": "still serving"}) == "still serving"
+    assert not any(r["event"] == "sleep-done" for r in records(record))
+    wait_for(lambda: fast(gw)["pending"] == 0 and gw.server(server)["inflight"] == 0, 5, "the call to be dropped")
+    assert gw.text(f"{server}__say", {"text": "still serving"}) == "still serving"
 
 
 def test_a_handshake_era_caller_takes_the_raw_path_too_and_hears_the_servers_log(raw: Raw, tmp_path: Path) -> None:
@@ -232,14 +355,21 @@ def test_a_handshake_era_caller_takes_the_raw_path_too_and_hears_the_servers_log
 
 
 # -- failover ---------------------------------------------------------------------------------------------------
-def failover_pools(servers: Servers, record: Path, rules: list[dict[str, Any]]) -> dict[str, Any]:
+ERAS = pytest.mark.parametrize("handshake_only", [True, False], ids=["handshake-era", "2026-era"])
+
+
+def failover_pools(
+    servers: Servers, record: Path, rules: list[dict[str, Any]], *, handshake_only: bool = True
+) -> dict[str, Any]:
     env = {"FIXTURE_RECORD": str(record)}
+    era: dict[str, Any] = {"handshake_only": handshake_only, "env": env}
+    backup: dict[str, Any] = {**era, "for": "lab"}
     return {
         "pools": {
             "primary": {"strategy": "priority", "health_check_interval_ms": 200, "servers": {
-                "lab": servers.fixture("primary", handshake_only=True, env=env)}},
+                "lab": servers.fixture("primary", **era)}},
             "failover": {"health_check_interval_ms": 200, "servers": {
-                "lab-backup": servers.fixture("backup", handshake_only=True, env=env, **{"for": "lab"})}},
+                "lab-backup": servers.fixture("backup", **backup)}},
         },
         "routing": {"rules": rules},
     }  # fmt: skip
@@ -262,10 +392,13 @@ def call_and_kill_the_server(gw: Gateway, record: Path) -> types.CallToolResult:
     return future.result(timeout=30)
 
 
-def test_a_raw_call_cut_off_by_its_servers_death_is_retried_on_the_backup(umx: UltramaxEnv) -> None:
+@ERAS
+def test_a_raw_call_cut_off_by_its_servers_death_is_retried_on_the_backup(
+    umx: UltramaxEnv, handshake_only: bool
+) -> None:
     servers = Servers(require_servers())
     record = umx.root / "record.jsonl"
-    write_pools(umx, failover_pools(servers, record, []))
+    write_pools(umx, failover_pools(servers, record, [], handshake_only=handshake_only))
     with Gateway(umx, umx.project("webapp"), mode="auto") as gw:
         gw.wait_up("lab")
         gw.wait_up("lab-backup")
@@ -279,12 +412,13 @@ def test_a_raw_call_cut_off_by_its_servers_death_is_retried_on_the_backup(umx: U
         assert calls_by(gw, "lab-backup") == 1.0
 
 
+@ERAS
 def test_a_raw_call_past_its_servers_timeout_is_cancelled_there_and_fails_over_as_on_the_sdk_path(
-    umx: UltramaxEnv,
+    umx: UltramaxEnv, handshake_only: bool
 ) -> None:
     servers = Servers(require_servers())
     record = umx.root / "record.jsonl"
-    pools = failover_pools(servers, record, [])
+    pools = failover_pools(servers, record, [], handshake_only=handshake_only)
     pools["pools"]["primary"]["servers"]["lab"]["timeout_ms"] = 400
     pools["pools"]["failover"]["servers"]["lab-backup"]["timeout_ms"] = 400
     write_pools(umx, pools)
@@ -309,10 +443,16 @@ def test_a_raw_call_past_its_servers_timeout_is_cancelled_there_and_fails_over_a
         assert fast(gw)["pending"] == 0 and gw.server("lab")["inflight"] == gw.server("lab-backup")["inflight"] == 0
 
 
-def test_a_raw_call_not_safe_to_retry_gets_the_sdk_paths_error_when_its_server_dies(umx: UltramaxEnv) -> None:
+@ERAS
+def test_a_raw_call_not_safe_to_retry_gets_the_sdk_paths_error_when_its_server_dies(
+    umx: UltramaxEnv, handshake_only: bool
+) -> None:
     servers = Servers(require_servers())
     record = umx.root / "record.jsonl"
-    write_pools(umx, failover_pools(servers, record, [{"pattern": "lab:sleep", "retry_safe": False}]))
+    write_pools(
+        umx,
+        failover_pools(servers, record, [{"pattern": "lab:sleep", "retry_safe": False}], handshake_only=handshake_only),
+    )
     with Gateway(umx, umx.project("webapp"), mode="auto") as gw:
         gw.wait_up("lab")
         gw.wait_up("lab-backup")
@@ -402,6 +542,20 @@ RESULTS: list[dict[str, Any]] = [
     {"content": [{"type": "text", "text": "x"}], "_meta": None},
     {"content": "not a list"},
     {"content": [{"type": "no-such-type"}]},
+    # as a 2026-07-28 upstream answers (its own resultType kept by forward())
+    {"content": [{"type": "text", "text": "ok"}], "resultType": "complete", "structuredContent": {"a": 1}},
+    {
+        "resultType": "input_required",
+        "requestState": "s",
+        "inputRequests": {
+            "confirm": {
+                "method": "elicitation/create",
+                "params": {"message": "go on?", "requestedSchema": {"type": "object", "properties": {}}},
+            }
+        },
+    },
+    {"resultType": "input_required"},
+    {"resultType": "vendor.example/deferred", "ticket": 7},
 ]
 
 
@@ -412,7 +566,9 @@ def test_a_result_is_shaped_for_the_caller_exactly_as_the_sdk_servers_runner_sha
 ) -> None:
     server: Server[Any] = Server("ultramax", version="9.9")
     runner = ServerRunner(server, connection=None, lifespan_state=None)  # type: ignore[arg-type]
-    forwarded = {**result, "resultType": "complete"} if version == MODERN else dict(result)  # as forward() hands it
+    forwarded = dict(result)
+    if version == MODERN:
+        forwarded.setdefault("resultType", "complete")  # as forward() hands it
     try:
         expected: Any = runner._serialize("tools/call", version, forwarded)
     except MCPError as exc:
@@ -441,6 +597,24 @@ def test_an_upstream_result_is_validated_and_trimmed_for_its_era_as_the_sdk_clie
         upstream_result(up, {"content": "not a list"})
     assert caught.value.error.code == types.INTERNAL_ERROR
     assert caught.value.error.message.startswith("lab returned an invalid tools/call result: ")
+
+
+def test_a_2026_era_upstreams_result_keeps_its_result_type_and_is_validated_for_that_era() -> None:
+    up: Any = SimpleNamespace(id="modern", protocol_version=MODERN)
+    asked = {
+        "resultType": "input_required",
+        "requestState": "s",
+        "inputRequests": {"confirm": {"method": "elicitation/create", "params": {
+            "message": "go on?", "requestedSchema": {"type": "object", "properties": {}}}}},
+        "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "up", "version": "1"}},
+    }  # fmt: skip
+    assert upstream_result(up, dict(asked)) == {k: v for k, v in asked.items() if k != "_meta"}
+    done = {"content": [{"type": "text", "text": "ok"}], "resultType": "complete", "ttlMs": -5}
+    assert upstream_result(up, done) == {"content": [{"type": "text", "text": "ok"}], "resultType": "complete",
+                                         "ttlMs": 0}, "a negative ttl floored as the SDK client floors it"  # fmt: skip
+    with pytest.raises(MCPError) as caught:
+        upstream_result(up, {"resultType": "input_required", "inputRequests": "not a map"})
+    assert caught.value.error.message.startswith("modern returned an invalid tools/call result: ")
 
 
 class _Transport:

@@ -4,19 +4,26 @@ On the stdio face a ``tools/call`` line is recognised before the SDK parses it. 
 relays it as JSON straight to the chosen upstream's pipe -- tool name de-namespaced, id replaced by one of
 its own (``ultramax-raw-<n>``) -- and relays the answer line back with the caller's id: no pydantic message
 models, no task per request, no memory streams. The checks and transforms are the SDK's own functions (request
-validated per era, result validated for the upstream's era and shaped for the caller's), so what the caller
-gets is what the SDK path would give it; routing, the round-robin turn, the safety gate and its audit, metrics
-and the ``_calling`` record (for log relays) are the gateway's own, called the same way.
+validated per era, params rebuilt for the upstream's era by ``upstream_params`` as ``Upstream.forward`` does and,
+for a 2026-07-28 upstream, stamped by the SDK client session's own per-request stamp -- the ``_meta`` envelope of
+protocol version, client info and capabilities -- result validated for the upstream's era and shaped for the
+caller's), so what the caller gets is what the SDK path would give it; routing, the round-robin turn, the safety
+gate and its audit, metrics and the ``_calling`` record (for log relays) are the gateway's own, called the same
+way. A 2026-07-28 upstream's ``input_required`` (or other) result type is relayed as the SDK path relays it
+(validated for that era, kept, shaped for the caller by the SDK runner's rules); a request a server sends its
+client mid-call is never a raw call's answer and is handled by the SDK client session, on either path.
 
 The raw path is taken only when all of these hold, and the SDK path handles the call otherwise:
 
 - the face's session is up (the SDK already served this peer a request) and the request is valid for its era;
 - no progress token and no per-request log level (2026-07-28) -- those need the SDK's per-request session;
-- the tool is known and its first candidate (same rotation as the SDK path) is up, a handshake-era stdio
-  child not pinned to ``legacy`` (such servers may ask the caller questions), whose pipe is open and not
-  pushing back. A server's per-call timeout is kept as the SDK keeps it (cancelled upstream, then failover).
+- the tool is known and its first candidate (same rotation as the SDK path) is up, a stdio child of either era
+  (handshake, or 2026-07-28 when the SDK client's stamp is at hand) not pinned to ``legacy`` (such servers may ask
+  the caller questions), whose pipe is open and not pushing back. A server's per-call timeout is kept as the SDK
+  keeps it (cancelled upstream, then failover).
 
-A ``notifications/cancelled`` for a raw call is forwarded with the upstream's id. If the upstream goes away
+A ``notifications/cancelled`` for a raw call is forwarded with the upstream's id (the same notification, in both
+eras, as the SDK client's courtesy cancel: 2026-07-28 keeps it on the stream transports). If the upstream goes away
 (or answers with a connection-closed / timeout error) while a raw call waits, the call continues on the SDK
 path exactly as a failed SDK call does: retried on the next candidate when retry-safe, else the same error.
 """
@@ -26,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -71,9 +79,9 @@ _REQUEST_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
 
 
 def upstream_result(up: Upstream, raw: dict[str, Any]) -> dict[str, Any]:
-    """A handshake-era upstream's ``tools/call`` result as the SDK client and ``Upstream.forward`` hand it on:
-    validated for the upstream's era (``MCPError`` if invalid), later revisions' fields and envelope stamps
-    dropped."""
+    """An upstream's ``tools/call`` result as the SDK client's ``send_request`` and ``Upstream.forward`` hand it
+    on: validated for the upstream's era (``MCPError`` if invalid), later revisions' fields (none at 2026-07-28)
+    and the upstream's envelope stamps dropped; any ``resultType`` (``input_required`` included) kept as is."""
     version = up.protocol_version or "2025-11-25"
     ttl = raw.get("ttlMs")  # a negative cache ttl is floored to 0 before validation, as the SDK client does
     if isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl < 0:
@@ -131,6 +139,7 @@ class FastCall:
     plan: _Plan
     up: Upstream
     link: RawLink
+    stamp: Callable[[dict[str, Any], Any], None] | None = None  # the SDK client's, for a 2026-07-28 upstream
     candidates: list[Upstream] = field(default_factory=list)
     deadline: float = 0.0
     starts: int = 0
@@ -282,19 +291,28 @@ class FastPath:
         link = up.link
         if link is None or not link.writable() or up.child is None or not up.child.alive():
             return "upstream transport"
-        if up.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
+        stamp = None
+        if up.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            stamp = up.request_stamp()  # the SDK client's envelope for a 2026-07-28 server, stamped on the request
+            if stamp is None:
+                return "upstream era"
+        elif up.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
             return "upstream era"
         if up.spec.protocol == "legacy":
             return "pinned to legacy"  # such a server may ask the caller questions mid-call: the SDK relays them
         return FastCall(self, face_id, key, version, params, entry.namespace, entry.upstream_name,
-                        dict(typed.arguments or {}), plan, up, link)  # fmt: skip
+                        dict(typed.arguments or {}), plan, up, link, stamp)  # fmt: skip
 
     def _send(self, call: FastCall) -> None:
-        out = upstream_params(call.params, modern=False)
+        up = call.up
+        # the params as Upstream.forward and the SDK client build them: rebuilt for the upstream's era, the tool
+        # de-namespaced, then (2026-07-28) the client session's own stamp adds the _meta envelope
+        out = upstream_params(call.params, modern=call.stamp is not None)
         out["name"] = call.tool
+        if call.stamp is not None:
+            call.stamp({"method": _METHOD, "params": out}, {})
         if not out.get("_meta"):
             out.pop("_meta", None)  # the SDK sends no empty _meta
-        up = call.up
         call.starts = up.starts
         self.gateway.calling(up).append(call)
         up.inflight += 1

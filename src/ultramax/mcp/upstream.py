@@ -169,6 +169,15 @@ class Upstream:
     def pid(self) -> int | None:
         return self.child.pid if self.child is not None and self.child.alive() else None
 
+    def request_stamp(self) -> Callable[[dict[str, Any], Any], None] | None:
+        """The SDK client session's own per-request stamp (``send_request`` applies it to every request: on a
+        2026-07-28 connection the ``_meta`` envelope of protocol version, client info and capabilities), for the
+        raw tools/call path to stamp its requests alike. None when not connected, or when a later SDK moved it
+        (private): the raw path then leaves such servers to the SDK path."""
+        client = self._client
+        stamp = getattr(client.session, "_stamp", None) if client is not None else None
+        return stamp if callable(stamp) else None
+
     def available(self) -> bool:
         """Connected, its process alive, and not past the failure threshold."""
         if self._client is None or self.health.status in ("unhealthy", "starting", "stopped"):
