@@ -275,13 +275,15 @@ class FastPath:
             return "progress"
         try:
             _methods.validate_client_request(_METHOD, version, params)
-            typed = types.CallToolRequestParams.model_validate(params, by_name=False)
         except (ValidationError, KeyError, ValueError):
             return "invalid"
-        entry = gateway.view.tool_index.get(typed.name) if gateway.settled() else None
+        # validated for the era just above: a string name and an object (or no) arguments
+        name: str = params["name"]
+        arguments: dict[str, Any] = params.get("arguments") or {}
+        entry = gateway.view.tool_index.get(name) if gateway.settled() else None
         if entry is None:
             return "unknown tool"
-        plan = gateway.plan_for(typed.name, entry.namespace, entry.upstream_name)
+        plan = gateway.plan_for(name, entry.namespace, entry.upstream_name)
         candidates = gateway.rotation(plan, plan.turn + 1)
         if not candidates:
             return "unknown tool"
@@ -301,7 +303,7 @@ class FastPath:
         if up.spec.protocol == "legacy":
             return "pinned to legacy"  # such a server may ask the caller questions mid-call: the SDK relays them
         return FastCall(self, face_id, key, version, params, entry.namespace, entry.upstream_name,
-                        dict(typed.arguments or {}), plan, up, link, stamp)  # fmt: skip
+                        dict(arguments), plan, up, link, stamp)  # fmt: skip
 
     def _send(self, call: FastCall) -> None:
         up = call.up

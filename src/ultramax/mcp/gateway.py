@@ -312,7 +312,7 @@ class Gateway:
         session: ServerSession | None = None
         if isinstance(ctx, FastCall):  # a raw call retried here: its peer's session (none on a 2026-07-28 face)
             if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-                return _no_back_channel(method)
+                return NoBackChannelError(method).error  # what the SDK path answers such a caller
             session = next(iter(self._sessions.values()), None)
         elif ctx is not None:
             session = ctx.session
@@ -697,11 +697,6 @@ class Gateway:
                     except (MCPError, UpstreamFailure) as exc:
                         log.debug("logging/setLevel on %s failed: %s", up.id, exc)
         return {}
-
-
-def _no_back_channel(method: str) -> types.ErrorData:
-    """What the SDK answers a server that asks a 2026-07-28 caller a question: the same for a raw call."""
-    return NoBackChannelError(method).error
 
 
 def _rotates(primaries: list[Upstream]) -> bool:
