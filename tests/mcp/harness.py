@@ -88,6 +88,28 @@ class Servers:
         return {"command": sys.executable, "args": args, **extra}
 
 
+def make_env(root: Path) -> UltramaxEnv:
+    """A test user under ``root`` for a module-scoped gateway (the ``umx`` fixture is per test)."""
+    env = UltramaxEnv(root=root, home=root / "user", claude_dir=root / "user" / ".claude", ultramax_home=root / "umx")
+    env.claude_dir.mkdir(parents=True)
+    env.user_settings.write_text("{}", encoding="utf-8")
+    return env
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    """The JSONL events the fixture server wrote to ``FIXTURE_RECORD`` (none yet: empty)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def calls_by(gw: Gateway, server: str, outcome: str = "ok") -> float:
+    """The gateway's ``mcp_gateway_calls_total`` for ``server`` and ``outcome``."""
+    prefix = f'mcp_gateway_calls_total{{outcome="{outcome}",server_name="{server}"}} '
+    line = next((ln for ln in gw.metrics().splitlines() if ln.startswith(prefix)), None)
+    return float(line.split()[-1]) if line else 0.0
+
+
 def write_pools(umx: UltramaxEnv, data: dict[str, Any], name: str = "primary.json") -> Path:
     path = umx.claude_dir / "mcp" / "pools" / name
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,16 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import LOG_LEVEL_META_KEY
 
 from tests.conftest import UltramaxEnv, wait_for
-from tests.mcp.harness import Gateway, Servers, require_servers, result_text, write_pools
+from tests.mcp.harness import (
+    Gateway,
+    Servers,
+    calls_by,
+    make_env,
+    records,
+    require_servers,
+    result_text,
+    write_pools,
+)
 from ultramax.mcp.fastpath import face_result, upstream_result
 from ultramax.mcp.process import RAW_ID_PREFIX, PipeWriter, RawLink, loads_line
 
@@ -44,12 +53,6 @@ class Raw:
     modern_record: Path
 
 
-def records(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def fast(gw: Gateway) -> dict[str, Any]:
     status: dict[str, Any] = gw.status()["fast_path"]
     return status
@@ -57,12 +60,6 @@ def fast(gw: Gateway) -> dict[str, Any]:
 
 def fallbacks(gw: Gateway, why: str) -> int:
     return int(fast(gw)["fallbacks"].get(why, 0))
-
-
-def calls_by(gw: Gateway, server: str, outcome: str = "ok") -> float:
-    prefix = f'mcp_gateway_calls_total{{outcome="{outcome}",server_name="{server}"}} '
-    line = next((ln for ln in gw.metrics().splitlines() if ln.startswith(prefix)), None)
-    return float(line.split()[-1]) if line else 0.0
 
 
 def audited(env: UltramaxEnv) -> list[dict[str, Any]]:
@@ -79,13 +76,6 @@ async def _no_progress(progress: float, total: float | None, message: str | None
 def via_sdk(gw: Gateway, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
     """The call on the SDK path: a progress token keeps it there."""
     return gw.call(name, arguments, progress_callback=_no_progress)
-
-
-def make_env(root: Path) -> UltramaxEnv:
-    env = UltramaxEnv(root=root, home=root / "user", claude_dir=root / "user" / ".claude", ultramax_home=root / "umx")
-    env.claude_dir.mkdir(parents=True)
-    env.user_settings.write_text("{}", encoding="utf-8")
-    return env
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from tests.conftest import UltramaxEnv, wait_for
-from tests.mcp.harness import Gateway, Servers, require_servers, result_text, write_pools
+from tests.mcp.harness import Gateway, Servers, records, require_servers, result_text, write_pools
 
 PAGE = 7
 
@@ -36,12 +36,6 @@ class Pooled:
     record: Path
     files: Path
     small_pools: Path
-
-
-def _records(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -134,9 +128,9 @@ def test_progress_of_the_upstream_reaches_the_caller_with_the_callers_token(pool
 def test_a_call_the_caller_abandons_is_cancelled_upstream(pooled: Pooled) -> None:
     with pytest.raises(MCPError, match="timed out"):
         pooled.gw.call("lab__sleep", {"seconds": 30}, read_timeout_seconds=0.5)
-    wait_for(lambda: any(r["event"] == "sleep-cancelled" for r in _records(pooled.record)), 10,
+    wait_for(lambda: any(r["event"] == "sleep-cancelled" for r in records(pooled.record)), 10,
              "the fixture server to see its call cancelled")  # fmt: skip
-    assert not any(r["event"] == "sleep-done" and r.get("seconds") == 30 for r in _records(pooled.record))
+    assert not any(r["event"] == "sleep-done" and r.get("seconds") == 30 for r in records(pooled.record))
     wait_for(lambda: pooled.gw.server("lab")["inflight"] == 0, 5, "the gateway to drop the request")
 
 

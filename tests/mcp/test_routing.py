@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import UltramaxEnv
-from tests.mcp.harness import Gateway, Servers, require_servers, result_text, write_pools
+from tests.mcp.harness import Gateway, Servers, calls_by, make_env, require_servers, result_text, write_pools
 
 
 @dataclass
@@ -43,13 +43,6 @@ def pools(servers: Servers) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def make_env(root: Path) -> UltramaxEnv:
-    env = UltramaxEnv(root=root, home=root / "user", claude_dir=root / "user" / ".claude", ultramax_home=root / "umx")
-    env.claude_dir.mkdir(parents=True)
-    env.user_settings.write_text("{}", encoding="utf-8")
-    return env
-
-
 @pytest.fixture(scope="module")
 def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Routed]:
     servers = Servers(require_servers())
@@ -61,12 +54,6 @@ def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Routed]:
         for server in ("everything#1", "everything#2", "alt"):
             gw.wait_up(server)
         yield Routed(gw, env, project)
-
-
-def calls_by(gw: Gateway, server: str) -> float:
-    prefix = f'mcp_gateway_calls_total{{outcome="ok",server_name="{server}"}} '
-    line = next((ln for ln in gw.metrics().splitlines() if ln.startswith(prefix)), None)
-    return float(line.split()[-1]) if line else 0.0
 
 
 def gateway_records(env: UltramaxEnv) -> list[dict[str, Any]]:
