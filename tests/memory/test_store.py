@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ultramax.memory.fts import fts_query
-from ultramax.memory.migrations import MIGRATIONS, applied_migrations, migrate
+from ultramax.memory.fts import fts_query, identifier_terms
+from ultramax.memory.migrations import MIGRATIONS, _statements, applied_migrations, migrate
 from ultramax.memory.models import DEFAULT_BLOCKS, BlockLimitError, MemoryStoreError, NewPassage
 from ultramax.memory.store import SQLiteStore, Store
 
@@ -131,6 +131,58 @@ def test_keyword_search_ranks_by_bm25_within_a_project_and_a_time_range(store: S
     found = store.keyword_search([acme.id], fts_query("billing port"), 10)
     assert [pid for pid, _ in found] == [ids[0], ids[1]]
     assert [pid for pid, _ in store.keyword_search([acme.id], fts_query("billing"), 10, start=1500.0)] == [ids[1]]
+
+
+def test_an_identifier_is_found_by_its_words_and_words_joined_by_underscores_by_the_camel_case_name(
+    store: SQLiteStore,
+) -> None:
+    store.ensure_project("acme")
+    camel, snake, _ = store.add_passages(
+        "acme",
+        [
+            NewPassage("InvoiceService retries with retryBackoffMs = 250"),
+            NewPassage("the payment_gateway timeout is 30 s"),
+            NewPassage("an unrelated note about lunch"),
+        ],
+    )
+    assert [pid for pid, _ in store.keyword_search(None, fts_query("the invoice service"), 5)] == [camel]
+    assert [pid for pid, _ in store.keyword_search(None, fts_query("retry backoff"), 5)] == [camel]
+    assert [pid for pid, _ in store.keyword_search(None, fts_query("PaymentGateway timeout?"), 5)] == [snake]
+    assert store.integrity_check() == []
+
+
+def test_identifier_terms_split_camel_case_and_join_snake_case_and_leave_prose_alone() -> None:
+    assert identifier_terms("restart InvoiceService") == "invoice service"
+    assert identifier_terms("the HTTPServer in getHTTPResponse") == "http server get http response"
+    assert identifier_terms("set retry_backoff_ms and max-retries") == "retrybackoffms maxretries"
+    assert identifier_terms("Plain prose. The API is DOWN again") == ""
+
+
+def test_a_store_from_before_identifier_terms_is_upgraded_in_place_and_finds_old_passages_by_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    for name, step in MIGRATIONS[:2]:  # the schema an earlier ultramax wrote
+        assert isinstance(step, str)
+        for statement in _statements(step):
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
+    conn.execute("INSERT INTO projects (name, created_at) VALUES ('acme', 0)")
+    conn.execute(
+        "INSERT INTO passages (project_id, kind, text, created_at, content_hash, last_seen) "
+        "VALUES (1, 'learning', 'the OrderQueue drops messages on restart', 0, 'h1', 0)"
+    )
+    conn.close()
+    store = SQLiteStore(path)
+    try:
+        assert [pid for pid, _ in store.keyword_search(None, fts_query("order queue"), 5)] == [1]
+        assert [pid for pid, _ in store.keyword_search(None, fts_query("orderqueue restart"), 5)] == [1]
+        assert store.integrity_check() == []
+        assert store.forget(1) and store.keyword_search(None, fts_query("order queue"), 5) == []
+    finally:
+        store.close()
 
 
 def test_forgetting_a_passage_removes_it_from_keyword_search(store: SQLiteStore) -> None:

@@ -14,11 +14,48 @@ import sqlite3
 import time
 from collections.abc import Callable
 
+from ultramax.memory.fts import identifier_terms
 from ultramax.memory.models import MemoryStoreError
 
 __all__ = ["MIGRATIONS", "applied_migrations", "migrate"]
 
 Step = str | Callable[[sqlite3.Connection], None]
+
+
+def _identifier_terms(conn: sqlite3.Connection) -> None:
+    """Index each passage's identifiers in their other spellings (``fts.identifier_terms``): a ``terms``
+    column, filled for the passages already stored, and the FTS5 table rebuilt with it as a third column."""
+    conn.execute("DROP TRIGGER passages_fts_insert")
+    conn.execute("DROP TRIGGER passages_fts_delete")
+    conn.execute("DROP TRIGGER passages_fts_update")
+    conn.execute("DROP TABLE passages_fts")
+    conn.execute("ALTER TABLE passages ADD COLUMN terms TEXT NOT NULL DEFAULT ''")
+    rows = conn.execute("SELECT id, text FROM passages").fetchall()
+    updates = [(terms, pid) for pid, text in rows if (terms := identifier_terms(text))]
+    conn.executemany("UPDATE passages SET terms = ? WHERE id = ?", updates)
+    for statement in _statements(_TERMS_FTS):
+        conn.execute(statement)
+    conn.execute("INSERT INTO passages_fts (passages_fts) VALUES ('rebuild')")
+
+
+_TERMS_FTS = """
+CREATE VIRTUAL TABLE passages_fts USING fts5 (
+    text, context, terms, content='passages', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER passages_fts_insert AFTER INSERT ON passages BEGIN
+    INSERT INTO passages_fts (rowid, text, context, terms) VALUES (new.id, new.text, new.context, new.terms);
+END;
+CREATE TRIGGER passages_fts_delete AFTER DELETE ON passages BEGIN
+    INSERT INTO passages_fts (passages_fts, rowid, text, context, terms)
+    VALUES ('delete', old.id, old.text, old.context, old.terms);
+END;
+CREATE TRIGGER passages_fts_update AFTER UPDATE OF text, context, terms ON passages BEGIN
+    INSERT INTO passages_fts (passages_fts, rowid, text, context, terms)
+    VALUES ('delete', old.id, old.text, old.context, old.terms);
+    INSERT INTO passages_fts (rowid, text, context, terms) VALUES (new.id, new.text, new.context, new.terms);
+END;
+"""
+
 
 MIGRATIONS: tuple[tuple[str, Step], ...] = (
     (
@@ -110,6 +147,7 @@ MIGRATIONS: tuple[tuple[str, Step], ...] = (
         );
         """,
     ),
+    ("0003_identifier_terms", _identifier_terms),
 )
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from ultramax.memory.fts import fts_query
+from ultramax.memory.fts import BM25_WEIGHTS, fts_query
 from ultramax.memory.store import SQLiteStore
 from ultramax.memory.vectors import VectorIndex
 
@@ -264,7 +264,7 @@ class HybridSearcher:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             rows = conn.execute(
-                "SELECT rowid, bm25(passages_fts, 1.0, 0.5) AS s FROM passages_fts "
+                f"SELECT rowid, bm25(passages_fts, {BM25_WEIGHTS}) AS s FROM passages_fts "
                 f"WHERE passages_fts MATCH ? AND rowid IN ({','.join('?' * len(chunk))}) ORDER BY s LIMIT ?",
                 [match, *chunk, depth],
             )

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from ultramax.memory.fts import BM25_WEIGHTS, identifier_terms
 from ultramax.memory.migrations import migrate
 from ultramax.memory.models import (
     DEFAULT_BLOCKS,
@@ -497,8 +498,9 @@ class SQLiteStore:
                 digest = content_hash(text)
                 created = item.created_at if item.created_at is not None else now
                 row = conn.execute(
-                    "INSERT INTO passages (project_id, session_id, kind, text, context, created_at, source_event, "
-                    "source, tags, external_id, content_hash, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "INSERT INTO passages (project_id, session_id, kind, text, context, terms, created_at, "
+                    "source_event, source, tags, external_id, content_hash, last_seen) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (project_id, content_hash) DO UPDATE SET seen = seen + 1, "
                     "last_seen = excluded.last_seen "
                     "RETURNING id",
@@ -508,6 +510,7 @@ class SQLiteStore:
                         item.kind,
                         text,
                         item.context,
+                        identifier_terms(text),
                         created,
                         item.source_event,
                         item.source,
@@ -610,11 +613,14 @@ class SQLiteStore:
             where.append("p.created_at < ?")
             args.append(end)
         if len(where) == 1:  # no filter on the passage row: rank inside FTS5 alone
-            sql = "SELECT rowid, bm25(passages_fts, 1.0, 0.5) AS score FROM passages_fts WHERE passages_fts MATCH ? "
+            sql = (
+                f"SELECT rowid, bm25(passages_fts, {BM25_WEIGHTS}) AS score FROM passages_fts "
+                "WHERE passages_fts MATCH ? "
+            )
             sql += "ORDER BY score LIMIT ?"
         else:
             sql = (
-                "SELECT p.id, bm25(passages_fts, 1.0, 0.5) AS score FROM passages_fts "
+                f"SELECT p.id, bm25(passages_fts, {BM25_WEIGHTS}) AS score FROM passages_fts "
                 "JOIN passages p ON p.id = passages_fts.rowid "
                 f"WHERE {' AND '.join(where)} ORDER BY score LIMIT ?"
             )
