@@ -30,9 +30,11 @@ def _identifier_terms(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TRIGGER passages_fts_update")
     conn.execute("DROP TABLE passages_fts")
     conn.execute("ALTER TABLE passages ADD COLUMN terms TEXT NOT NULL DEFAULT ''")
-    rows = conn.execute("SELECT id, text FROM passages").fetchall()
-    updates = [(terms, pid) for pid, text in rows if (terms := identifier_terms(text))]
-    conn.executemany("UPDATE passages SET terms = ? WHERE id = ?", updates)
+    last = 0
+    while rows := conn.execute("SELECT id, text FROM passages WHERE id > ? ORDER BY id LIMIT 5000", (last,)).fetchall():
+        updates = [(terms, pid) for pid, text in rows if (terms := identifier_terms(text))]
+        conn.executemany("UPDATE passages SET terms = ? WHERE id = ?", updates)
+        last = rows[-1][0]
     for statement in _statements(_TERMS_FTS):
         conn.execute(statement)
     conn.execute("INSERT INTO passages_fts (passages_fts) VALUES ('rebuild')")
