@@ -245,11 +245,18 @@ def select_weights(examples: Sequence[Example], oof_runs: Sequence[dict[int, flo
     return chosen
 
 
-def pack(weights: NDArray[np.float64], head: FittedHead, vectors: NDArray[np.float64]) -> dict[str, Any]:
-    """Fold standardisation and the static vectors into per-piece int8 weights, shape weights and a bias."""
+def pack_linear(
+    weights: NDArray[np.float64],
+    mu: NDArray[np.float64],
+    sd: NDArray[np.float64],
+    intercept: float,
+    vectors: NDArray[np.float64],
+) -> dict[str, Any]:
+    """Fold standardisation (``mu``, ``sd``) and the static vectors into per-piece int8 weights, feature
+    weights and a bias: ``weights`` act on [static embedding | features], standardised."""
     dim = vectors.shape[1]
-    scaled = weights[:-1] / head.sd
-    bias = float(weights[-1] - (weights[:-1] * head.mu / head.sd).sum())
+    scaled = weights / sd
+    bias = float(intercept - (weights * mu / sd).sum())
     per_piece = vectors @ scaled[:dim]
     scale = float(np.abs(per_piece).max() / 127) or 1.0
     q = np.clip(np.round(per_piece / scale), -127, 127).astype(np.int8)
@@ -259,6 +266,11 @@ def pack(weights: NDArray[np.float64], head: FittedHead, vectors: NDArray[np.flo
         "pieces_scale": scale,
         "pieces": base64.b64encode(q.tobytes()).decode("ascii"),
     }
+
+
+def pack(weights: NDArray[np.float64], head: FittedHead, vectors: NDArray[np.float64]) -> dict[str, Any]:
+    """One of a head's regressions (its last weight the intercept), packed."""
+    return pack_linear(weights[:-1], head.mu, head.sd, float(weights[-1]), vectors)
 
 
 def build_examples(data: Path) -> list[Example]:

@@ -15,7 +15,7 @@ def test_patterns_match_whole_words_not_substrings() -> None:
 
 def test_the_seeds_three_kinds_of_prompt_get_low_middle_and_high_complexity() -> None:
     simple = analyze_prompt("Explain what a Python list comprehension is")
-    coding = analyze_prompt("Implement a retry decorator with exponential backoff and unit tests")
+    coding = analyze_prompt("Add pagination to the /orders endpoint with a unit test for it")
     hard = analyze_prompt(
         "Design the architecture of a distributed, fault-tolerant rate limiter and analyse the trade-offs"
     )

@@ -18,7 +18,9 @@ from tests.routing.conftest import KEY, client
 from tests.support.proxy_thread import ProxyThread, run_proxy
 from tests.support.upstream import StandInUpstream, usage_for
 from ultramax.routing import Ledger, Router, RouterConfig, Usage, load_catalog
+from ultramax.routing.difficulty import DifficultyModelError
 from ultramax.routing.proxy import splice_model
+from ultramax.routing.tier_model import TierModelError
 
 HARD = "Design the architecture of a distributed, fault-tolerant consensus service and explain the trade-offs."
 EASY = "Fix the typo in README.md"
@@ -305,17 +307,28 @@ def test_a_slow_upstream_does_not_hold_the_first_events_past_the_hold_limit(
     assert b"message_stop" in rest
 
 
+@pytest.mark.parametrize(
+    "weights",
+    [
+        ("load_difficulty_model", DifficultyModelError, "difficulty.json"),
+        ("load_tier_model", TierModelError, "tiers.json"),
+    ],
+)
 def test_unusable_router_weights_stop_the_proxy_at_startup_not_on_the_first_request(
-    upstream: StandInUpstream, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    upstream: StandInUpstream,
+    ledger: Ledger,
+    monkeypatch: pytest.MonkeyPatch,
+    weights: tuple[str, type[Exception], str],
 ) -> None:
     from ultramax.routing import proxy as proxy_module
-    from ultramax.routing.difficulty import DifficultyModelError
+
+    loader, error, name = weights
     from ultramax.routing.proxy import ProxyServer
 
     def unusable() -> None:
-        raise DifficultyModelError("the router's difficulty weights in difficulty.json are unusable")
+        raise error(f"the router's weights in {name} are unusable")
 
-    monkeypatch.setattr(proxy_module, "load_difficulty_model", unusable)
+    monkeypatch.setattr(proxy_module, loader, unusable)
     server = ProxyServer(Router(load_catalog(), RouterConfig()), ledger, upstream.base_url)
-    with pytest.raises(DifficultyModelError, match=r"difficulty\.json"):
+    with pytest.raises(error, match=name.replace(".", r"\.")):
         asyncio.run(server.start())

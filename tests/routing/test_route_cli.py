@@ -22,7 +22,7 @@ DEV_SET = Path(__file__).parent / "data" / "claude_code_dev.jsonl"
 def test_route_explain_names_the_tier_the_model_and_the_reasons(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["route", "explain", "Fix the typo in README.md"]) == 0
     out = capsys.readouterr().out
-    assert "tier:       haiku" in out and "claude-haiku-4-5" in out and "simple task" in out
+    assert "tier:       haiku" in out and "claude-haiku-4-5" in out and "tier model picks haiku" in out
     assert main(["route", "explain", "--json", "Design a distributed consensus architecture"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["tier"] == "opus" and data["analysis"]["task_type"] == "architecture"

@@ -36,7 +36,7 @@ def router(**config: Any) -> Router:
 def test_simple_coding_and_architecture_prompts_go_to_the_cheap_middle_and_top_tiers() -> None:
     r = router()
     assert r.route(req("Fix the typo in README.md"), CC).model == "claude-haiku-4-5"
-    assert r.route(req("Implement a retry decorator with unit tests"), CC).model == "claude-sonnet-5"
+    assert r.route(req("Add pagination to the /orders endpoint with a unit test for it"), CC).model == "claude-sonnet-5"
     hard = r.route(req(HARD), CC)
     assert (hard.tier, hard.model, hard.changed) == ("opus", "claude-opus-5", False)
     assert hard.fallbacks == ["claude-sonnet-5", "claude-haiku-4-5"]

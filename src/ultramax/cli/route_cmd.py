@@ -71,10 +71,12 @@ def cmd_explain(args: argparse.Namespace, ctx: CliContext) -> int:
     print(f"tier:       {decision.tier}")
     print(f"model:      {decision.model}" + ("" if decision.changed else " (as requested)"))
     if a is not None:
-        print(
-            f"complexity: {a.complexity_score:.2f}  (task type {a.task_type}; learned difficulty "
-            f"{a.difficulty:.2f} among {a.prompt_kind.replace('_', ' ')} prompts)"
+        learned = (
+            f"the tier model picks {a.learned_tier}"
+            if a.learned_tier
+            else f"learned difficulty {a.difficulty:.2f} among {a.prompt_kind.replace('_', ' ')} prompts"
         )
+        print(f"complexity: {a.complexity_score:.2f}  (task type {a.task_type}; {learned})")
         for family, hits in a.matched.items():
             print(f"  {family:<10} {', '.join(hits)}")
     print(f"estimate:   ${decision.estimated_cost:.4f} for this prompt alone")

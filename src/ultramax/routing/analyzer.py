@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ultramax.routing.difficulty import Difficulty, estimate_difficulty
+from ultramax.routing.tier_model import estimate_tier, split_prompt
 
 __all__ = [
     "PatternSignals",
@@ -137,6 +138,9 @@ class TaskAnalysis:
     prompt_kind: str = ""
     """The kind the learned estimate judged it as: ``choice``, ``word_problem`` or ``open``."""
     matched: dict[str, list[str]] = field(default_factory=dict)
+    learned_tier: str = ""
+    """For an open prompt (Claude Code's), the tier model's pick; its score is then the complexity, and the
+    router goes by the thresholds alone."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,6 +150,7 @@ class TaskAnalysis:
             "estimated_output_tokens": self.estimated_tokens,
             "difficulty": round(self.difficulty, 4),
             "prompt_kind": self.prompt_kind,
+            "learned_tier": self.learned_tier,
             "matched": self.matched,
             "keywords": self.keywords,
         }
@@ -169,6 +174,11 @@ class PatternSignals:
     simple_hits: list[str]
     reasoning_hits: list[str]
     base: float
+
+    def values(self) -> tuple[float, ...]:
+        """The counts of each family's hits and the score: the tier model's ``PATTERN_FEATURES``."""
+        hits = (self.complex_hits, self.coding_hits, self.simple_hits, self.reasoning_hits)
+        return (*(float(len(h)) for h in hits), self.base)
 
     @property
     def coding(self) -> bool:
@@ -215,9 +225,15 @@ def analyze_prompt(prompt: str, *, difficulty: Difficulty | None = None) -> Task
     text = prompt[:20_000]
     signals = pattern_signals(text)
     learned = difficulty if difficulty is not None else estimate_difficulty(text)
-    score = signals.complexity(learned.shift)
     complex_hits, coding_hits = signals.complex_hits, signals.coding_hits
     simple_hits, reasoning_hits = signals.simple_hits, signals.reasoning_hits
+    learned_tier = ""
+    if learned.kind == "open":  # Claude Code's prompts: the tier model, learned from labelled ones, decides
+        ask, pasted = split_prompt(text)
+        estimate = estimate_tier(ask, (signals if ask == text else pattern_signals(ask)).values(), pasted)
+        score, learned_tier = estimate.complexity, estimate.tier
+    else:
+        score = signals.complexity(learned.shift)
     coding = signals.coding
 
     if len(complex_hits) >= 2 or (complex_hits and not coding_hits):
@@ -245,6 +261,7 @@ def analyze_prompt(prompt: str, *, difficulty: Difficulty | None = None) -> Task
         keywords=[w for w in words[:20] if w not in _COMMON],
         difficulty=learned.percentile,
         prompt_kind=learned.kind,
+        learned_tier=learned_tier,
         matched={
             k: v
             for k, v in (

@@ -52,8 +52,11 @@ __all__ = [
     "Head",
     "LinearOutput",
     "estimate_difficulty",
+    "finite_floats",
     "is_training_prompt",
     "load_difficulty_model",
+    "need",
+    "parse_linear_output",
     "piece_weight",
     "read_difficulty_model",
 ]
@@ -159,7 +162,8 @@ def _sigmoid(z: float) -> float:
 
 
 # -- loading -------------------------------------------------------------------------------------------
-def _need(mapping: Any, key: str, kind: type, where: str) -> Any:
+def need(mapping: Any, key: str, kind: type, where: str) -> Any:
+    """``mapping[key]`` checked to be a ``kind`` (a ``ValueError`` naming ``where`` otherwise)."""
     if not isinstance(mapping, dict) or key not in mapping:
         raise ValueError(f"{where}: missing {key!r}")
     value = mapping[key]
@@ -170,50 +174,53 @@ def _need(mapping: Any, key: str, kind: type, where: str) -> Any:
     return value
 
 
-def _floats(values: list[Any], where: str) -> tuple[float, ...]:
+def finite_floats(values: list[Any], where: str) -> tuple[float, ...]:
     if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values):
         raise ValueError(f"{where}: expected finite numbers")
     return tuple(float(v) for v in values)
 
 
-def _output(raw: Any, where: str, vocab_size: int) -> LinearOutput:
-    shape = _floats(_need(raw, "shape", list, where), f"{where}.shape")
-    if len(shape) != len(SHAPE_NAMES):
-        raise ValueError(f"{where}.shape: {len(shape)} weights for {len(SHAPE_NAMES)} shape features")
-    scale = _need(raw, "pieces_scale", float, where)
+def parse_linear_output(raw: Any, where: str, vocab_size: int, features: int = len(SHAPE_NAMES)) -> LinearOutput:
+    """One packed regression: ``features`` feature weights, int8 per-piece weights with their scale, a bias."""
+    shape = finite_floats(need(raw, "shape", list, where), f"{where}.shape")
+    if len(shape) != features:
+        raise ValueError(f"{where}.shape: {len(shape)} weights for {features} features")
+    scale = need(raw, "pieces_scale", float, where)
     try:
-        packed = base64.b64decode(_need(raw, "pieces", str, where), validate=True)
+        packed = base64.b64decode(need(raw, "pieces", str, where), validate=True)
     except binascii.Error as exc:
         raise ValueError(f"{where}.pieces: not base64 ({exc})") from None
     if len(packed) != vocab_size:
         raise ValueError(f"{where}.pieces: {len(packed)} weights for a vocabulary of {vocab_size}")
     int8 = array.array("b", packed)
     table = array.array("d", (piece_weight(i) * q * scale for i, q in enumerate(int8)))
-    return LinearOutput(_need(raw, "bias", float, where), shape, table)
+    return LinearOutput(need(raw, "bias", float, where), shape, table)
 
 
 def _parse(data: Any) -> DifficultyModel:
-    if _need(data, "format", int, "the file") != FORMAT:
+    if need(data, "format", int, "the file") != FORMAT:
         raise ValueError(f"format {data['format']} (this ultramax reads format {FORMAT}); retrain or reinstall")
-    if list(_need(data, "shape_names", list, "the file")) != list(SHAPE_NAMES):
+    if list(need(data, "shape_names", list, "the file")) != list(SHAPE_NAMES):
         raise ValueError("its shape features are not the ones this ultramax computes; retrain")
     vocab = vocabulary()
-    if _need(data, "vocab_size", int, "the file") != len(vocab):
+    if need(data, "vocab_size", int, "the file") != len(vocab):
         raise ValueError(f"trained for a vocabulary of {data['vocab_size']}, the shipped tokenizer has {len(vocab)}")
-    heads_raw = _need(data, "heads", dict, "the file")
+    heads_raw = need(data, "heads", dict, "the file")
     heads = {}
     for kind in KINDS:
-        raw = _need(heads_raw, kind, dict, "heads")
+        raw = need(heads_raw, kind, dict, "heads")
         where = f"heads.{kind}"
-        quantiles = _floats(_need(raw, "quantiles", list, where), f"{where}.quantiles")
+        quantiles = finite_floats(need(raw, "quantiles", list, where), f"{where}.quantiles")
         if len(quantiles) < 2 or list(quantiles) != sorted(quantiles):
             raise ValueError(f"{where}.quantiles: expected an ascending list")
-        outputs = _need(raw, "outputs", dict, where)
+        outputs = need(raw, "outputs", dict, where)
         heads[kind] = Head(
             kind=kind,
-            weight=_need(raw, "weight", float, where),
-            weak_fails=_output(_need(outputs, "weak_fails", dict, where), f"{where}.weak_fails", len(vocab)),
-            strong_fails=_output(_need(outputs, "strong_fails", dict, where), f"{where}.strong_fails", len(vocab)),
+            weight=need(raw, "weight", float, where),
+            weak_fails=parse_linear_output(need(outputs, "weak_fails", dict, where), f"{where}.weak_fails", len(vocab)),
+            strong_fails=parse_linear_output(
+                need(outputs, "strong_fails", dict, where), f"{where}.strong_fails", len(vocab)
+            ),
             quantiles=quantiles,
         )
     weights = array.array("d", (piece_weight(i) for i in range(len(vocab))))

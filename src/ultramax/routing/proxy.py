@@ -51,6 +51,7 @@ from ultramax.routing.http1 import (
 )
 from ultramax.routing.ledger import Ledger, LedgerEntry
 from ultramax.routing.router import Decision, Router
+from ultramax.routing.tier_model import load_tier_model
 
 __all__ = ["ProxyServer", "SseWatcher", "Upstream", "splice_model"]
 
@@ -389,6 +390,7 @@ class ProxyServer:
         # the router's learned weights, read now: a missing or corrupt file stops the proxy at startup with a
         # message naming it, instead of failing the first request of someone's session
         load_difficulty_model()
+        load_tier_model()
         self._server = await asyncio.start_server(self._client, self.host, self.port, limit=1024 * 1024)
         self.port = self._server.sockets[0].getsockname()[1]
 

@@ -278,6 +278,13 @@ class Router:
             if c > cfg.opus_threshold:
                 tier, confidence = allowed[-1], 0.85
                 reasons.append(f"high complexity {c:.2f} > {cfg.opus_threshold:g} ({analysis.task_type})")
+            elif analysis.learned_tier:  # the tier model's score: the thresholds alone decide
+                above = c > cfg.sonnet_threshold
+                tier, confidence = (mid, 0.8) if above else (allowed[0], 0.8)
+                reasons.append(
+                    f"tier model: complexity {c:.2f} {'>' if above else '<='} {cfg.sonnet_threshold:g} "
+                    f"({analysis.task_type} task)"
+                )
             elif analysis.task_type == "coding":
                 tier, confidence = mid, 0.9
                 reasons.append(f"coding task (complexity {c:.2f})")
