@@ -10,6 +10,11 @@ proportional-odds model.
 
 Training data: every ``bench/data/router_tiers/*.jsonl`` file plus the Claude Code development set
 (``tests/routing/data/claude_code_dev.jsonl``); lines of ``{"prompt", "tier"}``, written for this project.
+
+The gate -- software work or general chat -- is a logistic regression over the same features: those prompts
+against the general chatbot prompts in ``bench/data/router_general/*.jsonl`` (written for this project) and
+the MT-Bench questions of RouteLLM's training half (``is_training_prompt``; the benchmark scores the other
+half). Its L2 strength is chosen by 5-fold cross-validation accuracy.
 Model selection -- the L2 strength and how far each cut point moves from where the fit puts it -- is by
 cross-validation that holds out one *file* at a time (each file was written separately, with its own mix of
 people and stacks, so this asks how the model does on prompts unlike the ones it learned from): the most
@@ -31,8 +36,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bench.routellm_data import DEFAULT_DATA, load
 from bench.router_train import featurize, fit_logistic, pack_linear, static_vectors
 from ultramax.routing.analyzer import pattern_signals
+from ultramax.routing.difficulty import is_training_prompt
 from ultramax.routing.prompt_features import vocabulary
 from ultramax.routing.tier_model import FEATURE_NAMES, FORMAT, TIERS, split_prompt, tier_features
 
@@ -42,6 +49,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_DIR = ROOT / "bench" / "data" / "router_tiers"
 DEV_SET = ROOT / "tests" / "routing" / "data" / "claude_code_dev.jsonl"
+GENERAL_DIR = ROOT / "bench" / "data" / "router_general"
 OUT = ROOT / "src" / "ultramax" / "routing" / "data" / "tiers.json"
 L2_GRID = (3.0, 10.0, 30.0, 100.0)
 SHIFT_GRID = tuple(np.round(np.arange(-1.5, 1.01, 0.25), 2))
@@ -144,6 +152,43 @@ def select(x: NDArray[np.float64], y: NDArray[np.int64], groups: Sequence[str]) 
     return best
 
 
+def general_prompts(data: Path) -> list[str]:
+    """The gate's other side: general chatbot prompts, and MT-Bench's training-half questions."""
+    out = [
+        json.loads(line)["prompt"]
+        for path in sorted(GENERAL_DIR.glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    return out + [item.prompt for item in load("mt-bench", data) if is_training_prompt(item.prompt)]
+
+
+def fit_gate(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[dict[str, Any], dict[str, float]]:
+    """The software-or-chat regression, its L2 strength by 5-fold CV accuracy; packed, with its CV figures."""
+    best: dict[str, float] | None = None
+    for l2 in L2_GRID:
+        pred = np.zeros(len(y))
+        order = np.random.default_rng(0).permutation(len(y))
+        for fold in range(5):
+            test = order[fold::5]
+            train = np.setdiff1d(order, test)
+            mu, sd = x[train].mean(axis=0), x[train].std(axis=0) + 1e-6
+            w = fit_logistic((x[train] - mu) / sd, y[train], l2, np.ones(len(train)))
+            pred[test] = ((x[test] - mu) / sd) @ w[:-1] + w[-1] > 0
+        row = {
+            "l2": l2,
+            "accuracy": float((pred == y).mean()),
+            "software_kept": float(pred[y == 1].mean()),
+            "chat_kept": float(1 - pred[y == 0].mean()),
+        }
+        if best is None or row["accuracy"] > best["accuracy"]:
+            best = row
+    assert best is not None
+    mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-6
+    w = fit_logistic((x - mu) / sd, y, best["l2"], np.ones(len(y)))
+    return {"mu": mu, "sd": sd, "w": w}, best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=OUT)
@@ -167,6 +212,15 @@ def main() -> None:
     cuts = [round(low + choice["shifts"][0], 6), round(high + choice["shifts"][1], 6)]
     packed = pack_linear(model.w[:-2], model.mu, model.sd, 0.0, vectors)
     fitted = rates(decide(model.score(x), (cuts[0], cuts[1])), y)
+    general = general_prompts(DEFAULT_DATA)
+    gate_x = np.vstack([x, features(general, vectors)])
+    gate_y = np.concatenate([np.ones(len(x)), np.zeros(len(general))])
+    gate, gate_cv = fit_gate(gate_x, gate_y)
+    print(
+        f"gate ({len(x)} software prompts, {len(general)} general): 5-fold CV accuracy {gate_cv['accuracy']:.3f}; "
+        f"software kept {gate_cv['software_kept']:.3f}, chat kept {gate_cv['chat_kept']:.3f} (l2 {gate_cv['l2']:g})",
+        flush=True,
+    )
     args.out.write_text(
         json.dumps(
             {
@@ -180,6 +234,8 @@ def main() -> None:
                 "feature_names": list(FEATURE_NAMES),
                 "cuts": cuts,
                 "output": packed,
+                "gate_selection": gate_cv,
+                "gate": pack_linear(gate["w"][:-1], gate["mu"], gate["sd"], float(gate["w"][-1]), vectors),
             },
             separators=(",", ":"),
         )

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from ultramax.routing import Router, RouterConfig, analyze_prompt, load_catalog
+from ultramax.routing.analyzer import pattern_signals
 from ultramax.routing.tier_model import (
     FEATURE_NAMES,
     TierModelError,
+    estimate_tier,
     load_tier_model,
     read_tier_model,
     split_prompt,
@@ -67,9 +69,21 @@ def test_the_thresholds_still_move_the_learned_boundaries() -> None:
     assert (default.tier, raised.tier, lowered.tier) == ("sonnet", "haiku", "opus")
 
 
-def test_benchmark_prompts_of_other_kinds_keep_the_learned_difficulty() -> None:
+def test_general_chat_and_benchmark_prompts_keep_the_seed_patterns_and_the_learned_difficulty() -> None:
     choice = analyze_prompt("Which planet is closest to the Sun?\nA. Venus\nB. Mercury\nC. Mars\nD. Earth\nAnswer:")
     assert choice.prompt_kind == "choice" and choice.learned_tier == ""
+    poem = "Write a short poem about the first snow of winter for my grandmother's birthday card"
+    chat = analyze_prompt(poem)
+    assert chat.prompt_kind == "open" and chat.learned_tier == ""
+    assert estimate_tier(*_split_for_model(poem)).software < 0.5
+    work = "rename getUser to fetchUser in src/api/users.ts and update the callers"
+    assert analyze_prompt(work).learned_tier in {"haiku", "sonnet"}
+    assert estimate_tier(*_split_for_model(work)).software >= 0.5
+
+
+def _split_for_model(prompt: str) -> tuple[str, tuple[float, ...], str]:
+    ask, pasted = split_prompt(prompt)
+    return ask, pattern_signals(ask).values(), pasted
 
 
 def test_the_shipped_weights_load_and_name_what_they_were_trained_on() -> None:
@@ -98,6 +112,7 @@ def test_no_training_prompt_shares_half_its_words_with_a_holdout_prompt() -> Non
         (lambda d: d.update(cuts=[1.0, 0.5]), "two ascending cut points"),
         (lambda d: d["output"].update(pieces="!!"), "not base64"),
         (lambda d: d["output"].update(shape=[0.0]), f"1 weights for {len(FEATURE_NAMES)} features"),
+        (lambda d: d.pop("gate"), "missing 'gate'"),
     ],
 )
 def test_corrupt_tier_weights_give_a_clear_error_naming_the_file(tmp_path: Path, edit: object, message: str) -> None:

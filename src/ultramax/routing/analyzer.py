@@ -139,8 +139,8 @@ class TaskAnalysis:
     """The kind the learned estimate judged it as: ``choice``, ``word_problem`` or ``open``."""
     matched: dict[str, list[str]] = field(default_factory=dict)
     learned_tier: str = ""
-    """For an open prompt (Claude Code's), the tier model's pick; its score is then the complexity, and the
-    router goes by the thresholds alone."""
+    """For an open prompt that is software work (Claude Code's), the tier model's pick; its score is then the
+    complexity, and the router goes by the thresholds alone. Empty for general chat and the other kinds."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -228,12 +228,12 @@ def analyze_prompt(prompt: str, *, difficulty: Difficulty | None = None) -> Task
     complex_hits, coding_hits = signals.complex_hits, signals.coding_hits
     simple_hits, reasoning_hits = signals.simple_hits, signals.reasoning_hits
     learned_tier = ""
-    if learned.kind == "open":  # Claude Code's prompts: the tier model, learned from labelled ones, decides
+    score = signals.complexity(learned.shift)
+    if learned.kind == "open":  # software work, as in Claude Code: the tier model, learned from labelled prompts
         ask, pasted = split_prompt(text)
         estimate = estimate_tier(ask, (signals if ask == text else pattern_signals(ask)).values(), pasted)
-        score, learned_tier = estimate.complexity, estimate.tier
-    else:
-        score = signals.complexity(learned.shift)
+        if estimate.software >= 0.5:
+            score, learned_tier = estimate.complexity, estimate.tier
     coding = signals.coding
 
     if len(complex_hits) >= 2 or (complex_hits and not coding_hits):

@@ -9,6 +9,11 @@ reasoning patterns fired, and the seed's score); and how much was pasted. A long
 line fails?" says nothing about how hard the job is, and a two-line ask about a race is not made easy by its
 shortness. Nothing runs a transformer at routing time and nothing needs numpy.
 
+A second logistic regression over the same inputs, the *gate*, says whether a prompt is software work like
+the prompts the tiers were learned from, or general chat (writing, trivia, maths, advice): the tier model only
+knows the first, so the analyzer scores the second the way it always did (the seed's patterns and the learned
+difficulty trained on RouteLLM's chat benchmark).
+
 The score becomes the router's complexity by a monotone map that puts the lower cut point at the seed's
 sonnet threshold (0.3) and the upper one at its opus threshold (0.7), so ``routing.sonnetThreshold`` and
 ``routing.opusThreshold`` still move the boundaries the way their help says.
@@ -110,29 +115,32 @@ class TierEstimate:
     """The tier the model's own cut points give (what the default thresholds give too)."""
     complexity: float
     """``score`` on the router's 0-1 complexity scale: the cut points at 0.3 and 0.7."""
+    software: float
+    """P(the prompt is software work, like the prompts the model learned from) rather than general chat."""
 
 
 @dataclass(frozen=True, slots=True)
 class TierModel:
     output: LinearOutput
     cuts: tuple[float, float]
+    gate: LinearOutput
+    """Software work (what the tiers were learned from) against general chatbot prompts."""
     trained_on: str = ""
     unk_id: int = 100
     piece_weights: Sequence[float] = ()
 
-    def score(self, ask: str, patterns: Sequence[float], pasted: str) -> float:
+    def estimate(self, ask: str, patterns: Sequence[float], pasted: str = "") -> TierEstimate:
+        """The estimate for a prompt split by ``split_prompt``; ``patterns`` are the seed's signals on ``ask``."""
         ids = wordpiece_ids(ask) or [self.unk_id]
         table = self.piece_weights
         norm = sum(table[i] for i in ids) if table else sum(piece_weight(i) for i in ids)
-        return self.output.logit(tier_features(ask, patterns, pasted), ids, norm)
-
-    def estimate(self, ask: str, patterns: Sequence[float], pasted: str = "") -> TierEstimate:
-        """The estimate for a prompt split by ``split_prompt``; ``patterns`` are the seed's signals on ``ask``."""
-        s = self.score(ask, patterns, pasted)
+        features = tier_features(ask, patterns, pasted)
+        s = self.output.logit(features, ids, norm)
         low, high = self.cuts
         tier = TIERS[2] if s > high else TIERS[1] if s > low else TIERS[0]
         complexity = SONNET_AT + (OPUS_AT - SONNET_AT) * (s - low) / (high - low)
-        return TierEstimate(s, tier, max(0.0, min(1.0, complexity)))
+        software = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, self.gate.logit(features, ids, norm)))))
+        return TierEstimate(s, tier, max(0.0, min(1.0, complexity)), software)
 
 
 def _parse(data: Any) -> TierModel:
@@ -144,11 +152,13 @@ def _parse(data: Any) -> TierModel:
     if need(data, "vocab_size", int, "the file") != len(vocab):
         raise ValueError(f"trained for a vocabulary of {data['vocab_size']}, the shipped tokenizer has {len(vocab)}")
     output = parse_linear_output(need(data, "output", dict, "the file"), "output", len(vocab), len(FEATURE_NAMES))
+    gate = parse_linear_output(need(data, "gate", dict, "the file"), "gate", len(vocab), len(FEATURE_NAMES))
     cuts = finite_floats(need(data, "cuts", list, "the file"), "cuts")
     if len(cuts) != 2 or not cuts[0] < cuts[1]:
         raise ValueError("cuts: expected two ascending cut points")
     weights = array.array("d", (piece_weight(i) for i in range(len(vocab))))
-    return TierModel(output, (cuts[0], cuts[1]), str(data.get("trained_on", "")), vocab.get("[UNK]", 100), weights)
+    trained_on = str(data.get("trained_on", ""))
+    return TierModel(output, (cuts[0], cuts[1]), gate, trained_on, vocab.get("[UNK]", 100), weights)
 
 
 def read_tier_model(path: Path) -> TierModel:
