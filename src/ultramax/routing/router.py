@@ -15,6 +15,9 @@ What the seed did not have, and Claude Code needs:
   rejected;
 - every request of one agentic turn (same session, agent and prompt) keeps the first request's tier, so the
   prompt cache built in the turn is reused instead of re-read on another model;
+- software work (Claude Code's prompts) is scored by a tier model learned from labelled prompts
+  (``tier_model``), whose score the thresholds alone divide: the seed's coding rule sent every prompt that
+  mentions code to the middle tier, however small the job;
 - plan mode gets the top tier (as Claude Code's ``opusplan`` does);
 - a resumed session (``claude --continue``) asks for the model that answered last, which may be one the
   router chose: the router remembers what each session asked for, so its ceiling stays the user's choice.
