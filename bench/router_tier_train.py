@@ -227,7 +227,7 @@ def main() -> None:
                 "format": FORMAT,
                 "trained_on": f"{len(data)} labelled Claude Code prompts ({', '.join(f.name for f in files)})",
                 "label": "the cheapest adequate tier; ordinal logistic (proportional odds), cut points at 0.3 / 0.7",
-                "selection": {k: v for k, v in choice.items()},
+                "selection": choice,
                 "static_embedding": "all-MiniLM-L6-v2 (shipped ONNX int8), each piece alone, centred; "
                 "log(2 + id)-weighted mean",
                 "vocab_size": len(vocabulary()),

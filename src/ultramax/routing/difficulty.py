@@ -27,12 +27,12 @@ import bisect
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ultramax.errors import UltramaxError
 from ultramax.routing.prompt_features import (
@@ -59,9 +59,13 @@ __all__ = [
     "parse_linear_output",
     "piece_weight",
     "read_difficulty_model",
+    "read_weights",
+    "sigmoid",
+    "word_pieces",
 ]
 
 FORMAT = 2
+T = TypeVar("T")
 OUTPUTS = ("weak_fails", "strong_fails")
 
 
@@ -140,25 +144,34 @@ class Difficulty:
 class DifficultyModel:
     heads: Mapping[str, Head]
     trained_on: str = ""
-    unk_id: int = 100
-    piece_weights: Sequence[float] = ()
-    """``piece_weight(id)`` for every vocabulary id (filled in by the loader)."""
 
     def estimate(self, text: str) -> Difficulty:
         kind = prompt_kind(text)
         head = self.heads[kind]
-        ids = wordpiece_ids(text) or [self.unk_id]
-        table = self.piece_weights
-        norm = sum(table[i] for i in ids) if table else sum(piece_weight(i) for i in ids)
+        ids, norm = word_pieces(text)
         shape = shape_features(text)
-        weak = _sigmoid(head.weak_fails.logit(shape, ids, norm))
-        strong = _sigmoid(head.strong_fails.logit(shape, ids, norm))
+        weak = sigmoid(head.weak_fails.logit(shape, ids, norm))
+        strong = sigmoid(head.strong_fails.logit(shape, ids, norm))
         gain = weak - strong
         return Difficulty(kind, gain, head.percentile(gain), head.weight)
 
 
-def _sigmoid(z: float) -> float:
+def sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+@cache
+def _piece_weights() -> array.array[float]:
+    """``piece_weight(id)`` for every vocabulary id, computed once for every learned model."""
+    return array.array("d", (piece_weight(i) for i in range(len(vocabulary()))))
+
+
+def word_pieces(text: str) -> tuple[list[int], float]:
+    """``text``'s word-piece ids (``[UNK]`` alone for none) and their total ``piece_weight``: what a
+    ``LinearOutput`` reads, the total being the weighted mean's denominator."""
+    ids = wordpiece_ids(text) or [vocabulary().get("[UNK]", 100)]
+    table = _piece_weights()
+    return ids, sum(table[i] for i in ids)
 
 
 # -- loading -------------------------------------------------------------------------------------------
@@ -223,22 +236,26 @@ def _parse(data: Any) -> DifficultyModel:
             ),
             quantiles=quantiles,
         )
-    weights = array.array("d", (piece_weight(i) for i in range(len(vocab))))
-    return DifficultyModel(heads, str(data.get("trained_on", "")), vocab.get("[UNK]", 100), weights)
+    return DifficultyModel(heads, str(data.get("trained_on", "")))
+
+
+def read_weights(path: Path, parse: Callable[[Any], T], error: type[UltramaxError], what: str, trainer: str) -> T:
+    """``parse`` of the JSON in ``path``; a missing or unusable file is an ``error`` naming it, ``what`` the
+    weights are and the ``trainer`` that writes them."""
+    try:
+        return parse(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise error(f"the router's {what} weights are missing: {path}; reinstall ultramax") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise error(
+            f"the router's {what} weights in {path} are unusable ({exc}); reinstall ultramax or retrain them "
+            f"with {trainer}"
+        ) from None
 
 
 def read_difficulty_model(path: Path) -> DifficultyModel:
     """Read and validate a weights file written by ``bench/router_train.py``."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return _parse(data)
-    except FileNotFoundError:
-        raise DifficultyModelError(f"the router's difficulty weights are missing: {path}; reinstall ultramax") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DifficultyModelError(
-            f"the router's difficulty weights in {path} are unusable ({exc}); reinstall ultramax or retrain them "
-            "with bench/router_train.py"
-        ) from None
+    return read_weights(path, _parse, DifficultyModelError, "difficulty", "bench/router_train.py")
 
 
 @cache

@@ -26,8 +26,6 @@ never read by the trainer. Shipped as ``data/tiers.json``; a missing or corrupt 
 
 from __future__ import annotations
 
-import array
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -38,8 +36,16 @@ from pathlib import Path
 from typing import Any
 
 from ultramax.errors import UltramaxError
-from ultramax.routing.difficulty import LinearOutput, finite_floats, need, parse_linear_output, piece_weight
-from ultramax.routing.prompt_features import SHAPE_NAMES, shape_features, vocabulary, wordpiece_ids
+from ultramax.routing.difficulty import (
+    LinearOutput,
+    finite_floats,
+    need,
+    parse_linear_output,
+    read_weights,
+    sigmoid,
+    word_pieces,
+)
+from ultramax.routing.prompt_features import SHAPE_NAMES, shape_features, vocabulary
 
 __all__ = [
     "FEATURE_NAMES",
@@ -126,20 +132,16 @@ class TierModel:
     gate: LinearOutput
     """Software work (what the tiers were learned from) against general chatbot prompts."""
     trained_on: str = ""
-    unk_id: int = 100
-    piece_weights: Sequence[float] = ()
 
     def estimate(self, ask: str, patterns: Sequence[float], pasted: str = "") -> TierEstimate:
         """The estimate for a prompt split by ``split_prompt``; ``patterns`` are the seed's signals on ``ask``."""
-        ids = wordpiece_ids(ask) or [self.unk_id]
-        table = self.piece_weights
-        norm = sum(table[i] for i in ids) if table else sum(piece_weight(i) for i in ids)
+        ids, norm = word_pieces(ask)
         features = tier_features(ask, patterns, pasted)
         s = self.output.logit(features, ids, norm)
         low, high = self.cuts
         tier = TIERS[2] if s > high else TIERS[1] if s > low else TIERS[0]
         complexity = SONNET_AT + (OPUS_AT - SONNET_AT) * (s - low) / (high - low)
-        software = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, self.gate.logit(features, ids, norm)))))
+        software = sigmoid(self.gate.logit(features, ids, norm))
         return TierEstimate(s, tier, max(0.0, min(1.0, complexity)), software)
 
 
@@ -156,22 +158,12 @@ def _parse(data: Any) -> TierModel:
     cuts = finite_floats(need(data, "cuts", list, "the file"), "cuts")
     if len(cuts) != 2 or not cuts[0] < cuts[1]:
         raise ValueError("cuts: expected two ascending cut points")
-    weights = array.array("d", (piece_weight(i) for i in range(len(vocab))))
-    trained_on = str(data.get("trained_on", ""))
-    return TierModel(output, (cuts[0], cuts[1]), gate, trained_on, vocab.get("[UNK]", 100), weights)
+    return TierModel(output, (cuts[0], cuts[1]), gate, str(data.get("trained_on", "")))
 
 
 def read_tier_model(path: Path) -> TierModel:
     """Read and validate a weights file written by ``bench/router_tier_train.py``."""
-    try:
-        return _parse(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise TierModelError(f"the router's tier weights are missing: {path}; reinstall ultramax") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise TierModelError(
-            f"the router's tier weights in {path} are unusable ({exc}); reinstall ultramax or retrain them "
-            "with bench/router_tier_train.py"
-        ) from None
+    return read_weights(path, _parse, TierModelError, "tier", "bench/router_tier_train.py")
 
 
 @cache
