@@ -2,8 +2,9 @@
 
 ``analyze_prompt`` gives the seed's ``TaskAnalysis`` (complexity 0-1, task type, estimated tokens, the
 patterns that fired) with the seed's defects fixed: patterns match whole words, one strong architecture
-signal is enough to matter, and a small learned estimate (``difficulty``: how much a prompt needs the
-stronger model, among prompts of its kind) orders prompts the patterns cannot tell apart.
+signal is enough to matter, a small learned estimate (``difficulty``: how much a prompt needs the
+stronger model, among prompts of its kind) orders prompts the patterns cannot tell apart, and software work
+is scored by a tier model learned from labelled Claude Code prompts (``tier_model``).
 ``request_signals`` reads a Messages API request -- never changing it -- for what the prompt alone does
 not say: the model the client asked for (a ceiling), thinking and effort, tools, context size, images,
 plan mode, subagent headers, and whether it is one of Claude Code's background requests (title
@@ -217,10 +218,11 @@ def pattern_signals(text: str) -> PatternSignals:
 def analyze_prompt(prompt: str, *, difficulty: Difficulty | None = None) -> TaskAnalysis:
     """Complexity, task type and token estimate for ``prompt``.
 
-    The complexity is the seed's pattern score plus the learned estimate's ``shift``: ``weight * (percentile -
-    0.5)``, where the weight is per prompt kind (0.2 for open prompts such as Claude Code's, more where the
-    trainer's cross-validation showed the estimate ranks prompts of that kind well). ``difficulty`` replaces the
-    shipped model's estimate.
+    For an open prompt that the tier model's gate judges to be software work (Claude Code's prompts), the
+    complexity is the tier model's score (``tier_model``). Otherwise it is the seed's pattern score plus the
+    learned estimate's ``shift``: ``weight * (percentile - 0.5)``, where the weight is per prompt kind (0.2 for
+    open prompts, more where the trainer's cross-validation showed the estimate ranks prompts of that kind
+    well). ``difficulty`` replaces the shipped model's estimate.
     """
     text = prompt[:20_000]
     signals = pattern_signals(text)
