@@ -19,6 +19,8 @@ from ultramax.cli.base import CliContext
 from ultramax.cli.install_cmd import register
 from ultramax.doctor import Check, run_doctor
 from ultramax.install import HOOK_EVENTS, install, plugin_dir
+from ultramax.memory import embed
+from ultramax.memory.models import MemoryStoreError
 from ultramax.modes import activate_mode
 from ultramax.paths import Paths
 
@@ -115,6 +117,7 @@ def test_doctor_is_satisfied_with_a_fresh_install(env: Env) -> None:
         "timeouts",
         "stages",
         "kill-switch",
+        "models",
     ):
         assert statuses(checks, name) == {"ok"}, [c for c in checks if c.name == name]
     assert "2.1.240" in only(checks, "claude").message
@@ -166,6 +169,19 @@ def test_doctor_counts_one_command_in_two_settings_files_once_but_two_commands_t
     install(env.paths, scope="local", project_dir=env.project, timeout_ms=9000)
     dup = only(doctor(env), "duplicates")
     assert dup.status == "fail" and "ultramax uninstall --local" in dup.fix
+
+
+def test_doctor_warns_when_the_embedding_model_cannot_run_and_says_what_degrades(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> embed.OnnxEmbedder:
+        raise MemoryStoreError("the embedding model is missing: model/model.onnx; reinstall ultramax")
+
+    monkeypatch.setattr(embed, "default_embedder", broken)
+    models = only(doctor(env), "models")
+    assert models.status == "warn" and "model.onnx" in models.message
+    assert "keywords" in models.message and "fallback tier model" in models.message
+    assert models.fix.startswith("reinstall ultramax")
 
 
 def test_doctor_reports_a_stale_socket_left_by_a_dead_daemon(env: Env) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from ultramax.config import load_settings
 from ultramax.daemon.control import daemon_status
+from ultramax.errors import UltramaxError
 from ultramax.install import (
     CLIENT_SUFFIX,
     HOOK_EVENTS,
@@ -596,6 +597,31 @@ def _check_kill_switch(paths: Paths) -> Check:
     return Check("kill-switch", "ok", "kill switch off")
 
 
+def _check_models() -> Check:
+    """The shipped models load and run: the sentence embedding (memory search, the router's tier model) and the
+    router's learned weights."""
+    from ultramax.memory.embed import default_embedder
+    from ultramax.routing.difficulty import load_difficulty_model
+    from ultramax.routing.tier_model import load_tier_model
+
+    fix = "reinstall ultramax (the install command at the top of the README)"
+    try:
+        load_difficulty_model()
+        load_tier_model()
+    except UltramaxError as exc:
+        return Check("models", "fail", f"{exc} (the proxy will not start)", fix)
+    try:
+        default_embedder().embed(["ultramax doctor"])
+    except UltramaxError as exc:
+        return Check(
+            "models",
+            "warn",
+            f"{exc}: memory search falls back to keywords and the router to its fallback tier model",
+            fix,
+        )
+    return Check("models", "ok", "the sentence embedding runs and the router's weights load")
+
+
 def run_doctor(
     paths: Paths,
     project_dir: Path,
@@ -618,6 +644,7 @@ def run_doctor(
     checks.append(_check_daemon(paths))
     checks += _check_permissions(paths)
     checks.append(_check_kill_switch(paths))
+    checks.append(_check_models())
     return checks
 
 

@@ -55,6 +55,13 @@ def model_info() -> dict[str, Any]:
     return data
 
 
+def _onnxruntime_errors() -> tuple[type[Exception], ...]:
+    """onnxruntime's exception classes: they share no base class but ``Exception``."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    return tuple(v for v in vars(state).values() if isinstance(v, type) and issubclass(v, Exception))
+
+
 class OnnxEmbedder:
     """all-MiniLM-L6-v2, int8 per channel, on onnxruntime's CPU provider. Thread-safe."""
 
@@ -65,6 +72,7 @@ class OnnxEmbedder:
         threads: int | None = None,
         max_tokens: int = 256,
         parallel_batches: bool = True,
+        spinning: bool = False,
     ) -> None:
         try:
             import onnxruntime as ort
@@ -73,14 +81,12 @@ class OnnxEmbedder:
             raise MemoryStoreError(f"embeddings need onnxruntime and tokenizers ({exc}); reinstall ultramax") from exc
         directory = directory or model_dir()
         model = directory / "model.onnx"
-        if not model.is_file():
-            raise MemoryStoreError(f"the embedding model is missing: {model}")
+        for path in (model, directory / "tokenizer.json"):
+            if not path.is_file():
+                raise MemoryStoreError(f"the embedding model is missing: {path}; reinstall ultramax")
         self.name = "all-MiniLM-L6-v2-onnx-int8"
         self.dimension = 384
         self.max_tokens = max_tokens
-        self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-        self._tokenizer.enable_truncation(max_length=max_tokens)
-        self._tokenizer.no_padding()
         self.threads = threads or min(2, os.cpu_count() or 1)
         # Small batches (8) side by side, one thread each, rather than each batch split over all threads: a batch
         # of 48-token notes is too small to split well. Measured on 2 idle cores, 2,048 notes in calls of 64:
@@ -91,18 +97,29 @@ class OnnxEmbedder:
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
-        # no busy-waiting between ops: the daemon shares two cores with Claude Code and the user's builds (on a
-        # loaded machine two spinning threads embedded at ~0.65x the rate of one)
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # no busy-waiting between ops by default: the daemon shares two cores with Claude Code and the user's
+        # builds (on a loaded machine two spinning threads embedded at ~0.65x the rate of one). ``spinning`` is for
+        # one short text at a time where latency counts (the router: 2.4 ms against 3.7 without, p50 on 2 cores)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         # The model is exported without SkipLayerNormalization and BiasGelu (scripts/export_minilm_onnx.py), and
         # these two optimisers would put them back at load: onnxruntime's CPU kernels for them are slower than
         # the plain operators (0.78x the time per batch without them, the same fidelity; docs/benchmarks.md)
-        self._session = ort.InferenceSession(
-            str(model),
-            opts,
-            providers=["CPUExecutionProvider"],
-            disabled_optimizers=["SkipLayerNormFusion", "BiasGeluFusion"],
-        )
+        self._errors = _onnxruntime_errors()
+        load_errors: tuple[type[Exception], ...] = (*self._errors, OSError, ValueError)
+        try:
+            self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+            self._session = ort.InferenceSession(
+                str(model),
+                opts,
+                providers=["CPUExecutionProvider"],
+                disabled_optimizers=["SkipLayerNormFusion", "BiasGeluFusion"],
+            )
+        except load_errors as exc:
+            raise MemoryStoreError(
+                f"the embedding model in {directory} cannot be loaded ({type(exc).__name__}: {exc}); reinstall ultramax"
+            ) from exc
+        self._tokenizer.enable_truncation(max_length=max_tokens)
+        self._tokenizer.no_padding()
         self._lock = threading.Lock()  # the tokenizer's truncation state is shared
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -124,7 +141,10 @@ class OnnxEmbedder:
             for row, i in enumerate(idx):
                 ids[row, : len(encodings[i].ids)] = encodings[i].ids
                 mask[row, : len(encodings[i].ids)] = 1
-            (emb,) = self._session.run(["sentence_embedding"], {"input_ids": ids, "attention_mask": mask})
+            try:
+                (emb,) = self._session.run(["sentence_embedding"], {"input_ids": ids, "attention_mask": mask})
+            except self._errors as exc:
+                raise MemoryStoreError(f"the embedding model failed ({type(exc).__name__}: {exc})") from exc
             out[idx] = emb
 
         if self.parallel_batches and len(batches) > 1:
