@@ -1,6 +1,6 @@
 """What the routing proxy costs: added time to first byte, streaming throughput, 200 concurrent streams.
 
-    .venv/bin/python -m bench.proxy_overhead [--requests 300] [--concurrency 200]
+    .venv/bin/python -m bench.proxy_overhead [--requests 300] [--concurrency 200] [--no-sentence-embedding]
 
 Three processes on loopback: the stand-in upstream (``tests/support/upstream.py``), ``ultramax proxy`` in
 front of it (as a user runs it, with no budget so the benchmark's fake spend does not stop it), and this
@@ -9,6 +9,9 @@ client. Direct and proxied requests alternate, each on its own kept-alive connec
 - **TTFB**: ``POST /v1/messages`` (stream) until the response head has arrived, direct vs through the proxy,
   for a small request and a 60 KB one (Claude Code's first request is ~50 KB), with the model kept and with
   the model changed by the router (the proxy splices the new value into the bytes).
+- **A new prompt each time**: the same, but every request carries a prompt the proxy has not seen, so the
+  router's analysis (the tier model's sentence embedding above all) runs for each; in a session only the first
+  request of a turn is like this.
 - **Throughput**: one long stream (8 MB of SSE) read to the end, MB/s direct vs proxied (median of runs).
 - **Concurrency**: N simultaneous streams through the proxy with the official ``anthropic`` SDK
   (``AsyncAnthropic``); every one must finish with the expected number of events.
@@ -30,6 +33,13 @@ from bench.common import REPO, isolated_env, machine, percentile
 
 HARD = "Design the architecture of a distributed, fault-tolerant consensus service and explain the trade-offs."
 EASY = "Fix the typo in README.md"
+NEW_PROMPTS = (
+    "add a created_at column to the orders table and backfill it",
+    "why does the login page flash white before the theme loads",
+    "rename the helper parse_cfg to parse_config everywhere",
+    "our websocket gateway drops messages when two pods restart at once; find out why",
+    "write unit tests for the invoice totals module",
+)
 KEY = "sk-ant-bench-not-a-real-key-000000000000"
 
 
@@ -106,6 +116,27 @@ def measure_ttfb(direct: str, proxy: str, n: int) -> list[tuple[str, float, floa
         d.close()
         p.close()
         rows.append((label, percentile(dt, 0.5), percentile(pt, 0.5), percentile(dt, 0.95), percentile(pt, 0.95)))
+    # every request a prompt the proxy has not seen: the tier model's sentence embedding and neighbours run each
+    # time (in a session only a turn's first request is new; its tool-loop requests repeat the prompt)
+    d, p = conn_for(direct), conn_for(proxy)
+    dt, pt = [], []
+    for i in range(n + 20):
+        payload = body(f"{NEW_PROMPTS[i % len(NEW_PROMPTS)]} (ticket {i})")
+        direct_ms, proxy_ms = ttfb_ms(d, payload, HEADERS), ttfb_ms(p, payload, HEADERS)
+        if i >= 20:
+            dt.append(direct_ms)
+            pt.append(proxy_ms)
+    d.close()
+    p.close()
+    rows.append(
+        (
+            "small request, a new prompt each time",
+            percentile(dt, 0.5),
+            percentile(pt, 0.5),
+            percentile(dt, 0.95),
+            percentile(pt, 0.95),
+        )
+    )
     return rows
 
 
@@ -164,10 +195,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument(
+        "--no-sentence-embedding", action="store_true", help="run the proxy with routing.sentenceEmbedding false"
+    )
     args = parser.parse_args()
     with isolated_env() as env:
         settings = Path(env["HOME"]) / ".claude" / "settings.json"
-        settings.write_text(json.dumps({"observability": {"metricsPort": 0}, "routing": {"costBudgetPerHour": 0}}))
+        routing = {"costBudgetPerHour": 0, "sentenceEmbedding": not args.no_sentence_embedding}
+        settings.write_text(json.dumps({"observability": {"metricsPort": 0}, "routing": routing}))
         child_env = {**env, "PYTHONPATH": str(REPO)}
         upstream, direct = start([sys.executable, "-m", "tests.support.upstream"], child_env, "stdout")
         proxy_proc, proxy = start(

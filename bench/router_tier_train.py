@@ -4,9 +4,11 @@
 
 What is learned (``ultramax.routing.tier_model``): an ordinal logistic model -- one score, two cut points,
 haiku | sonnet | opus -- over the static MiniLM embedding (as in ``bench/router_train.py``), the prompt's shape
-features and the seed's pattern signals. It is fitted by data replication: each prompt is two binary examples,
-"needs more than haiku" and "needs opus", sharing every weight but the intercept, which is exactly the
-proportional-odds model.
+features, the seed's pattern signals and the ask's MiniLM sentence embedding (``ask_embedding``, the run-time
+function itself: one ask at a time, as the proxy sees them); and a fallback model without the sentence
+embedding, for where the embedding model cannot run. Each is fitted by data replication: each prompt is two
+binary examples, "needs more than haiku" and "needs opus", sharing every weight but the intercept, which is
+exactly the proportional-odds model.
 
 Training data: every ``bench/data/router_tiers/*.jsonl`` file plus the Claude Code development set
 (``tests/routing/data/claude_code_dev.jsonl``); lines of ``{"prompt", "tier"}``, written for this project.
@@ -14,11 +16,13 @@ Training data: every ``bench/data/router_tiers/*.jsonl`` file plus the Claude Co
 The gate -- software work or general chat -- is a logistic regression over the same features: those prompts
 against the general chatbot prompts in ``bench/data/router_general/*.jsonl`` (written for this project) and
 the MT-Bench questions of RouteLLM's training half (``is_training_prompt``; the benchmark scores the other
-half). Its L2 strength is chosen by 5-fold cross-validation accuracy.
-Model selection -- the L2 strength and how far each cut point moves from where the fit puts it -- is by
-cross-validation that holds out one *file* at a time (each file was written separately, with its own mix of
-people and stacks, so this asks how the model does on prompts unlike the ones it learned from): the most
-accurate setting whose pooled under-routing (sent to a cheaper tier than the label) is at most 5%.
+half). Its L2 strength is chosen by 5-fold cross-validation accuracy. It reads no sentence embedding.
+
+Model selection, for each of the two tier models -- the L2 strength and how far each cut point moves from
+where the fit puts it -- is by cross-validation that holds out one *file* at a time (each file was written
+separately, with its own mix of people and stacks, so this asks how the model does on prompts unlike the ones
+it learned from): the most accurate setting whose pooled under-routing (sent to a cheaper tier than the
+label) is at most 5%.
 ``bench/data/claude_code_holdout.jsonl`` is never read here; ``ultramax route eval`` scores it.
 
 Writes ``src/ultramax/routing/data/tiers.json``.
@@ -29,8 +33,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +45,18 @@ from bench.routellm_data import DEFAULT_DATA, load
 from bench.router_train import featurize, fit_logistic, pack_linear, static_vectors
 from ultramax.routing.analyzer import pattern_signals
 from ultramax.routing.difficulty import is_training_prompt
+from ultramax.routing.neighbours import NEIGHBOUR_FEATURES, neighbour_features, quantize
 from ultramax.routing.prompt_features import vocabulary
-from ultramax.routing.tier_model import FEATURE_NAMES, FORMAT, TIERS, split_prompt, tier_features
+from ultramax.routing.tier_model import (
+    CONTEXT_DIM,
+    FEATURE_NAMES,
+    FORMAT,
+    TIERS,
+    ask_embedding,
+    embedding_unavailable,
+    split_prompt,
+    tier_features,
+)
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -54,6 +69,8 @@ OUT = ROOT / "src" / "ultramax" / "routing" / "data" / "tiers.json"
 L2_GRID = (3.0, 10.0, 30.0, 100.0)
 SHIFT_GRID = tuple(np.round(np.arange(-1.5, 1.01, 0.25), 2))
 MAX_UNDER = 0.05
+NEIGHBOURS_K = (10, 25, 50)
+BANK_NAME = "tier_neighbours.npz"
 INDICATOR = 10.0
 """The second cut point's column in the replicated data: large, so the L2 penalty barely touches it."""
 
@@ -87,6 +104,17 @@ def features(prompts: Sequence[str], vectors: NDArray[np.float64]) -> NDArray[np
         rest.append(tier_features(ask, pattern_signals(ask).values(), pasted))
     static = featurize(asks, vectors)[:, : vectors.shape[1]]
     return np.hstack([static, np.array(rest, dtype=np.float64)])
+
+
+def sentence_embeddings(prompts: Sequence[str]) -> NDArray[np.float64]:
+    """The asks' sentence embeddings, one at a time through the run-time function."""
+    out = np.zeros((len(prompts), CONTEXT_DIM))
+    for row, prompt in enumerate(prompts):
+        vector = ask_embedding(split_prompt(prompt[:20_000])[0])
+        if vector is None:
+            raise SystemExit(f"the sentence embedding cannot run: {embedding_unavailable()}")
+        out[row] = vector
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,28 +154,82 @@ def rates(pred: NDArray[np.int64], y: NDArray[np.int64]) -> tuple[float, float, 
     return float((pred == y).mean()), float((pred < y).mean()), float((pred > y).mean())
 
 
-def select(x: NDArray[np.float64], y: NDArray[np.int64], groups: Sequence[str]) -> dict[str, Any]:
-    """The L2 strength and cut shifts with the best held-out-file accuracy at <= 5% under-routing."""
+Fold = tuple["NDArray[np.float64]", "NDArray[np.int64]", "NDArray[np.float64]", "NDArray[np.int64]"]
+"""One held-out file: training features and labels, then the held-out file's."""
+
+
+def file_folds(x: NDArray[np.float64], y: NDArray[np.int64], groups: Sequence[str]) -> Iterator[Fold]:
+    """Each file held out in turn."""
     g = np.array(groups)
+    for name in sorted(set(groups)):
+        yield x[g != name], y[g != name], x[g == name], y[g == name]
+
+
+def neighbour_columns(
+    bank: NDArray[np.int8],
+    y: NDArray[np.int64],
+    g: NDArray[np.str_],
+    rows: NDArray[np.intp],
+    *,
+    exclude: set[str],
+    k: int,
+) -> NDArray[np.float64]:
+    """The neighbour features of ``rows``, each from the prompts outside its own file and ``exclude``."""
+    out = np.zeros((len(rows), len(NEIGHBOUR_FEATURES)))
+    tiers = y.astype(np.uint8)
+    for name in sorted(set(g[rows])):
+        mine = g[rows] == name
+        allowed = ~np.isin(g, [*exclude, name])
+        out[mine] = neighbour_features(bank[rows[mine]], bank[allowed], tiers[allowed], k)
+    return out
+
+
+def neighbour_folds(
+    x: NDArray[np.float64], bank: NDArray[np.int8], y: NDArray[np.int64], groups: Sequence[str], k: int
+) -> Iterator[Fold]:
+    """Each file held out in turn, with neighbour features: the held-out file's from every other file, as a new
+    prompt sees them; each training prompt's from the files other than its own and the held-out one."""
+    g = np.array(groups)
+    for name in sorted(set(groups)):
+        train, test = np.flatnonzero(g != name), np.flatnonzero(g == name)
+        near_train = neighbour_columns(bank, y, g, train, exclude={name}, k=k)
+        near_test = neighbour_features(bank[test], bank[train], y[train].astype(np.uint8), k)
+        yield np.hstack([x[train], near_train]), y[train], np.hstack([x[test], near_test]), y[test]
+
+
+def select(options: Mapping[Any, Callable[[], Iterable[Fold]]]) -> dict[str, Any]:
+    """The option (what ``options`` keys), L2 strength and cut shifts with the best held-out-file accuracy at
+    <= 5% pooled under-routing."""
     best: dict[str, Any] | None = None
-    for l2 in L2_GRID:
-        held: list[tuple[NDArray[np.float64], tuple[float, float], NDArray[np.int64]]] = []
-        for name in sorted(set(groups)):
-            model = fit_ordinal(x[g != name], y[g != name], l2)
-            held.append((model.score(x[g == name]), model.cuts, y[g == name]))
-        truth = np.concatenate([t for _, _, t in held])
-        for d1 in SHIFT_GRID:
-            for d2 in SHIFT_GRID:
-                pred = np.concatenate([decide(s, (c[0] + d1, c[1] + d2)) for s, c, _ in held])
-                acc, under, over = rates(pred, truth)
-                row = {"l2": l2, "shifts": (float(d1), float(d2)), "accuracy": acc, "under": under, "over": over}
-                feasible = under <= MAX_UNDER
-                if (
-                    best is None
-                    or (feasible and (best["under"] > MAX_UNDER or acc > best["accuracy"]))
-                    or (not feasible and best["under"] > MAX_UNDER and under < best["under"])
-                ):
-                    best = row
+    for option, folds in options.items():
+        held: dict[float, list[tuple[NDArray[np.float64], tuple[float, float], NDArray[np.int64]]]] = {
+            l2: [] for l2 in L2_GRID
+        }
+        for x_train, y_train, x_test, y_test in folds():
+            for l2 in L2_GRID:
+                model = fit_ordinal(x_train, y_train, l2)
+                held[l2].append((model.score(x_test), model.cuts, y_test))
+        for l2, scored in held.items():
+            truth = np.concatenate([t for _, _, t in scored])
+            for d1 in SHIFT_GRID:
+                for d2 in SHIFT_GRID:
+                    pred = np.concatenate([decide(s, (c[0] + d1, c[1] + d2)) for s, c, _ in scored])
+                    acc, under, over = rates(pred, truth)
+                    row = {
+                        "option": option,
+                        "l2": l2,
+                        "shifts": (float(d1), float(d2)),
+                        "accuracy": acc,
+                        "under": under,
+                        "over": over,
+                    }
+                    feasible = under <= MAX_UNDER
+                    if (
+                        best is None
+                        or (feasible and (best["under"] > MAX_UNDER or acc > best["accuracy"]))
+                        or (not feasible and best["under"] > MAX_UNDER and under < best["under"])
+                    ):
+                        best = row
     assert best is not None
     return best
 
@@ -201,17 +283,39 @@ def main() -> None:
     print(f"{len(data)} labelled prompts from {len(files)} files; {counts}", flush=True)
     vectors = static_vectors()
     x = features([d.prompt for d in data], vectors)
-    choice = select(x, y, [d.group for d in data])
-    print(
-        f"held-out-file CV: l2 {choice['l2']:g}, cut shifts {choice['shifts']}: accuracy {choice['accuracy']:.3f}, "
-        f"under-routing {choice['under']:.3f}, over-routing {choice['over']:.3f}",
-        flush=True,
-    )
-    model = fit_ordinal(x, y, choice["l2"])
-    low, high = model.cuts
-    cuts = [round(low + choice["shifts"][0], 6), round(high + choice["shifts"][1], 6)]
-    packed = pack_linear(model.w[:-2], model.mu, model.sd, 0.0, vectors)
-    fitted = rates(decide(model.score(x), (cuts[0], cuts[1])), y)
+    context = sentence_embeddings([d.prompt for d in data])
+    bank = quantize(context)
+    groups = [d.group for d in data]
+    x_context = np.hstack([x, context])
+    heads: dict[str, dict[str, Any]] = {}
+    for name, options in (
+        ("main", {k: partial(neighbour_folds, x_context, bank, y, groups, k) for k in NEIGHBOURS_K}),
+        ("fallback", {None: partial(file_folds, x, y, groups)}),
+    ):
+        choice = select(options)
+        print(
+            f"{name}: held-out-file CV: {'k ' + str(choice['option']) + ', ' if choice['option'] else ''}"
+            f"l2 {choice['l2']:g}, cut shifts {choice['shifts']}: accuracy {choice['accuracy']:.3f}, "
+            f"under-routing {choice['under']:.3f}, over-routing {choice['over']:.3f}",
+            flush=True,
+        )
+        xs = x
+        if name == "main":
+            rows = np.arange(len(y))
+            xs = np.hstack(
+                [x_context, neighbour_columns(bank, y, np.array(groups), rows, exclude=set(), k=choice["option"])]
+            )
+        model = fit_ordinal(xs, y, choice["l2"])
+        low, high = model.cuts
+        cuts = [round(low + choice["shifts"][0], 6), round(high + choice["shifts"][1], 6)]
+        fitted = rates(decide(model.score(xs), (cuts[0], cuts[1])), y)
+        print(f"{name}: training fit: accuracy {fitted[0]:.3f}, under {fitted[1]:.3f}", flush=True)
+        heads[name] = {
+            "selection": choice,
+            "cuts": cuts,
+            "output": pack_linear(model.w[:-2], model.mu, model.sd, 0.0, vectors),
+        }
+    np.savez_compressed(args.out.parent / BANK_NAME, vectors=bank, tiers=y.astype(np.uint8))
     general = general_prompts(DEFAULT_DATA)
     gate_x = np.vstack([x, features(general, vectors)])
     gate_y = np.concatenate([np.ones(len(x)), np.zeros(len(general))])
@@ -227,13 +331,15 @@ def main() -> None:
                 "format": FORMAT,
                 "trained_on": f"{len(data)} labelled Claude Code prompts ({', '.join(f.name for f in files)})",
                 "label": "the cheapest adequate tier; ordinal logistic (proportional odds), cut points at 0.3 / 0.7",
-                "selection": choice,
                 "static_embedding": "all-MiniLM-L6-v2 (shipped ONNX int8), each piece alone, centred; "
                 "log(2 + id)-weighted mean",
+                "sentence_embedding": "all-MiniLM-L6-v2 (shipped ONNX int8) sentence embedding of the ask, "
+                "one ask per call; the main model's last inputs",
                 "vocab_size": len(vocabulary()),
                 "feature_names": list(FEATURE_NAMES),
-                "cuts": cuts,
-                "output": packed,
+                "context_dim": CONTEXT_DIM,
+                "neighbours": {"file": BANK_NAME, "k": heads["main"]["selection"]["option"], "count": len(y)},
+                **heads,
                 "gate_selection": gate_cv,
                 "gate": pack_linear(gate["w"][:-1], gate["mu"], gate["sd"], float(gate["w"][-1]), vectors),
             },
@@ -242,10 +348,7 @@ def main() -> None:
         + "\n",
         encoding="utf-8",
     )
-    print(
-        f"training fit: accuracy {fitted[0]:.3f}, under {fitted[1]:.3f}; wrote {args.out} "
-        f"in {time.perf_counter() - started:.0f} s"
-    )
+    print(f"wrote {args.out} in {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

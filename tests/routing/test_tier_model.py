@@ -6,11 +6,16 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from ultramax.routing import Router, RouterConfig, analyze_prompt, load_catalog
+from ultramax.memory import embed
+from ultramax.memory.models import MemoryStoreError
+from ultramax.routing import Router, RouterConfig, analyze_prompt, load_catalog, tier_model
 from ultramax.routing.analyzer import pattern_signals
+from ultramax.routing.neighbours import neighbour_features, quantize
 from ultramax.routing.tier_model import (
+    CONTEXT_DIM,
     FEATURE_NAMES,
     TierModelError,
     estimate_tier,
@@ -88,9 +93,9 @@ def _split_for_model(prompt: str) -> tuple[str, tuple[float, ...], str]:
 
 def test_the_shipped_weights_load_and_name_what_they_were_trained_on() -> None:
     model = load_tier_model()
-    assert model.cuts[0] < model.cuts[1]
+    assert model.main.cuts[0] < model.main.cuts[1] and model.fallback.cuts[0] < model.fallback.cuts[1]
     assert "labelled Claude Code prompts" in model.trained_on and "holdout" not in model.trained_on
-    assert SHIPPED.stat().st_size < 100_000
+    assert SHIPPED.stat().st_size < 200_000
 
 
 def test_no_training_prompt_shares_half_its_words_with_a_holdout_prompt() -> None:
@@ -109,21 +114,74 @@ def test_no_training_prompt_shares_half_its_words_with_a_holdout_prompt() -> Non
     [
         (lambda d: d.update(format=99), "format 99"),
         (lambda d: d.update(feature_names=d["feature_names"][:-1]), "features are not the ones"),
-        (lambda d: d.update(cuts=[1.0, 0.5]), "two ascending cut points"),
-        (lambda d: d["output"].update(pieces="!!"), "not base64"),
-        (lambda d: d["output"].update(shape=[0.0]), f"1 weights for {len(FEATURE_NAMES)} features"),
+        (lambda d: d["main"].update(cuts=[1.0, 0.5]), "main.cuts: expected two ascending cut points"),
+        (lambda d: d["main"]["output"].update(pieces="!!"), "not base64"),
+        (
+            lambda d: d["main"]["output"].update(shape=[0.0] * len(FEATURE_NAMES)),
+            f"main.output.shape: {len(FEATURE_NAMES)} weights for {len(FEATURE_NAMES) + CONTEXT_DIM + 4} features",
+        ),
+        (lambda d: d["fallback"]["output"].update(shape=[0.0]), f"1 weights for {len(FEATURE_NAMES)} features"),
+        (lambda d: d.update(context_dim=768), "sentence embedding of 768 values"),
         (lambda d: d.pop("gate"), "missing 'gate'"),
+        (lambda d: d.pop("fallback"), "missing 'fallback'"),
     ],
 )
 def test_corrupt_tier_weights_give_a_clear_error_naming_the_file(tmp_path: Path, edit: object, message: str) -> None:
-    data = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    bad = _copy_shipped(tmp_path)
+    data = json.loads(bad.read_text(encoding="utf-8"))
     assert callable(edit)
     edit(data)
-    bad = tmp_path / "tiers.json"
     bad.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(TierModelError, match=re.escape(message)) as info:
         read_tier_model(bad)
     assert str(bad) in str(info.value) and "router_tier_train" in str(info.value)
+
+
+def _copy_shipped(tmp_path: Path) -> Path:
+    data = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    bank = SHIPPED.parent / data["neighbours"]["file"]
+    (tmp_path / bank.name).write_bytes(bank.read_bytes())
+    weights = tmp_path / "tiers.json"
+    weights.write_text(json.dumps(data), encoding="utf-8")
+    return weights
+
+
+def test_a_missing_or_corrupt_neighbour_bank_is_a_clear_error_naming_it(tmp_path: Path) -> None:
+    weights = _copy_shipped(tmp_path)
+    assert read_tier_model(weights).bank.k >= 1
+    bank = tmp_path / "tier_neighbours.npz"
+    bank.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(TierModelError, match=r"neighbour bank .*tier_neighbours\.npz is unreadable") as info:
+        read_tier_model(weights)
+    assert "reinstall ultramax" in str(info.value)
+    np.savez(bank, vectors=np.zeros((4, CONTEXT_DIM), dtype=np.float32), tiers=np.zeros(4, dtype=np.uint8))
+    with pytest.raises(TierModelError, match="vectors: expected int8 rows of 384"):
+        read_tier_model(weights)
+    np.savez(bank, vectors=np.zeros((4, CONTEXT_DIM), dtype=np.int8), tiers=np.full(4, 7, dtype=np.uint8))
+    with pytest.raises(TierModelError, match="tiers: expected 4 uint8 labels 0-2"):
+        read_tier_model(weights)
+    bank.unlink()
+    with pytest.raises(TierModelError, match=r"neighbour bank .* is missing"):
+        read_tier_model(weights)
+    data = json.loads(weights.read_text(encoding="utf-8"))
+    data["neighbours"]["file"] = "../elsewhere.npz"
+    weights.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(TierModelError, match="not a file name beside the weights"):
+        read_tier_model(weights)
+
+
+def test_neighbour_features_weigh_the_nearest_labelled_prompts_most() -> None:
+    rng = np.random.default_rng(7)
+    easy, hard = rng.normal(size=CONTEXT_DIM), rng.normal(size=CONTEXT_DIM)
+    bank = quantize(
+        np.vstack([easy + 0.1 * rng.normal(size=(20, CONTEXT_DIM)), hard + 0.1 * rng.normal(size=(20, CONTEXT_DIM))])
+    )
+    tiers = np.array([0] * 20 + [2] * 20, dtype=np.uint8)
+    near_easy, near_hard = neighbour_features(quantize(np.vstack([easy, hard])), bank, tiers, k=30)
+    p_haiku, p_opus, mean_tier, similarity = near_easy
+    assert p_haiku > 0.9 and p_opus < 0.1 and mean_tier < 0.2 and similarity > 0.5
+    assert near_hard[1] > 0.9 and near_hard[2] > 1.8
+    assert np.allclose(neighbour_features(bank[:1], bank, tiers, k=1)[0], [1.0, 0.0, 0.0, 1.0], atol=0.01)
 
 
 def test_missing_or_unreadable_tier_weights_say_to_reinstall(tmp_path: Path) -> None:
@@ -133,3 +191,110 @@ def test_missing_or_unreadable_tier_weights_say_to_reinstall(tmp_path: Path) -> 
     garbage.write_bytes(b"\xff\xfe not json")
     with pytest.raises(TierModelError, match="unusable"):
         read_tier_model(garbage)
+
+
+def test_software_prompts_read_the_sentence_embedding_and_general_chat_never_runs_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+    real = tier_model.ask_embedding
+
+    def counting(ask: str) -> tuple[float, ...] | None:
+        calls.append(ask)
+        return real(ask)
+
+    monkeypatch.setattr(tier_model, "ask_embedding", counting)
+    estimate_tier.cache_clear()
+    try:
+        work = estimate_tier(
+            *_split_for_model("why does our retry loop double-charge a card when the gateway times out")
+        )
+        chat = estimate_tier(*_split_for_model("Write a limerick about a cat who loves rainy Sundays"))
+    finally:
+        estimate_tier.cache_clear()
+    assert work.contextual and work.software >= 0.5
+    assert not chat.contextual and chat.software < 0.5
+    assert calls == ["why does our retry loop double-charge a card when the gateway times out"]
+
+
+def test_without_the_embedding_model_the_fallback_routes_and_explain_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    model = tmp_path / "model"
+    model.mkdir()  # the router's session finds no model file here
+    monkeypatch.setattr(embed, "model_dir", lambda: model)
+    monkeypatch.setattr(tier_model, "_EMBEDDERS", [])
+    monkeypatch.setattr(tier_model, "_EMBEDDING_FAILED", [])
+    estimate_tier.cache_clear()
+    try:
+        prompts = [
+            "our redis lock (SET NX PX) sometimes lets two workers into the critical section at once",
+            "fix the typo in the README's install section",
+        ]
+        decisions = [Router(load_catalog(), RouterConfig(budget_per_hour=0)).explain_prompt(p) for p in prompts]
+        analyses = [analyze_prompt(p) for p in prompts]
+    finally:
+        estimate_tier.cache_clear()
+    assert [a.learned_tier for a in analyses] == ["opus", "haiku"]
+    assert not any(a.learned_contextual for a in analyses)
+    assert [d.tier for d in decisions] == ["opus", "haiku"]
+    assert all(any("fallback" in r for r in d.reasons) for d in decisions)
+    warnings = [r for r in caplog.records if "sentence embedding is unavailable" in r.getMessage()]
+    assert len(warnings) == 1 and "model.onnx" in warnings[0].getMessage()
+    assert "reinstall" in warnings[0].getMessage()
+
+
+def test_a_corrupt_embedding_model_is_a_clear_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "model.onnx").write_bytes(b"not an onnx model")
+    (tmp_path / "tokenizer.json").write_bytes((embed.model_dir() / "tokenizer.json").read_bytes())
+    with pytest.raises(MemoryStoreError, match=r"cannot be loaded \(InvalidProtobuf.*reinstall ultramax"):
+        embed.OnnxEmbedder(tmp_path)
+    (tmp_path / "tokenizer.json").unlink()
+    with pytest.raises(MemoryStoreError, match=r"missing: .*tokenizer\.json"):
+        embed.OnnxEmbedder(tmp_path)
+
+
+def test_a_turns_repeated_requests_run_the_sentence_embedding_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = tier_model.ask_embedding
+
+    def counting(ask: str) -> tuple[float, ...] | None:
+        calls.append(ask)
+        return real(ask)
+
+    monkeypatch.setattr(tier_model, "ask_embedding", counting)
+    prompt = "split the payments worker so refunds and captures scale separately without double-processing"
+    estimate_tier.cache_clear()
+    try:
+        analyses = [analyze_prompt(prompt) for _ in range(3)]
+    finally:
+        estimate_tier.cache_clear()
+    assert calls == [prompt]
+    assert all(a.learned_contextual and a.learned_tier == analyses[0].learned_tier for a in analyses)
+
+
+def test_with_the_sentence_embedding_switched_off_no_transformer_runs_and_explain_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(tier_model, "ask_embedding", calls.append)
+    router = Router(load_catalog(), RouterConfig(budget_per_hour=0, sentence_embedding=False))
+    decision = router.explain_prompt("our redis lock (SET NX PX) sometimes lets two workers in at once under load")
+    assert calls == []
+    assert decision.tier == "opus"
+    assert any("routing.sentenceEmbedding is off" in r for r in decision.reasons)
+
+
+def test_claude_codes_background_requests_never_run_the_sentence_embedding(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(tier_model, "ask_embedding", calls.append)
+    prompt = "why does our kafka consumer sometimes process a message twice after a rebalance"
+    body = {"model": load_catalog().top.model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 64}
+    estimate_tier.cache_clear()
+    try:
+        decision = Router(load_catalog(), RouterConfig(budget_per_hour=0)).route(
+            body, {"user-agent": "claude-cli/2.1.240 (external, cli)"}, raw_size=400
+        )
+    finally:
+        estimate_tier.cache_clear()
+    assert decision.tier == "haiku" and calls == []

@@ -142,6 +142,8 @@ class TaskAnalysis:
     learned_tier: str = ""
     """For an open prompt that is software work (Claude Code's), the tier model's pick; its score is then the
     complexity, and the router goes by the thresholds alone. Empty for general chat and the other kinds."""
+    learned_contextual: bool = False
+    """Whether the tier model read the prompt's sentence embedding (False: its fallback model stood in)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,6 +154,7 @@ class TaskAnalysis:
             "difficulty": round(self.difficulty, 4),
             "prompt_kind": self.prompt_kind,
             "learned_tier": self.learned_tier,
+            "learned_contextual": self.learned_contextual,
             "matched": self.matched,
             "keywords": self.keywords,
         }
@@ -215,27 +218,31 @@ def pattern_signals(text: str) -> PatternSignals:
     return PatternSignals(complex_hits, coding_hits, simple_hits, reasoning_hits, score)
 
 
-def analyze_prompt(prompt: str, *, difficulty: Difficulty | None = None) -> TaskAnalysis:
+def analyze_prompt(
+    prompt: str, *, difficulty: Difficulty | None = None, sentence_embedding: bool = True
+) -> TaskAnalysis:
     """Complexity, task type and token estimate for ``prompt``.
 
     For an open prompt that the tier model's gate judges to be software work (Claude Code's prompts), the
     complexity is the tier model's score (``tier_model``). Otherwise it is the seed's pattern score plus the
     learned estimate's ``shift``: ``weight * (percentile - 0.5)``, where the weight is per prompt kind (0.2 for
     open prompts, more where the trainer's cross-validation showed the estimate ranks prompts of that kind
-    well). ``difficulty`` replaces the shipped model's estimate.
+    well). ``difficulty`` replaces the shipped model's estimate; ``sentence_embedding=False`` scores software
+    work with the tier model's fallback, which runs no transformer.
     """
     text = prompt[:20_000]
     signals = pattern_signals(text)
     learned = difficulty if difficulty is not None else estimate_difficulty(text)
     complex_hits, coding_hits = signals.complex_hits, signals.coding_hits
     simple_hits, reasoning_hits = signals.simple_hits, signals.reasoning_hits
-    learned_tier = ""
+    learned_tier, contextual = "", False
     score = signals.complexity(learned.shift)
     if learned.kind == "open":  # software work, as in Claude Code: the tier model, learned from labelled prompts
         ask, pasted = split_prompt(text)
-        estimate = estimate_tier(ask, (signals if ask == text else pattern_signals(ask)).values(), pasted)
+        patterns = (signals if ask == text else pattern_signals(ask)).values()
+        estimate = estimate_tier(ask, patterns, pasted, sentence_embedding=sentence_embedding)
         if estimate.software >= 0.5:
-            score, learned_tier = estimate.complexity, estimate.tier
+            score, learned_tier, contextual = estimate.complexity, estimate.tier, estimate.contextual
     coding = signals.coding
 
     if len(complex_hits) >= 2 or (complex_hits and not coding_hits):
@@ -264,6 +271,7 @@ def analyze_prompt(prompt: str, *, difficulty: Difficulty | None = None) -> Task
         difficulty=learned.percentile,
         prompt_kind=learned.kind,
         learned_tier=learned_tier,
+        learned_contextual=contextual,
         matched={
             k: v
             for k, v in (

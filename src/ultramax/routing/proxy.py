@@ -51,7 +51,7 @@ from ultramax.routing.http1 import (
 )
 from ultramax.routing.ledger import Ledger, LedgerEntry
 from ultramax.routing.router import Decision, Router
-from ultramax.routing.tier_model import load_tier_model
+from ultramax.routing.tier_model import ask_embedding, load_tier_model
 
 __all__ = ["ProxyServer", "SseWatcher", "Upstream", "splice_model"]
 
@@ -391,6 +391,10 @@ class ProxyServer:
         # message naming it, instead of failing the first request of someone's session
         load_difficulty_model()
         load_tier_model()
+        # and the sentence embedding loaded now (~0.3 s), not on the first prompt; where it cannot run, this logs
+        # why once and the tier model's fallback routes
+        if self.router.config.sentence_embedding:
+            ask_embedding("warm up the router's sentence embedding")
         self._server = await asyncio.start_server(self._client, self.host, self.port, limit=1024 * 1024)
         self.port = self._server.sockets[0].getsockname()[1]
 

@@ -57,6 +57,7 @@ class RouterConfig:
     allow_model_override: bool = True
     fallback_chain: tuple[str, ...] = ("opus", "sonnet", "haiku")
     sticky_turns: bool = True
+    sentence_embedding: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: Catalog) -> RouterConfig:
@@ -74,6 +75,7 @@ class RouterConfig:
             allow_model_override=bool(settings.get("routing.allowModelOverride")),
             fallback_chain=chain,
             sticky_turns=bool(settings.get("routing.stickyTurns")),
+            sentence_embedding=bool(settings.get("routing.sentenceEmbedding")),
         )
 
 
@@ -251,7 +253,9 @@ class Router:
         # a non-routable ceiling (fable): the router may go below it, to the top routable tier at most
         top_allowed = ceiling if ceiling.routable else routable[-1]
         allowed = [t for t in routable if t.rank <= top_allowed.rank]
-        analysis = analyze_prompt(signals.prompt) if signals.prompt else None
+        # background requests go to the cheapest tier whatever their prompt: no transformer run for them
+        contextual = cfg.sentence_embedding and not signals.background
+        analysis = analyze_prompt(signals.prompt, sentence_embedding=contextual) if signals.prompt else None
         needs = signals.required_features
         tier: Tier
         confidence = 0.7
@@ -300,6 +304,12 @@ class Router:
             else:
                 tier = cat.tier(cfg.default_tier)
                 reasons.append(f"general task (complexity {c:.2f}): the default tier")
+            if analysis.learned_tier and not analysis.learned_contextual:
+                reasons.append(
+                    "the tier model's fallback decided: routing.sentenceEmbedding is off"
+                    if not cfg.sentence_embedding
+                    else "the sentence embedding could not run: the tier model's fallback decided"
+                )
             deep = signals.effort in ("high", "max", "xhigh") or signals.thinking_budget >= 32_000
             if deep and rank_index(tier) < rank_index(mid):
                 tier = mid

@@ -1,18 +1,28 @@
 """The cheapest adequate tier for a Claude Code prompt, learned from labelled prompts.
 
-An ordinal logistic model (one score, two cut points: haiku | sonnet | opus) over the same kind of inputs as
-the learned difficulty (``difficulty``), read from the prompt's *ask* -- its prose, without what was pasted
-into it (``split_prompt``: fenced blocks, stack traces, log and diff lines, indented or symbol-heavy lines):
-the static MiniLM embedding of the ask's word pieces, folded into one int8 weight per vocabulary piece; the
-ask's shape features; the seed's pattern signals on the ask (how many architecture, coding, simple and
-reasoning patterns fired, and the seed's score); and how much was pasted. A long stack trace under "which
-line fails?" says nothing about how hard the job is, and a two-line ask about a race is not made easy by its
-shortness. Nothing runs a transformer at routing time and nothing needs numpy.
+An ordinal logistic model (one score, two cut points: haiku | sonnet | opus) read from the prompt's *ask* --
+its prose, without what was pasted into it (``split_prompt``: fenced blocks, stack traces, log and diff lines,
+indented or symbol-heavy lines). Its inputs: the static MiniLM embedding of the ask's word pieces, folded into
+one int8 weight per vocabulary piece (as in the learned difficulty, ``difficulty``); the ask's shape features;
+the seed's pattern signals on the ask (how many architecture, coding, simple and reasoning patterns fired, and
+the seed's score); how much was pasted; and the ask's *contextual* MiniLM sentence embedding -- the memory's
+own ONNX model (``ultramax.memory.embed``), run once per new prompt (about 1.5 ms for a typical ask on one
+core) -- and what the labelled training prompts nearest to it in that embedding were labelled
+(``neighbours``). The word pieces say what the ask is about; the sentence embedding reads how it is put
+together ("why does X sometimes ..." against "rename X"), and the neighbours let the linear model see
+what is not linear in it; file-held-out cross-validation valued the two at about five and three points of
+accuracy. A long stack trace under "which line fails?" says nothing about how hard the job is, and a
+two-line ask about a race is not made easy by its shortness.
+
+Where the embedding model cannot run (onnxruntime or the model file missing or broken), a *fallback* model
+fitted without the sentence embedding is used, and the estimate says so (``TierEstimate.contextual``):
+routing goes on, a little less accurately, instead of failing Claude Code's request.
 
 A second logistic regression over the same inputs, the *gate*, says whether a prompt is software work like
 the prompts the tiers were learned from, or general chat (writing, trivia, maths, advice): the tier model only
 knows the first, so the analyzer scores the second the way it always did (the seed's patterns and the learned
-difficulty trained on RouteLLM's chat benchmark).
+difficulty trained on RouteLLM's chat benchmark). The gate needs no sentence embedding, so general chat never
+runs the transformer.
 
 The score becomes the router's complexity by a monotone map that puts the lower cut point at the seed's
 sonnet threshold (0.3) and the upper one at its opus threshold (0.7), so ``routing.sonnetThreshold`` and
@@ -20,20 +30,22 @@ sonnet threshold (0.3) and the upper one at its opus threshold (0.7), so ``routi
 
 Trained by ``bench/router_tier_train.py`` on the labelled prompts in ``bench/data/router_tiers/`` (cut points
 chosen by cross-validation that holds out one file at a time); ``bench/data/claude_code_holdout.jsonl`` is
-never read by the trainer. Shipped as ``data/tiers.json``; a missing or corrupt file is a
-``TierModelError`` naming it.
+never read by the trainer. Shipped as ``data/tiers.json`` and the neighbour bank beside it; a missing or
+corrupt file is a ``TierModelError`` naming it.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ultramax.errors import UltramaxError
 from ultramax.routing.difficulty import (
@@ -47,14 +59,24 @@ from ultramax.routing.difficulty import (
 )
 from ultramax.routing.prompt_features import SHAPE_NAMES, shape_features, vocabulary
 
+if TYPE_CHECKING:
+    from ultramax.memory.embed import OnnxEmbedder
+    from ultramax.routing.neighbours import NeighbourBank
+
+log = logging.getLogger(__name__)
+
 __all__ = [
+    "CONTEXT_DIM",
     "FEATURE_NAMES",
     "FORMAT",
     "PATTERN_FEATURES",
     "TIERS",
+    "OrdinalHead",
     "TierEstimate",
     "TierModel",
     "TierModelError",
+    "ask_embedding",
+    "embedding_unavailable",
     "estimate_tier",
     "load_tier_model",
     "read_tier_model",
@@ -62,7 +84,9 @@ __all__ = [
     "tier_features",
 ]
 
-FORMAT = 1
+FORMAT = 2
+CONTEXT_DIM = 384
+"""The sentence embedding's width (all-MiniLM-L6-v2)."""
 TIERS = ("haiku", "sonnet", "opus")
 PATTERN_FEATURES = ("complex_hits", "coding_hits", "simple_hits", "reasoning_hits", "pattern_score")
 PASTE_FEATURES = ("pasted_chars", "pasted_lines")
@@ -123,29 +147,59 @@ class TierEstimate:
     """``score`` on the router's 0-1 complexity scale: the cut points at 0.3 and 0.7."""
     software: float
     """P(the prompt is software work, like the prompts the model learned from) rather than general chat."""
+    contextual: bool = True
+    """Whether the sentence embedding was read; False when the fallback model stood in for it."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrdinalHead:
+    """One fitted ordinal model: its linear score and the two cut points on it."""
+
+    output: LinearOutput
+    cuts: tuple[float, float]
+
+    def estimate(self, features: Sequence[float], ids: Sequence[int], norm: float) -> tuple[float, str, float]:
+        s = self.output.logit(features, ids, norm)
+        low, high = self.cuts
+        tier = TIERS[2] if s > high else TIERS[1] if s > low else TIERS[0]
+        return s, tier, max(0.0, min(1.0, SONNET_AT + (OPUS_AT - SONNET_AT) * (s - low) / (high - low)))
 
 
 @dataclass(frozen=True, slots=True)
 class TierModel:
-    output: LinearOutput
-    cuts: tuple[float, float]
+    main: OrdinalHead
+    """Over the features, the ask's sentence embedding and its nearest labelled prompts (``neighbours``)."""
+    fallback: OrdinalHead
+    """Over the features alone: used when the embedding model cannot run."""
     gate: LinearOutput
     """Software work (what the tiers were learned from) against general chatbot prompts."""
+    bank: NeighbourBank
     trained_on: str = ""
 
-    def estimate(self, ask: str, patterns: Sequence[float], pasted: str = "") -> TierEstimate:
-        """The estimate for a prompt split by ``split_prompt``; ``patterns`` are the seed's signals on ``ask``."""
+    def software(self, ask: str, patterns: Sequence[float], pasted: str = "") -> float:
+        """The gate: P(software work) for a prompt split by ``split_prompt``."""
+        ids, norm = word_pieces(ask)
+        return sigmoid(self.gate.logit(tier_features(ask, patterns, pasted), ids, norm))
+
+    def estimate(
+        self, ask: str, patterns: Sequence[float], pasted: str = "", context: Sequence[float] | None = None
+    ) -> TierEstimate:
+        """The estimate for a prompt split by ``split_prompt``; ``patterns`` are the seed's signals on ``ask``,
+        ``context`` its sentence embedding (``ask_embedding``), or None for the fallback model."""
         ids, norm = word_pieces(ask)
         features = tier_features(ask, patterns, pasted)
-        s = self.output.logit(features, ids, norm)
-        low, high = self.cuts
-        tier = TIERS[2] if s > high else TIERS[1] if s > low else TIERS[0]
-        complexity = SONNET_AT + (OPUS_AT - SONNET_AT) * (s - low) / (high - low)
         software = sigmoid(self.gate.logit(features, ids, norm))
-        return TierEstimate(s, tier, max(0.0, min(1.0, complexity)), software)
+        if context is not None and len(context) != CONTEXT_DIM:
+            raise ValueError(f"expected a sentence embedding of {CONTEXT_DIM} values, got {len(context)}")
+        if context is None:
+            score, tier, complexity = self.fallback.estimate(features, ids, norm)
+        else:
+            near = self.bank.features(tuple(context))
+            score, tier, complexity = self.main.estimate((*features, *context, *near), ids, norm)
+        return TierEstimate(score, tier, complexity, software, context is not None)
 
 
-def _parse(data: Any) -> TierModel:
+def _parse(data: Any, directory: Path) -> TierModel:
     if need(data, "format", int, "the file") != FORMAT:
         raise ValueError(f"format {data['format']} (this ultramax reads format {FORMAT}); retrain or reinstall")
     if list(need(data, "feature_names", list, "the file")) != list(FEATURE_NAMES):
@@ -153,17 +207,35 @@ def _parse(data: Any) -> TierModel:
     vocab = vocabulary()
     if need(data, "vocab_size", int, "the file") != len(vocab):
         raise ValueError(f"trained for a vocabulary of {data['vocab_size']}, the shipped tokenizer has {len(vocab)}")
-    output = parse_linear_output(need(data, "output", dict, "the file"), "output", len(vocab), len(FEATURE_NAMES))
+    if need(data, "context_dim", int, "the file") != CONTEXT_DIM:
+        raise ValueError(f"trained on a sentence embedding of {data['context_dim']} values, not {CONTEXT_DIM}")
+
+    def ordinal(where: str, width: int) -> OrdinalHead:
+        raw = need(data, where, dict, "the file")
+        output = parse_linear_output(need(raw, "output", dict, where), f"{where}.output", len(vocab), width)
+        cuts = finite_floats(need(raw, "cuts", list, where), f"{where}.cuts")
+        if len(cuts) != 2 or not cuts[0] < cuts[1]:
+            raise ValueError(f"{where}.cuts: expected two ascending cut points")
+        return OrdinalHead(output, (cuts[0], cuts[1]))
+
+    from ultramax.routing.neighbours import NEIGHBOUR_FEATURES, read_bank
+
+    main = ordinal("main", len(FEATURE_NAMES) + CONTEXT_DIM + len(NEIGHBOUR_FEATURES))
+    fallback = ordinal("fallback", len(FEATURE_NAMES))
     gate = parse_linear_output(need(data, "gate", dict, "the file"), "gate", len(vocab), len(FEATURE_NAMES))
-    cuts = finite_floats(need(data, "cuts", list, "the file"), "cuts")
-    if len(cuts) != 2 or not cuts[0] < cuts[1]:
-        raise ValueError("cuts: expected two ascending cut points")
-    return TierModel(output, (cuts[0], cuts[1]), gate, str(data.get("trained_on", "")))
+    near = need(data, "neighbours", dict, "the file")
+    name = need(near, "file", str, "neighbours")
+    if Path(name).name != name:
+        raise ValueError(f"neighbours.file: {name!r} is not a file name beside the weights")
+    bank = read_bank(directory / name, need(near, "k", int, "neighbours"), CONTEXT_DIM)
+    return TierModel(main, fallback, gate, bank, str(data.get("trained_on", "")))
 
 
 def read_tier_model(path: Path) -> TierModel:
-    """Read and validate a weights file written by ``bench/router_tier_train.py``."""
-    return read_weights(path, _parse, TierModelError, "tier", "bench/router_tier_train.py")
+    """Read and validate a weights file written by ``bench/router_tier_train.py``, and its neighbour bank."""
+    return read_weights(
+        path, lambda data: _parse(data, path.parent), TierModelError, "tier", "bench/router_tier_train.py"
+    )
 
 
 @cache
@@ -172,7 +244,55 @@ def load_tier_model() -> TierModel:
     return read_tier_model(Path(str(resources.files("ultramax.routing").joinpath("data/tiers.json"))))
 
 
+_EMBEDDING_FAILED: list[str] = []
+_EMBEDDING_LOCK = threading.Lock()
+_EMBEDDERS: list[OnnxEmbedder] = []
+
+
+def _embedder() -> OnnxEmbedder:
+    """The router's own session of the memory's model, set for one short text at a time: both cores, threads
+    spinning between operators (the daemon's session is set for throughput beside other work)."""
+    from ultramax.memory.embed import OnnxEmbedder, model_dir
+
+    with _EMBEDDING_LOCK:
+        if not _EMBEDDERS:
+            _EMBEDDERS.append(OnnxEmbedder(model_dir(), threads=2, parallel_batches=False, spinning=True))
+        return _EMBEDDERS[0]
+
+
+def ask_embedding(ask: str) -> tuple[float, ...] | None:
+    """The ask's MiniLM sentence embedding, as the trainer computed it; None (logged once) where the model
+    cannot run, so the caller falls back instead of failing a request."""
+    if _EMBEDDING_FAILED:
+        return None
+    try:
+        vector = _embedder().embed([ask])[0]
+    except (UltramaxError, ImportError, OSError) as exc:  # the embedder translates onnxruntime's own errors
+        with _EMBEDDING_LOCK:
+            if not _EMBEDDING_FAILED:
+                _EMBEDDING_FAILED.append(f"{type(exc).__name__}: {exc}")
+                log.warning(
+                    "the router's sentence embedding is unavailable (%s); routing with the fallback tier model. "
+                    "Reinstall ultramax (`ultramax doctor` checks the model).",
+                    exc,
+                )
+        return None
+    return tuple(float(v) for v in vector)
+
+
+def embedding_unavailable() -> str:
+    """Why the sentence embedding could not run in this process, or "" if it has not failed."""
+    return _EMBEDDING_FAILED[0] if _EMBEDDING_FAILED else ""
+
+
 @lru_cache(maxsize=512)
-def estimate_tier(ask: str, patterns: tuple[float, ...], pasted: str = "") -> TierEstimate:
-    """The shipped model's estimate, cached: a turn's requests all carry the same prompt."""
-    return load_tier_model().estimate(ask, patterns, pasted)
+def estimate_tier(
+    ask: str, patterns: tuple[float, ...], pasted: str = "", *, sentence_embedding: bool = True
+) -> TierEstimate:
+    """The shipped model's estimate, cached: a turn's requests all carry the same prompt. The sentence
+    embedding runs only for software work (the gate needs none), and not at all with ``sentence_embedding``
+    off (``routing.sentenceEmbedding``)."""
+    model = load_tier_model()
+    if not sentence_embedding or model.software(ask, patterns, pasted) < 0.5:
+        return model.estimate(ask, patterns, pasted)
+    return model.estimate(ask, patterns, pasted, ask_embedding(ask))
