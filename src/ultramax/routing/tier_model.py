@@ -6,8 +6,8 @@ indented or symbol-heavy lines). Its inputs: the static MiniLM embedding of the 
 one int8 weight per vocabulary piece (as in the learned difficulty, ``difficulty``); the ask's shape features;
 the seed's pattern signals on the ask (how many architecture, coding, simple and reasoning patterns fired, and
 the seed's score); how much was pasted; and the ask's *contextual* MiniLM sentence embedding -- the memory's
-own ONNX model (``ultramax.memory.embed``), run once per new prompt (about 1.5 ms for a typical ask on one
-core) -- and what the labelled training prompts nearest to it in that embedding were labelled
+own ONNX model (``ultramax.memory.embed``), run once per new prompt (about 2 ms for a typical ask on two
+cores) -- and what the labelled training prompts nearest to it in that embedding were labelled
 (``neighbours``). The word pieces say what the ask is about; the sentence embedding reads how it is put
 together ("why does X sometimes ..." against "rename X"), and the neighbours let the linear model see
 what is not linear in it; file-held-out cross-validation valued the two at about five and three points of
