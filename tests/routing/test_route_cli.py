@@ -39,6 +39,19 @@ def test_route_eval_on_the_claude_code_dev_set_reaches_the_issues_goal(capsys: p
     assert "under-routing" in capsys.readouterr().out
 
 
+def test_route_eval_says_which_model_scored_the_prompts_so_a_fallback_run_is_visible(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["route", "eval", str(DEV_SET), "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)["scored_by"]
+    assert scored["tier model"] > 30 and scored["tier model fallback"] == 0
+    assert sum(scored.values()) == 45
+    umx.update_user_settings({"routing": {"sentenceEmbedding": False}})
+    assert main(["route", "eval", str(DEV_SET)]) == 0
+    out = capsys.readouterr().out
+    assert "scored by      tier model fallback 45\n" in out
+
+
 def test_route_eval_names_the_line_of_a_bad_entry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "x", "tier": "opus"}\n{"prompt": "y"}\n', encoding="utf-8")

@@ -16,6 +16,7 @@ from typing import Any
 from ultramax.cli.base import CliContext, Subparsers, emit_json
 from ultramax.config import load_settings
 from ultramax.errors import ConfigError
+from ultramax.routing.analyzer import TaskAnalysis
 from ultramax.routing.ledger import Ledger, ledger_path
 from ultramax.routing.router import Router
 
@@ -88,6 +89,19 @@ def cmd_explain(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 # -- eval ----------------------------------------------------------------------------------------------------
+SCORERS = ("tier model", "tier model fallback", "patterns and difficulty", "no prompt")
+"""What decided a prompt's complexity: the tier model with its sentence embedding, its fallback without it, or
+(general chat, benchmark questions) the seed's patterns with the learned difficulty."""
+
+
+def _scored_by(analysis: TaskAnalysis | None) -> str:
+    if analysis is None:
+        return SCORERS[3]
+    if analysis.learned_tier:
+        return SCORERS[0] if analysis.learned_contextual else SCORERS[1]
+    return SCORERS[2]
+
+
 def evaluate_file(router: Router, path: Path) -> dict[str, Any]:
     """Accuracy, under- and over-routing and cost against always-top-tier for lines {"prompt", "tier"}."""
     catalog = router.catalog
@@ -123,6 +137,7 @@ def evaluate_file(router: Router, path: Path) -> dict[str, Any]:
                 "top_cost": top_spec.estimate(in_tokens, out_tokens) if top_spec else 0.0,
                 "under": got.rank < want.rank,
                 "over": got.rank > want.rank,
+                "scored_by": _scored_by(analysis),
             }
         )
     n = len(rows)
@@ -145,6 +160,7 @@ def evaluate_file(router: Router, path: Path) -> dict[str, Any]:
         "cost_vs_top_tier": round(cost / top_cost, 4) if top_cost else 0.0,
         "top_tier": top.name,
         "confusion": confusion,
+        "scored_by": {k: sum(r["scored_by"] == k for r in rows) for k in SCORERS},
         "misses": [
             {k: r[k] for k in ("line", "prompt", "label", "routed", "complexity")}
             for r in rows
@@ -168,6 +184,7 @@ def cmd_eval(args: argparse.Namespace, ctx: CliContext) -> int:
         f"cost           ${report['estimated_cost']:.4f} vs ${report['always_top_tier_cost']:.4f} always "
         f"{report['top_tier']} ({report['cost_vs_top_tier']:.1%})"
     )
+    print("scored by      " + ", ".join(f"{k} {v}" for k, v in report["scored_by"].items() if v))
     tiers = [t.name for t in _router(ctx).catalog.routable]
     print("label \\ routed  " + "".join(f"{t:>8}" for t in tiers))
     for label in tiers:
