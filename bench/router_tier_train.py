@@ -23,7 +23,7 @@ where the fit puts it -- is by cross-validation that holds out one *file* at a t
 separately, with its own mix of people and stacks, so this asks how the model does on prompts unlike the ones
 it learned from): the most accurate setting whose pooled under-routing (sent to a cheaper tier than the
 label) is at most 5%.
-``bench/data/claude_code_holdout.jsonl`` is never read here; ``ultramax route eval`` scores it.
+The holdouts (``bench/data/claude_code_holdout*.jsonl``) are never read here; ``ultramax route eval`` scores them.
 
 Writes ``src/ultramax/routing/data/tiers.json``.
 """

@@ -28,6 +28,8 @@ ROOT = Path(__file__).parents[2]
 SHIPPED = ROOT / "src" / "ultramax" / "routing" / "data" / "tiers.json"
 TRAINING = sorted((ROOT / "bench" / "data" / "router_tiers").glob("*.jsonl"))
 HOLDOUT = ROOT / "bench" / "data" / "claude_code_holdout.jsonl"
+DEV_SET = ROOT / "tests" / "routing" / "data" / "claude_code_dev.jsonl"
+BOUNDARIES = ROOT / "bench" / "data" / "claude_code_holdout_boundaries.jsonl"
 
 TRACE = (
     "which line does this fail on?\nTraceback (most recent call last):\n"
@@ -98,15 +100,16 @@ def test_the_shipped_weights_load_and_name_what_they_were_trained_on() -> None:
     assert SHIPPED.stat().st_size < 200_000
 
 
-def test_no_training_prompt_shares_half_its_words_with_a_holdout_prompt() -> None:
-    """The holdout is scored by ``route eval``; a near-copy in the training files would flatter the score."""
-    held = [_words(p) for p in _prompts(HOLDOUT)]
-    assert len(held) == 150 and TRAINING
-    for path in TRAINING:
+@pytest.mark.parametrize(("holdout", "size"), [(HOLDOUT, 147), (BOUNDARIES, 688)])
+def test_no_training_prompt_shares_half_its_words_with_a_holdout_prompt(holdout: Path, size: int) -> None:
+    """The holdouts are scored by ``route eval``; a near-copy in the training files would flatter the score."""
+    held = [_words(p) for p in _prompts(holdout)]
+    assert len(held) == size and TRAINING
+    for path in [*TRAINING, DEV_SET]:
         for prompt in _prompts(path):
             words = _words(prompt)
             overlap = max(len(words & h) / max(1, len(words | h)) for h in held)
-            assert overlap < 0.5, f"{path.name}: {prompt!r} is a near-copy of a holdout prompt"
+            assert overlap < 0.5, f"{path.name}: {prompt!r} is a near-copy of a prompt in {holdout.name}"
 
 
 @pytest.mark.parametrize(
