@@ -100,3 +100,33 @@ def test_ultramax_proxy_serves_records_spend_and_stops_on_sigterm(
     assert main(["route", "ledger", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)["rows"]
     assert row["model"] == "claude-haiku-4-5" and row["cost"] > 0 and row["saved"] > 0
+
+
+def test_route_calibrate_moves_the_thresholds_to_a_labellers_lines_and_reports_a_cross_validated_estimate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a frugal labeller: everything the dev set calls sonnet, this one calls haiku
+    rows = [json.loads(line) for line in DEV_SET.read_text(encoding="utf-8").splitlines() if line.strip()]
+    frugal = tmp_path / "frugal.jsonl"
+    frugal.write_text(
+        "".join(json.dumps({**r, "tier": "haiku" if r["tier"] == "sonnet" else r["tier"]}) + "\n" for r in rows),
+        encoding="utf-8",
+    )
+    assert main(["route", "calibrate", str(frugal), "--max-under", "0.1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["prompts"] == 45 and report["scored"] == 45
+    assert report["sonnet_threshold"] > 0.3  # the haiku line moved up
+    assert report["fitted"][0] > report["before"][0] and report["fitted"][1] <= 0.1
+    assert report["before"][0] < report["cross_validated"][0] <= report["fitted"][0]
+    assert report["settings"] == {
+        "routing": {"sonnetThreshold": report["sonnet_threshold"], "opusThreshold": report["opus_threshold"]}
+    }
+    assert main(["route", "calibrate", str(frugal)]) == 0
+    assert "cross-validated (5 folds)" in capsys.readouterr().out
+
+
+def test_route_calibrate_on_an_unknown_tier_names_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "fix the typo", "tier": "gpt-9"}\n', encoding="utf-8")
+    assert main(["route", "calibrate", str(bad)]) != 0
+    assert "gpt-9" in capsys.readouterr().err

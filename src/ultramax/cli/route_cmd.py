@@ -1,4 +1,4 @@
-"""``ultramax route explain|eval|ledger|catalog`` and ``ultramax proxy``."""
+"""``ultramax route explain|eval|calibrate|ledger|catalog`` and ``ultramax proxy``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,15 @@ from ultramax.cli.base import CliContext, Subparsers, emit_json
 from ultramax.config import load_settings
 from ultramax.errors import ConfigError
 from ultramax.routing.analyzer import TaskAnalysis
+from ultramax.routing.calibrate import Labelled, calibrate
 from ultramax.routing.ledger import Ledger, ledger_path
 from ultramax.routing.router import Router
 
-__all__ = ["evaluate_file", "register"]
+__all__ = ["evaluate_file", "read_labelled", "register"]
 
 
 def register(sub: Subparsers) -> None:
-    p = sub.add_parser("route", help="the cost-aware model router: explain, evaluate, show spend")
+    p = sub.add_parser("route", help="the cost-aware model router: explain, evaluate, calibrate, show spend")
     cmds = p.add_subparsers(dest="route_command", metavar="ACTION", required=True)
 
     c = cmds.add_parser("explain", help="which tier and model a prompt would get, and why")
@@ -38,6 +40,12 @@ def register(sub: Subparsers) -> None:
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.add_argument("--show-misses", action="store_true", help="list the prompts routed to another tier")
     c.set_defaults(func=cmd_eval)
+
+    c = cmds.add_parser("calibrate", help="fit routing.sonnetThreshold / opusThreshold to your own labelled prompts")
+    c.add_argument("file", type=Path, help='JSONL file of {"prompt", "tier"}, tier the cheapest adequate one')
+    c.add_argument("--max-under", type=float, default=0.05, help="the most under-routing to accept (0.05 = 5%%)")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.set_defaults(func=cmd_calibrate)
 
     c = cmds.add_parser("ledger", help="what was spent (and saved) through the proxy")
     c.add_argument("--by", choices=("model", "session", "tier"), default="model", help="group rows by")
@@ -89,6 +97,26 @@ def cmd_explain(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 # -- eval ----------------------------------------------------------------------------------------------------
+def read_labelled(path: Path) -> list[tuple[int, str, str]]:
+    """``(line number, prompt, tier)`` for each line of a JSONL file of ``{"prompt", "tier"}``."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    out = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            out.append((number, str(item["prompt"]), str(item["tier"])))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f'{path}:{number}: expected {{"prompt": ..., "tier": ...}} ({exc})') from exc
+    if not out:
+        raise ConfigError(f"{path}: no lines to evaluate")
+    return out
+
+
 SCORERS = ("tier model", "tier model fallback", "patterns and difficulty", "no prompt")
 """What decided a prompt's complexity: the tier model with its sentence embedding, its fallback without it, or
 (general chat, benchmark questions) the seed's patterns with the learned difficulty."""
@@ -107,18 +135,7 @@ def evaluate_file(router: Router, path: Path) -> dict[str, Any]:
     catalog = router.catalog
     top = catalog.top
     rows: list[dict[str, Any]] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-            prompt, label = str(item["prompt"]), str(item["tier"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f'{path}:{number}: expected {{"prompt": ..., "tier": ...}} ({exc})') from exc
+    for number, prompt, label in read_labelled(path):
         want = catalog.resolve_tier(label)
         decision = router.explain_prompt(prompt)
         got = catalog.tier(decision.tier)
@@ -141,8 +158,6 @@ def evaluate_file(router: Router, path: Path) -> dict[str, Any]:
             }
         )
     n = len(rows)
-    if n == 0:
-        raise ConfigError(f"{path}: no lines to evaluate")
     cost = sum(r["cost"] for r in rows)
     top_cost = sum(r["top_cost"] for r in rows)
     confusion: dict[str, dict[str, int]] = {}
@@ -167,6 +182,31 @@ def evaluate_file(router: Router, path: Path) -> dict[str, Any]:
             if r["under"] or r["over"]
         ],
     }
+
+
+def cmd_calibrate(args: argparse.Namespace, ctx: CliContext) -> int:
+    router = _router(ctx)
+    cases = [Labelled(prompt, tier) for _, prompt, tier in read_labelled(args.file)]
+    for case in cases:
+        router.catalog.resolve_tier(case.tier)  # an unknown tier is a clear error before any work
+    result = calibrate(router, cases, max_under=args.max_under)
+    snippet = {"routing": {"sonnetThreshold": result.sonnet_threshold, "opusThreshold": result.opus_threshold}}
+    if args.json:
+        emit_json({**asdict(result), "settings": snippet})
+        return 0
+    cfg = router.config
+    print(f"{result.prompts} prompts from {args.file}; {result.scored} scored by the tier model inform the fit")
+    print(f"{'':28}{'accuracy':>10}{'under':>8}{'over':>8}")
+    rows = (
+        (f"now ({cfg.sonnet_threshold:g} / {cfg.opus_threshold:g})", result.before),
+        (f"fitted ({result.sonnet_threshold:g} / {result.opus_threshold:g})", result.fitted),
+        ("cross-validated (5 folds)", result.cross_validated),
+    )
+    for label, (acc, under, over) in rows:
+        print(f"{label:<28}{acc:>10.1%}{under:>8.1%}{over:>8.1%}")
+    print("expect the cross-validated figures on new prompts; to use the fit, put this in your settings:")
+    print(json.dumps(snippet))
+    return 0
 
 
 def cmd_eval(args: argparse.Namespace, ctx: CliContext) -> int:
