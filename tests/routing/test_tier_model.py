@@ -301,3 +301,27 @@ def test_claude_codes_background_requests_never_run_the_sentence_embedding(monke
     finally:
         estimate_tier.cache_clear()
     assert decision.tier == "haiku" and calls == []
+
+
+def test_whatever_claude_code_sends_is_scored_by_the_tier_model_and_the_gate_decides_for_other_clients() -> None:
+    prompt = "what is the capital of France"  # the gate calls it chat
+    ask, pasted = split_prompt(prompt)
+    assert estimate_tier(ask, pattern_signals(ask).values(), pasted).software < 0.5
+    assert analyze_prompt(prompt).learned_tier == ""
+    assert analyze_prompt(prompt, claude_code=True).learned_tier in {"haiku", "sonnet", "opus"}
+    router = Router(load_catalog(), RouterConfig(budget_per_hour=0))
+    body = {"model": "claude-opus-5", "messages": [{"role": "user", "content": prompt}], "tools": [{"name": "Bash"}]}
+    from_claude_code = router.route(body, {"user-agent": "claude-cli/2.1.240 (external, cli)"}, raw_size=500)
+    from_another_client = router.route(body, {"user-agent": "my-app/1.0"}, raw_size=500)
+    assert from_claude_code.analysis is not None and from_claude_code.analysis.learned_tier
+    assert from_another_client.analysis is not None and not from_another_client.analysis.learned_tier
+
+
+def test_a_claude_code_prompt_with_numbers_is_not_taken_for_a_maths_word_problem() -> None:
+    prompt = (
+        "p99 on /checkout went from 40ms to 900ms after we scaled from 3 to 12 pods, but only for about 5% of "
+        "requests. How many connections does each pod open to postgres, and why would that matter?"
+    )
+    assert analyze_prompt(prompt).prompt_kind == "word_problem"  # how a benchmark question would be read
+    analysis = analyze_prompt(prompt, claude_code=True)
+    assert analysis.learned_tier in {"sonnet", "opus"} and analysis.learned_contextual

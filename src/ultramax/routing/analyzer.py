@@ -219,16 +219,20 @@ def pattern_signals(text: str) -> PatternSignals:
 
 
 def analyze_prompt(
-    prompt: str, *, difficulty: Difficulty | None = None, sentence_embedding: bool = True
+    prompt: str, *, difficulty: Difficulty | None = None, sentence_embedding: bool = True, claude_code: bool = False
 ) -> TaskAnalysis:
     """Complexity, task type and token estimate for ``prompt``.
 
-    For an open prompt that the tier model's gate judges to be software work (Claude Code's prompts), the
-    complexity is the tier model's score (``tier_model``). Otherwise it is the seed's pattern score plus the
-    learned estimate's ``shift``: ``weight * (percentile - 0.5)``, where the weight is per prompt kind (0.2 for
-    open prompts, more where the trainer's cross-validation showed the estimate ranks prompts of that kind
-    well). ``difficulty`` replaces the shipped model's estimate; ``sentence_embedding=False`` scores software
-    work with the tier model's fallback, which runs no transformer.
+    For any prompt Claude Code sent (``claude_code``), and for an open prompt from another client that the
+    tier model's gate judges to be software work like Claude Code's, the complexity is the tier model's score
+    (``tier_model``): a chatty prompt typed into Claude Code, or one with numbers in it that reads like a maths
+    word problem, is still Claude Code work, which is what the tier model learned (and what its
+    cross-validation measured, with no gate and no prompt kinds).
+    Otherwise it is the seed's pattern score plus the learned estimate's ``shift``: ``weight * (percentile -
+    0.5)``, where the weight is per prompt kind (0.2 for open prompts, more where the trainer's
+    cross-validation showed the estimate ranks prompts of that kind well). ``difficulty`` replaces the shipped
+    model's estimate; ``sentence_embedding=False`` scores software work with the tier model's fallback, which
+    runs no transformer.
     """
     text = prompt[:20_000]
     signals = pattern_signals(text)
@@ -237,11 +241,11 @@ def analyze_prompt(
     simple_hits, reasoning_hits = signals.simple_hits, signals.reasoning_hits
     learned_tier, contextual = "", False
     score = signals.complexity(learned.shift)
-    if learned.kind == "open":  # software work, as in Claude Code: the tier model, learned from labelled prompts
+    if learned.kind == "open" or claude_code:  # Claude Code's work: the tier model, learned from its prompts
         ask, pasted = split_prompt(text)
         patterns = (signals if ask == text else pattern_signals(ask)).values()
-        estimate = estimate_tier(ask, patterns, pasted, sentence_embedding=sentence_embedding)
-        if estimate.software >= 0.5:
+        estimate = estimate_tier(ask, patterns, pasted, sentence_embedding=sentence_embedding, gated=not claude_code)
+        if claude_code or estimate.software >= 0.5:
             score, learned_tier, contextual = estimate.complexity, estimate.tier, estimate.contextual
     coding = signals.coding
 
@@ -318,6 +322,8 @@ class RequestSignals:
     """The newest user message only carries tool results (the model is mid-task)."""
     background: bool = False
     background_reason: str = ""
+    from_claude_code: bool = False
+    """Claude Code sent it (its session header, user agent or ``x-app``)."""
 
     @property
     def is_subagent(self) -> bool:
@@ -480,4 +486,5 @@ def request_signals(
         tool_loop=tool_loop,
         background=background,
         background_reason=why,
+        from_claude_code=from_claude_code,
     )

@@ -212,7 +212,7 @@ class Router:
         model = requested_model or self.catalog.top.model
         body = {"model": model, "messages": [{"role": "user", "content": prompt}], "tools": [{"name": "Bash"}]}
         size = len(prompt.encode("utf-8")) + 2000
-        return self.route(body, {}, raw_size=size)
+        return self.route(body, {"user-agent": "claude-cli (ultramax route explain)"}, raw_size=size)
 
     def route(self, body: Mapping[str, Any], headers: Mapping[str, str], *, raw_size: int = 0) -> Decision:
         """The decision for one ``POST /v1/messages`` body (headers with lower-case names)."""
@@ -255,7 +255,11 @@ class Router:
         allowed = [t for t in routable if t.rank <= top_allowed.rank]
         # background requests go to the cheapest tier whatever their prompt: no transformer run for them
         contextual = cfg.sentence_embedding and not signals.background
-        analysis = analyze_prompt(signals.prompt, sentence_embedding=contextual) if signals.prompt else None
+        analysis = (
+            analyze_prompt(signals.prompt, sentence_embedding=contextual, claude_code=signals.from_claude_code)
+            if signals.prompt
+            else None
+        )
         needs = signals.required_features
         tier: Tier
         confidence = 0.7

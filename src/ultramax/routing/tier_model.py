@@ -22,7 +22,8 @@ A second logistic regression over the same inputs, the *gate*, says whether a pr
 the prompts the tiers were learned from, or general chat (writing, trivia, maths, advice): the tier model only
 knows the first, so the analyzer scores the second the way it always did (the seed's patterns and the learned
 difficulty trained on RouteLLM's chat benchmark). The gate needs no sentence embedding, so general chat never
-runs the transformer.
+runs the transformer. It only decides for other clients' prompts: whatever Claude Code sends is scored by the
+tier model, which learned exactly that.
 
 The score becomes the router's complexity by a monotone map that puts the lower cut point at the seed's
 sonnet threshold (0.3) and the upper one at its opus threshold (0.7), so ``routing.sonnetThreshold`` and
@@ -287,12 +288,13 @@ def embedding_unavailable() -> str:
 
 @lru_cache(maxsize=512)
 def estimate_tier(
-    ask: str, patterns: tuple[float, ...], pasted: str = "", *, sentence_embedding: bool = True
+    ask: str, patterns: tuple[float, ...], pasted: str = "", *, sentence_embedding: bool = True, gated: bool = True
 ) -> TierEstimate:
     """The shipped model's estimate, cached: a turn's requests all carry the same prompt. The sentence
-    embedding runs only for software work (the gate needs none), and not at all with ``sentence_embedding``
-    off (``routing.sentenceEmbedding``)."""
+    embedding runs only where the estimate will be used -- for every prompt with ``gated`` off (Claude Code's
+    own), else for what the gate judges software work -- and not at all with ``sentence_embedding`` off
+    (``routing.sentenceEmbedding``)."""
     model = load_tier_model()
-    if not sentence_embedding or model.software(ask, patterns, pasted) < 0.5:
+    if not sentence_embedding or (gated and model.software(ask, patterns, pasted) < 0.5):
         return model.estimate(ask, patterns, pasted)
     return model.estimate(ask, patterns, pasted, ask_embedding(ask))
