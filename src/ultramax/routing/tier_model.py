@@ -21,9 +21,9 @@ routing goes on, a little less accurately, instead of failing Claude Code's requ
 A second logistic regression over the same inputs, the *gate*, says whether a prompt is software work like
 the prompts the tiers were learned from, or general chat (writing, trivia, maths, advice): the tier model only
 knows the first, so the analyzer scores the second the way it always did (the seed's patterns and the learned
-difficulty trained on RouteLLM's chat benchmark). The gate needs no sentence embedding, so general chat never
-runs the transformer. It only decides for other clients' prompts: whatever Claude Code sends is scored by the
-tier model, which learned exactly that.
+difficulty trained on RouteLLM's chat benchmark). It only decides for other clients' prompts -- whatever
+Claude Code sends is scored by the tier model, which learned exactly that -- and needs no sentence embedding,
+so other clients' general chat never runs the transformer.
 
 The score becomes the router's complexity by a monotone map that puts the lower cut point at the seed's
 sonnet threshold (0.3) and the upper one at its opus threshold (0.7), so ``routing.sonnetThreshold`` and
