@@ -62,9 +62,11 @@ def _rank(c: float, sonnet: float, opus: float, ranks: tuple[int, int, int]) -> 
     return ranks[2] if c > opus else ranks[1] if c > sonnet else ranks[0]
 
 
-def _fit(points: Sequence[tuple[float, int]], ranks: tuple[int, int, int], max_under: float) -> tuple[float, float]:
+def _fit(
+    points: Sequence[tuple[float, int]], ranks: tuple[int, int, int], max_under: float, prefer: tuple[float, float]
+) -> tuple[float, float]:
     """The (sonnet, opus) pair with the best accuracy at under-routing <= ``max_under`` (else the least under);
-    ties go to the pair nearest the middle of the range of equally good pairs, so the choice is stable."""
+    ties go to the pair nearest ``prefer`` (the thresholds in effect), so nothing moves without a gain."""
     best: tuple[tuple[bool, float, float], float, float] | None = None
     labels = [y for _, y in points]
     for s in GRID:
@@ -72,7 +74,7 @@ def _fit(points: Sequence[tuple[float, int]], ranks: tuple[int, int, int], max_u
             if o <= s:
                 continue
             acc, under, _ = rates([_rank(c, s, o, ranks) for c, _ in points], labels)
-            key = (under <= max_under, acc if under <= max_under else -under, -abs(s - 0.3) - abs(o - 0.7))
+            key = (under <= max_under, acc if under <= max_under else -under, -abs(s - prefer[0]) - abs(o - prefer[1]))
             if best is None or key > best[0]:
                 best = (key, s, o)
     assert best is not None
@@ -104,7 +106,8 @@ def calibrate(router: Router, cases: Sequence[Labelled], *, max_under: float = 0
             where.append(i)
     if not points:
         raise ConfigError("none of the prompts is software work the tier model scores; nothing to calibrate")
-    sonnet, opus = _fit(points, ranks, max_under)
+    prefer = (router.config.sonnet_threshold, router.config.opus_threshold)
+    sonnet, opus = _fit(points, ranks, max_under, prefer)
     tuned = Router(catalog, replace(router.config, sonnet_threshold=sonnet, opus_threshold=opus))
 
     # cross-validation: each fold's scored prompts routed with thresholds fitted on the other folds
@@ -112,7 +115,7 @@ def calibrate(router: Router, cases: Sequence[Labelled], *, max_under: float = 0
     held: dict[int, int] = {}
     for fold in range(k):
         train = [p for j, p in enumerate(points) if j % k != fold]
-        s, o = _fit(train, ranks, max_under) if train else (sonnet, opus)
+        s, o = _fit(train, ranks, max_under, prefer) if train else (sonnet, opus)
         held.update({where[j]: _rank(points[j][0], s, o, ranks) for j in range(fold, len(points), k)})
     routed_tuned = route_all(tuned)
     cv_routed = [held.get(i, routed_tuned[i]) for i in range(len(cases))]
