@@ -41,7 +41,7 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
@@ -177,19 +177,23 @@ class TierModel:
     bank: NeighbourBank
     trained_on: str = ""
 
-    def software(self, ask: str, patterns: Sequence[float], pasted: str = "") -> float:
-        """The gate: P(software work) for a prompt split by ``split_prompt``."""
-        ids, norm = word_pieces(ask)
-        return sigmoid(self.gate.logit(tier_features(ask, patterns, pasted), ids, norm))
-
     def estimate(
-        self, ask: str, patterns: Sequence[float], pasted: str = "", context: Sequence[float] | None = None
+        self,
+        ask: str,
+        patterns: Sequence[float],
+        pasted: str = "",
+        embed: Callable[[str], Sequence[float] | None] | None = None,
+        *,
+        gated: bool = True,
     ) -> TierEstimate:
-        """The estimate for a prompt split by ``split_prompt``; ``patterns`` are the seed's signals on ``ask``,
-        ``context`` its sentence embedding (``ask_embedding``), or None for the fallback model."""
+        """The estimate for a prompt split by ``split_prompt``; ``patterns`` are the seed's signals on ``ask``.
+        ``embed`` gives the ask's sentence embedding (``ask_embedding``) and is called only where the estimate
+        is used -- for every prompt with ``gated`` off (Claude Code's own), else for what the gate judges
+        software work; without it, or when it gives None, the fallback model decides."""
         ids, norm = word_pieces(ask)
         features = tier_features(ask, patterns, pasted)
         software = sigmoid(self.gate.logit(features, ids, norm))
+        context = embed(ask) if embed is not None and (not gated or software >= 0.5) else None
         if context is not None and len(context) != CONTEXT_DIM:
             raise ValueError(f"expected a sentence embedding of {CONTEXT_DIM} values, got {len(context)}")
         if context is None:
@@ -294,7 +298,4 @@ def estimate_tier(
     embedding runs only where the estimate will be used -- for every prompt with ``gated`` off (Claude Code's
     own), else for what the gate judges software work -- and not at all with ``sentence_embedding`` off
     (``routing.sentenceEmbedding``)."""
-    model = load_tier_model()
-    if not sentence_embedding or (gated and model.software(ask, patterns, pasted) < 0.5):
-        return model.estimate(ask, patterns, pasted)
-    return model.estimate(ask, patterns, pasted, ask_embedding(ask))
+    return load_tier_model().estimate(ask, patterns, pasted, ask_embedding if sentence_embedding else None, gated=gated)
