@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ultramax.errors import ConfigError
-from ultramax.routing.router import Router
+from ultramax.routing.router import Decision, Router
 
 __all__ = ["Calibration", "Labelled", "calibrate", "rates"]
 
@@ -94,13 +94,17 @@ def calibrate(router: Router, cases: Sequence[Labelled], *, max_under: float = 0
     ranks = (tiers[0].rank, tiers[1].rank, tiers[-1].rank)
     labels = [catalog.resolve_tier(c.tier).rank for c in cases]
 
-    def route_all(r: Router) -> list[int]:
-        return [catalog.tier(r.explain_prompt(c.prompt).tier).rank for c in cases]
+    def route_all(r: Router) -> list[Decision]:
+        return [r.explain_prompt(c.prompt) for c in cases]
 
+    def ranks_of(decisions: Sequence[Decision]) -> list[int]:
+        return [catalog.tier(d.tier).rank for d in decisions]
+
+    now = route_all(router)
     points: list[tuple[float, int]] = []
     where: list[int] = []
-    for i, case in enumerate(cases):
-        analysis = router.explain_prompt(case.prompt).analysis
+    for i, decision in enumerate(now):
+        analysis = decision.analysis
         if analysis is not None and analysis.learned_tier:
             points.append((analysis.complexity_score, labels[i]))
             where.append(i)
@@ -117,12 +121,12 @@ def calibrate(router: Router, cases: Sequence[Labelled], *, max_under: float = 0
         train = [p for j, p in enumerate(points) if j % k != fold]
         s, o = _fit(train, ranks, max_under, prefer) if train else (sonnet, opus)
         held.update({where[j]: _rank(points[j][0], s, o, ranks) for j in range(fold, len(points), k)})
-    routed_tuned = route_all(tuned)
+    routed_tuned = ranks_of(route_all(tuned))
     cv_routed = [held.get(i, routed_tuned[i]) for i in range(len(cases))]
     return Calibration(
         sonnet_threshold=sonnet,
         opus_threshold=opus,
-        before=rates(route_all(router), labels),
+        before=rates(ranks_of(now), labels),
         fitted=rates(routed_tuned, labels),
         cross_validated=rates(cv_routed, labels),
         scored=len(points),
