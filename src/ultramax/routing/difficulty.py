@@ -51,6 +51,7 @@ __all__ = [
     "DifficultyModelError",
     "Head",
     "LinearOutput",
+    "check_header",
     "estimate_difficulty",
     "finite_floats",
     "is_training_prompt",
@@ -210,14 +211,21 @@ def parse_linear_output(raw: Any, where: str, vocab_size: int, features: int = l
     return LinearOutput(need(raw, "bias", float, where), shape, table)
 
 
-def _parse(data: Any) -> DifficultyModel:
-    if need(data, "format", int, "the file") != FORMAT:
-        raise ValueError(f"format {data['format']} (this ultramax reads format {FORMAT}); retrain or reinstall")
-    if list(need(data, "shape_names", list, "the file")) != list(SHAPE_NAMES):
-        raise ValueError("its shape features are not the ones this ultramax computes; retrain")
+def check_header(data: Any, fmt: int, names_key: str, names: Sequence[str], what: str) -> dict[str, int]:
+    """A learned-weights file's format, feature names (``names_key``; ``what`` they are, for the message) and
+    vocabulary size checked against this ultramax's; returns the vocabulary."""
+    if need(data, "format", int, "the file") != fmt:
+        raise ValueError(f"format {data['format']} (this ultramax reads format {fmt}); retrain or reinstall")
+    if list(need(data, names_key, list, "the file")) != list(names):
+        raise ValueError(f"its {what} are not the ones this ultramax computes; retrain")
     vocab = vocabulary()
     if need(data, "vocab_size", int, "the file") != len(vocab):
         raise ValueError(f"trained for a vocabulary of {data['vocab_size']}, the shipped tokenizer has {len(vocab)}")
+    return vocab
+
+
+def _parse(data: Any) -> DifficultyModel:
+    vocab = check_header(data, FORMAT, "shape_names", SHAPE_NAMES, "shape features")
     heads_raw = need(data, "heads", dict, "the file")
     heads = {}
     for kind in KINDS:

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 from ultramax.errors import UltramaxError
 from ultramax.routing.difficulty import (
     LinearOutput,
+    check_header,
     finite_floats,
     need,
     parse_linear_output,
@@ -58,7 +59,7 @@ from ultramax.routing.difficulty import (
     sigmoid,
     word_pieces,
 )
-from ultramax.routing.prompt_features import SHAPE_NAMES, shape_features, vocabulary
+from ultramax.routing.prompt_features import SHAPE_NAMES, shape_features
 
 if TYPE_CHECKING:
     from ultramax.memory.embed import OnnxEmbedder
@@ -205,13 +206,7 @@ class TierModel:
 
 
 def _parse(data: Any, directory: Path) -> TierModel:
-    if need(data, "format", int, "the file") != FORMAT:
-        raise ValueError(f"format {data['format']} (this ultramax reads format {FORMAT}); retrain or reinstall")
-    if list(need(data, "feature_names", list, "the file")) != list(FEATURE_NAMES):
-        raise ValueError("its features are not the ones this ultramax computes; retrain")
-    vocab = vocabulary()
-    if need(data, "vocab_size", int, "the file") != len(vocab):
-        raise ValueError(f"trained for a vocabulary of {data['vocab_size']}, the shipped tokenizer has {len(vocab)}")
+    vocab = check_header(data, FORMAT, "feature_names", FEATURE_NAMES, "features")
     if need(data, "context_dim", int, "the file") != CONTEXT_DIM:
         raise ValueError(f"trained on a sentence embedding of {data['context_dim']} values, not {CONTEXT_DIM}")
 
