@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,28 @@ def _prompts(path: Path) -> list[str]:
 
 def _words(text: str) -> set[str]:
     return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+@pytest.fixture
+def fresh_estimates() -> Iterator[None]:
+    """Tier estimates computed afresh in the test, and none of its own left cached for others."""
+    estimate_tier.cache_clear()
+    yield
+    estimate_tier.cache_clear()
+
+
+@pytest.fixture
+def embedding_calls(monkeypatch: pytest.MonkeyPatch, fresh_estimates: None) -> list[str]:
+    """Each ask the sentence embedding runs on during the test (it still runs)."""
+    calls: list[str] = []
+    real = tier_model.ask_embedding
+
+    def counting(ask: str) -> tuple[float, ...] | None:
+        calls.append(ask)
+        return real(ask)
+
+    monkeypatch.setattr(tier_model, "ask_embedding", counting)
+    return calls
 
 
 def test_what_was_pasted_is_split_from_what_was_asked() -> None:
@@ -197,29 +220,16 @@ def test_missing_or_unreadable_tier_weights_say_to_reinstall(tmp_path: Path) -> 
 
 
 def test_software_prompts_read_the_sentence_embedding_and_general_chat_never_runs_it(
-    monkeypatch: pytest.MonkeyPatch,
+    embedding_calls: list[str],
 ) -> None:
-    calls: list[str] = []
-    real = tier_model.ask_embedding
-
-    def counting(ask: str) -> tuple[float, ...] | None:
-        calls.append(ask)
-        return real(ask)
-
-    monkeypatch.setattr(tier_model, "ask_embedding", counting)
-    estimate_tier.cache_clear()
-    try:
-        work = estimate_tier(
-            *_split_for_model("why does our retry loop double-charge a card when the gateway times out")
-        )
-        chat = estimate_tier(*_split_for_model("Write a limerick about a cat who loves rainy Sundays"))
-    finally:
-        estimate_tier.cache_clear()
+    work = estimate_tier(*_split_for_model("why does our retry loop double-charge a card when the gateway times out"))
+    chat = estimate_tier(*_split_for_model("Write a limerick about a cat who loves rainy Sundays"))
     assert work.contextual and work.software >= 0.5
     assert not chat.contextual and chat.software < 0.5
-    assert calls == ["why does our retry loop double-charge a card when the gateway times out"]
+    assert embedding_calls == ["why does our retry loop double-charge a card when the gateway times out"]
 
 
+@pytest.mark.usefixtures("fresh_estimates")
 def test_without_the_embedding_model_the_fallback_routes_and_explain_says_so(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
@@ -228,16 +238,12 @@ def test_without_the_embedding_model_the_fallback_routes_and_explain_says_so(
     monkeypatch.setattr(embed, "model_dir", lambda: model)
     monkeypatch.setattr(tier_model, "_EMBEDDERS", [])
     monkeypatch.setattr(tier_model, "_EMBEDDING_FAILED", [])
-    estimate_tier.cache_clear()
-    try:
-        prompts = [
-            "our redis lock (SET NX PX) sometimes lets two workers into the critical section at once",
-            "fix the typo in the README's install section",
-        ]
-        decisions = [Router(load_catalog(), RouterConfig(budget_per_hour=0)).explain_prompt(p) for p in prompts]
-        analyses = [analyze_prompt(p) for p in prompts]
-    finally:
-        estimate_tier.cache_clear()
+    prompts = [
+        "our redis lock (SET NX PX) sometimes lets two workers into the critical section at once",
+        "fix the typo in the README's install section",
+    ]
+    decisions = [Router(load_catalog(), RouterConfig(budget_per_hour=0)).explain_prompt(p) for p in prompts]
+    analyses = [analyze_prompt(p) for p in prompts]
     assert [a.learned_tier for a in analyses] == ["opus", "haiku"]
     assert not any(a.learned_contextual for a in analyses)
     assert [d.tier for d in decisions] == ["opus", "haiku"]
@@ -257,50 +263,30 @@ def test_a_corrupt_embedding_model_is_a_clear_error_naming_it(tmp_path: Path) ->
         embed.OnnxEmbedder(tmp_path)
 
 
-def test_a_turns_repeated_requests_run_the_sentence_embedding_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[str] = []
-    real = tier_model.ask_embedding
-
-    def counting(ask: str) -> tuple[float, ...] | None:
-        calls.append(ask)
-        return real(ask)
-
-    monkeypatch.setattr(tier_model, "ask_embedding", counting)
+def test_a_turns_repeated_requests_run_the_sentence_embedding_once(embedding_calls: list[str]) -> None:
     prompt = "split the payments worker so refunds and captures scale separately without double-processing"
-    estimate_tier.cache_clear()
-    try:
-        analyses = [analyze_prompt(prompt) for _ in range(3)]
-    finally:
-        estimate_tier.cache_clear()
-    assert calls == [prompt]
+    analyses = [analyze_prompt(prompt) for _ in range(3)]
+    assert embedding_calls == [prompt]
     assert all(a.learned_contextual and a.learned_tier == analyses[0].learned_tier for a in analyses)
 
 
 def test_with_the_sentence_embedding_switched_off_no_transformer_runs_and_explain_says_why(
-    monkeypatch: pytest.MonkeyPatch,
+    embedding_calls: list[str],
 ) -> None:
-    calls: list[str] = []
-    monkeypatch.setattr(tier_model, "ask_embedding", calls.append)
     router = Router(load_catalog(), RouterConfig(budget_per_hour=0, sentence_embedding=False))
     decision = router.explain_prompt("our redis lock (SET NX PX) sometimes lets two workers in at once under load")
-    assert calls == []
+    assert embedding_calls == []
     assert decision.tier == "opus"
     assert any("routing.sentenceEmbedding is off" in r for r in decision.reasons)
 
 
-def test_claude_codes_background_requests_never_run_the_sentence_embedding(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[str] = []
-    monkeypatch.setattr(tier_model, "ask_embedding", calls.append)
+def test_claude_codes_background_requests_never_run_the_sentence_embedding(embedding_calls: list[str]) -> None:
     prompt = "why does our kafka consumer sometimes process a message twice after a rebalance"
     body = {"model": load_catalog().top.model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 64}
-    estimate_tier.cache_clear()
-    try:
-        decision = Router(load_catalog(), RouterConfig(budget_per_hour=0)).route(
-            body, {"user-agent": "claude-cli/2.1.240 (external, cli)"}, raw_size=400
-        )
-    finally:
-        estimate_tier.cache_clear()
-    assert decision.tier == "haiku" and calls == []
+    decision = Router(load_catalog(), RouterConfig(budget_per_hour=0)).route(
+        body, {"user-agent": "claude-cli/2.1.240 (external, cli)"}, raw_size=400
+    )
+    assert decision.tier == "haiku" and embedding_calls == []
 
 
 def test_whatever_claude_code_sends_is_scored_by_the_tier_model_and_the_gate_decides_for_other_clients() -> None:
