@@ -140,8 +140,9 @@ class TaskAnalysis:
     """The kind the learned estimate judged it as: ``choice``, ``word_problem`` or ``open``."""
     matched: dict[str, list[str]] = field(default_factory=dict)
     learned_tier: str = ""
-    """For an open prompt that is software work (Claude Code's), the tier model's pick; its score is then the
-    complexity, and the router goes by the thresholds alone. Empty for general chat and the other kinds."""
+    """For a prompt Claude Code sent, or another client's open prompt that the gate judges software work, the
+    tier model's pick; its score is then the complexity, and the router goes by the thresholds alone. Empty
+    otherwise (other clients' general chat and benchmark kinds)."""
     learned_contextual: bool = False
     """Whether the tier model read the prompt's sentence embedding (False: its fallback model stood in)."""
 
