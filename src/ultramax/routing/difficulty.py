@@ -27,6 +27,7 @@ import bisect
 import hashlib
 import json
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -94,9 +95,12 @@ class LinearOutput:
     """``piece_weight(id) * weight(id)`` for every vocabulary id (pre-multiplied, so a lookup is one index)."""
 
     def logit(self, shape: Sequence[float], ids: Sequence[int], piece_norm: float) -> float:
-        table = self.pieces
-        z = self.bias + sum(w * x for w, x in zip(self.shape, shape, strict=True))
-        return z + sum(table[i] for i in ids) / piece_norm
+        if len(shape) != len(self.shape):
+            raise ValueError(f"expected {len(self.shape)} features, got {len(shape)}")
+        # map() rather than generator expressions: this runs on the proxy's path for each new prompt
+        z: float = self.bias + sum(map(operator.mul, self.shape, shape))
+        pieces: float = sum(map(self.pieces.__getitem__, ids))
+        return z + pieces / piece_norm
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,12 +171,15 @@ def _piece_weights() -> array.array[float]:
     return array.array("d", (piece_weight(i) for i in range(len(vocabulary()))))
 
 
-def word_pieces(text: str) -> tuple[list[int], float]:
+@lru_cache(maxsize=64)
+def word_pieces(text: str) -> tuple[tuple[int, ...], float]:
     """``text``'s word-piece ids (``[UNK]`` alone for none) and their total ``piece_weight``: what a
-    ``LinearOutput`` reads, the total being the weighted mean's denominator."""
-    ids = wordpiece_ids(text) or [vocabulary().get("[UNK]", 100)]
+    ``LinearOutput`` reads, the total being the weighted mean's denominator. Cached: the difficulty estimate
+    and the tier model read the same prompt's pieces."""
+    ids = tuple(wordpiece_ids(text)) or (vocabulary().get("[UNK]", 100),)
     table = _piece_weights()
-    return ids, sum(table[i] for i in ids)
+    total: float = sum(map(table.__getitem__, ids))
+    return ids, total
 
 
 # -- loading -------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -113,8 +113,10 @@ _NAME = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]+")
 _OPTION_LINE = re.compile(r"^\s*\(?[A-D][.)]\s(.*)$", re.M)
 
 
+@lru_cache(maxsize=64)
 def shape_features(text: str) -> tuple[float, ...]:
-    """The prompt's shape, one value per ``SHAPE_NAMES`` entry (each ``log1p`` of a count or a size)."""
+    """The prompt's shape, one value per ``SHAPE_NAMES`` entry (each ``log1p`` of a count or a size). Cached:
+    the difficulty estimate and the tier model read the same prompt's shape."""
     lower = text.lower()
     numbers = _NUMBER.findall(text)
     values = [float(n.replace(",", "")) for n in numbers]
