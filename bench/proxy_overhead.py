@@ -9,9 +9,10 @@ client. Direct and proxied requests alternate, each on its own kept-alive connec
 - **TTFB**: ``POST /v1/messages`` (stream) until the response head has arrived, direct vs through the proxy,
   for a small request and a 60 KB one (Claude Code's first request is ~50 KB), with the model kept and with
   the model changed by the router (the proxy splices the new value into the bytes).
-- **A new prompt each time**: the same, but every request carries a prompt the proxy has not seen, so the
-  router's analysis (the tier model's sentence embedding above all) runs for each; in a session only the first
-  request of a turn is like this.
+- **A new prompt each time**: the same, but every request carries a prompt the proxy has not seen (taken from
+  the Claude Code holdouts, for a realistic mix of asks), so the router's analysis runs for each -- the tier
+  model, and for the prompts it is not sure about without it, its sentence embedding; reported for all of
+  them and for each of the two kinds. In a session only the first request of a turn is like this.
 - **Throughput**: one long stream (8 MB of SSE) read to the end, MB/s direct vs proxied (median of runs).
 - **Concurrency**: N simultaneous streams through the proxy with the official ``anthropic`` SDK
   (``AsyncAnthropic``); every one must finish with the expected number of events.
@@ -23,6 +24,7 @@ import argparse
 import asyncio
 import http.client
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -30,16 +32,16 @@ import time
 from pathlib import Path
 
 from bench.common import REPO, isolated_env, machine, percentile
+from ultramax.routing import analyze_prompt
 
 HARD = "Design the architecture of a distributed, fault-tolerant consensus service and explain the trade-offs."
 EASY = "Fix the typo in README.md"
 NEW_PROMPTS = (
-    "add a created_at column to the orders table and backfill it",
-    "why does the login page flash white before the theme loads",
-    "rename the helper parse_cfg to parse_config everywhere",
-    "our websocket gateway drops messages when two pods restart at once; find out why",
-    "write unit tests for the invoice totals module",
+    REPO / "bench" / "data" / "claude_code_holdout.jsonl",
+    REPO / "bench" / "data" / "claude_code_holdout_boundaries.jsonl",
 )
+"""Where the new prompts come from: the Claude Code holdouts' prompts, a realistic mix of asks (only their
+text is used here; nothing is scored)."""
 KEY = "sk-ant-bench-not-a-real-key-000000000000"
 
 
@@ -97,7 +99,16 @@ def conn_for(url: str) -> http.client.HTTPConnection:
     return http.client.HTTPConnection(host, int(port), timeout=60)
 
 
-def measure_ttfb(direct: str, proxy: str, n: int) -> list[tuple[str, float, float, float, float]]:
+def new_prompts(n: int) -> list[str]:
+    """``n`` distinct prompts from ``NEW_PROMPTS`` in a fixed shuffled order (repeated with a suffix past them)."""
+    texts = [json.loads(line)["prompt"] for path in NEW_PROMPTS for line in path.read_text().splitlines() if line]
+    random.Random(0).shuffle(texts)
+    return [texts[i % len(texts)] + (f" (again, {i // len(texts)})" if i >= len(texts) else "") for i in range(n)]
+
+
+def measure_ttfb(
+    direct: str, proxy: str, n: int, *, embedding: bool = True
+) -> list[tuple[str, float, float, float, float]]:
     rows = []
     for label, payload in (
         ("small request, model kept", body(HARD)),
@@ -116,27 +127,32 @@ def measure_ttfb(direct: str, proxy: str, n: int) -> list[tuple[str, float, floa
         d.close()
         p.close()
         rows.append((label, percentile(dt, 0.5), percentile(pt, 0.5), percentile(dt, 0.95), percentile(pt, 0.95)))
-    # every request a prompt the proxy has not seen: the tier model's sentence embedding and neighbours run each
-    # time (in a session only a turn's first request is new; its tool-loop requests repeat the prompt)
+    # every request a prompt the proxy has not seen: the tier model runs each time, and for the prompts it is not
+    # sure about without it, the sentence embedding and neighbours (in a session only a turn's first request is
+    # new; its tool-loop requests repeat the prompt)
+    prompts = new_prompts(n + 20)
+    heads = [analyze_prompt(text, claude_code=True, sentence_embedding=embedding).learned_head for text in prompts]
     d, p = conn_for(direct), conn_for(proxy)
-    dt, pt = [], []
-    for i in range(n + 20):
-        payload = body(f"{NEW_PROMPTS[i % len(NEW_PROMPTS)]} (ticket {i})")
+    timed: list[tuple[str, float, float]] = []
+    for i, text in enumerate(prompts):
+        payload = body(text)
         direct_ms, proxy_ms = ttfb_ms(d, payload, HEADERS), ttfb_ms(p, payload, HEADERS)
         if i >= 20:
-            dt.append(direct_ms)
-            pt.append(proxy_ms)
+            timed.append((heads[i], direct_ms, proxy_ms))
     d.close()
     p.close()
-    rows.append(
-        (
-            "small request, a new prompt each time",
-            percentile(dt, 0.5),
-            percentile(pt, 0.5),
-            percentile(dt, 0.95),
-            percentile(pt, 0.95),
-        )
-    )
+    for label, keep in (
+        ("small request, a new Claude Code prompt each time", {"main", "confident", "fallback"}),
+        ("... those the tier model was sure of without the embedding", {"confident"}),
+        ("... those that ran the sentence embedding", {"main"}),
+    ):
+        dt = [t[1] for t in timed if t[0] in keep]
+        pt = [t[2] for t in timed if t[0] in keep]
+        if dt:
+            share = f" ({len(dt) / len(timed):.0%})" if len(keep) == 1 else ""
+            rows.append(
+                (label + share, percentile(dt, 0.5), percentile(pt, 0.5), percentile(dt, 0.95), percentile(pt, 0.95))
+            )
     return rows
 
 
@@ -215,7 +231,9 @@ def main() -> None:
             print(f"upstream {direct}, proxy {proxy} (pid {proxy_proc.pid}); {args.requests} requests per row\n")
             print("| request | direct p50 ms | proxy p50 ms | added p50 ms | direct p95 ms | proxy p95 ms |")
             print("|---|---:|---:|---:|---:|---:|")
-            for label, d50, p50, d95, p95 in measure_ttfb(direct, proxy, args.requests):
+            for label, d50, p50, d95, p95 in measure_ttfb(
+                direct, proxy, args.requests, embedding=not args.no_sentence_embedding
+            ):
                 print(f"| {label} | {d50:.2f} | {p50:.2f} | {p50 - d50:+.2f} | {d95:.2f} | {p95:.2f} |")
             d, p, size = measure_throughput(direct, proxy, args.runs)
             print(

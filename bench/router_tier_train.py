@@ -23,6 +23,10 @@ where the fit puts it -- is by cross-validation that holds out one *file* at a t
 separately, with its own mix of people and stacks, so this asks how the model does on prompts unlike the ones
 it learned from): the most accurate setting whose pooled under-routing (sent to a cheaper tier than the
 label) is at most 5%.
+Then the *confident margin*: how far from both of its cut points the fallback's score must be for its tier to
+be taken without running the sentence embedding -- the smallest margin (the most prompts spared the
+transformer) whose held-out-file accuracy, each prompt scored by the fallback or the main model as the margin
+decides, is within half a point of the main model's alone, at <= 5% pooled under-routing.
 The holdouts (``bench/data/claude_code_holdout*.jsonl``) are never read here; ``ultramax route eval`` scores them.
 
 Writes ``src/ultramax/routing/data/tiers.json``.
@@ -70,6 +74,9 @@ L2_GRID = (3.0, 10.0, 30.0, 100.0)
 SHIFT_GRID = tuple(np.round(np.arange(-1.5, 1.01, 0.25), 2))
 MAX_UNDER = 0.05
 NEIGHBOURS_K = (10, 25, 50)
+MARGIN_GRID = tuple(np.round(np.arange(0.0, 4.01, 0.25), 2))
+MAX_SKIP_LOSS = 0.005
+"""How much held-out-file accuracy skipping the sentence embedding for confident prompts may cost."""
 BANK_NAME = "tier_neighbours.npz"
 INDICATOR = 10.0
 """The second cut point's column in the replicated data: large, so the L2 penalty barely touches it."""
@@ -234,6 +241,41 @@ def select(options: Mapping[Any, Callable[[], Iterable[Fold]]]) -> dict[str, Any
     return best
 
 
+def held_out(folds: Iterable[Fold], l2: float, shifts: tuple[float, float]) -> NDArray[np.float64]:
+    """Each held-out prompt's ``(score, low cut, high cut, label)`` under one setting, every file in turn."""
+    rows = []
+    for x_train, y_train, x_test, y_test in folds:
+        model = fit_ordinal(x_train, y_train, l2)
+        low, high = model.cuts
+        low, high = low + shifts[0], high + shifts[1]
+        rows.append(
+            np.column_stack([model.score(x_test), np.full(len(y_test), low), np.full(len(y_test), high), y_test])
+        )
+    return np.vstack(rows)
+
+
+def choose_margin(main: NDArray[np.float64], fallback: NDArray[np.float64]) -> dict[str, Any]:
+    """How far from both of its cut points the fallback's score must be for the router to take its tier without
+    running the sentence embedding: the smallest margin (the most prompts spared the transformer) whose
+    held-out-file accuracy is within ``MAX_SKIP_LOSS`` of the main model's alone, at <= 5% under-routing.
+    ``main`` and ``fallback`` are ``held_out`` rows for the same prompts in the same order."""
+    y = main[:, 3].astype(np.int64)
+    main_pred: NDArray[np.int64] = np.where(main[:, 0] > main[:, 2], 2, np.where(main[:, 0] > main[:, 1], 1, 0))
+    fb_pred: NDArray[np.int64] = np.where(
+        fallback[:, 0] > fallback[:, 2], 2, np.where(fallback[:, 0] > fallback[:, 1], 1, 0)
+    )
+    margin = np.minimum(np.abs(fallback[:, 0] - fallback[:, 1]), np.abs(fallback[:, 0] - fallback[:, 2]))
+    alone = rates(main_pred, y)
+    table = []
+    for m in MARGIN_GRID:
+        skip = margin >= m
+        acc, under, over = rates(np.where(skip, fb_pred, main_pred), y)
+        table.append({"margin": float(m), "skipped": float(skip.mean()), "accuracy": acc, "under": under, "over": over})
+    ok = [r for r in table if r["accuracy"] >= alone[0] - MAX_SKIP_LOSS and r["under"] <= MAX_UNDER]
+    best = min(ok, key=lambda r: r["margin"]) if ok else None
+    return {"main_alone": {"accuracy": alone[0], "under": alone[1], "over": alone[2]}, "table": table, "chosen": best}
+
+
 def general_prompts(data: Path) -> list[str]:
     """The gate's other side: general chatbot prompts, and MT-Bench's training-half questions."""
     out = [
@@ -288,9 +330,13 @@ def main() -> None:
     groups = [d.group for d in data]
     x_context = np.hstack([x, context])
     heads: dict[str, dict[str, Any]] = {}
+    folds: dict[str, Callable[[Any], Iterable[Fold]]] = {
+        "main": lambda k: neighbour_folds(x_context, bank, y, groups, k),
+        "fallback": lambda _: file_folds(x, y, groups),
+    }
     for name, options in (
-        ("main", {k: partial(neighbour_folds, x_context, bank, y, groups, k) for k in NEIGHBOURS_K}),
-        ("fallback", {None: partial(file_folds, x, y, groups)}),
+        ("main", {k: partial(folds["main"], k) for k in NEIGHBOURS_K}),
+        ("fallback", {None: partial(folds["fallback"], None)}),
     ):
         choice = select(options)
         print(
@@ -315,6 +361,21 @@ def main() -> None:
             "cuts": cuts,
             "output": pack_linear(model.w[:-2], model.mu, model.sd, 0.0, vectors),
         }
+    scored = {
+        name: held_out(folds[name](head["selection"]["option"]), head["selection"]["l2"], head["selection"]["shifts"])
+        for name, head in heads.items()
+    }
+    skipping = choose_margin(scored["main"], scored["fallback"])
+    for row in skipping["table"]:
+        print(
+            f"  confident margin {row['margin']:.2f}: {row['skipped']:.1%} skip the embedding; held-out-file accuracy "
+            f"{row['accuracy']:.3f}, under {row['under']:.3f}",
+            flush=True,
+        )
+    chosen = skipping["chosen"]
+    print(f"confident margin: {chosen['margin'] if chosen else 'none'} (main alone {skipping['main_alone']})")
+    heads["fallback"]["confident_margin"] = chosen["margin"] if chosen else None
+    heads["fallback"]["margin_selection"] = skipping
     np.savez_compressed(args.out.parent / BANK_NAME, vectors=bank, tiers=y.astype(np.uint8))
     general = general_prompts(DEFAULT_DATA)
     gate_x = np.vstack([x, features(general, vectors)])

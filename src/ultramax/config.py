@@ -198,8 +198,9 @@ SETTINGS: tuple[Setting, ...] = (
         "routing.sentenceEmbedding",
         "bool",
         True,
-        "Let the tier model read each new prompt's sentence embedding (more accurate; ~3-4 ms once per new prompt, "
-        "~70 MB more in the proxy). false routes with the fallback model (no transformer, ~1 ms).",
+        "Let the tier model read a new prompt's sentence embedding where it is not sure without it (more accurate; "
+        "~3-5 ms once per such prompt, ~70 MB more in the proxy). false routes with the fallback model (no "
+        "transformer, ~1 ms).",
     ),
     Setting(
         "routing.tierModels",

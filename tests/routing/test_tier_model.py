@@ -14,6 +14,7 @@ from ultramax.memory import embed
 from ultramax.memory.models import MemoryStoreError
 from ultramax.routing import Router, RouterConfig, analyze_prompt, load_catalog, tier_model
 from ultramax.routing.analyzer import pattern_signals
+from ultramax.routing.difficulty import word_pieces
 from ultramax.routing.neighbours import neighbour_features, quantize
 from ultramax.routing.tier_model import (
     CONTEXT_DIM,
@@ -310,4 +311,53 @@ def test_a_claude_code_prompt_with_numbers_is_not_taken_for_a_maths_word_problem
     )
     assert analyze_prompt(prompt).prompt_kind == "word_problem"  # how a benchmark question would be read
     analysis = analyze_prompt(prompt, claude_code=True)
-    assert analysis.learned_tier in {"sonnet", "opus"} and analysis.learned_contextual
+    assert analysis.learned_tier in {"sonnet", "opus"} and analysis.learned_head in {"main", "confident"}
+
+
+def test_the_fallback_decides_alone_only_where_it_is_far_from_both_cut_points(embedding_calls: list[str]) -> None:
+    model = load_tier_model()
+    assert model.confident_margin is not None
+    prompts = [
+        "fix the typo in the README's install section",
+        "rename the helper parse_cfg to parse_config everywhere",
+        "why does our kafka consumer sometimes process a message twice after a rebalance",
+        "add a created_at column to the orders table and backfill it",
+        "design how tenants' data is isolated in the new analytics service",
+        "why does the login page flash white before the theme loads",
+        "bump the version in package.json to 2.4.1",
+        "our redis lock (SET NX PX) sometimes lets two workers into the critical section at once",
+    ]
+    sure: list[str] = []
+    unsure: list[str] = []
+    for prompt in prompts:
+        ask, patterns, pasted = _split_for_model(prompt)
+        features = tier_model.tier_features(ask, patterns, pasted)
+        score = model.fallback.estimate(features, *word_pieces(ask))[0]
+        (sure if model.fallback.margin(score) >= model.confident_margin else unsure).append(ask)
+    assert sure and unsure  # the list spans both sides, or it tests nothing
+    heads = {ask: estimate_tier(ask, *_split_for_model(ask)[1:], gated=False).head for ask in prompts}
+    assert embedding_calls == unsure
+    assert {a for a, h in heads.items() if h == "confident"} == set(sure)
+    assert {a for a, h in heads.items() if h == "main"} == set(unsure)
+
+
+def test_explain_says_when_the_tier_model_was_sure_without_the_sentence_embedding(embedding_calls: list[str]) -> None:
+    decision = Router(load_catalog(), RouterConfig(budget_per_hour=0)).explain_prompt(
+        "bump the version in package.json to 2.4.1"
+    )
+    assert decision.tier == "haiku" and embedding_calls == []
+    assert decision.analysis is not None and decision.analysis.learned_head == "confident"
+    assert any("sure without the sentence embedding" in r for r in decision.reasons)
+
+
+@pytest.mark.parametrize("margin", [-1, "far", float("nan"), True])
+def test_a_bad_confident_margin_in_the_weights_is_a_clear_error(tmp_path: Path, margin: object) -> None:
+    data = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    data["fallback"]["confident_margin"] = margin
+    (tmp_path / "tiers.json").write_text(json.dumps(data), encoding="utf-8")
+    (tmp_path / "tier_neighbours.npz").write_bytes((SHIPPED.parent / "tier_neighbours.npz").read_bytes())
+    with pytest.raises(TierModelError, match="confident_margin"):
+        read_tier_model(tmp_path / "tiers.json")
+    del data["fallback"]["confident_margin"]  # weights from before it: the main model always decides
+    (tmp_path / "tiers.json").write_text(json.dumps(data), encoding="utf-8")
+    assert read_tier_model(tmp_path / "tiers.json").confident_margin is None

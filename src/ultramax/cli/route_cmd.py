@@ -117,17 +117,24 @@ def read_labelled(path: Path) -> list[tuple[int, str, str]]:
     return out
 
 
-SCORERS = ("tier model", "tier model fallback", "patterns and difficulty", "no prompt")
-"""What decided a prompt's complexity: the tier model with its sentence embedding, its fallback without it, or
-(general chat, benchmark questions) the seed's patterns with the learned difficulty."""
+SCORERS = (
+    "tier model",
+    "tier model, sure without the embedding",
+    "tier model fallback",
+    "patterns and difficulty",
+    "no prompt",
+)
+"""What decided a prompt's complexity: the tier model with its sentence embedding, its fallback where it was
+sure enough not to need it, its fallback standing in for it, or (general chat, benchmark questions) the seed's
+patterns with the learned difficulty."""
 
 
 def _scored_by(analysis: TaskAnalysis | None) -> str:
     if analysis is None:
-        return SCORERS[3]
+        return SCORERS[4]
     if analysis.learned_tier:
-        return SCORERS[0] if analysis.learned_contextual else SCORERS[1]
-    return SCORERS[2]
+        return SCORERS[{"main": 0, "confident": 1}.get(analysis.learned_head, 2)]
+    return SCORERS[3]
 
 
 def evaluate_file(router: Router, path: Path) -> dict[str, Any]:

@@ -143,8 +143,15 @@ class TaskAnalysis:
     """For a prompt Claude Code sent, or another client's open prompt that the gate judges software work, the
     tier model's pick; its score is then the complexity, and the router goes by the thresholds alone. Empty
     otherwise (other clients' general chat and benchmark kinds)."""
-    learned_contextual: bool = False
-    """Whether the tier model read the prompt's sentence embedding (False: its fallback model stood in)."""
+    learned_head: str = ""
+    """Which of the tier model's heads decided (``tier_model.HEADS``): ``main`` read the prompt's sentence
+    embedding; ``confident`` is the fallback where it was sure enough that the embedding was not run;
+    ``fallback`` stood in because the embedding could not run or is switched off."""
+
+    @property
+    def learned_contextual(self) -> bool:
+        """Whether the tier model read the prompt's sentence embedding."""
+        return self.learned_head == "main"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -155,7 +162,7 @@ class TaskAnalysis:
             "difficulty": round(self.difficulty, 4),
             "prompt_kind": self.prompt_kind,
             "learned_tier": self.learned_tier,
-            "learned_contextual": self.learned_contextual,
+            "learned_head": self.learned_head,
             "matched": self.matched,
             "keywords": self.keywords,
         }
@@ -240,14 +247,14 @@ def analyze_prompt(
     learned = difficulty if difficulty is not None else estimate_difficulty(text)
     complex_hits, coding_hits = signals.complex_hits, signals.coding_hits
     simple_hits, reasoning_hits = signals.simple_hits, signals.reasoning_hits
-    learned_tier, contextual = "", False
+    learned_tier, head = "", ""
     score = signals.complexity(learned.shift)
     if learned.kind == "open" or claude_code:  # Claude Code's work: the tier model, learned from its prompts
         ask, pasted = split_prompt(text)
         patterns = (signals if ask == text else pattern_signals(ask)).values()
         estimate = estimate_tier(ask, patterns, pasted, sentence_embedding=sentence_embedding, gated=not claude_code)
         if claude_code or estimate.software >= 0.5:
-            score, learned_tier, contextual = estimate.complexity, estimate.tier, estimate.contextual
+            score, learned_tier, head = estimate.complexity, estimate.tier, estimate.head
     coding = signals.coding
 
     if len(complex_hits) >= 2 or (complex_hits and not coding_hits):
@@ -276,7 +283,7 @@ def analyze_prompt(
         difficulty=learned.percentile,
         prompt_kind=learned.kind,
         learned_tier=learned_tier,
-        learned_contextual=contextual,
+        learned_head=head,
         matched={
             k: v
             for k, v in (

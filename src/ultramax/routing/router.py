@@ -308,7 +308,9 @@ class Router:
             else:
                 tier = cat.tier(cfg.default_tier)
                 reasons.append(f"general task (complexity {c:.2f}): the default tier")
-            if analysis.learned_tier and not analysis.learned_contextual:
+            if analysis.learned_head == "confident":
+                reasons.append("the tier model was sure without the sentence embedding (far from both cut points)")
+            elif analysis.learned_head == "fallback":
                 reasons.append(
                     "the tier model's fallback decided: routing.sentenceEmbedding is off"
                     if not cfg.sentence_embedding

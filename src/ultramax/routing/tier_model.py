@@ -6,17 +6,20 @@ indented or symbol-heavy lines). Its inputs: the static MiniLM embedding of the 
 one int8 weight per vocabulary piece (as in the learned difficulty, ``difficulty``); the ask's shape features;
 the seed's pattern signals on the ask (how many architecture, coding, simple and reasoning patterns fired, and
 the seed's score); how much was pasted; and the ask's *contextual* MiniLM sentence embedding -- the memory's
-own ONNX model (``ultramax.memory.embed``), run once per new prompt (about 2 ms for a typical ask on two
-cores) -- and what the labelled training prompts nearest to it in that embedding were labelled
+own ONNX model (``ultramax.memory.embed``), run once per new prompt that needs it (about 3 ms for a typical
+ask on two cores) -- and what the labelled training prompts nearest to it in that embedding were labelled
 (``neighbours``). The word pieces say what the ask is about; the sentence embedding reads how it is put
 together ("why does X sometimes ..." against "rename X"), and the neighbours let the linear model see
 what is not linear in it; file-held-out cross-validation valued the two at about five and three points of
 accuracy. A long stack trace under "which line fails?" says nothing about how hard the job is, and a
 two-line ask about a race is not made easy by its shortness.
 
-Where the embedding model cannot run (onnxruntime or the model file missing or broken), a *fallback* model
-fitted without the sentence embedding is used, and the estimate says so (``TierEstimate.contextual``):
-routing goes on, a little less accurately, instead of failing Claude Code's request.
+A *fallback* model fitted without the sentence embedding scores every prompt first (no transformer). Where its
+score lies at least ``TierModel.confident_margin`` from both of its cut points, its tier is taken and the
+transformer does not run -- about a third of prompts, at half a point of cross-validated accuracy. Where the
+embedding model cannot run (onnxruntime or the model file missing or broken) or is switched off, the fallback
+decides every prompt, and the estimate says which model decided (``TierEstimate.head``): routing goes on, a
+little less accurately, instead of failing Claude Code's request.
 
 A second logistic regression over the same inputs, the *gate*, says whether a prompt is software work like
 the prompts the tiers were learned from, or general chat (writing, trivia, maths, advice): the tier model only
@@ -71,6 +74,7 @@ __all__ = [
     "CONTEXT_DIM",
     "FEATURE_NAMES",
     "FORMAT",
+    "HEADS",
     "PATTERN_FEATURES",
     "TIERS",
     "OrdinalHead",
@@ -90,6 +94,7 @@ FORMAT = 2
 CONTEXT_DIM = 384
 """The sentence embedding's width (all-MiniLM-L6-v2)."""
 TIERS = ("haiku", "sonnet", "opus")
+HEADS = ("main", "confident", "fallback")
 PATTERN_FEATURES = ("complex_hits", "coding_hits", "simple_hits", "reasoning_hits", "pattern_score")
 PASTE_FEATURES = ("pasted_chars", "pasted_lines")
 FEATURE_NAMES = (*SHAPE_NAMES, *PATTERN_FEATURES, *PASTE_FEATURES)
@@ -149,8 +154,16 @@ class TierEstimate:
     """``score`` on the router's 0-1 complexity scale: the cut points at 0.3 and 0.7."""
     software: float
     """P(the prompt is software work, like the prompts the model learned from) rather than general chat."""
-    contextual: bool = True
-    """Whether the sentence embedding was read; False when the fallback model stood in for it."""
+    head: str = "main"
+    """Which model decided (``HEADS``): ``main`` read the sentence embedding and the neighbours; ``confident``
+    is the fallback where its score lay so far from both cut points that cross-validation found the main model
+    adds nothing there (``TierModel.confident_margin``), so the transformer did not run; ``fallback`` stood in
+    because the embedding could not run or is switched off."""
+
+    @property
+    def contextual(self) -> bool:
+        """Whether the sentence embedding was read."""
+        return self.head == "main"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +174,17 @@ class OrdinalHead:
     cuts: tuple[float, float]
 
     def estimate(self, features: Sequence[float], ids: Sequence[int], norm: float) -> tuple[float, str, float]:
-        s = self.output.logit(features, ids, norm)
+        return self.decide(self.output.logit(features, ids, norm))
+
+    def decide(self, s: float) -> tuple[float, str, float]:
+        """``(score, tier, complexity)`` for a score."""
         low, high = self.cuts
         tier = TIERS[2] if s > high else TIERS[1] if s > low else TIERS[0]
         return s, tier, max(0.0, min(1.0, SONNET_AT + (OPUS_AT - SONNET_AT) * (s - low) / (high - low)))
+
+    def margin(self, s: float) -> float:
+        """How far a score lies from the nearer cut point."""
+        return min(abs(s - self.cuts[0]), abs(s - self.cuts[1]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +197,10 @@ class TierModel:
     """Software work (what the tiers were learned from) against general chatbot prompts."""
     bank: NeighbourBank
     trained_on: str = ""
+    confident_margin: float | None = None
+    """Where the fallback's score is at least this far from both of its cut points, its tier is taken and the
+    sentence embedding is not run: the smallest margin at which file-held-out cross-validation lost at most half
+    a point of accuracy against the main model alone (``bench/router_tier_train.py``). None: always the main."""
 
     def estimate(
         self,
@@ -194,15 +218,18 @@ class TierModel:
         ids, norm = word_pieces(ask)
         features = tier_features(ask, patterns, pasted)
         software = sigmoid(self.gate.logit(features, ids, norm))
-        context = embed(ask) if embed is not None and (not gated or software >= 0.5) else None
-        if context is not None and len(context) != CONTEXT_DIM:
-            raise ValueError(f"expected a sentence embedding of {CONTEXT_DIM} values, got {len(context)}")
+        fallback = self.fallback.estimate(features, ids, norm)
+        if embed is None or (gated and software < 0.5):
+            return TierEstimate(*fallback, software, "fallback")
+        if self.confident_margin is not None and self.fallback.margin(fallback[0]) >= self.confident_margin:
+            return TierEstimate(*fallback, software, "confident")
+        context = embed(ask)
         if context is None:
-            score, tier, complexity = self.fallback.estimate(features, ids, norm)
-        else:
-            near = self.bank.features(tuple(context))
-            score, tier, complexity = self.main.estimate((*features, *context, *near), ids, norm)
-        return TierEstimate(score, tier, complexity, software, context is not None)
+            return TierEstimate(*fallback, software, "fallback")
+        if len(context) != CONTEXT_DIM:
+            raise ValueError(f"expected a sentence embedding of {CONTEXT_DIM} values, got {len(context)}")
+        near = self.bank.features(tuple(context))
+        return TierEstimate(*self.main.estimate((*features, *context, *near), ids, norm), software, "main")
 
 
 def _parse(data: Any, directory: Path) -> TierModel:
@@ -228,7 +255,12 @@ def _parse(data: Any, directory: Path) -> TierModel:
     if Path(name).name != name:
         raise ValueError(f"neighbours.file: {name!r} is not a file name beside the weights")
     bank = read_bank(directory / name, need(near, "k", int, "neighbours"), CONTEXT_DIM)
-    return TierModel(main, fallback, gate, bank, str(data.get("trained_on", "")))
+    margin = data["fallback"].get("confident_margin")  # absent or null: the main model always decides
+    if margin is not None and not (
+        isinstance(margin, int | float) and not isinstance(margin, bool) and math.isfinite(margin) and margin >= 0
+    ):
+        raise ValueError(f"fallback.confident_margin: expected a distance >= 0 or null, got {margin!r}")
+    return TierModel(main, fallback, gate, bank, str(data.get("trained_on", "")), margin)
 
 
 def read_tier_model(path: Path) -> TierModel:
@@ -277,7 +309,7 @@ def ask_embedding(ask: str) -> tuple[float, ...] | None:
                     exc,
                 )
         return None
-    return tuple(float(v) for v in vector)
+    return tuple(vector.tolist())
 
 
 def embedding_unavailable() -> str:
