@@ -18,317 +18,46 @@ Policy lives in the rule packs (``ultramax.safety.rules``); this module only des
 
 from __future__ import annotations
 
-import base64
-import binascii
-import codecs
 import posixpath
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from ultramax.safety.pathclass import DYN, PathContext, expand_user, resolve
+from ultramax.safety.pathclass import DYN, expand_user, resolve
+from ultramax.safety.programs import (
+    AWKS,
+    DELETERS,
+    DOCKER_GLOBAL,
+    DOCKER_RUN_VALUE,
+    FIND_FILTERS,
+    GIT_COMMAND_KEYS,
+    INTERPRETERS,
+    PARALLEL_VALUE,
+    PRIVILEGED,
+    PY_VERSIONED,
+    SCREEN_VALUE,
+    SHELLS,
+    SSH_VALUE,
+    WRAPPERS,
+    XARGS_VALUE,
+    cron_command,
+    option_value,
+    peel,
+    producer_roots,
+    skip_options,
+)
+from ultramax.safety.shellmodel import ENTRY, Analysis, Command, ShellContext, Word, canonical_name
+from ultramax.safety.shellstatic import ansi_c, static_output
 
 __all__ = ["DYN", "ENTRY", "Analysis", "Command", "ShellContext", "Word", "analyze", "canonical_name"]
 
-ENTRY = "\x01"
-"""Stands for "some entry below this directory" (what find -exec and xargs after find/ls receive)."""
-
-MAX_DEPTH = 6
-"""How deep code-in-code (``bash -c "bash -c '...'"``) is followed before the failure policy applies."""
 MAX_AST_LEVEL = 80
 """How deeply nested syntax (``$($($(...)))``) is walked before the failure policy applies."""
 MAX_COMMANDS = 4000
-BUDGET_S = 0.020
-"""Analysis time after which the rest of a (huge) command is not analysed and the failure policy applies."""
-
-SHELLS = frozenset(
-    {"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "rbash", "tcsh", "csh", "yash", "busybox-sh"}
-)
-INTERPRETERS = frozenset({"python", "python2", "python3", "pypy", "pypy3", "node", "nodejs", "perl", "ruby", "php",
-                          "deno", "bun", "osascript", "lua", "luajit", "rscript", "pwsh", "powershell"})  # fmt: skip
-AWKS = frozenset({"awk", "gawk", "mawk", "nawk", "busybox-awk"})
-_PY_VERSIONED = re.compile(r"^(python|pypy)\d+(\.\d+)*$")
-
-# wrapper name -> (options that take a value, positionals to skip before the command)
-_WRAPPERS: dict[str, tuple[frozenset[str], int]] = {
-    "sudo": (frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "--user", "--group", "--chdir",
-                        "--host", "--prompt", "--role", "--type", "--other-user", "--close-from",
-                        "--command-timeout"}), 0),
-    "doas": (frozenset({"-u", "-C"}), 0),
-    "command": (frozenset(), 0),
-    "builtin": (frozenset(), 0),
-    "exec": (frozenset({"-a"}), 0),
-    "nohup": (frozenset(), 0),
-    "time": (frozenset({"-f", "--format", "-o", "--output"}), 0),
-    "timeout": (frozenset({"-s", "--signal", "-k", "--kill-after"}), 1),
-    "nice": (frozenset({"-n", "--adjustment"}), 0),
-    "stdbuf": (frozenset({"-i", "-o", "-e", "--input", "--output", "--error"}), 0),
-    "ionice": (frozenset({"-c", "-n", "-p", "-P", "-u", "--class", "--classdata"}), 0),
-    "setsid": (frozenset(), 0),
-    "chronic": (frozenset(), 0),
-    "unbuffer": (frozenset(), 0),
-    "caffeinate": (frozenset({"-t", "-w"}), 0),
-    "chroot": (frozenset({"--userspec", "--groups"}), 1),
-    "nsenter": (frozenset({"-t", "--target", "-S", "-G", "--setuid", "--setgid"}), 0),
-    "unshare": (frozenset(), 0),
-    "fakeroot": (frozenset(), 0),
-    "firejail": (frozenset(), 0),
-    "proxychains": (frozenset({"-f"}), 0),
-    "proxychains4": (frozenset({"-f"}), 0),
-    "torsocks": (frozenset(), 0),
-    "eatmydata": (frozenset(), 0),
-    "systemd-run": (frozenset({"-p", "--property", "-u", "--unit", "--description", "--slice", "-E", "--setenv",
-                               "--uid", "--gid", "--working-directory", "-M", "-H", "--machine", "--host"}), 0),
-    "strace": (frozenset({"-o", "-e", "-p", "-s", "-u", "-E", "-a", "-b", "-I", "-O", "-P", "-S", "-X"}), 0),
-    "ltrace": (frozenset({"-o", "-e", "-p", "-s", "-u", "-E", "-a", "-n"}), 0),
-    "busybox": (frozenset(), 0),
-    "!": (frozenset(), 0),
-    "runuser": (frozenset({"-u", "-g", "-G", "--user", "--group"}), 0),
-    "watchexec": (frozenset({"-w", "--watch", "-e", "--exts", "-i", "--ignore", "-s", "--signal"}), 0),
-    "env": (frozenset({"-u", "--unset", "-C", "--chdir", "-P"}), 0),
-    "uvx": (frozenset({"--from", "--with", "-p", "--python"}), 0),
-    "bunx": (frozenset({"-p", "--package"}), 0),
-    "pnpx": (frozenset({"-p", "--package"}), 0),
-    "npx": (frozenset({"-p", "--package", "--registry", "--cache", "--userconfig"}), 0),
-}  # fmt: skip
-_PRIVILEGED = frozenset({"sudo", "doas", "runuser", "chroot", "nsenter", "systemd-run"})
-_SSH_VALUE = frozenset(
-    [
-        "-b",
-        "-c",
-        "-D",
-        "-E",
-        "-e",
-        "-F",
-        "-I",
-        "-i",
-        "-J",
-        "-L",
-        "-l",
-        "-m",
-        "-O",
-        "-o",
-        "-p",
-        "-Q",
-        "-R",
-        "-S",
-        "-W",
-        "-w",
-    ]
-)
-_XARGS_VALUE = frozenset({"-n", "-P", "-L", "-l", "-d", "-E", "-e", "-s", "-a", "-R", "-S", "--arg-file",
-                          "--max-args", "--max-procs", "--delimiter", "--process-slot-var", "--max-lines",
-                          "--max-chars", "--eof"})  # fmt: skip
-_PARALLEL_VALUE = frozenset({"-j", "--jobs", "-S", "--sshlogin", "--results", "--joblog", "--tmpdir", "--delay",
-                             "--timeout", "-N", "--max-args", "-n", "--colsep", "-C", "--sshloginfile", "--slf",
-                             "-L", "--max-lines", "--block", "--block-size", "--header", "--retries", "--memfree",
-                             "--load", "--tag-string", "--tagstring", "--workdir", "--wd", "--env", "--basefile",
-                             "--bf", "-a", "--arg-file", "--arg-sep", "--arg-file-sep", "-d", "--delimiter",
-                             "-E", "--eof", "-I", "--replace", "--process-slot-var", "--shebang-wrap"})  # fmt: skip
-_DOCKER_GLOBAL = frozenset({"-H", "--host", "--context", "-c", "--config", "-l", "--log-level", "--tlscacert",
-                            "--tlscert", "--tlskey"})  # fmt: skip
-_DOCKER_RUN_VALUE = frozenset(
-    [
-        "-v",
-        "--volume",
-        "-e",
-        "--env",
-        "-p",
-        "--publish",
-        "--name",
-        "-w",
-        "--workdir",
-        "-u",
-        "--user",
-        "--entrypoint",
-        "--network",
-        "--net",
-        "--mount",
-        "-l",
-        "--label",
-        "--env-file",
-        "--platform",
-        "-m",
-        "--memory",
-        "--cpus",
-        "--restart",
-        "-h",
-        "--hostname",
-        "--add-host",
-        "--device",
-        "--cap-add",
-        "--cap-drop",
-        "--security-opt",
-        "--tmpfs",
-        "--ulimit",
-        "--pull",
-        "--log-driver",
-        "--log-opt",
-        "--gpus",
-        "--ipc",
-        "--pid",
-        "--shm-size",
-        "--runtime",
-        "--volumes-from",
-        "-a",
-        "--attach",
-        "--cidfile",
-        "--dns",
-        "--group-add",
-        "--health-cmd",
-        "--isolation",
-        "--link",
-        "--mac-address",
-        "--stop-signal",
-        "--stop-timeout",
-        "--userns",
-        "--uts",
-        "--expose",
-        "--label-file",
-        "--network-alias",
-        "--ip",
-        "--cpu-shares",
-        "-c",
-        "--memory-swap",
-        "--detach-keys",
-        "--cgroupns",
-        "--cgroup-parent",
-        "--storage-opt",
-        "--sysctl",
-        "--oom-score-adj",
-    ]
-)
-_DELETERS = frozenset({"rm", "unlink", "shred"})
-_SCREEN_VALUE = frozenset({"-S", "-c", "-e", "-h", "-p", "-t", "-T", "-X", "-s", "-L", "-Logfile"})
-_FIND_FILTERS = frozenset({
-    "-name", "-iname", "-path", "-ipath", "-wholename", "-iwholename", "-regex", "-iregex", "-newer", "-newermt",
-    "-anewer", "-cnewer", "-mtime", "-mmin", "-atime", "-amin", "-ctime", "-cmin", "-used", "-size", "-empty",
-    "-user", "-group", "-uid", "-gid", "-nouser", "-nogroup", "-perm", "-links", "-inum", "-samefile", "-lname",
-    "-ilname", "-prune",
-})  # fmt: skip
-_GIT_COMMAND_KEYS = frozenset({"core.sshcommand", "core.pager", "core.editor", "core.fsmonitor", "diff.external",
-                               "core.askpass", "sequence.editor", "gpg.program"})  # fmt: skip
-_SQL_CLIENTS = frozenset({"psql", "mysql", "mariadb", "sqlite3", "duckdb", "clickhouse-client", "sqlcmd",
-                          "cockroach", "mongosh", "mongo", "mongos", "redis-cli", "snowsql", "bq"})  # fmt: skip
-
-
-# -- results --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Word:
-    """One argument after quote removal and the expansions that could be resolved.
-
-    ``text`` holds ``DYN`` where a value is only known at run time. ``subs`` are the commands whose output
-    was spliced in (``$(...)``, process substitution); ``vars`` the unresolved variables.
-    """
-
-    text: str
-    quoted: bool = False
-    glob: bool = False
-    subs: tuple[int, ...] = ()
-    vars: tuple[str, ...] = ()
-    procsub: bool = False
-
-    @property
-    def dynamic(self) -> bool:
-        return DYN in self.text
-
-    def __str__(self) -> str:
-        return self.text.replace(DYN, "$?").replace(ENTRY, "{}")
-
-
-@dataclass(slots=True, eq=False)
-class Command:
-    """One simple command as it would run."""
-
-    index: int
-    name: str  # canonical (basename, lower case); "" when the command word is built at run time
-    argv: tuple[Word, ...]
-    raw: str
-    depth: int = 0
-    via: tuple[str, ...] = ()
-    cwd: str | None = None
-    assigns: dict[str, str] = field(default_factory=dict)
-    wrappers: tuple[str, ...] = ()
-    privileged: bool = False
-    stdin_from: tuple[int, ...] = ()
-    stdin_text: str | None = None
-    sink: str = "tty"  # where stdout goes: tty | pipe | file | subst | subst_env
-    final_sink: str = "tty"  # where the enclosing pipeline's output ends up
-    redirects: tuple[tuple[str, Word], ...] = ()
-    exec_source: str | None = None  # the command runs code from: arg | stdin | file | args
-    exec_word: Word | None = None
-    facts: set[str] = field(default_factory=set)
-    remote: bool = False
-    container: str | None = None  # run (throw-away container) | exec (a running one)
-    mounts: tuple[tuple[str, str], ...] = ()
-    synthetic: bool = False
-    static_out: str | None = None
-    roots: tuple[Word, ...] = ()  # find: the starting points
-    chroot: str | None = None  # absolute paths are below this directory (chroot DIR cmd)
-
-    @property
-    def args(self) -> tuple[Word, ...]:
-        return self.argv[1:]
-
-    @property
-    def text(self) -> str:
-        """The canonical command line: name and arguments (quoted where needed), run-time parts as ``$?``."""
-        return " ".join([self.name or str(self.argv[0]), *(_show(w) for w in self.argv[1:])])
-
-    def where(self) -> str:
-        return f" (via {' > '.join(self.via)})" if self.via else ""
-
-
-@dataclass(slots=True)
-class Analysis:
-    """Every simple command of one Bash tool call, plus facts about the script as a whole."""
-
-    command: str
-    commands: list[Command] = field(default_factory=list)
-    facts: set[str] = field(default_factory=set)
-    error: str | None = None
-    ms: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class ShellContext:
-    """Where the command runs."""
-
-    home: str
-    cwd: str | None
-    project: str | None = None
-    tmpdir: str = "/tmp"
-    max_depth: int = MAX_DEPTH
-    budget_s: float = BUDGET_S
-
-    @property
-    def paths(self) -> PathContext:
-        return PathContext(self.home, self.cwd, self.project, self.tmpdir)
-
-
-_NEEDS_QUOTES = re.compile(r"[\s'\"\\|&;<>()`]")
-
-
-def _show(word: Word) -> str:
-    text = str(word)
-    if text == "" or _NEEDS_QUOTES.search(text):
-        return "'" + text.replace("'", "'\\''") + "'"
-    return text
-
-
-def canonical_name(text: str) -> str:
-    """``/usr/bin/RM`` -> ``rm``; ``""`` for a run-time value."""
-    if DYN in text:
-        return ""
-    name = text.strip().replace("\\", "/").rsplit("/", 1)[-1].lower()
-    if name.endswith(".exe"):
-        name = name[:-4]
-    return name
-
 
 _UNSAFE_CHARS = re.compile("[\ud800-\udfff\U00040000-\U0010ffff]")
 """Lone surrogates, and code points from U+40000 up (unassigned planes, tags, private use): tree-sitter-bash
@@ -819,8 +548,8 @@ class _Walker:
                 if _self_calls(body, name):
                     self.facts.add("fork_bomb" if _forks(body) else "recursion")
                 return out
-            if name in _WRAPPERS:
-                rest, consumed, extra_assigns = _peel(name, argv[1:])
+            if name in WRAPPERS:
+                rest, consumed, extra_assigns = peel(name, argv[1:])
                 if name == "command" and any(re.fullmatch(r"-[pvV]*[vV][pvV]*", w.text) for w in consumed):
                     return self.record(
                         _Call(argv, st, io, assigns, raw, redirects, wrappers, privileged, out, synthetic)
@@ -857,7 +586,7 @@ class _Walker:
                         _Call(argv, st, io, assigns, raw, redirects, wrappers, privileged, out, synthetic)
                     )
                 wrappers.append(name)
-                privileged = privileged or name in _PRIVILEGED
+                privileged = privileged or name in PRIVILEGED
                 if name == "chroot":
                     root = next((w.text for w in consumed if not w.text.startswith("-")), None)
                     st = st.copy()
@@ -898,7 +627,7 @@ class _Walker:
             if args and args[0].text in ("/dev/stdin", "-") and io.stdin_text is not None and DYN not in io.stdin_text:
                 out.add(self.nested(io.stdin_text, st, io, "source"))
             return idx
-        if name in INTERPRETERS or _PY_VERSIONED.match(name):
+        if name in INTERPRETERS or PY_VERSIONED.match(name):
             return self.interpreter(name, c)
         if name in AWKS:
             return self.awk(c)
@@ -910,7 +639,7 @@ class _Walker:
             return self.parallel(c)
         if name == "watch":
             result = rec(c)
-            rest = _skip_options(args, frozenset({"-n", "--interval"}))
+            rest = skip_options(args, frozenset({"-n", "--interval"}))
             if any(w.text in ("-x", "--exec") for w in args):
                 out.add(self.finish(list(rest), st, io, {}, raw))
             elif rest:
@@ -919,7 +648,7 @@ class _Walker:
         if name in ("tmux", "screen", "byobu"):
             result = rec(c)
             if name == "screen":
-                rest = _skip_options(args, _SCREEN_VALUE)
+                rest = skip_options(args, SCREEN_VALUE)
                 if rest:
                     out.add(self.finish(list(rest), st, io, {}, raw))
             else:
@@ -934,11 +663,11 @@ class _Walker:
             return result
         if name in ("su", "sg", "flock", "script"):
             result = rec(c)
-            code = _option_value(args, ("-c", "--command"))
+            code = option_value(args, ("-c", "--command"))
             if code is not None:
                 out.add(self.nested(code.text, st, io, name, privileged=name == "su"))
             elif name == "flock":
-                rest = _skip_options(args, frozenset({"-w", "--timeout", "-E", "--conflict-exit-code"}))[1:]
+                rest = skip_options(args, frozenset({"-w", "--timeout", "-E", "--conflict-exit-code"}))[1:]
                 if rest:
                     out.add(self.finish(rest, st, io, {}, raw))
             return result
@@ -963,14 +692,14 @@ class _Walker:
         if name == "crontab" and io.stdin_text is not None:
             result = rec(c)
             for line in io.stdin_text.splitlines():
-                job = _cron_command(line) if DYN not in line else None
+                job = cron_command(line) if DYN not in line else None
                 if job:
                     out.add(self.nested(job, st, _IO(), "crontab"))
             return result
         if name in ("ansible", "ansible-playbook"):
             result = rec(c)
-            module = _option_value(args, ("-m", "--module-name"))
-            margs = _option_value(args, ("-a", "--args"))
+            module = option_value(args, ("-m", "--module-name"))
+            margs = option_value(args, ("-a", "--args"))
             if module is not None and margs is not None and module.text in ("shell", "command", "raw"):
                 out.add(self.nested(margs.text, st, _IO(), "ansible", remote=True))
             return result
@@ -1030,7 +759,7 @@ class _Walker:
             synthetic=synthetic,
             chroot=st.chroot,
         )
-        cmd.static_out = _static_output(cmd, self.ctx)
+        cmd.static_out = static_output(cmd, self.ctx)
         self.commands.append(cmd)
         out.indices.append(cmd.index)
         out.text = cmd.static_out
@@ -1168,7 +897,7 @@ class _Walker:
         result = self.record(c)
         cmd = self.commands[result.indices[-1]]
         cmd.roots = tuple(roots or [Word(".")])
-        filtered = any(w.text in _FIND_FILTERS for w in args[i:])
+        filtered = any(w.text in FIND_FILTERS for w in args[i:])
         j = i
         while j < len(args):
             text = args[j].text
@@ -1184,7 +913,7 @@ class _Walker:
                         base = root.text.rstrip("/") or "/"
                         child = Word(base + "/" + ENTRY if filtered else base) if not root.dynamic else Word(DYN)
                         replaced = [Word(w.text.replace("{}", child.text)) if "{}" in w.text else w for w in sub]
-                        if canonical_name(replaced[0].text) in _DELETERS:
+                        if canonical_name(replaced[0].text) in DELETERS:
                             replaced = [replaced[0], Word("-r"), *replaced[1:]]
                         inner = st.copy()
                         inner.via = (*st.via, f"find {text}")
@@ -1227,14 +956,14 @@ class _Walker:
                 delim = args[i + 1].text if text == "-d" and i + 1 < len(args) else text.partition("=")[2]
                 if text == "-d":
                     i += 1
-            elif text in _XARGS_VALUE:
+            elif text in XARGS_VALUE:
                 i += 1
             i += 1
         sub = list(args[i:]) or [Word("echo")]
         result = self.record(c)
         inputs = self.stdin_items(io, null=null, delim=delim, from_file=from_file)
         recursive_producer = any(self.commands[k].name == "find" for k in io.stdin_from if k < len(self.commands))
-        if recursive_producer and any(ENTRY in w.text for w in inputs) and canonical_name(sub[0].text) in _DELETERS:
+        if recursive_producer and any(ENTRY in w.text for w in inputs) and canonical_name(sub[0].text) in DELETERS:
             sub = [sub[0], Word("-r"), *sub[1:]]
         inner = st.copy()
         inner.via = (*st.via, "xargs")
@@ -1270,7 +999,7 @@ class _Walker:
             producer = self.commands[idx] if idx < len(self.commands) else None
             if producer is None:
                 continue
-            roots = _producer_roots(producer)
+            roots = producer_roots(producer)
             if roots:
                 return [Word(r.rstrip("/") + "/" + ENTRY) for r in roots[:4]]
         return [Word(DYN)]
@@ -1286,7 +1015,7 @@ class _Walker:
                 break
             if text in (":::", "::::", ":::+") or not text.startswith("-"):
                 break
-            if text in _PARALLEL_VALUE:
+            if text in PARALLEL_VALUE:
                 i += 1
             i += 1
         rest = list(args[i:])
@@ -1320,7 +1049,7 @@ class _Walker:
         i = 0
         while i < len(args) and args[i].text.startswith("-"):
             text = args[i].text
-            if text in _SSH_VALUE:
+            if text in SSH_VALUE:
                 i += 1
             i += 1
         remote = args[i + 1 :] if i < len(args) else []
@@ -1350,7 +1079,7 @@ class _Walker:
             return result
         i = 0
         while i < len(args) and args[i].text.startswith("-"):
-            if args[i].text in _DOCKER_GLOBAL:
+            if args[i].text in DOCKER_GLOBAL:
                 i += 1
             i += 1
         words = [w.text for w in args[i : i + 2]]
@@ -1369,7 +1098,7 @@ class _Walker:
             text = args[i].text
             opt, eq, val = text.partition("=")
             value: str | None = val if eq else None
-            if opt in _DOCKER_RUN_VALUE and not eq:
+            if opt in DOCKER_RUN_VALUE and not eq:
                 value = args[i + 1].text if i + 1 < len(args) else ""
                 i += 1
             if opt in ("-v", "--volume") and value:
@@ -1409,13 +1138,13 @@ class _Walker:
                 key, _, value = args[i + 1].text.partition("=")
                 if key.lower().startswith("alias.") and value.startswith("!"):
                     aliases[key[6:]] = value[1:]
-                elif key.lower() in _GIT_COMMAND_KEYS and value and DYN not in value:
+                elif key.lower() in GIT_COMMAND_KEYS and value and DYN not in value:
                     self.nested(value, st, _IO(), f"git -c {key}")
                 i += 2
                 continue
             if args[i].text.startswith("-c") and "=" in args[i].text:
                 key, _, value = args[i].text[2:].partition("=")
-                if key.lower() in _GIT_COMMAND_KEYS and value and DYN not in value:
+                if key.lower() in GIT_COMMAND_KEYS and value and DYN not in value:
                     self.nested(value, st, _IO(), f"git -c {key}")
             i += 2 if args[i].text in ("-C", "--git-dir", "--work-tree", "--namespace") else 1
         if i < len(args) and args[i].text in aliases:
@@ -1446,7 +1175,7 @@ class _Walker:
         elif t == "raw_string":
             segs.append(_Seg(_text(node)[1:-1], quoted=True))
         elif t == "ansi_c_string":
-            segs.append(_Seg(_ansi_c(_text(node)[2:-1]), quoted=True))
+            segs.append(_Seg(ansi_c(_text(node)[2:-1]), quoted=True))
         elif t in ("string", "translated_string"):
             before = len(segs)
             for child in node.named_children:
@@ -1631,13 +1360,6 @@ def _unescape_dq(text: str) -> str:
     return _DQ_ESCAPE.sub(lambda m: "" if m.group(1) == "\n" else m.group(1), text)
 
 
-def _ansi_c(body: str) -> str:
-    try:
-        return codecs.decode(body.encode("latin-1", "backslashreplace"), "unicode_escape")
-    except (UnicodeDecodeError, ValueError):
-        return body
-
-
 def _split_words(text: str) -> list[str]:
     import shlex
 
@@ -1649,93 +1371,6 @@ def _split_words(text: str) -> list[str]:
 
 def _is_file(word: Word) -> bool:
     return not word.text.startswith("&") and not word.text.isdigit() and word.text not in ("-",)
-
-
-_PEEL_FLAGS_WITH_VALUE_ATTACHED = ("-n", "-u", "-o", "-e", "-i", "-s", "-k", "-C", "-g")
-
-
-def _peel(name: str, args: Sequence[Word]) -> tuple[list[Word], list[Word], dict[str, str]]:
-    """Strip one wrapper's own options; returns (the wrapped command, the options consumed, env assignments)."""
-    value_opts, skip = _WRAPPERS.get(name, (frozenset(), 0))
-    consumed: list[Word] = []
-    assigns: dict[str, str] = {}
-    i = 0
-    ended = False
-    while i < len(args):
-        text = args[i].text
-        if not ended and text == "--":
-            consumed.append(args[i])
-            ended = True
-            i += 1
-            continue
-        if not ended and text.startswith("-") and (len(text) > 1 or name == "env"):
-            consumed.append(args[i])
-            opt = text.split("=", 1)[0]
-            if name == "env" and text == "-S" and i + 1 < len(args):
-                consumed[-1] = Word("-S" + args[i + 1].text)
-                i += 2
-                continue
-            if opt in value_opts and "=" not in text:
-                if i + 1 < len(args):
-                    consumed.append(args[i + 1])
-                i += 2
-                continue
-            i += 1
-            continue
-        if name == "env" and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", text):
-            key, _, value = text.partition("=")
-            assigns[key] = value
-            consumed.append(args[i])
-            i += 1
-            continue
-        if skip > 0:
-            consumed.append(args[i])
-            skip -= 1
-            i += 1
-            continue
-        break
-    return list(args[i:]), consumed, assigns
-
-
-def _skip_options(args: Sequence[Word], value_opts: frozenset[str]) -> list[Word]:
-    """The arguments after the options (a bundle such as ``-dmS`` takes a value if its last letter does)."""
-    i = 0
-    while i < len(args) and args[i].text.startswith("-"):
-        text = args[i].text
-        if text == "--":
-            i += 1
-            break
-        bundled = len(text) > 2 and not text.startswith("--") and "-" + text[-1] in value_opts
-        if text in value_opts or bundled:
-            i += 1
-        i += 1
-    return list(args[i:])
-
-
-def _option_value(args: Sequence[Word], names: tuple[str, ...]) -> Word | None:
-    for i, w in enumerate(args):
-        for name in names:
-            if w.text == name and i + 1 < len(args):
-                return args[i + 1]
-            bundle = len(name) == 2 and re.fullmatch(r"-[A-Za-z]+", w.text) and w.text.endswith(name[1])
-            if bundle and i + 1 < len(args):
-                return args[i + 1]
-            if name.startswith("--") and w.text.startswith(name + "="):
-                return Word(w.text[len(name) + 1 :])
-            if not name.startswith("--") and w.text.startswith(name) and len(w.text) > len(name) and name == "-c":
-                continue
-    return None
-
-
-def _cron_command(line: str) -> str | None:
-    line = line.strip()
-    if not line or line.startswith("#") or re.match(r"^[A-Za-z_]+=", line):
-        return None
-    if line.startswith("@"):
-        parts = line.split(None, 1)
-        return parts[1] if len(parts) > 1 else None
-    parts = line.split(None, 5)
-    return parts[5] if len(parts) == 6 else None
 
 
 def _self_calls(body: Any, name: str) -> bool:
@@ -1751,168 +1386,3 @@ def _self_calls(body: Any, name: str) -> bool:
 def _forks(body: Any) -> bool:
     text = _text(body)
     return "|" in text or "&" in text
-
-
-def _producer_roots(cmd: Command) -> list[str]:
-    """Directories whose entries a listing command (find, ls, fd, git ls-files) prints."""
-    if cmd.name == "find":
-        return [w.text for w in cmd.roots if not w.dynamic]
-    if cmd.name in ("ls", "fd", "fdfind"):
-        paths = [w.text for w in cmd.args if not w.text.startswith("-") and not w.dynamic]
-        return paths or ["."]
-    if cmd.name == "git" and any(w.text in ("ls-files", "ls-tree", "diff") for w in cmd.args[:3]):
-        return ["."]
-    return []
-
-
-# -- static output ----------------------------------------------------------------------------------------
-def _static_output(cmd: Command, ctx: ShellContext) -> str | None:
-    """What the command prints, when that is knowable without running it (echo, printf, base64 -d ...)."""
-    name = cmd.name
-    texts = [w.text for w in cmd.args]
-    if any(DYN in t for t in texts) or (cmd.synthetic and name not in ("echo", "printf")):
-        return None
-    fn = _STATIC.get(name)
-    if fn is None:
-        return None
-    try:
-        return fn(texts, cmd, ctx)
-    except (ValueError, binascii.Error, UnicodeDecodeError, IndexError, TypeError):
-        return None
-
-
-def _echo(args: list[str], cmd: Command, ctx: ShellContext) -> str:
-    newline = True
-    escapes = False
-    while args and re.fullmatch(r"-[neE]+", args[0]):
-        newline = newline and "n" not in args[0]
-        escapes = escapes or "e" in args[0]
-        args = args[1:]
-    text = " ".join(args)
-    if escapes:
-        text = _ansi_c(text)
-    return text + ("\n" if newline else "")
-
-
-_FMT = re.compile(r"%(%|[-+ #0]*\d*(?:\.\d+)?[sbdiuxXoqc])")
-
-
-def _printf(args: list[str], cmd: Command, ctx: ShellContext) -> str:
-    if args and args[0] == "--":
-        args = args[1:]
-    if not args:
-        return ""
-    fmt, values = _ansi_c(args[0]), args[1:]
-    slots = [m for m in _FMT.finditer(fmt) if m.group(1) != "%"]
-    if not slots:
-        return fmt.replace("%%", "%")
-    out = []
-    pos = 0
-    while True:
-
-        def fill(m: re.Match[str]) -> str:
-            nonlocal pos
-            spec = m.group(1)
-            if spec == "%":
-                return "%"
-            value = values[pos] if pos < len(values) else ""
-            pos += 1
-            return _ansi_c(value) if spec.endswith("b") else value
-
-        out.append(_FMT.sub(fill, fmt))
-        if pos >= len(values):
-            break
-    return "".join(out)
-
-
-def _stdin(args: list[str], cmd: Command, ctx: ShellContext) -> str | None:
-    if cmd.stdin_text is None or (args and any(not a.startswith("-") for a in args)):
-        return None
-    return cmd.stdin_text
-
-
-def _base64(args: list[str], cmd: Command, ctx: ShellContext) -> str | None:
-    if not any(
-        a in ("-d", "--decode", "-D") or (a.startswith("-") and "d" in a and not a.startswith("--")) for a in args
-    ):
-        return None
-    if cmd.stdin_text is None:
-        return None
-    data = re.sub(r"\s+", "", cmd.stdin_text)
-    decoded = base64.b64decode(data + "=" * (-len(data) % 4)) if cmd.name == "base64" else base64.b32decode(data)
-    return decoded.decode("utf-8")
-
-
-def _xxd(args: list[str], cmd: Command, ctx: ShellContext) -> str | None:
-    if "-r" not in args or cmd.stdin_text is None:
-        return None
-    return bytes.fromhex(re.sub(r"\s+", "", cmd.stdin_text)).decode("utf-8")
-
-
-def _rev(args: list[str], cmd: Command, ctx: ShellContext) -> str | None:
-    if cmd.stdin_text is None or args:
-        return None
-    return "\n".join(line[::-1] for line in cmd.stdin_text.split("\n"))
-
-
-def _pwd(args: list[str], cmd: Command, ctx: ShellContext) -> str | None:
-    return cmd.cwd + "\n" if cmd.cwd else None
-
-
-def _git(args: list[str], cmd: Command, ctx: ShellContext) -> str | None:
-    if args[:2] == ["rev-parse", "--show-toplevel"] and (ctx.project or ctx.cwd):
-        return (ctx.project or ctx.cwd or "") + "\n"
-    return None
-
-
-def _mktemp(args: list[str], cmd: Command, ctx: ShellContext) -> str:
-    return f"{ctx.tmpdir.rstrip('/')}/tmp.mktemp\n"
-
-
-def _basename(args: list[str], cmd: Command, ctx: ShellContext) -> str | None:
-    paths = [a for a in args if not a.startswith("-")]
-    return posixpath.basename(paths[0].rstrip("/")) + "\n" if paths else None
-
-
-def _dirname(args: list[str], cmd: Command, ctx: ShellContext) -> str | None:
-    paths = [a for a in args if not a.startswith("-")]
-    return posixpath.dirname(paths[0].rstrip("/")) + "\n" if paths else None
-
-
-def _whoami(args: list[str], cmd: Command, ctx: ShellContext) -> str:
-    return posixpath.basename(ctx.home) + "\n"
-
-
-def _realpath(args: list[str], cmd: Command, ctx: ShellContext) -> str | None:
-    paths = [a for a in args if not a.startswith("-")]
-    if not paths:
-        return None
-    resolved = resolve(paths[0], ctx.paths, cmd.cwd)
-    return resolved + "\n" if resolved else None
-
-
-def _empty(args: list[str], cmd: Command, ctx: ShellContext) -> str:
-    return ""
-
-
-_STATIC: dict[str, Callable[[list[str], Command, ShellContext], str | None]] = {
-    "echo": _echo,
-    "printf": _printf,
-    "cat": _stdin,
-    "tee": lambda a, c, x: c.stdin_text,
-    "base64": _base64,
-    "base32": _base64,
-    "xxd": _xxd,
-    "rev": _rev,
-    "pwd": _pwd,
-    "git": _git,
-    "mktemp": _mktemp,
-    "basename": _basename,
-    "dirname": _dirname,
-    "whoami": _whoami,
-    "realpath": _realpath,
-    "readlink": lambda a, c, x: _realpath([p for p in a if p != "-f"], c, x) if "-f" in a else None,
-    "true": _empty,
-    "false": _empty,
-    ":": _empty,
-}

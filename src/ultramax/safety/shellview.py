@@ -17,6 +17,7 @@ from fnmatch import fnmatchcase
 from functools import cached_property
 
 from ultramax.safety.pathclass import DYN, PathContext, resolve
+from ultramax.safety.programs import INTERPRETERS, SHELLS
 from ultramax.safety.rules import (
     FactSubject,
     Finding,
@@ -26,7 +27,7 @@ from ultramax.safety.rules import (
     redis_classes,
     sql_classes,
 )
-from ultramax.safety.shell import INTERPRETERS, SHELLS, Analysis, Command, ShellContext, Word, analyze
+from ultramax.safety.shell import Analysis, Command, ShellContext, Word, analyze
 
 __all__ = ["BashResult", "CommandView", "evaluate_bash"]
 

@@ -1,0 +1,298 @@
+"""What the shell analysis knows about particular programs: the shells and interpreters that run code handed
+to them, the wrappers that run another command (``sudo``, ``env``, ``timeout``, ``xargs`` ...) with the options
+that take a value, the option tables of ``ssh``, ``docker run``, ``find`` and the like, and how to peel a
+wrapper's own options off the command it runs. Facts about programs, no policy (that is ``rules``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from ultramax.safety.shellmodel import Command, Word
+
+__all__ = [
+    "AWKS",
+    "DELETERS",
+    "DOCKER_GLOBAL",
+    "DOCKER_RUN_VALUE",
+    "FIND_FILTERS",
+    "GIT_COMMAND_KEYS",
+    "INTERPRETERS",
+    "PARALLEL_VALUE",
+    "PRIVILEGED",
+    "PY_VERSIONED",
+    "SCREEN_VALUE",
+    "SHELLS",
+    "SSH_VALUE",
+    "WRAPPERS",
+    "XARGS_VALUE",
+    "cron_command",
+    "option_value",
+    "peel",
+    "producer_roots",
+    "skip_options",
+]
+
+SHELLS = frozenset(
+    {"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "rbash", "tcsh", "csh", "yash", "busybox-sh"}
+)
+INTERPRETERS = frozenset({"python", "python2", "python3", "pypy", "pypy3", "node", "nodejs", "perl", "ruby", "php",
+                          "deno", "bun", "osascript", "lua", "luajit", "rscript", "pwsh", "powershell"})  # fmt: skip
+AWKS = frozenset({"awk", "gawk", "mawk", "nawk", "busybox-awk"})
+PY_VERSIONED = re.compile(r"^(python|pypy)\d+(\.\d+)*$")
+
+# wrapper name -> (options that take a value, positionals to skip before the command)
+WRAPPERS: dict[str, tuple[frozenset[str], int]] = {
+    "sudo": (frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "--user", "--group", "--chdir",
+                        "--host", "--prompt", "--role", "--type", "--other-user", "--close-from",
+                        "--command-timeout"}), 0),
+    "doas": (frozenset({"-u", "-C"}), 0),
+    "command": (frozenset(), 0),
+    "builtin": (frozenset(), 0),
+    "exec": (frozenset({"-a"}), 0),
+    "nohup": (frozenset(), 0),
+    "time": (frozenset({"-f", "--format", "-o", "--output"}), 0),
+    "timeout": (frozenset({"-s", "--signal", "-k", "--kill-after"}), 1),
+    "nice": (frozenset({"-n", "--adjustment"}), 0),
+    "stdbuf": (frozenset({"-i", "-o", "-e", "--input", "--output", "--error"}), 0),
+    "ionice": (frozenset({"-c", "-n", "-p", "-P", "-u", "--class", "--classdata"}), 0),
+    "setsid": (frozenset(), 0),
+    "chronic": (frozenset(), 0),
+    "unbuffer": (frozenset(), 0),
+    "caffeinate": (frozenset({"-t", "-w"}), 0),
+    "chroot": (frozenset({"--userspec", "--groups"}), 1),
+    "nsenter": (frozenset({"-t", "--target", "-S", "-G", "--setuid", "--setgid"}), 0),
+    "unshare": (frozenset(), 0),
+    "fakeroot": (frozenset(), 0),
+    "firejail": (frozenset(), 0),
+    "proxychains": (frozenset({"-f"}), 0),
+    "proxychains4": (frozenset({"-f"}), 0),
+    "torsocks": (frozenset(), 0),
+    "eatmydata": (frozenset(), 0),
+    "systemd-run": (frozenset({"-p", "--property", "-u", "--unit", "--description", "--slice", "-E", "--setenv",
+                               "--uid", "--gid", "--working-directory", "-M", "-H", "--machine", "--host"}), 0),
+    "strace": (frozenset({"-o", "-e", "-p", "-s", "-u", "-E", "-a", "-b", "-I", "-O", "-P", "-S", "-X"}), 0),
+    "ltrace": (frozenset({"-o", "-e", "-p", "-s", "-u", "-E", "-a", "-n"}), 0),
+    "busybox": (frozenset(), 0),
+    "!": (frozenset(), 0),
+    "runuser": (frozenset({"-u", "-g", "-G", "--user", "--group"}), 0),
+    "watchexec": (frozenset({"-w", "--watch", "-e", "--exts", "-i", "--ignore", "-s", "--signal"}), 0),
+    "env": (frozenset({"-u", "--unset", "-C", "--chdir", "-P"}), 0),
+    "uvx": (frozenset({"--from", "--with", "-p", "--python"}), 0),
+    "bunx": (frozenset({"-p", "--package"}), 0),
+    "pnpx": (frozenset({"-p", "--package"}), 0),
+    "npx": (frozenset({"-p", "--package", "--registry", "--cache", "--userconfig"}), 0),
+}  # fmt: skip
+PRIVILEGED = frozenset({"sudo", "doas", "runuser", "chroot", "nsenter", "systemd-run"})
+SSH_VALUE = frozenset(
+    [
+        "-b",
+        "-c",
+        "-D",
+        "-E",
+        "-e",
+        "-F",
+        "-I",
+        "-i",
+        "-J",
+        "-L",
+        "-l",
+        "-m",
+        "-O",
+        "-o",
+        "-p",
+        "-Q",
+        "-R",
+        "-S",
+        "-W",
+        "-w",
+    ]
+)
+XARGS_VALUE = frozenset({"-n", "-P", "-L", "-l", "-d", "-E", "-e", "-s", "-a", "-R", "-S", "--arg-file",
+                          "--max-args", "--max-procs", "--delimiter", "--process-slot-var", "--max-lines",
+                          "--max-chars", "--eof"})  # fmt: skip
+PARALLEL_VALUE = frozenset({"-j", "--jobs", "-S", "--sshlogin", "--results", "--joblog", "--tmpdir", "--delay",
+                             "--timeout", "-N", "--max-args", "-n", "--colsep", "-C", "--sshloginfile", "--slf",
+                             "-L", "--max-lines", "--block", "--block-size", "--header", "--retries", "--memfree",
+                             "--load", "--tag-string", "--tagstring", "--workdir", "--wd", "--env", "--basefile",
+                             "--bf", "-a", "--arg-file", "--arg-sep", "--arg-file-sep", "-d", "--delimiter",
+                             "-E", "--eof", "-I", "--replace", "--process-slot-var", "--shebang-wrap"})  # fmt: skip
+DOCKER_GLOBAL = frozenset({"-H", "--host", "--context", "-c", "--config", "-l", "--log-level", "--tlscacert",
+                            "--tlscert", "--tlskey"})  # fmt: skip
+DOCKER_RUN_VALUE = frozenset(
+    [
+        "-v",
+        "--volume",
+        "-e",
+        "--env",
+        "-p",
+        "--publish",
+        "--name",
+        "-w",
+        "--workdir",
+        "-u",
+        "--user",
+        "--entrypoint",
+        "--network",
+        "--net",
+        "--mount",
+        "-l",
+        "--label",
+        "--env-file",
+        "--platform",
+        "-m",
+        "--memory",
+        "--cpus",
+        "--restart",
+        "-h",
+        "--hostname",
+        "--add-host",
+        "--device",
+        "--cap-add",
+        "--cap-drop",
+        "--security-opt",
+        "--tmpfs",
+        "--ulimit",
+        "--pull",
+        "--log-driver",
+        "--log-opt",
+        "--gpus",
+        "--ipc",
+        "--pid",
+        "--shm-size",
+        "--runtime",
+        "--volumes-from",
+        "-a",
+        "--attach",
+        "--cidfile",
+        "--dns",
+        "--group-add",
+        "--health-cmd",
+        "--isolation",
+        "--link",
+        "--mac-address",
+        "--stop-signal",
+        "--stop-timeout",
+        "--userns",
+        "--uts",
+        "--expose",
+        "--label-file",
+        "--network-alias",
+        "--ip",
+        "--cpu-shares",
+        "-c",
+        "--memory-swap",
+        "--detach-keys",
+        "--cgroupns",
+        "--cgroup-parent",
+        "--storage-opt",
+        "--sysctl",
+        "--oom-score-adj",
+    ]
+)
+DELETERS = frozenset({"rm", "unlink", "shred"})
+SCREEN_VALUE = frozenset({"-S", "-c", "-e", "-h", "-p", "-t", "-T", "-X", "-s", "-L", "-Logfile"})
+FIND_FILTERS = frozenset({
+    "-name", "-iname", "-path", "-ipath", "-wholename", "-iwholename", "-regex", "-iregex", "-newer", "-newermt",
+    "-anewer", "-cnewer", "-mtime", "-mmin", "-atime", "-amin", "-ctime", "-cmin", "-used", "-size", "-empty",
+    "-user", "-group", "-uid", "-gid", "-nouser", "-nogroup", "-perm", "-links", "-inum", "-samefile", "-lname",
+    "-ilname", "-prune",
+})  # fmt: skip
+GIT_COMMAND_KEYS = frozenset({"core.sshcommand", "core.pager", "core.editor", "core.fsmonitor", "diff.external",
+                               "core.askpass", "sequence.editor", "gpg.program"})  # fmt: skip
+
+
+def peel(name: str, args: Sequence[Word]) -> tuple[list[Word], list[Word], dict[str, str]]:
+    """Strip one wrapper's own options; returns (the wrapped command, the options consumed, env assignments)."""
+    value_opts, skip = WRAPPERS.get(name, (frozenset(), 0))
+    consumed: list[Word] = []
+    assigns: dict[str, str] = {}
+    i = 0
+    ended = False
+    while i < len(args):
+        text = args[i].text
+        if not ended and text == "--":
+            consumed.append(args[i])
+            ended = True
+            i += 1
+            continue
+        if not ended and text.startswith("-") and (len(text) > 1 or name == "env"):
+            consumed.append(args[i])
+            opt = text.split("=", 1)[0]
+            if name == "env" and text == "-S" and i + 1 < len(args):
+                consumed[-1] = Word("-S" + args[i + 1].text)
+                i += 2
+                continue
+            if opt in value_opts and "=" not in text:
+                if i + 1 < len(args):
+                    consumed.append(args[i + 1])
+                i += 2
+                continue
+            i += 1
+            continue
+        if name == "env" and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", text):
+            key, _, value = text.partition("=")
+            assigns[key] = value
+            consumed.append(args[i])
+            i += 1
+            continue
+        if skip > 0:
+            consumed.append(args[i])
+            skip -= 1
+            i += 1
+            continue
+        break
+    return list(args[i:]), consumed, assigns
+
+
+def skip_options(args: Sequence[Word], value_opts: frozenset[str]) -> list[Word]:
+    """The arguments after the options (a bundle such as ``-dmS`` takes a value if its last letter does)."""
+    i = 0
+    while i < len(args) and args[i].text.startswith("-"):
+        text = args[i].text
+        if text == "--":
+            i += 1
+            break
+        bundled = len(text) > 2 and not text.startswith("--") and "-" + text[-1] in value_opts
+        if text in value_opts or bundled:
+            i += 1
+        i += 1
+    return list(args[i:])
+
+
+def option_value(args: Sequence[Word], names: tuple[str, ...]) -> Word | None:
+    for i, w in enumerate(args):
+        for name in names:
+            if w.text == name and i + 1 < len(args):
+                return args[i + 1]
+            bundle = len(name) == 2 and re.fullmatch(r"-[A-Za-z]+", w.text) and w.text.endswith(name[1])
+            if bundle and i + 1 < len(args):
+                return args[i + 1]
+            if name.startswith("--") and w.text.startswith(name + "="):
+                return Word(w.text[len(name) + 1 :])
+            if not name.startswith("--") and w.text.startswith(name) and len(w.text) > len(name) and name == "-c":
+                continue
+    return None
+
+
+def cron_command(line: str) -> str | None:
+    line = line.strip()
+    if not line or line.startswith("#") or re.match(r"^[A-Za-z_]+=", line):
+        return None
+    if line.startswith("@"):
+        parts = line.split(None, 1)
+        return parts[1] if len(parts) > 1 else None
+    parts = line.split(None, 5)
+    return parts[5] if len(parts) == 6 else None
+
+
+def producer_roots(cmd: Command) -> list[str]:
+    """Directories whose entries a listing command (find, ls, fd, git ls-files) prints."""
+    if cmd.name == "find":
+        return [w.text for w in cmd.roots if not w.dynamic]
+    if cmd.name in ("ls", "fd", "fdfind"):
+        paths = [w.text for w in cmd.args if not w.text.startswith("-") and not w.dynamic]
+        return paths or ["."]
+    if cmd.name == "git" and any(w.text in ("ls-files", "ls-tree", "diff") for w in cmd.args[:3]):
+        return ["."]
+    return []
