@@ -10,7 +10,8 @@ from tests.conftest import UltramaxEnv
 from tests.safety.conftest import Gate
 from ultramax.config import Settings
 from ultramax.safety.pathclass import PathContext
-from ultramax.safety.rules import MODES, ClaudePattern, RuleError, load_pack, ruleset_for, sql_classes
+from ultramax.safety.queries import sql_classes
+from ultramax.safety.rules import MODES, ClaudePattern, RuleError, load_pack, ruleset_for
 
 REQUIRED_CATEGORIES = {
     "destructive_files", "git", "disk", "system", "permissions", "rce", "secrets", "exfiltration", "database",

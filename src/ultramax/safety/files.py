@@ -20,7 +20,8 @@ from functools import cache
 from typing import Any
 
 from ultramax.safety.pathclass import PathContext, classify, resolve
-from ultramax.safety.rules import ClaudePattern, Finding, PathSubject, RuleSet, Subject, sql_classes
+from ultramax.safety.queries import sql_classes
+from ultramax.safety.rules import ClaudePattern, Finding, PathSubject, RuleSet, Subject
 from ultramax.safety.shellview import evaluate_bash, persisted_code_denied
 
 __all__ = ["FILE_TOOLS", "evaluate_file", "evaluate_mcp", "evaluate_other", "mcp_verbs", "parse_mcp_name"]

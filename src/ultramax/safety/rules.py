@@ -41,7 +41,6 @@ __all__ = [
     "ToolSpec",
     "load_pack",
     "ruleset_for",
-    "sql_classes",
 ]
 
 MODES = ("development", "state-of-witness", "alphaforge")
@@ -834,65 +833,6 @@ class PathSubject(Subject):
         self.facts = frozenset(facts)
 
 
-# -- SQL ----------------------------------------------------------------------------------------------------
-_SQL_NOISE = re.compile(r"'(?:''|\\.|[^'\\])*'|--[^\n]*|/\*.*?\*/|#[^\n]*", re.S)
-
-
-@lru_cache(maxsize=2048)
-def sql_classes(text: str) -> frozenset[str]:
-    """Classes of the statements in SQL (or MongoDB shell) text: drop_database, drop_table, truncate,
-    delete_all, update_all, alter_drop, drop_other (and nothing for reads and scoped writes)."""
-    out: set[str] = set()
-    lower = text.lower()
-    if "dropdatabase(" in lower.replace(" ", ""):
-        out.add("drop_database")
-    if re.search(r"\.drop\(\s*\)", lower):
-        out.add("drop_table")
-    if re.search(r"\.(?:deletemany|remove|deleteone)\(\s*(?:\{\s*\})?\s*\)", lower):
-        out.add("delete_all")
-    cleaned = _SQL_NOISE.sub(" ", text)
-    cleaned = re.sub(r'"(?:""|[^"])*"', "x", cleaned)
-    for stmt in cleaned.split(";"):
-        s = " ".join(stmt.lower().split())
-        if not s:
-            continue
-        s = re.sub(r"^(?:begin|start transaction|commit)\s*", "", s)
-        s = re.sub(r"^with\b.*?\)\s*(?=delete|update)", "", s)
-        if re.match(r"drop (?:database|schema|keyspace)\b", s):
-            out.add("drop_database")
-        elif re.match(r"drop (?:table|view|materialized view|collection)\b", s):
-            out.add("drop_table")
-        elif re.match(r"drop\b", s):
-            out.add("drop_other")
-        elif re.match(r"truncate\b", s):
-            out.add("truncate")
-        elif re.match(r"delete\b", s):
-            where = re.search(r"\bwhere\b(.*)$", s)
-            if where is None or re.fullmatch(r"\s*(?:1\s*=\s*1|true|1|'1'\s*=\s*'1'|x\s*=\s*x)\s*", where.group(1)):
-                out.add("delete_all")
-        elif re.match(r"update\b", s):
-            where = re.search(r"\bwhere\b(.*)$", s)
-            if where is None or re.fullmatch(r"\s*(?:1\s*=\s*1|true|1)\s*", where.group(1)):
-                out.add("update_all")
-        elif re.match(r"alter table\b.*\bdrop\b", s):
-            out.add("alter_drop")
-    return frozenset(out)
-
-
-def redis_classes(words: Sequence[str]) -> frozenset[str]:
-    if not words:
-        return frozenset()
-    head = words[0].lower()
-    if head in ("flushall", "flushdb"):
-        return frozenset({"flush_all"})
-    if head in ("shutdown", "debug", "slaveof", "replicaof", "migrate", "failover") or (
-        head in ("config", "cluster", "acl", "script", "function") and len(words) > 1
-        and words[1].lower() in ("set", "reset", "flush", "deluser", "resetstat", "rewrite")
-    ):  # fmt: skip
-        return frozenset({"redis_admin"})
-    return frozenset()
-
-
 def classify_word(text: str, pctx: PathContext, cwd: str | None, *, glob: bool = False) -> frozenset[str]:
     """Classes of one path argument (globs: ``dir/*`` is the directory's content)."""
     if glob and DYN not in text:
@@ -917,4 +857,4 @@ def classify_word(text: str, pctx: PathContext, cwd: str | None, *, glob: bool =
     return classify(resolve(text, pctx, cwd), pctx)
 
 
-__all__ += ["FactSubject", "PathSubject", "UserPattern", "classify_word", "redis_classes", "strongest"]
+__all__ += ["FactSubject", "PathSubject", "UserPattern", "classify_word", "strongest"]

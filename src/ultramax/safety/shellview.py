@@ -18,14 +18,13 @@ from functools import cached_property
 
 from ultramax.safety.pathclass import DYN, PathContext, resolve
 from ultramax.safety.programs import INTERPRETERS, SHELLS
+from ultramax.safety.queries import redis_classes, sql_classes
 from ultramax.safety.rules import (
     FactSubject,
     Finding,
     RuleSet,
     Subject,
     classify_word,
-    redis_classes,
-    sql_classes,
 )
 from ultramax.safety.shell import Analysis, Command, ShellContext, Word, analyze
 
