@@ -151,7 +151,8 @@ def fit_ordinal(x: NDArray[np.float64], y: NDArray[np.int64], l2: float) -> Ordi
     return Ordinal(mu, sd, fit_logistic(xx, yy, l2, np.ones(2 * n)))
 
 
-def decide(score: NDArray[np.float64], cuts: tuple[float, float]) -> NDArray[np.int64]:
+def decide(score: NDArray[np.float64], cuts: tuple[Any, Any]) -> NDArray[np.int64]:
+    """Tiers from scores and the two cut points (numbers, or one per score)."""
     out: NDArray[np.int64] = np.where(score > cuts[1], 2, np.where(score > cuts[0], 1, 0))
     return out
 
@@ -260,10 +261,8 @@ def choose_margin(main: NDArray[np.float64], fallback: NDArray[np.float64]) -> d
     held-out-file accuracy is within ``MAX_SKIP_LOSS`` of the main model's alone, at <= 5% under-routing.
     ``main`` and ``fallback`` are ``held_out`` rows for the same prompts in the same order."""
     y = main[:, 3].astype(np.int64)
-    main_pred: NDArray[np.int64] = np.where(main[:, 0] > main[:, 2], 2, np.where(main[:, 0] > main[:, 1], 1, 0))
-    fb_pred: NDArray[np.int64] = np.where(
-        fallback[:, 0] > fallback[:, 2], 2, np.where(fallback[:, 0] > fallback[:, 1], 1, 0)
-    )
+    main_pred = decide(main[:, 0], (main[:, 1], main[:, 2]))
+    fb_pred = decide(fallback[:, 0], (fallback[:, 1], fallback[:, 2]))
     margin = np.minimum(np.abs(fallback[:, 0] - fallback[:, 1]), np.abs(fallback[:, 0] - fallback[:, 2]))
     alone = rates(main_pred, y)
     table = []
