@@ -195,6 +195,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Keep every request of one agentic turn on the same model, so its prompt cache is reused.",
     ),
     Setting(
+        "routing.cacheAwareSwitching",
+        "bool",
+        True,
+        "Send each new turn to the tier that makes it cheapest among those adequate for it, counting where the "
+        "conversation's prompt cache is warm (the cache is per model: a long session's prefix can cost more to "
+        "write anew on a cheaper model than to read on a dearer one). false: the cheapest adequate tier.",
+    ),
+    Setting(
         "routing.sentenceEmbedding",
         "bool",
         True,

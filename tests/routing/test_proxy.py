@@ -332,3 +332,24 @@ def test_unusable_router_weights_stop_the_proxy_at_startup_not_on_the_first_requ
     server = ProxyServer(Router(load_catalog(), RouterConfig()), ledger, upstream.base_url)
     with pytest.raises(error, match=name.replace(".", r"\.")):
         asyncio.run(server.start())
+
+
+def test_the_router_learns_how_much_an_answer_writes_from_the_usage_the_proxy_reads(
+    upstream: StandInUpstream, router: Router, proxy: ProxyThread, ledger: Ledger
+) -> None:
+    before = router.output_per_request
+    with (
+        client(proxy.base_url) as sdk,
+        sdk.messages.stream(
+            model="claude-opus-5",
+            max_tokens=64,
+            messages=messages(HARD),
+            tools=[{"name": "Bash", "input_schema": {"type": "object"}}],
+            extra_headers={"x-claude-code-session-id": "s-10", "x-test-deltas": "50", "x-test-delta-bytes": "400"},
+        ) as stream,
+    ):
+        stream.until_done()
+    wait_for(lambda: len(ledger.entries()) == 1, 5, "the ledger row")
+    written = ledger.entries()[0]["output_tokens"]
+    assert written == 50 * 100
+    assert router.output_per_request == pytest.approx(before + 0.1 * (written - before))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from ultramax.config import Settings
 from ultramax.routing import Router, RouterConfig, load_catalog
 
@@ -143,3 +145,69 @@ def test_the_router_reads_its_settings() -> None:
     r = Router.from_settings(settings)
     assert (r.config.default_tier, r.config.opus_threshold, r.config.sonnet_threshold) == ("sonnet", 0.7, 0.3)
     assert r.config.budget_per_hour == 10.0 and r.config.fallback_chain == ("opus", "sonnet", "haiku")
+    assert r.config.cache_aware and r.config.sticky_turns
+    settings.values["routing.cacheAwareSwitching"] = False
+    assert not Router.from_settings(settings).config.cache_aware
+
+
+MIDDLE = "add a created_at column to the orders table and backfill it"
+
+
+def conversation(clock: Clock, **config: Any) -> Router:
+    return Router(load_catalog(), RouterConfig(**{"budget_per_hour": 0, **config}), clock=clock)
+
+
+def test_a_new_turn_stays_on_the_warm_dearer_tier_when_re_writing_the_prompt_cache_costs_more_than_it_saves() -> None:
+    clock = Clock()
+    r = conversation(clock)
+    assert router().route(req(MIDDLE), CC, raw_size=200_000).tier == "sonnet"  # on its own
+    assert r.route(req(HARD), CC, raw_size=200_000).tier == "opus"
+    clock.now += 60
+    follow = r.route(req(MIDDLE), CC, raw_size=200_000)  # a 50k-token conversation, cached on opus
+    assert follow.tier == "opus"
+    assert any("prompt cache warm on opus" in why and "50k cached tokens" in why for why in follow.reasons)
+    warm_opus = (50_000, clock.now)
+    stay = r.turn_cost(r.catalog.tier("opus"), warm_opus, 50_000)
+    assert 0 < stay < r.turn_cost(r.catalog.tier("sonnet"), None, 50_000)
+
+
+def test_a_new_turn_moves_down_when_the_saving_beats_the_re_write_or_the_cache_has_gone_cold() -> None:
+    clock = Clock()
+    r = conversation(clock)
+    r.route(req(HARD), CC, raw_size=40_000)
+    clock.now += 60
+    assert r.route(req(MIDDLE), CC, raw_size=40_000).tier == "sonnet"  # 10k tokens: cheap to re-write
+    r.route(req(HARD), CC, raw_size=600_000)
+    clock.now += 60
+    assert r.route(req("Fix the typo in README.md"), CC, raw_size=600_000).tier == "haiku"  # haiku's write is cheap
+    r.route(req(HARD), CC, raw_size=600_000)
+    clock.now += 301  # past the cache's five minutes: nothing to keep
+    assert r.route(req(MIDDLE), CC, raw_size=600_000).tier == "sonnet"
+
+
+def test_cache_aware_switching_leaves_background_requests_subagents_and_a_switched_off_router_alone() -> None:
+    clock = Clock()
+    r = conversation(clock)
+    r.route(req(HARD), CC, raw_size=600_000)
+    clock.now += 30
+    subagent = r.route(req(MIDDLE), {**CC, "x-claude-code-agent-id": "a-1"}, raw_size=600_000)
+    assert subagent.tier == "sonnet", "a subagent's conversation has its own cache"
+    background = {"model": "claude-opus-5", "max_tokens": 64, "messages": [{"role": "user", "content": MIDDLE}]}
+    assert r.route(background, CC, raw_size=600_000).tier == "haiku"
+    off = conversation(clock, cache_aware=False)
+    off.route(req(HARD), CC, raw_size=600_000)
+    clock.now += 30
+    assert off.route(req(MIDDLE), CC, raw_size=600_000).tier == "sonnet"
+
+
+def test_the_router_learns_how_long_turns_are_and_how_much_a_request_writes() -> None:
+    clock = Clock()
+    r = conversation(clock)
+    first = req(MIDDLE)
+    for _ in range(8):  # one turn of eight requests: the tool loop repeats its prompt
+        r.route(first, CC, raw_size=40_000)
+    r.route(req(HARD), CC, raw_size=40_000)  # the next turn closes the first
+    assert r.turn_requests == pytest.approx(3.0 + 0.2 * (8 - 3.0))
+    before = r.output_per_request
+    r.record_usage(5_000)
+    assert r.output_per_request == pytest.approx(before + 0.1 * (5_000 - before))

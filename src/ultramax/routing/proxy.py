@@ -732,6 +732,8 @@ class ProxyServer:
         if cost:
             self.router.record_spend(cost)
         signals = decision.signals
+        if success and signals is not None and not signals.background:
+            self.router.record_usage(attempt.usage.output_tokens)
         entry = LedgerEntry(
             model=model,
             usage=attempt.usage,

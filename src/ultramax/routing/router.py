@@ -15,6 +15,9 @@ What the seed did not have, and Claude Code needs:
   rejected;
 - every request of one agentic turn (same session, agent and prompt) keeps the first request's tier, so the
   prompt cache built in the turn is reused instead of re-read on another model;
+- each new turn goes to the tier that makes it cheapest among those adequate for it, given where the
+  conversation's prompt cache is warm: the cache is per model, and a long session's prefix costs more to write
+  anew on Sonnet than to read on Opus, so a turn that Sonnet could do stays on a warm Opus;
 - software work (Claude Code's prompts) is scored by a tier model learned from labelled prompts
   (``tier_model``), whose score the thresholds alone divide: the seed's coding rule sent every prompt that
   mentions code to the middle tier, however small the job;
@@ -40,6 +43,12 @@ from ultramax.routing.catalog import Catalog, Tier, load_catalog
 __all__ = ["Decision", "Router", "RouterConfig", "TierStats"]
 
 EWMA_ALPHA = 0.1
+CACHE_TTL_S = 300.0
+"""How long a conversation's prompt cache stays warm after its last request (Anthropic's default, 5 minutes)."""
+TURN_REQUESTS_START = 3.0
+"""Requests per agentic turn assumed before any turn has been seen (then an EWMA of the turns seen)."""
+OUTPUT_TOKENS_START = 800.0
+"""Output tokens per request assumed before the proxy has reported any (then an EWMA of the real usage)."""
 UNHEALTHY_SUCCESS = 0.5
 MIN_SAMPLES = 5
 _STICKY_MAX = 10_000
@@ -58,6 +67,7 @@ class RouterConfig:
     fallback_chain: tuple[str, ...] = ("opus", "sonnet", "haiku")
     sticky_turns: bool = True
     sentence_embedding: bool = True
+    cache_aware: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: Catalog) -> RouterConfig:
@@ -76,6 +86,7 @@ class RouterConfig:
             fallback_chain=chain,
             sticky_turns=bool(settings.get("routing.stickyTurns")),
             sentence_embedding=bool(settings.get("routing.sentenceEmbedding")),
+            cache_aware=bool(settings.get("routing.cacheAwareSwitching")),
         )
 
 
@@ -103,6 +114,17 @@ class _SessionMemory:
     tier: str
     model: str
     routed_to: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Conversation:
+    """One conversation (a session's main agent, or one subagent): its current turn, and where its prompt cache is."""
+
+    turn_key: str
+    requests: int = 0
+    """Requests so far in its current turn."""
+    caches: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """Tier -> (the context tokens its cache holds, when it was last read or written)."""
 
 
 @dataclass(slots=True)
@@ -162,6 +184,11 @@ class Router:
         self.stats: dict[str, TierStats] = {t.name: TierStats() for t in catalog.tiers}
         self._sticky: OrderedDict[str, str] = OrderedDict()
         self._sessions: OrderedDict[str, _SessionMemory] = OrderedDict()
+        self._conversations: OrderedDict[str, _Conversation] = OrderedDict()
+        self.turn_requests = TURN_REQUESTS_START
+        """EWMA of the requests per agentic turn (the tool loop), from the conversations seen."""
+        self.output_per_request = OUTPUT_TOKENS_START
+        """EWMA of the output tokens of a request (not background), from the usage the proxy reports."""
         try:
             catalog.tier(self.config.default_tier)
         except KeyError as exc:
@@ -338,8 +365,24 @@ class Router:
             reasons.append(f"{tier.name}'s model cannot take {why}: {allowed[i].name}")
             tier = allowed[i]
 
-        # max_cost: step down while the estimate exceeds it
         est_output = min(analysis.estimated_tokens if analysis else 1000, signals.max_tokens or 1_000_000)
+        # background requests are conversations of their own (titles, summaries): never the session's cache
+        conversation = f"{signals.session_id}\x00{signals.agent_id}" if signals.session_id else ""
+        conversation = "" if signals.background else conversation
+        caches = self._caches(conversation, signals.turn_key) if cfg.cache_aware and sticky is None else None
+        if caches:
+            options = [t for t in allowed if t.rank >= tier.rank and self._spec_ok(t, needs) and fits(t)]
+            costs = {t.name: self.turn_cost(t, caches.get(t.name), signals.context_tokens) for t in options}
+            best = min(options, key=lambda t: (costs[t.name], t.rank), default=tier)
+            if best.name != tier.name and costs[best.name] < costs.get(tier.name, 0.0):
+                reasons.append(
+                    f"prompt cache warm on {best.name}: ~${costs[best.name]:.4f} for this turn there, against "
+                    f"~${costs[tier.name]:.4f} on {tier.name} (writing {signals.context_tokens / 1000:.0f}k "
+                    "cached tokens anew)"
+                )
+                tier, i = best, rank_index(best)
+
+        # max_cost: step down while the estimate exceeds it
         spec = cat.spec(tier.model)
         estimate = spec.estimate(signals.context_tokens, est_output) if spec else 0.0
         if cfg.max_cost > 0:
@@ -395,6 +438,8 @@ class Router:
         model = self._model_for(tier, ceiling, asked)
         if signals.session_id and not signals.background:
             self.remember_session(signals.session_id, asked, model)
+        if conversation and not reject:
+            self._note_conversation(conversation, tier.name, signals.turn_key, signals.context_tokens)
         if cfg.sticky_turns and not signals.background and not reject:
             with self._lock:
                 self._sticky[signals.turn_key] = tier.name
@@ -416,6 +461,48 @@ class Router:
             signals=signals,
         )
 
+    # -- prompt caches ---------------------------------------------------------------------------------
+    def _caches(self, conversation: str, turn_key: str) -> dict[str, tuple[int, float]] | None:
+        """Where the conversation's prompt cache is, when this request starts a new turn in it (else None)."""
+        with self._lock:
+            known = self._conversations.get(conversation) if conversation else None
+            return dict(known.caches) if known is not None and known.turn_key != turn_key else None
+
+    def turn_cost(self, tier: Tier, cache: tuple[int, float] | None, context_tokens: int) -> float:
+        """USD for one agentic turn on ``tier`` -- ``turn_requests`` requests, each reading a ``context_tokens``
+        prefix and writing ``output_per_request`` tokens (both learned from what was seen) -- given its cache
+        for the conversation (``(tokens, when)``, or None): the first request reads what a warm cache holds and
+        writes the rest (5-minute cache); the others read it all. The turns after this one are not projected."""
+        spec = self.catalog.spec(tier.model)
+        if spec is None:
+            return float("inf")
+        n = max(1.0, self.turn_requests)
+        held, at = cache if cache is not None else (0, 0.0)
+        warm = held if cache is not None and self._clock() - at <= CACHE_TTL_S and held <= context_tokens else 0
+        first = warm * spec.cache_read + (context_tokens - warm) * spec.cache_write_5m
+        return (first + (n - 1) * context_tokens * spec.cache_read + n * self.output_per_request * spec.output) / 1e6
+
+    def record_usage(self, output_tokens: int) -> None:
+        """Learn a request's output size from the usage its answer reported (the proxy calls this)."""
+        if output_tokens > 0:
+            with self._lock:
+                self.output_per_request += EWMA_ALPHA * (output_tokens - self.output_per_request)
+
+    def _note_conversation(self, conversation: str, tier: str, turn_key: str, context_tokens: int) -> None:
+        now = self._clock()
+        with self._lock:
+            known = self._conversations.get(conversation)
+            if known is None:
+                known = self._conversations[conversation] = _Conversation(turn_key)
+            elif known.turn_key != turn_key:  # a turn ended: how many requests it took
+                self.turn_requests += 0.2 * (known.requests - self.turn_requests)
+                known.turn_key, known.requests = turn_key, 0
+            known.requests += 1
+            known.caches[tier] = (context_tokens, now)
+            self._conversations.move_to_end(conversation)
+            while len(self._conversations) > _STICKY_MAX:
+                self._conversations.popitem(last=False)
+
     def remember_session(self, session_id: str, requested: str, sent: str) -> None:
         """Note what a session asked for (its highest tier) and the models ultramax sent it to instead."""
         tier = self.catalog.tier_of(requested)
@@ -436,6 +523,8 @@ class Router:
         return {
             "hourly_spend": round(self.hourly_spend(), 6),
             "hourly_budget": self.config.budget_per_hour,
+            "requests_per_turn": round(self.turn_requests, 2),
+            "output_tokens_per_request": round(self.output_per_request, 1),
             "tiers": {
                 name: {
                     "success_rate": round(s.success_rate, 3),
