@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import anthropic
 import pytest
-from anthropic.types import MessageParam
+from anthropic.types import MessageParam, ToolParam
 
 from tests.conftest import wait_for
 from tests.routing.conftest import KEY, client
@@ -353,3 +353,32 @@ def test_the_router_learns_how_much_an_answer_writes_from_the_usage_the_proxy_re
     written = ledger.entries()[0]["output_tokens"]
     assert written == 50 * 100
     assert router.output_per_request == pytest.approx(before + 0.1 * (written - before))
+
+
+def test_the_ledger_prices_what_the_asked_for_model_would_have_cost_with_its_cache_kept_warm(
+    upstream: StandInUpstream, proxy: ProxyThread, ledger: Ledger
+) -> None:
+    tools: list[ToolParam] = [{"name": "Bash", "input_schema": {"type": "object"}}]
+    with client(proxy.base_url) as sdk:
+        for prompt in (HARD, EASY):  # the hard turn stays on opus; the easy one is routed to a cheaper model
+            with sdk.messages.stream(
+                model="claude-opus-5",
+                max_tokens=64,
+                messages=messages(prompt),
+                tools=tools,
+                extra_headers={"x-claude-code-session-id": "s-11"},
+            ) as stream:
+                stream.until_done()
+    wait_for(lambda: len(ledger.entries()) == 2, 5, "two ledger rows")
+    first, second = upstream.recorded()[-2:]
+    [row] = [r for r in ledger.entries() if r["model"] != "claude-opus-5"]
+    used = Usage.from_api(usage_for(second.body, 8, 16))
+    previous = Usage.from_api(usage_for(first.body, 8, 16)).total_input
+    cached = used.cache_write + used.cache_read
+    read = min(previous, cached)  # staying on opus, its cache would have held the previous prompt
+    one_hour = min(used.cache_write_1h, cached - read)
+    as_asked = Usage(used.input_tokens, used.output_tokens, cached - read - one_hour, one_hour, read)
+    opus = load_catalog().spec("claude-opus-5")
+    assert opus is not None
+    assert row["requested_cost"] == pytest.approx(opus.cost(as_asked))
+    assert row["requested_cost"] < opus.cost(used)  # the switch's own cache writes are not counted as opus's

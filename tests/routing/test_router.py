@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ultramax.config import Settings
-from ultramax.routing import Router, RouterConfig, load_catalog
+from ultramax.routing import Router, RouterConfig, Usage, load_catalog
 
 CC = {"x-claude-code-session-id": "s-1", "user-agent": "claude-cli/2.1.328", "x-app": "cli"}
 HARD = "Design the architecture of a distributed, fault-tolerant rate limiter and analyse the trade-offs"
@@ -211,3 +211,29 @@ def test_the_router_learns_how_long_turns_are_and_how_much_a_request_writes() ->
     before = r.output_per_request
     r.record_usage(5_000)
     assert r.output_per_request == pytest.approx(before + 0.1 * (5_000 - before))
+
+
+def test_what_routing_saved_counts_the_prompt_cache_a_switch_writes_anew() -> None:
+    clock = Clock()
+    r = conversation(clock)
+    cat = r.catalog
+    opus, haiku = cat.spec("claude-opus-5"), cat.spec("claude-haiku-4-5")
+    assert opus is not None and haiku is not None
+    talk = "s-1\x00"
+    stayed = Usage(input_tokens=10, output_tokens=500, cache_write_5m=2_000, cache_read=98_000)
+    assert r.usage_as_asked(talk, stayed, switched=False) == stayed  # never left opus: its own usage
+    clock.now += 60
+    switched = Usage(input_tokens=10, output_tokens=500, cache_write_5m=102_000)  # haiku's cache was cold
+    as_asked = r.usage_as_asked(talk, switched, switched=True)
+    assert (as_asked.cache_read, as_asked.cache_write_5m) == (100_010, 1_990)  # opus would have read the last prompt
+    saved = opus.cost(as_asked) - haiku.cost(switched)
+    assert saved < 0 < opus.cost(switched) - haiku.cost(switched)  # the naive figure would call it a saving
+    clock.now += 60
+    back = Usage(input_tokens=10, output_tokens=500, cache_write_5m=4_000, cache_read=100_010)
+    assert (
+        r.usage_as_asked(talk, back, switched=False).cache_read == 102_010
+    )  # staying, opus would hold the last prompt too
+    clock.now += 301
+    late = Usage(input_tokens=10, output_tokens=500, cache_write_5m=110_000)
+    assert r.usage_as_asked(talk, late, switched=True).cache_read == 0  # after five minutes nothing was warm
+    assert r.usage_as_asked("", late, switched=True) == late  # background requests and sessionless clients

@@ -338,6 +338,12 @@ class RequestSignals:
         return bool(self.agent_id)
 
     @property
+    def conversation(self) -> str:
+        """The conversation whose prompt cache this request reads: the session's main agent or one subagent;
+        "" for background requests (titles, summaries: conversations of their own) and without a session."""
+        return f"{self.session_id}\x00{self.agent_id}" if self.session_id and not self.background else ""
+
+    @property
     def required_features(self) -> frozenset[str]:
         """Model features the request uses; a model without one of them would reject it."""
         out = set()

@@ -1,8 +1,11 @@
 """The cost ledger: one row per model request with the usage the upstream reported and what it cost.
 
 Durable in ``ULTRAMAX_HOME/ledger.sqlite3`` (SQLite, WAL). Costs use the catalog's prices for the model
-that actually answered; ``requested_cost`` prices the same usage at the model the client asked for, so
-``requested_cost - cost`` is what routing saved (the prompt cache aside: a switched model re-reads it).
+that actually answered; ``requested_cost`` prices the usage at the model the client asked for, so
+``requested_cost - cost`` is what routing saved. The usage it prices is what that model would have reported
+had the conversation stayed on it (``Router.usage_as_asked``): a switch writes the conversation's prompt cache
+anew on the other model, where staying would have read it, so a switch that cost more than it saved shows as
+a negative saving instead of a large positive one.
 """
 
 from __future__ import annotations

@@ -724,14 +724,22 @@ class ProxyServer:
         catalog = self.router.catalog
         model = attempt.model
         cost = catalog.cost(model, attempt.usage)
-        requested_cost = catalog.cost(decision.requested_model, attempt.usage) if decision.requested_model else cost
         duration = (time.monotonic() - started) * 1000
         success = attempt.status == 200 and not attempt.error_type
+        signals = decision.signals
+        requested_cost = cost
+        if decision.requested_model:
+            # what the asked-for model would have cost, its prompt cache as warm as staying on it keeps it
+            as_asked = self.router.usage_as_asked(
+                signals.conversation if signals and success else "",
+                attempt.usage,
+                switched=model != decision.requested_model,
+            )
+            requested_cost = catalog.cost(decision.requested_model, as_asked)
         if attempt.tier and attempt.error_type != "budget":
             self.router.record_outcome(attempt.tier, success, attempt.ttfb_ms or duration)
         if cost:
             self.router.record_spend(cost)
-        signals = decision.signals
         if success and signals is not None and not signals.background:
             self.router.record_usage(attempt.usage.output_tokens)
         entry = LedgerEntry(

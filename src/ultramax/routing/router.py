@@ -38,7 +38,7 @@ from typing import Any
 from ultramax.config import Settings
 from ultramax.errors import ConfigError
 from ultramax.routing.analyzer import RequestSignals, TaskAnalysis, analyze_prompt, request_signals, session_id_of
-from ultramax.routing.catalog import Catalog, Tier, load_catalog
+from ultramax.routing.catalog import Catalog, Tier, Usage, load_catalog
 
 __all__ = ["Decision", "Router", "RouterConfig", "TierStats"]
 
@@ -128,6 +128,16 @@ class _Conversation:
 
 
 @dataclass(slots=True)
+class _Answered:
+    """A conversation's last answered request: how many prompt tokens it had, when, and on which model."""
+
+    prompt_tokens: int
+    at: float
+    switched: bool
+    """It went to another model than the client asked for."""
+
+
+@dataclass(slots=True)
 class Decision:
     """Where one request goes, and why."""
 
@@ -185,6 +195,7 @@ class Router:
         self._sticky: OrderedDict[str, str] = OrderedDict()
         self._sessions: OrderedDict[str, _SessionMemory] = OrderedDict()
         self._conversations: OrderedDict[str, _Conversation] = OrderedDict()
+        self._answered: OrderedDict[str, _Answered] = OrderedDict()
         self.turn_requests = TURN_REQUESTS_START
         """EWMA of the requests per agentic turn (the tool loop), from the conversations seen."""
         self.output_per_request = OUTPUT_TOKENS_START
@@ -366,9 +377,7 @@ class Router:
             tier = allowed[i]
 
         est_output = min(analysis.estimated_tokens if analysis else 1000, signals.max_tokens or 1_000_000)
-        # background requests are conversations of their own (titles, summaries): never the session's cache
-        conversation = f"{signals.session_id}\x00{signals.agent_id}" if signals.session_id else ""
-        conversation = "" if signals.background else conversation
+        conversation = signals.conversation
         caches = self._caches(conversation, signals.turn_key) if cfg.cache_aware and sticky is None else None
         if caches:
             options = [t for t in allowed if t.rank >= tier.rank and self._spec_ok(t, needs) and fits(t)]
@@ -487,6 +496,28 @@ class Router:
         if output_tokens > 0:
             with self._lock:
                 self.output_per_request += EWMA_ALPHA * (output_tokens - self.output_per_request)
+
+    def usage_as_asked(self, conversation: str, usage: Usage, *, switched: bool) -> Usage:
+        """The usage an answered request would have reported on the model the client asked for, had the
+        conversation stayed on it -- what the ledger prices ``requested_cost`` with -- and noted for the next.
+
+        Staying, that model's cache would hold the conversation's previous prompt whenever the previous request
+        came within the cache's life, so what a switch wrote anew would have been read. Requests of a
+        conversation that never left the asked-for model keep their own usage."""
+        now = self._clock()
+        with self._lock:
+            last = self._answered.get(conversation) if conversation else None
+            if conversation and usage.total_input:
+                self._answered[conversation] = _Answered(usage.total_input, now, switched)
+                self._answered.move_to_end(conversation)
+                while len(self._answered) > _STICKY_MAX:
+                    self._answered.popitem(last=False)
+        if last is None or not (switched or last.switched):
+            return usage
+        cached = usage.cache_write + usage.cache_read
+        read = min(last.prompt_tokens, cached) if now - last.at <= CACHE_TTL_S else 0
+        one_hour = min(usage.cache_write_1h, cached - read)
+        return Usage(usage.input_tokens, usage.output_tokens, cached - read - one_hour, one_hour, read)
 
     def _note_conversation(self, conversation: str, tier: str, turn_key: str, context_tokens: int) -> None:
         now = self._clock()
