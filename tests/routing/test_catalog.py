@@ -56,6 +56,14 @@ def test_cost_counts_input_output_cache_writes_and_reads_each_at_its_own_price()
     assert (later.output_tokens, later.cache_write_5m) == (7, 1_000_000), "a delta only replaces what it carries"
 
 
+def test_a_usage_with_negative_or_non_numeric_counts_never_makes_a_negative_cost() -> None:
+    odd = Usage.from_api(
+        {"input_tokens": -500, "output_tokens": float("nan"), "cache_read_input_tokens": "12", "cache_creation": 3}
+    )
+    assert odd == Usage()
+    assert load_catalog().cost("claude-opus-5", odd) == 0.0
+
+
 def test_a_catalog_file_and_tier_models_override_the_packaged_catalog(tmp_path: Path) -> None:
     extra = tmp_path / "catalog.toml"
     extra.write_text(

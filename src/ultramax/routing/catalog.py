@@ -11,6 +11,7 @@ Prices are USD per million tokens. ``Usage.cost`` follows the API's billing: inp
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -47,8 +48,9 @@ class Usage:
         if not usage:
             return cls()
 
-        def num(value: Any) -> int:
-            return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+        def num(value: Any) -> int:  # a count; anything else (negative, NaN, text) counts as none
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            return max(0, int(value)) if ok else 0
 
         created = num(usage.get("cache_creation_input_tokens"))
         split = usage.get("cache_creation")
