@@ -26,7 +26,7 @@ import random
 from dataclasses import dataclass, field
 
 from bench.common import REPO, machine
-from ultramax.routing import Router, RouterConfig, load_catalog
+from ultramax.routing import Router, RouterConfig, Usage, load_catalog
 from ultramax.routing.catalog import Catalog
 
 HOLDOUTS = (
@@ -109,7 +109,7 @@ def replay(all_sessions: list[list[Request]], route: bool, cache_aware: bool) ->
                 headers = {"x-claude-code-session-id": req.session, "user-agent": "claude-cli/bench"}
                 decision = router.route(body, headers, raw_size=req.context * 4)
                 model, tier = decision.model, decision.tier
-                router.record_usage(req.output)
+                router.record_usage(Usage(output_tokens=req.output))
             cost, cold = price(catalog, model, req, caches)
             priced.cost += cost
             priced.cold += cold

@@ -209,8 +209,15 @@ def test_the_router_learns_how_long_turns_are_and_how_much_a_request_writes() ->
     r.route(req(HARD), CC, raw_size=40_000)  # the next turn closes the first
     assert r.turn_requests == pytest.approx(3.0 + 0.2 * (8 - 3.0))
     before = r.output_per_request
-    r.record_usage(5_000)
+    r.record_usage(Usage(output_tokens=5_000))
     assert r.output_per_request == pytest.approx(before + 0.1 * (5_000 - before))
+    assert r.cache_ttl == 300
+    for _ in range(10):  # a client writing one-hour caches: its caches stay warm for an hour, at 2x input
+        r.record_usage(Usage(output_tokens=100, cache_write_1h=4_000))
+    assert r.one_hour_writes > 0.5 and r.cache_ttl == 3600
+    opus = r.catalog.tier("opus")
+    clock.now += 1_000
+    assert r.turn_cost(opus, (50_000, clock.now - 1_000), 50_000) < r.turn_cost(opus, None, 50_000)
 
 
 def test_what_routing_saved_counts_the_prompt_cache_a_switch_writes_anew() -> None:

@@ -741,7 +741,7 @@ class ProxyServer:
         if cost:
             self.router.record_spend(cost)
         if success and signals is not None and not signals.background:
-            self.router.record_usage(attempt.usage.output_tokens)
+            self.router.record_usage(attempt.usage)
         entry = LedgerEntry(
             model=model,
             usage=attempt.usage,

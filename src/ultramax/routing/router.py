@@ -45,6 +45,8 @@ __all__ = ["Decision", "Router", "RouterConfig", "TierStats"]
 EWMA_ALPHA = 0.1
 CACHE_TTL_S = 300.0
 """How long a conversation's prompt cache stays warm after its last request (Anthropic's default, 5 minutes)."""
+CACHE_TTL_1H_S = 3600.0
+"""The same for one-hour cache writes, when the client asks for them (``ttl: "1h"`` breakpoints)."""
 TURN_REQUESTS_START = 3.0
 """Requests per agentic turn assumed before any turn has been seen (then an EWMA of the turns seen)."""
 OUTPUT_TOKENS_START = 800.0
@@ -200,6 +202,8 @@ class Router:
         """EWMA of the requests per agentic turn (the tool loop), from the conversations seen."""
         self.output_per_request = OUTPUT_TOKENS_START
         """EWMA of the output tokens of a request (not background), from the usage the proxy reports."""
+        self.one_hour_writes = 0.0
+        """EWMA of the share of cache writes that were one-hour writes (dearer, and warm for an hour)."""
         try:
             catalog.tier(self.config.default_tier)
         except KeyError as exc:
@@ -481,21 +485,34 @@ class Router:
         """USD for one agentic turn on ``tier`` -- ``turn_requests`` requests, each reading a ``context_tokens``
         prefix and writing ``output_per_request`` tokens (both learned from what was seen) -- given its cache
         for the conversation (``(tokens, when)``, or None): the first request reads what a warm cache holds and
-        writes the rest (5-minute cache); the others read it all. The turns after this one are not projected."""
+        writes the rest (at the 5-minute or one-hour price, as the client's writes have been); the others read
+        it all. The turns after this one are not projected."""
         spec = self.catalog.spec(tier.model)
         if spec is None:
             return float("inf")
         n = max(1.0, self.turn_requests)
         held, at = cache if cache is not None else (0, 0.0)
-        warm = held if cache is not None and self._clock() - at <= CACHE_TTL_S and held <= context_tokens else 0
-        first = warm * spec.cache_read + (context_tokens - warm) * spec.cache_write_5m
+        warm = held if cache is not None and self._clock() - at <= self.cache_ttl and held <= context_tokens else 0
+        share = self.one_hour_writes
+        write = (1 - share) * spec.cache_write_5m + share * spec.cache_write_1h
+        first = warm * spec.cache_read + (context_tokens - warm) * write
         return (first + (n - 1) * context_tokens * spec.cache_read + n * self.output_per_request * spec.output) / 1e6
 
-    def record_usage(self, output_tokens: int) -> None:
-        """Learn a request's output size from the usage its answer reported (the proxy calls this)."""
-        if output_tokens > 0:
-            with self._lock:
-                self.output_per_request += EWMA_ALPHA * (output_tokens - self.output_per_request)
+    @property
+    def cache_ttl(self) -> float:
+        """How long a conversation's cache stays warm: five minutes, or an hour where the client's cache writes
+        are mostly one-hour writes."""
+        return CACHE_TTL_1H_S if self.one_hour_writes > 0.5 else CACHE_TTL_S
+
+    def record_usage(self, usage: Usage) -> None:
+        """Learn from the usage an answer reported (the proxy calls this): how much a request writes, and
+        which cache life the client's writes ask for."""
+        with self._lock:
+            if usage.output_tokens > 0:
+                self.output_per_request += EWMA_ALPHA * (usage.output_tokens - self.output_per_request)
+            if usage.cache_write > 0:
+                share = usage.cache_write_1h / usage.cache_write
+                self.one_hour_writes += EWMA_ALPHA * (share - self.one_hour_writes)
 
     def usage_as_asked(self, conversation: str, usage: Usage, *, switched: bool) -> Usage:
         """The usage an answered request would have reported on the model the client asked for, had the
@@ -515,7 +532,7 @@ class Router:
         if last is None or not (switched or last.switched):
             return usage
         cached = usage.cache_write + usage.cache_read
-        read = min(last.prompt_tokens, cached) if now - last.at <= CACHE_TTL_S else 0
+        read = min(last.prompt_tokens, cached) if now - last.at <= self.cache_ttl else 0
         one_hour = min(usage.cache_write_1h, cached - read)
         return Usage(usage.input_tokens, usage.output_tokens, cached - read - one_hour, one_hour, read)
 
