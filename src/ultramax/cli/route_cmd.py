@@ -227,7 +227,7 @@ def cmd_eval(args: argparse.Namespace, ctx: CliContext) -> int:
     print(f"over-routing   {report['over_routing']:.1%}  (sent to a dearer tier than labelled)")
     print(
         f"cost           ${report['estimated_cost']:.4f} vs ${report['always_top_tier_cost']:.4f} always "
-        f"{report['top_tier']} ({report['cost_vs_top_tier']:.1%})"
+        f"{report['top_tier']} ({report['cost_vs_top_tier']:.1%}; each prompt alone, no prompt cache)"
     )
     print("scored by      " + ", ".join(f"{k} {v}" for k, v in report["scored_by"].items() if v))
     tiers = [t.name for t in _router(ctx).catalog.routable]
