@@ -131,7 +131,7 @@ class _Conversation:
 
 @dataclass(slots=True)
 class _Answered:
-    """A conversation's last answered request: how many prompt tokens it had, when, and on which model."""
+    """A conversation's last answered request: how many prompt tokens it had, when, and whether it was switched."""
 
     prompt_tokens: int
     at: float
