@@ -4,7 +4,9 @@ prompt-type Stop hook, which Claude Code answers with its small fast model in th
 
 What the upstream sees is the proof: the simple turn goes to a cheaper model than Claude Code asked for, the
 background requests to the cheapest tier, the hard turn to the top model; and the ledger's cost is exactly the
-cost of the usage the upstream reported.
+cost of the usage the upstream reported. A second session shows the prompt cache counted: after a hard turn
+that read a long file, a follow-up the middle tier could do stays on the top model, whose cache holds the
+conversation, unless ``routing.cacheAwareSwitching`` is off.
 """
 
 from __future__ import annotations
@@ -136,3 +138,50 @@ def test_claude_code_through_the_proxy_gets_cheap_models_for_simple_and_backgrou
     assert all(row["status"] == 200 for row in rows)
     assert first.result is not None and second.result is not None
     assert {row["session"] for row in rows} == {first.result["session_id"], second.result["session_id"]}
+
+
+FOLLOW_UP = "add a created_at column to the orders table and backfill it"
+READS = 6
+LONG_SCRIPT = [
+    *(
+        bash_turn(f"sed -n '{600 * i + 1},{600 * (i + 1)}p' notes.txt", description="Read the notes")
+        for i in range(READS)
+    ),
+    text_turn("Here is the design."),
+    text_turn("Added."),
+]
+
+
+@pytest.mark.parametrize(("cache_aware", "follow_up_tier"), [(True, "opus"), (False, "sonnet")])
+def test_a_follow_up_in_a_long_conversation_cached_on_the_top_model_stays_there_when_moving_costs_more(
+    claude_bin: Path, umx: UltramaxEnv, ledger: Ledger, cache_aware: bool, follow_up_tier: str
+) -> None:
+    project = umx.project("ledger")
+    # the hard turn reads a long file in six pieces (each under the size Claude Code keeps inline), so the
+    # conversation carries ~45k tokens into the follow-up
+    notes = "".join(f"note {i:04}: the ledger posts entries twice\n" for i in range(600 * READS))
+    (project / "notes.txt").write_text(notes, encoding="utf-8")
+    catalog = load_catalog()
+    assert Router(catalog).explain_prompt(FOLLOW_UP).tier == "sonnet"  # on its own, the middle tier
+    router = Router(catalog, RouterConfig(budget_per_hour=0, cache_aware=cache_aware))
+    with run_model_server(LONG_SCRIPT) as upstream, run_proxy(router, ledger, upstream.base_url) as proxy:
+        for prompt, extra in ((HARD, []), (FOLLOW_UP, ["--continue"])):
+            run_claude(
+                prompt,
+                cwd=project,
+                home=umx.home,
+                base_url=proxy.base_url,
+                allowed_tools=["Bash"],
+                extra_args=extra,
+                claude=claude_bin,
+            ).check()
+        upstream.wait_until_script_finished()
+        requests = [r for r in upstream.requests if r.route == "/v1/messages"]
+        wait_for(lambda: len(ledger.entries()) == len(requests), 10, "a ledger row for every model request")
+    assert not upstream.problems
+    follow_up = [r for r in requests if r.kind == "main" and r.turn == READS + 1]
+    assert follow_up and min(len(r.raw_body) for r in follow_up) > 160_000
+    found = {catalog.tier_of(r.body["model"]) for r in follow_up}
+    assert {t.name for t in found if t is not None} == {follow_up_tier}
+    reasons = [row["reason"] for row in ledger.entries() if row["tier"] == follow_up_tier]
+    assert any("prompt cache warm on opus" in why for why in reasons) == cache_aware
