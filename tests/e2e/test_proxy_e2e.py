@@ -158,7 +158,7 @@ def test_a_follow_up_in_a_long_conversation_cached_on_the_top_model_stays_there_
 ) -> None:
     project = umx.project("ledger")
     # the hard turn reads a long file in six pieces (each under the size Claude Code keeps inline), so the
-    # conversation carries ~45k tokens into the follow-up
+    # conversation carries ~50k tokens into the follow-up
     notes = "".join(f"note {i:04}: the ledger posts entries twice\n" for i in range(600 * READS))
     (project / "notes.txt").write_text(notes, encoding="utf-8")
     catalog = load_catalog()
