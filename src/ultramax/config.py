@@ -179,7 +179,8 @@ SETTINGS: tuple[Setting, ...] = (
         "routing.maxCostPerRequest",
         "number",
         0.0,
-        "Estimated USD above which a request steps down a tier at a time (the seed's max_cost; 0 = off).",
+        "Estimated USD above which a request steps down a tier at a time (the seed's max_cost; 0 = off). The "
+        "estimate reads what the conversation's warm prompt cache holds at the cache-read price.",
         minimum=0,
     ),
     Setting(

@@ -244,3 +244,14 @@ def test_what_routing_saved_counts_the_prompt_cache_a_switch_writes_anew() -> No
     late = Usage(input_tokens=10, output_tokens=500, cache_write_5m=110_000)
     assert r.usage_as_asked(talk, late, switched=True).cache_read == 0  # after five minutes nothing was warm
     assert r.usage_as_asked("", late, switched=True) == late  # background requests and sessionless clients
+
+
+def test_max_cost_prices_a_request_with_the_prompt_cache_its_conversation_keeps_warm() -> None:
+    clock = Clock()
+    r = conversation(clock, max_cost=0.4)
+    assert r.route(req(HARD), CC, raw_size=200_000).tier == "opus"  # 50k tokens, nothing cached yet
+    clock.now += 10
+    loop = r.route(req(HARD), CC, raw_size=248_000)  # the turn's next request: 12k tokens more, 50k cached
+    assert loop.tier == "opus" and loop.estimated_cost < 0.4
+    cold = conversation(clock, max_cost=0.4).route(req(HARD), CC, raw_size=248_000)
+    assert cold.tier != "opus" and any("max_cost" in why for why in cold.reasons)

@@ -382,7 +382,9 @@ class Router:
 
         est_output = min(analysis.estimated_tokens if analysis else 1000, signals.max_tokens or 1_000_000)
         conversation = signals.conversation
-        caches = self._caches(conversation, signals.turn_key) if cfg.cache_aware and sticky is None else None
+        known = self._caches(conversation)
+        # a new turn: the cheapest adequate tier given where the conversation's cache is warm
+        caches = known if cfg.cache_aware and sticky is None and not self._same_turn(conversation, signals) else {}
         if caches:
             options = [t for t in allowed if t.rank >= tier.rank and self._spec_ok(t, needs) and fits(t)]
             costs = {t.name: self.turn_cost(t, caches.get(t.name), signals.context_tokens) for t in options}
@@ -395,17 +397,26 @@ class Router:
                 )
                 tier, i = best, rank_index(best)
 
+        def cost_of(t: Tier) -> float:
+            """This request on ``t``: what the conversation's warm cache there holds read, the rest at the input
+            price, and the answer."""
+            spec = cat.spec(t.model)
+            if spec is None:
+                return 0.0
+            held, at = known.get(t.name, (0, 0.0))
+            ctx_tokens = signals.context_tokens
+            warm = held if t.name in known and self._clock() - at <= self.cache_ttl and held <= ctx_tokens else 0
+            return (warm * spec.cache_read + (ctx_tokens - warm) * spec.input + est_output * spec.output) / 1e6
+
         # max_cost: step down while the estimate exceeds it
-        spec = cat.spec(tier.model)
-        estimate = spec.estimate(signals.context_tokens, est_output) if spec else 0.0
+        estimate = cost_of(tier)
         if cfg.max_cost > 0:
             while estimate > cfg.max_cost and i > 0 and self._spec_ok(allowed[i - 1], needs):
                 i -= 1
                 reasons.append(f"estimated ${estimate:.4f} > max_cost ${cfg.max_cost:.4f}: down to {allowed[i].name}")
                 tier = allowed[i]
                 confidence *= 0.8
-                spec = cat.spec(tier.model)
-                estimate = spec.estimate(signals.context_tokens, est_output) if spec else 0.0
+                estimate = cost_of(tier)
 
         # hourly budget
         reject = ""
@@ -428,8 +439,7 @@ class Router:
                         f"hourly budget: ${spent:.2f} of ${cfg.budget_per_hour:.2f} spent, so {allowed[j].name}"
                     )
                     tier, i, confidence = allowed[j], j, 0.6
-                    spec = cat.spec(tier.model)
-                    estimate = spec.estimate(signals.context_tokens, est_output) if spec else 0.0
+                    estimate = cost_of(tier)
 
         # health: hand an unhealthy tier's work to the next in the fallback chain
         chain = [cat.tier(n) for n in cfg.fallback_chain]
@@ -475,11 +485,17 @@ class Router:
         )
 
     # -- prompt caches ---------------------------------------------------------------------------------
-    def _caches(self, conversation: str, turn_key: str) -> dict[str, tuple[int, float]] | None:
-        """Where the conversation's prompt cache is, when this request starts a new turn in it (else None)."""
+    def _caches(self, conversation: str) -> dict[str, tuple[int, float]]:
+        """Where the conversation's prompt cache is: tier -> (the tokens it holds, when it was last used)."""
         with self._lock:
             known = self._conversations.get(conversation) if conversation else None
-            return dict(known.caches) if known is not None and known.turn_key != turn_key else None
+            return dict(known.caches) if known is not None else {}
+
+    def _same_turn(self, conversation: str, signals: RequestSignals) -> bool:
+        """Whether the conversation's last request was of this request's turn."""
+        with self._lock:
+            known = self._conversations.get(conversation) if conversation else None
+            return known is not None and known.turn_key == signals.turn_key
 
     def turn_cost(self, tier: Tier, cache: tuple[int, float] | None, context_tokens: int) -> float:
         """USD for one agentic turn on ``tier`` -- ``turn_requests`` requests, each reading a ``context_tokens``
