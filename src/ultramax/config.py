@@ -209,7 +209,7 @@ SETTINGS: tuple[Setting, ...] = (
         True,
         "Let the tier model read a new prompt's sentence embedding where it is not sure without it (more accurate; "
         "~3-5 ms once per such prompt, ~70 MB more in the proxy). false routes with the fallback model (no "
-        "transformer, ~1 ms).",
+        "transformer, ~1.5 ms).",
     ),
     Setting(
         "routing.tierModels",
