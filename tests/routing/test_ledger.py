@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.conftest import UltramaxEnv
-from ultramax.routing import Ledger, LedgerEntry, Usage
-from ultramax.routing.ledger import ledger_path
+from ultramax.routing import Ledger, LedgerEntry, Router, RouterConfig, Usage, load_catalog
+from ultramax.routing.ledger import ledger_path, restore_router
 
 
 def test_the_ledger_survives_reopening_and_groups_by_session_and_model(umx: UltramaxEnv) -> None:
@@ -24,3 +26,26 @@ def test_the_ledger_survives_reopening_and_groups_by_session_and_model(umx: Ultr
         assert by_model["claude-haiku-4-5"]["requests"] == 2
         assert [cost for _, cost in again.spent_since(time.time() - 60)] == [0.001, 0.005, 0.001]
         assert [row["session"] for row in again.entries(limit=2)] == ["a", "b"]
+
+
+def test_a_restarted_proxys_router_takes_the_spend_ceilings_and_answer_sizes_the_ledger_remembers(
+    umx: UltramaxEnv,
+) -> None:
+    answer = Usage(input_tokens=10, output_tokens=3_000, cache_write_1h=20_000, cache_read=40_000)
+    with Ledger.open(umx.paths) as ledger:
+        for _ in range(12):
+            ledger.record(LedgerEntry("claude-sonnet-5", answer, 0.25, 0.5, "claude-opus-5", "sonnet", session="s-1"))
+        title = Usage(input_tokens=10, output_tokens=9)  # a background title: not an answer of the conversation
+        aside = "no tools: an auxiliary request (title, summary, classifier or hook prompt)"
+        haiku = "claude-haiku-4-5"
+        ledger.record(LedgerEntry(haiku, title, 0.001, 0.001, haiku, "haiku", session="s-1", reason=aside))
+        router = Router(load_catalog(), RouterConfig(budget_per_hour=10))
+        before = router.output_per_request
+        restore_router(router, ledger)
+    assert router.hourly_spend() == pytest.approx(12 * 0.25 + 0.001)
+    assert before < router.output_per_request < 3_000 and router.cache_ttl == 3600  # one-hour writes, learned
+    resumed = router.route(
+        {"model": "claude-sonnet-5", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}], "tools": [{}]},
+        {"x-claude-code-session-id": "s-1"},
+    )
+    assert any("ceiling stays claude-opus-5" in why for why in resumed.reasons)

@@ -19,7 +19,7 @@ from ultramax.config import load_settings
 from ultramax.errors import ConfigError
 from ultramax.routing.analyzer import TaskAnalysis
 from ultramax.routing.calibrate import Labelled, calibrate
-from ultramax.routing.ledger import Ledger, ledger_path
+from ultramax.routing.ledger import Ledger, ledger_path, restore_router
 from ultramax.routing.router import Router
 
 __all__ = ["evaluate_file", "read_labelled", "register"]
@@ -312,12 +312,7 @@ def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
 
     async def serve() -> None:
         with Ledger.open(ctx.paths) as ledger:
-            for ts, cost in ledger.spent_since(time.time() - 3600):
-                router.record_spend(cost, ts)
-            for row in ledger.entries(limit=5000):  # what each recent session asked for (resumed sessions)
-                background = "auxiliary request" in row["reason"] or "small fast model" in row["reason"]
-                if row["session"] and row["requested_model"] and not background:
-                    router.remember_session(row["session"], row["requested_model"], row["model"])
+            restore_router(router, ledger)
             server = ProxyServer(router, ledger, upstream, host=host, port=port)
             await server.start()
             print(f"ultramax proxy on {server.base_url} -> {upstream}", file=sys.stderr)

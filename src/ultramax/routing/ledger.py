@@ -17,12 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ultramax.paths import Paths
 from ultramax.routing.catalog import Usage
 
-__all__ = ["Ledger", "LedgerEntry", "ledger_path"]
+if TYPE_CHECKING:
+    from ultramax.routing.router import Router
+
+__all__ = ["Ledger", "LedgerEntry", "ledger_path", "restore_router"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -193,3 +196,25 @@ class Ledger:
             names = [d[0] for d in cur.description]
             rows = cur.fetchall()
         return [dict(zip(names, row, strict=True)) for row in reversed(rows)]
+
+
+def restore_router(router: Router, ledger: Ledger, *, now: float | None = None, rows: int = 5000) -> None:
+    """Give a starting proxy's router what the ledger remembers: the last hour's spend (for the budget), what
+    each recent session asked for (a resumed session keeps its ceiling), and the recent answers' sizes and
+    cache lives (for pricing turns with the prompt cache)."""
+    for ts, cost in ledger.spent_since((time.time() if now is None else now) - 3600):
+        router.record_spend(cost, ts)
+    for row in ledger.entries(limit=rows):
+        background = "auxiliary request" in row["reason"] or "small fast model" in row["reason"]
+        if background or not row["requested_model"]:
+            continue
+        if row["session"]:
+            router.remember_session(row["session"], row["requested_model"], row["model"])
+        if row["status"] == 200:
+            router.record_usage(
+                Usage(
+                    output_tokens=int(row["output_tokens"]),
+                    cache_write_5m=int(row["cache_write_5m"]),
+                    cache_write_1h=int(row["cache_write_1h"]),
+                )
+            )
