@@ -111,6 +111,13 @@ class TierStats:
         return self.samples < MIN_SAMPLES or self.success_rate >= UNHEALTHY_SUCCESS
 
 
+def _keep(memory: OrderedDict[str, Any], key: str) -> None:
+    """Mark ``key`` the most recently used, and forget the least recent entries past ``_STICKY_MAX``."""
+    memory.move_to_end(key)
+    while len(memory) > _STICKY_MAX:
+        memory.popitem(last=False)
+
+
 @dataclass(slots=True)
 class _SessionMemory:
     tier: str
@@ -382,12 +389,11 @@ class Router:
 
         est_output = min(analysis.estimated_tokens if analysis else 1000, signals.max_tokens or 1_000_000)
         conversation = signals.conversation
-        known = self._caches(conversation)
-        # a new turn: the cheapest adequate tier given where the conversation's cache is warm
-        caches = known if cfg.cache_aware and sticky is None and not self._same_turn(conversation, signals) else {}
-        if caches:
+        known, same_turn = self._caches(conversation, signals.turn_key)
+        if known and cfg.cache_aware and sticky is None and not same_turn:
+            # a new turn: the cheapest adequate tier given where the conversation's cache is warm
             options = [t for t in allowed if t.rank >= tier.rank and self._spec_ok(t, needs) and fits(t)]
-            costs = {t.name: self.turn_cost(t, caches.get(t.name), signals.context_tokens) for t in options}
+            costs = {t.name: self.turn_cost(t, known.get(t.name), signals.context_tokens) for t in options}
             best = min(options, key=lambda t: (costs[t.name], t.rank), default=tier)
             if best.name != tier.name and costs[best.name] < costs.get(tier.name, 0.0):
                 reasons.append(
@@ -403,9 +409,8 @@ class Router:
             spec = cat.spec(t.model)
             if spec is None:
                 return 0.0
-            held, at = known.get(t.name, (0, 0.0))
             ctx_tokens = signals.context_tokens
-            warm = held if t.name in known and self._clock() - at <= self.cache_ttl and held <= ctx_tokens else 0
+            warm = self._warm(known.get(t.name), ctx_tokens)
             return (warm * spec.cache_read + (ctx_tokens - warm) * spec.input + est_output * spec.output) / 1e6
 
         # max_cost: step down while the estimate exceeds it
@@ -466,9 +471,7 @@ class Router:
         if cfg.sticky_turns and not signals.background and not reject:
             with self._lock:
                 self._sticky[signals.turn_key] = tier.name
-                self._sticky.move_to_end(signals.turn_key)
-                while len(self._sticky) > _STICKY_MAX:
-                    self._sticky.popitem(last=False)
+                _keep(self._sticky, signals.turn_key)
         return Decision(
             requested_model=requested,
             model=model,
@@ -485,17 +488,20 @@ class Router:
         )
 
     # -- prompt caches ---------------------------------------------------------------------------------
-    def _caches(self, conversation: str) -> dict[str, tuple[int, float]]:
-        """Where the conversation's prompt cache is: tier -> (the tokens it holds, when it was last used)."""
+    def _caches(self, conversation: str, turn_key: str) -> tuple[dict[str, tuple[int, float]], bool]:
+        """Where the conversation's prompt cache is -- tier -> (the tokens it holds, when it was last used) --
+        and whether its last request was of this turn."""
         with self._lock:
             known = self._conversations.get(conversation) if conversation else None
-            return dict(known.caches) if known is not None else {}
+            return (dict(known.caches), known.turn_key == turn_key) if known is not None else ({}, False)
 
-    def _same_turn(self, conversation: str, signals: RequestSignals) -> bool:
-        """Whether the conversation's last request was of this request's turn."""
-        with self._lock:
-            known = self._conversations.get(conversation) if conversation else None
-            return known is not None and known.turn_key == signals.turn_key
+    def _warm(self, cache: tuple[int, float] | None, context_tokens: int) -> int:
+        """The tokens a tier's cache (``(tokens, when)``, or None) still holds for a request of that size: all
+        of them while it lives and the request extends them, else none."""
+        if cache is None:
+            return 0
+        held, at = cache
+        return held if self._clock() - at <= self.cache_ttl and held <= context_tokens else 0
 
     def turn_cost(self, tier: Tier, cache: tuple[int, float] | None, context_tokens: int) -> float:
         """USD for one agentic turn on ``tier`` -- ``turn_requests`` requests, each reading a ``context_tokens``
@@ -507,8 +513,7 @@ class Router:
         if spec is None:
             return float("inf")
         n = max(1.0, self.turn_requests)
-        held, at = cache if cache is not None else (0, 0.0)
-        warm = held if cache is not None and self._clock() - at <= self.cache_ttl and held <= context_tokens else 0
+        warm = self._warm(cache, context_tokens)
         share = self.one_hour_writes
         write = (1 - share) * spec.cache_write_5m + share * spec.cache_write_1h
         first = warm * spec.cache_read + (context_tokens - warm) * write
@@ -542,9 +547,7 @@ class Router:
             last = self._answered.get(conversation) if conversation else None
             if conversation and usage.total_input:
                 self._answered[conversation] = _Answered(usage.total_input, now, switched)
-                self._answered.move_to_end(conversation)
-                while len(self._answered) > _STICKY_MAX:
-                    self._answered.popitem(last=False)
+                _keep(self._answered, conversation)
         if last is None or not (switched or last.switched):
             return usage
         cached = usage.cache_write + usage.cache_read
@@ -563,9 +566,7 @@ class Router:
                 known.turn_key, known.requests = turn_key, 0
             known.requests += 1
             known.caches[tier] = (context_tokens, now)
-            self._conversations.move_to_end(conversation)
-            while len(self._conversations) > _STICKY_MAX:
-                self._conversations.popitem(last=False)
+            _keep(self._conversations, conversation)
 
     def remember_session(self, session_id: str, requested: str, sent: str) -> None:
         """Note what a session asked for (its highest tier) and the models ultramax sent it to instead."""
@@ -576,8 +577,7 @@ class Router:
             memory = self._sessions.get(session_id)
             if memory is None:
                 memory = self._sessions[session_id] = _SessionMemory(tier.name, requested)
-                while len(self._sessions) > _STICKY_MAX:
-                    self._sessions.popitem(last=False)
+                _keep(self._sessions, session_id)
             elif tier.rank > self.catalog.tier(memory.tier).rank:
                 memory.tier, memory.model = tier.name, requested
             if sent != memory.model:

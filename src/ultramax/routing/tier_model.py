@@ -192,7 +192,8 @@ class TierModel:
     main: OrdinalHead
     """Over the features, the ask's sentence embedding and its nearest labelled prompts (``neighbours``)."""
     fallback: OrdinalHead
-    """Over the features alone: used when the embedding model cannot run."""
+    """Over the features alone: decides where it is sure (``confident_margin``) and where the embedding cannot
+    run or is switched off."""
     gate: LinearOutput
     """Software work (what the tiers were learned from) against general chatbot prompts."""
     bank: NeighbourBank
