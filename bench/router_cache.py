@@ -85,8 +85,8 @@ def price(catalog: Catalog, model: str, req: Request, caches: dict[str, tuple[in
     cached, last = caches.get(model, (0, -1e18))
     warm = cached if req.at - last <= TTL and cached <= req.context else 0
     caches[model] = (req.context, req.at)
-    cost = warm * spec.cache_read + (req.context - warm) * spec.cache_write_5m + req.output * spec.output
-    return cost / 1_000_000, warm == 0
+    usage = Usage(output_tokens=req.output, cache_write_5m=req.context - warm, cache_read=warm)
+    return spec.cost(usage), warm == 0
 
 
 def replay(all_sessions: list[list[Request]], route: bool, cache_aware: bool) -> Priced:
