@@ -205,10 +205,14 @@ def neighbour_folds(
         yield np.hstack([x[train], near_train]), y[train], np.hstack([x[test], near_test]), y[test]
 
 
-def select(options: Mapping[Any, Callable[[], Iterable[Fold]]]) -> dict[str, Any]:
+def select(
+    options: Mapping[Any, Callable[[], Iterable[Fold]]],
+) -> tuple[dict[str, Any], NDArray[np.float64]]:
     """The option (what ``options`` keys), L2 strength and cut shifts with the best held-out-file accuracy at
-    <= 5% pooled under-routing."""
+    <= 5% pooled under-routing; and under that setting, each held-out prompt's ``(score, low cut, high cut,
+    label)``, every file in turn."""
     best: dict[str, Any] | None = None
+    best_held: list[tuple[NDArray[np.float64], tuple[float, float], NDArray[np.int64]]] = []
     for option, folds in options.items():
         held: dict[float, list[tuple[NDArray[np.float64], tuple[float, float], NDArray[np.int64]]]] = {
             l2: [] for l2 in L2_GRID
@@ -237,29 +241,18 @@ def select(options: Mapping[Any, Callable[[], Iterable[Fold]]]) -> dict[str, Any
                         or (feasible and (best["under"] > MAX_UNDER or acc > best["accuracy"]))
                         or (not feasible and best["under"] > MAX_UNDER and under < best["under"])
                     ):
-                        best = row
+                        best, best_held = row, scored
     assert best is not None
-    return best
-
-
-def held_out(folds: Iterable[Fold], l2: float, shifts: tuple[float, float]) -> NDArray[np.float64]:
-    """Each held-out prompt's ``(score, low cut, high cut, label)`` under one setting, every file in turn."""
-    rows = []
-    for x_train, y_train, x_test, y_test in folds:
-        model = fit_ordinal(x_train, y_train, l2)
-        low, high = model.cuts
-        low, high = low + shifts[0], high + shifts[1]
-        rows.append(
-            np.column_stack([model.score(x_test), np.full(len(y_test), low), np.full(len(y_test), high), y_test])
-        )
-    return np.vstack(rows)
+    d1, d2 = best["shifts"]
+    rows = [np.column_stack([s, np.full(len(t), c[0] + d1), np.full(len(t), c[1] + d2), t]) for s, c, t in best_held]
+    return best, np.vstack(rows)
 
 
 def choose_margin(main: NDArray[np.float64], fallback: NDArray[np.float64]) -> dict[str, Any]:
     """How far from both of its cut points the fallback's score must be for the router to take its tier without
     running the sentence embedding: the smallest margin (the most prompts spared the transformer) whose
     held-out-file accuracy is within ``MAX_SKIP_LOSS`` of the main model's alone, at <= 5% under-routing.
-    ``main`` and ``fallback`` are ``held_out`` rows for the same prompts in the same order."""
+    ``main`` and ``fallback`` are ``select``'s held-out rows for the same prompts in the same order."""
     y = main[:, 3].astype(np.int64)
     main_pred = decide(main[:, 0], (main[:, 1], main[:, 2]))
     fb_pred = decide(fallback[:, 0], (fallback[:, 1], fallback[:, 2]))
@@ -329,15 +322,12 @@ def main() -> None:
     groups = [d.group for d in data]
     x_context = np.hstack([x, context])
     heads: dict[str, dict[str, Any]] = {}
-    folds: dict[str, Callable[[Any], Iterable[Fold]]] = {
-        "main": lambda k: neighbour_folds(x_context, bank, y, groups, k),
-        "fallback": lambda _: file_folds(x, y, groups),
-    }
+    scored: dict[str, NDArray[np.float64]] = {}
     for name, options in (
-        ("main", {k: partial(folds["main"], k) for k in NEIGHBOURS_K}),
-        ("fallback", {None: partial(folds["fallback"], None)}),
+        ("main", {k: partial(neighbour_folds, x_context, bank, y, groups, k) for k in NEIGHBOURS_K}),
+        ("fallback", {None: partial(file_folds, x, y, groups)}),
     ):
-        choice = select(options)
+        choice, scored[name] = select(options)
         print(
             f"{name}: held-out-file CV: {'k ' + str(choice['option']) + ', ' if choice['option'] else ''}"
             f"l2 {choice['l2']:g}, cut shifts {choice['shifts']}: accuracy {choice['accuracy']:.3f}, "
@@ -360,10 +350,6 @@ def main() -> None:
             "cuts": cuts,
             "output": pack_linear(model.w[:-2], model.mu, model.sd, 0.0, vectors),
         }
-    scored = {
-        name: held_out(folds[name](head["selection"]["option"]), head["selection"]["l2"], head["selection"]["shifts"])
-        for name, head in heads.items()
-    }
     skipping = choose_margin(scored["main"], scored["fallback"])
     for row in skipping["table"]:
         print(
