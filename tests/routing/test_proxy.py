@@ -54,6 +54,26 @@ def messages(prompt: str) -> list[MessageParam]:
     return [{"role": "user", "content": prompt}]
 
 
+BASH: list[ToolParam] = [{"name": "Bash", "input_schema": {"type": "object"}}]
+
+
+def stream_through(
+    proxy: ProxyThread, prompt: str, headers: dict[str, str], tools: list[ToolParam] | None = None
+) -> None:
+    """One streamed request for the top model through the proxy with the SDK, read to its end."""
+    with (
+        client(proxy.base_url) as sdk,
+        sdk.messages.stream(
+            model="claude-opus-5",
+            max_tokens=64,
+            messages=messages(prompt),
+            tools=anthropic.omit if tools is None else tools,
+            extra_headers=headers,
+        ) as stream,
+    ):
+        stream.until_done()
+
+
 def test_a_streamed_answer_through_the_proxy_is_identical_to_the_direct_one(
     upstream: StandInUpstream, proxy: ProxyThread
 ) -> None:
@@ -204,16 +224,7 @@ def test_count_tokens_models_and_hello_pass_through(upstream: StandInUpstream, p
 def test_the_ledger_prices_the_streamed_usage_with_cache_tokens(
     upstream: StandInUpstream, proxy: ProxyThread, ledger: Ledger
 ) -> None:
-    with (
-        client(proxy.base_url) as sdk,
-        sdk.messages.stream(
-            model="claude-opus-5",
-            max_tokens=64,
-            messages=messages(EASY),
-            extra_headers={"x-claude-code-session-id": "s-9"},
-        ) as stream,
-    ):
-        stream.until_done()
+    stream_through(proxy, EASY, {"x-claude-code-session-id": "s-9"})
     seen = upstream.recorded()[-1]
     reported = Usage.from_api(usage_for(seen.body, 8, 16))
     haiku = load_catalog().spec("claude-haiku-4-5")
@@ -338,17 +349,8 @@ def test_the_router_learns_how_much_an_answer_writes_from_the_usage_the_proxy_re
     upstream: StandInUpstream, router: Router, proxy: ProxyThread, ledger: Ledger
 ) -> None:
     before = router.output_per_request
-    with (
-        client(proxy.base_url) as sdk,
-        sdk.messages.stream(
-            model="claude-opus-5",
-            max_tokens=64,
-            messages=messages(HARD),
-            tools=[{"name": "Bash", "input_schema": {"type": "object"}}],
-            extra_headers={"x-claude-code-session-id": "s-10", "x-test-deltas": "50", "x-test-delta-bytes": "400"},
-        ) as stream,
-    ):
-        stream.until_done()
+    answer = {"x-test-deltas": "50", "x-test-delta-bytes": "400"}
+    stream_through(proxy, HARD, {"x-claude-code-session-id": "s-10", **answer}, BASH)
     wait_for(lambda: len(ledger.entries()) == 1, 5, "the ledger row")
     written = ledger.entries()[0]["output_tokens"]
     assert written == 50 * 100
@@ -358,17 +360,8 @@ def test_the_router_learns_how_much_an_answer_writes_from_the_usage_the_proxy_re
 def test_the_ledger_prices_what_the_asked_for_model_would_have_cost_with_its_cache_kept_warm(
     upstream: StandInUpstream, proxy: ProxyThread, ledger: Ledger
 ) -> None:
-    tools: list[ToolParam] = [{"name": "Bash", "input_schema": {"type": "object"}}]
-    with client(proxy.base_url) as sdk:
-        for prompt in (HARD, EASY):  # the hard turn stays on opus; the easy one is routed to a cheaper model
-            with sdk.messages.stream(
-                model="claude-opus-5",
-                max_tokens=64,
-                messages=messages(prompt),
-                tools=tools,
-                extra_headers={"x-claude-code-session-id": "s-11"},
-            ) as stream:
-                stream.until_done()
+    for prompt in (HARD, EASY):  # the hard turn stays on opus; the easy one is routed to a cheaper model
+        stream_through(proxy, prompt, {"x-claude-code-session-id": "s-11"}, BASH)
     wait_for(lambda: len(ledger.entries()) == 2, 5, "two ledger rows")
     first, second = upstream.recorded()[-2:]
     [row] = [r for r in ledger.entries() if r["model"] != "claude-opus-5"]
