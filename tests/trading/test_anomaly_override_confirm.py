@@ -197,23 +197,25 @@ def test_a_paper_order_in_trading_mode_asks_and_a_redeemed_token_lets_exactly_th
     desk: Desk, confirm_cli: Cli
 ) -> None:
     desk.set(confirmPaperOrders=True)
-    asked = desk.call(CRYPTO, crypto())
+    # now=None: the calls read the wall clock, as the confirmation store and `ultramax confirm` do (a token made
+    # at the desk's fixed clock would expire five minutes after it in real time); crypto trades at any hour
+    asked = desk.call(CRYPTO, crypto(), now=None)
     assert (asked.permission, asked.layer, asked.rule) == ("ask", "confirmation_gate", "confirm.required")
     listing = json.loads(confirm_cli(desk, "--json").stdout)
     assert len(listing) == 1 and listing[0]["status"] == "pending"
     token, ref = listing[0]["token"], listing[0]["ref"]
     assert ref in asked.reason and token not in asked.reason
-    assert desk.call(CRYPTO, crypto()).permission == "ask"  # the same record, not a second one
+    assert desk.call(CRYPTO, crypto(), now=None).permission == "ask"  # the same record, not a second one
     assert len(confirmations_for(desk.umx.paths).open()) == 1
     approved = confirm_cli(desk, token)
     assert approved.returncode == 0 and ref in approved.stdout, approved.stderr
-    assert desk.call(CRYPTO, crypto(qty="0.015")).permission == "ask"  # another call is not approved
-    allowed = desk.call(CRYPTO, crypto())
+    assert desk.call(CRYPTO, crypto(qty="0.015"), now=None).permission == "ask"  # another call is not approved
+    allowed = desk.call(CRYPTO, crypto(), now=None)
     assert (allowed.permission, [r.outcome for r in allowed.trace if r.layer == "confirmation_gate"]) == (
         "allow",
         ["waive"],
     )
-    assert desk.call(CRYPTO, crypto()).permission == "ask"  # single use
+    assert desk.call(CRYPTO, crypto(), now=None).permission == "ask"  # single use
     again = confirm_cli(desk, token)
     assert again.returncode == 1 and "no longer be approved" in again.stderr
 
@@ -247,9 +249,10 @@ def test_an_unknown_token_is_refused_with_a_hint(desk: Desk, confirm_cli: Cli) -
 def test_a_call_approved_in_claude_codes_prompt_voids_its_pending_token(desk: Desk) -> None:
     desk.set(confirmPaperOrders=True)
     order = crypto()
-    desk.call(CRYPTO, order)
+    desk.call(CRYPTO, order, now=None)
     assert len(confirmations_for(desk.umx.paths).open()) == 1
-    desk.fill(CRYPTO, order, order_response("BTC/USD", "buy", "0.01", "60000"))  # the user said yes in the prompt
+    # the user said yes in the prompt; both calls on the wall clock, which confirmations are kept by
+    desk.fill(CRYPTO, order, order_response("BTC/USD", "buy", "0.01", "60000"), now=None)
     assert confirmations_for(desk.umx.paths).open() == []
 
 
