@@ -347,7 +347,7 @@ def test_doctor_warns_when_a_project_pins_a_stage_list_missing_stages_its_mode_n
     old = ["auth_validation", "safety", "memory_sync", "enrichment", "audit", "telemetry"]  # before skills existed
     settings.write_text(json.dumps({"ultramax": {"mode": "development", "hookStages": old}}))
     stale = only(doctor(env), "stages")
-    assert stale.status == "warn" and "without skills" in stale.message
+    assert stale.status == "warn" and "without route_prewarm, skills" in stale.message
     assert stale.fix.startswith("ultramax mode activate development")
     activate_mode(env.project, "development")
     assert only(doctor(env), "stages").status == "ok"

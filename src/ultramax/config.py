@@ -212,6 +212,15 @@ SETTINGS: tuple[Setting, ...] = (
         "transformer, ~1.5 ms).",
     ),
     Setting(
+        "routing.prewarm",
+        "bool",
+        True,
+        "On UserPromptSubmit the daemon posts the prompt to the running `ultramax proxy` (the address it "
+        "announces in ~/.claude/ultramax/proxy.json), which scores it while Claude Code prepares the request: a "
+        "new prompt's first request then finds its estimate ready. A hint only: it never changes where a request "
+        "goes.",
+    ),
+    Setting(
         "routing.tierModels",
         "list[str]",
         [],

@@ -11,12 +11,16 @@ conversation, unless ``routing.cacheAwareSwitching`` is off.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import UltramaxEnv, wait_for
+from tests.conftest import DaemonProcess, UltramaxEnv, wait_for
+from tests.e2e.conftest import ultramax_cli
 from tests.support.claude_cli import run_claude, write_project_settings
 from tests.support.model_server import (
     RecordedRequest,
@@ -28,6 +32,7 @@ from tests.support.model_server import (
     text_turn,
 )
 from tests.support.proxy_thread import run_proxy
+from ultramax.prewarm import announced_proxy
 from ultramax.routing import Ledger, Router, RouterConfig, Usage, load_catalog
 
 pytestmark = pytest.mark.e2e
@@ -185,3 +190,48 @@ def test_a_follow_up_in_a_long_conversation_cached_on_the_top_model_stays_there_
     assert {t.name for t in found if t is not None} == {follow_up_tier}
     reasons = [row["reason"] for row in ledger.entries() if row["tier"] == follow_up_tier]
     assert any("prompt cache warm on opus" in why for why in reasons) == cache_aware
+
+
+RENAME = "rename the retry helper in src/jobs/queue.py to retry_with_backoff and update its callers"
+
+
+def test_with_hooks_installed_a_new_prompt_is_scored_before_claude_code_sends_it_to_the_real_proxy(
+    claude_bin: Path, umx: UltramaxEnv, daemon: DaemonProcess, ledger: Ledger
+) -> None:
+    project = umx.project("jobs")
+    ultramax_cli("install", "--project", project=project)
+    with run_model_server([text_turn("Renamed.")]) as upstream:
+        log = umx.root / "proxy.log"
+        with log.open("wb") as out:
+            proxy = subprocess.Popen(
+                [sys.executable, "-m", "ultramax.cli.main", "proxy", "--port", "0", "--upstream", upstream.base_url],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=umx.environ(),
+            )
+        try:
+            wait_for(lambda: announced_proxy(umx.paths) is not None or proxy.poll() is not None, 60, "the proxy")
+            url = announced_proxy(umx.paths)
+            assert url is not None, log.read_text(encoding="utf-8")
+            run = run_claude(
+                RENAME,
+                cwd=project,
+                home=umx.home,
+                base_url=url,
+                allowed_tools=[],
+                env={"ULTRAMAX_HOME": str(umx.ultramax_home)},
+                claude=claude_bin,
+            ).check()
+            upstream.wait_until_script_finished()
+            requests = [r for r in upstream.requests if r.route == "/v1/messages"]
+            wait_for(lambda: len(ledger.entries()) == len(requests), 10, "a ledger row for every model request")
+        finally:
+            proxy.send_signal(signal.SIGTERM)
+            assert proxy.wait(timeout=20) == 0, log.read_text(encoding="utf-8")
+    assert run.text == "Renamed." and not upstream.problems
+    assert announced_proxy(umx.paths) is None  # withdrawn as the proxy stopped
+    main = [row for row in ledger.entries() if row["tier"] != "haiku" and "background" not in row["reason"]]
+    ahead = [row["reason"] for row in main if "prompt scored ahead from the UserPromptSubmit hook" in row["reason"]]
+    assert len(ahead) == 1, [row["reason"] for row in ledger.entries()]
+    print(ahead[0])  # the lead the hint gave, for docs/benchmarks.md (pytest -s)

@@ -148,8 +148,8 @@ def test_missing_weights_give_a_clear_error(tmp_path: Path) -> None:
 
 def test_a_turns_repeated_requests_reuse_the_first_estimate() -> None:
     prompt = "Summarise the design doc for the new cache layer, then list open questions"
-    estimate_difficulty(prompt)
-    hits = estimate_difficulty.cache_info().hits
-    analyze_prompt(prompt)
-    analyze_prompt(prompt)
-    assert estimate_difficulty.cache_info().hits == hits + 2
+    first = analyze_prompt(prompt)
+    misses = estimate_difficulty.cache_info().misses
+    assert analyze_prompt(prompt) is first
+    assert analyze_prompt(prompt, sentence_embedding=False).learned_head != "main"  # its own entry
+    assert estimate_difficulty.cache_info().misses == misses

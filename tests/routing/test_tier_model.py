@@ -13,7 +13,7 @@ import pytest
 from ultramax.memory import embed
 from ultramax.memory.models import MemoryStoreError
 from ultramax.routing import Router, RouterConfig, analyze_prompt, load_catalog, tier_model
-from ultramax.routing.analyzer import pattern_signals
+from ultramax.routing.analyzer import forget_analyses, pattern_signals
 from ultramax.routing.difficulty import word_pieces
 from ultramax.routing.neighbours import neighbour_features, quantize
 from ultramax.routing.tier_model import (
@@ -51,9 +51,9 @@ def _words(text: str) -> set[str]:
 @pytest.fixture
 def fresh_estimates() -> Iterator[None]:
     """Tier estimates computed afresh in the test, and none of its own left cached for others."""
-    estimate_tier.cache_clear()
+    forget_analyses()
     yield
-    estimate_tier.cache_clear()
+    forget_analyses()
 
 
 @pytest.fixture
@@ -232,7 +232,7 @@ def test_software_prompts_read_the_sentence_embedding_and_general_chat_never_run
 
 @pytest.mark.usefixtures("fresh_estimates")
 def test_without_the_embedding_model_the_fallback_routes_and_explain_says_so(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path, fresh_estimates: None
 ) -> None:
     model = tmp_path / "model"
     model.mkdir()  # the router's session finds no model file here

@@ -291,6 +291,7 @@ def cmd_catalog(args: argparse.Namespace, ctx: CliContext) -> int:
 
 # -- proxy ---------------------------------------------------------------------------------------------------
 def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
+    from ultramax.prewarm import announce_proxy, withdraw_proxy
     from ultramax.routing.proxy import ProxyServer
 
     settings = load_settings(ctx.paths, ctx.project_dir)
@@ -315,6 +316,7 @@ def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
             restore_router(router, ledger)
             server = ProxyServer(router, ledger, upstream, host=host, port=port)
             await server.start()
+            announce_proxy(ctx.paths, server.base_url)  # where the daemon sends prompts to score ahead
             print(f"ultramax proxy on {server.base_url} -> {upstream}", file=sys.stderr)
             print(f"use it: ANTHROPIC_BASE_URL={server.base_url} claude", file=sys.stderr, flush=True)
             stop = asyncio.Event()
@@ -322,8 +324,11 @@ def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, stop.set)
-            await stop.wait()
-            await server.close()
+            try:
+                await stop.wait()
+            finally:
+                withdraw_proxy(ctx.paths, server.base_url)
+                await server.close()
 
     try:
         asyncio.run(serve())

@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ultramax.routing.difficulty import Difficulty, estimate_difficulty
@@ -28,10 +29,12 @@ __all__ = [
     "RequestSignals",
     "TaskAnalysis",
     "analyze_prompt",
+    "forget_analyses",
     "latest_prompt",
     "pattern_signals",
     "request_signals",
     "session_id_of",
+    "typed_text",
 ]
 
 
@@ -243,8 +246,25 @@ def analyze_prompt(
     runs no transformer.
     """
     text = prompt[:20_000]
+    if difficulty is None:
+        return _analyze_cached(text, sentence_embedding, claude_code)
+    return _analyze(text, difficulty, sentence_embedding, claude_code)
+
+
+@lru_cache(maxsize=512)
+def _analyze_cached(text: str, sentence_embedding: bool, claude_code: bool) -> TaskAnalysis:
+    """A turn's requests all carry its prompt, and a prewarm hint scores it before the first: analyse it once."""
+    return _analyze(text, estimate_difficulty(text), sentence_embedding, claude_code)
+
+
+def forget_analyses() -> None:
+    """Drop every cached analysis and estimate (for a process whose models changed, and for tests)."""
+    _analyze_cached.cache_clear()
+    estimate_tier.cache_clear()
+
+
+def _analyze(text: str, learned: Difficulty, sentence_embedding: bool, claude_code: bool) -> TaskAnalysis:
     signals = pattern_signals(text)
-    learned = difficulty if difficulty is not None else estimate_difficulty(text)
     complex_hits, coding_hits = signals.complex_hits, signals.coding_hits
     simple_hits, reasoning_hits = signals.simple_hits, signals.reasoning_hits
     learned_tier, head = "", ""
@@ -400,6 +420,11 @@ def _count_images(value: Any) -> int:
     return n
 
 
+def typed_text(raw: str) -> str:
+    """What a person typed in a user message's text: Claude Code's system reminders removed, trimmed."""
+    return _REMINDER.sub("", raw).strip()
+
+
 def latest_prompt(messages: Any) -> tuple[str, bool, bool]:
     """(the newest text a person typed, whether the newest user message is only tool results, plan mode)."""
     if not isinstance(messages, list):
@@ -414,7 +439,7 @@ def latest_prompt(messages: Any) -> tuple[str, bool, bool]:
         raw = _text_of(message.get("content"))
         if _PLAN_MODE.search(raw):
             plan_mode = True
-        text = _REMINDER.sub("", raw).strip()
+        text = typed_text(raw)
         if text:
             return text, tool_loop, plan_mode
     return "", tool_loop, plan_mode

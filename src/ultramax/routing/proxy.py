@@ -13,6 +13,10 @@ router's fallback chain, but only before the first content block: until a stream
 (``message_start`` + ``message_delta``, cache tokens included) goes to the cost ledger and the hourly budget;
 once the budget is spent, requests get an Anthropic-shaped 429 that Claude Code does not retry.
 
+``POST /ultramax/v1/prewarm`` (``{"prompt": ...}``, from the daemon's UserPromptSubmit stage) is answered here
+and never forwarded: the proxy scores that prompt on a worker thread so that its request, moments later, finds
+the estimate ready (``routing.prewarm``; see ``prewarm.py``).
+
 Everything else (``count_tokens``, ``/v1/models``, ``HEAD /api/hello``, batches) passes through untouched.
 API keys are never logged: log lines carry method, path, models, status and cost only.
 
@@ -27,15 +31,14 @@ import contextlib
 import json
 import logging
 import re
-import ssl
 import time
 import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
+from ultramax.prewarm import PREWARM_PATH, parse_hint
 from ultramax.routing.catalog import Usage
 from ultramax.routing.difficulty import load_difficulty_model
 from ultramax.routing.http1 import (
@@ -50,8 +53,10 @@ from ultramax.routing.http1 import (
     write_last_chunk,
 )
 from ultramax.routing.ledger import Ledger, LedgerEntry
+from ultramax.routing.prewarm import PromptScorer
 from ultramax.routing.router import Decision, Router
 from ultramax.routing.tier_model import ask_embedding, load_tier_model
+from ultramax.routing.upstream import DECODABLE, Connection, Upstream
 
 __all__ = ["ProxyServer", "SseWatcher", "Upstream", "splice_model"]
 
@@ -59,7 +64,6 @@ log = logging.getLogger("ultramax.proxy")
 
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
-_DECODABLE = {"gzip", "deflate", "identity", "x-gzip"}
 #: Events the proxy reads: any other event (deltas, pings, block stops) is skipped unparsed.
 _MARKERS = (b"message_start", b"message_delta", b"message_stop", b"content_block_start", b"error")
 
@@ -221,85 +225,6 @@ def _json_error(data: bytes) -> tuple[str, str]:
     return "", ""
 
 
-def _accept_encoding(value: str) -> str:
-    """The client's Accept-Encoding without the encodings the proxy cannot decode (for usage accounting)."""
-    kept = [part for part in value.split(",") if part.split(";", 1)[0].strip().lower() in _DECODABLE]
-    return ",".join(kept).strip() or "identity"
-
-
-# -- upstream connections -----------------------------------------------------------------------------------
-@dataclass(slots=True)
-class _Conn:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.writer.close()
-
-
-class Upstream:
-    """Where requests go (``https://api.anthropic.com`` or any base URL), with a pool of kept-alive connections."""
-
-    def __init__(self, base_url: str, *, connect_timeout: float = 30.0, max_idle: int = 64) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"upstream must be an http(s) URL, got {base_url!r}")
-        self.base_url = base_url.rstrip("/")
-        self.scheme = parts.scheme
-        self.host = parts.hostname
-        self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.prefix = parts.path.rstrip("/")
-        default_port = (parts.scheme == "https" and self.port == 443) or (parts.scheme == "http" and self.port == 80)
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        self.host_header = host if default_port else f"{host}:{self.port}"
-        self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
-        self._idle: list[_Conn] = []
-        self._connect_timeout = connect_timeout
-        self._max_idle = max_idle
-
-    async def connect(self) -> _Conn:
-        while self._idle:
-            conn = self._idle.pop()
-            if not conn.writer.is_closing() and not conn.reader.at_eof():
-                return conn
-            conn.close()
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(
-                self.host,
-                self.port,
-                ssl=self._ssl,
-                server_hostname=self.host if self._ssl else None,
-                limit=1024 * 1024,
-            ),
-            self._connect_timeout,
-        )
-        return _Conn(reader, writer)
-
-    def release(self, conn: _Conn, reusable: bool) -> None:
-        if reusable and len(self._idle) < self._max_idle and not conn.writer.is_closing():
-            self._idle.append(conn)
-        else:
-            conn.close()
-
-    def close(self) -> None:
-        for conn in self._idle:
-            conn.close()
-        self._idle.clear()
-
-    def request_bytes(self, request: Request, body: bytes) -> bytes:
-        lines = [f"{request.method} {self.prefix}{request.target} HTTP/1.1", f"Host: {self.host_header}"]
-        for name, value in request.headers:
-            key = name.lower()
-            if key in HOP_BY_HOP or key == "expect":
-                continue
-            lines.append(f"{name}: {_accept_encoding(value) if key == 'accept-encoding' else value}")
-        if body or request.method in ("POST", "PUT", "PATCH"):
-            lines.append(f"Content-Length: {len(body)}")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        return head + body
-
-
 # -- the server ------------------------------------------------------------------------------------------
 def _error_body(kind: str, message: str, request_id: str, **extra: Any) -> bytes:
     error: dict[str, Any] = {"type": kind, "message": message, **extra}
@@ -380,6 +305,7 @@ class ProxyServer:
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[None]] = set()
         self.requests_handled = 0
+        self.scorer = PromptScorer(sentence_embedding=router.config.sentence_embedding)
 
     @property
     def base_url(self) -> str:
@@ -410,6 +336,7 @@ class ProxyServer:
             task.cancel()
         if self._clients:
             await asyncio.gather(*self._clients, return_exceptions=True)
+        self.scorer.close()
         self.upstream.close()
 
     # -- per connection ------------------------------------------------------------------------------
@@ -456,7 +383,30 @@ class ProxyServer:
     async def _handle(self, request: Request, writer: asyncio.StreamWriter) -> bool:
         if request.method == "POST" and request.path.rstrip("/") == "/v1/messages":
             return await self._messages(request, writer)
+        if request.path.rstrip("/") == PREWARM_PATH:
+            return self._prewarm(request, writer)
         return await self._passthrough(request, writer)
+
+    def _prewarm(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        """A prompt about to be sent: 202 at once, and score it on the worker thread (never forwarded)."""
+        status, reason, body = 202, "Accepted", b""
+        if request.method != "POST":
+            status, reason = 405, "Method Not Allowed"
+            body = _error_body("invalid_request_error", f"ultramax proxy: {PREWARM_PATH} takes POST", "")
+        else:
+            try:
+                prompt = parse_hint(request.body)
+            except ValueError as exc:
+                status, reason = 400, "Bad Request"
+                body = _error_body("invalid_request_error", f"ultramax proxy: prewarm hint: {exc}", "")
+            else:
+                if self.router.config.enabled:
+                    self.scorer.hint(prompt)
+        framing = [("Content-Length", str(len(body)))]
+        if body:
+            framing.insert(0, ("Content-Type", "application/json"))
+        writer.write(_response_head(status, reason, [], framing=framing) + body)
+        return True
 
     # -- plain pass-through ----------------------------------------------------------------------------
     async def _passthrough(self, request: Request, writer: asyncio.StreamWriter) -> bool:
@@ -482,7 +432,7 @@ class ProxyServer:
         self,
         request: Request,
         head: ResponseHead,
-        conn: _Conn,
+        conn: Connection,
         writer: asyncio.StreamWriter,
         *,
         watcher: SseWatcher | None = None,
@@ -538,11 +488,19 @@ class ProxyServer:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
             return await self._passthrough(request, writer)  # let the upstream say what is wrong with it
+        await self.scorer.settle()
         try:
             decision = self.router.route(body, request.lower, raw_size=len(request.body))
         except Exception as exc:  # the router must never break the stream: pass through
             log.exception("router failed; passing the request through unchanged")
             decision = Decision(body["model"], body["model"], "", [f"router error: {exc}"], routed=False)
+        signals = decision.signals
+        if (
+            decision.analysis is not None
+            and signals is not None
+            and (ahead := self.scorer.claim(signals.prompt, started))
+        ):
+            decision.reasons.append(ahead)
         request_id = f"req_ultramax_{uuid.uuid4().hex[:20]}"
         if decision.reject:
             payload = _error_body(
@@ -623,7 +581,7 @@ class ProxyServer:
         self,
         request: Request,
         head: ResponseHead,
-        conn: _Conn,
+        conn: Connection,
         writer: asyncio.StreamWriter,
         attempt: _Attempt,
         *,
@@ -656,7 +614,7 @@ class ProxyServer:
             if attempt.overloaded and not last:
                 return "retry", sent_head
             if sent_head:  # the client already has a 200 stream: say it there
-                raw = _decode_body(bytes(data), encoding) if encoding in _DECODABLE else bytes(data)
+                raw = _decode_body(bytes(data), encoding) if encoding in DECODABLE else bytes(data)
                 write_chunk(writer, b"event: error\ndata: " + raw.replace(b"\n", b"") + b"\n\n")
                 write_last_chunk(writer)
                 return "done", True

@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING
 from ultramax.pipeline.stages.audit import AuditStage
 from ultramax.pipeline.stages.auth import AuthValidationStage
 from ultramax.pipeline.stages.enrich import EnrichmentStage
+from ultramax.pipeline.stages.prewarm import PrewarmStage
 from ultramax.pipeline.stages.safety import SafetyStage
 from ultramax.pipeline.stages.skills import SkillsStage
 from ultramax.pipeline.stages.telemetry import TelemetryStage
+from ultramax.prewarm import PrewarmSender
 from ultramax.skills.engine import SkillEngine
 
 if TYPE_CHECKING:
@@ -20,6 +22,7 @@ __all__ = [
     "AuditStage",
     "AuthValidationStage",
     "EnrichmentStage",
+    "PrewarmStage",
     "SafetyStage",
     "SkillsStage",
     "TelemetryStage",
@@ -36,6 +39,7 @@ def _memory_stage(services: StageServices) -> Stage:
 def register_builtin_stages(registry: StageRegistry) -> None:
     registry.register("auth_validation", lambda services: AuthValidationStage())
     registry.register("safety", lambda services: SafetyStage.with_default_layers())
+    registry.register("route_prewarm", _prewarm_stage)
     registry.register("memory_sync", _memory_stage)
     registry.register("enrichment", lambda services: EnrichmentStage())
     registry.register("skills", _skills_stage)
@@ -48,3 +52,10 @@ def _skills_stage(services: StageServices) -> SkillsStage:
     if not isinstance(engine, SkillEngine):
         engine = services.shared["skills"] = SkillEngine(services.paths.claude_dir)
     return SkillsStage(engine)
+
+
+def _prewarm_stage(services: StageServices) -> PrewarmStage:
+    sender = services.shared.get("prewarm")
+    if not isinstance(sender, PrewarmSender):
+        sender = services.shared["prewarm"] = PrewarmSender(services.paths)
+    return PrewarmStage(sender)
