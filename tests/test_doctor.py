@@ -23,6 +23,7 @@ from ultramax.memory import embed
 from ultramax.memory.models import MemoryStoreError
 from ultramax.modes import activate_mode
 from ultramax.paths import Paths
+from ultramax.prewarm import announce_proxy
 
 
 @dataclass
@@ -351,3 +352,17 @@ def test_doctor_warns_when_a_project_pins_a_stage_list_missing_stages_its_mode_n
     assert stale.fix.startswith("ultramax mode activate development")
     activate_mode(env.project, "development")
     assert only(doctor(env), "stages").status == "ok"
+
+
+def test_doctor_tells_a_running_proxy_from_a_stale_announcement(env: Env) -> None:
+    assert only(doctor(env), "proxy").status == "ok"
+    with socket.socket() as listening:  # a proxy's listening socket: it answers a connection
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        announce_proxy(env.paths, url)
+        running = only(doctor(env), "proxy")
+        assert running.status == "ok" and url in running.message
+    stale = only(doctor(env), "proxy")  # the port is closed now: the proxy died without withdrawing
+    assert stale.status == "warn" and "does not answer" in stale.message
+    assert stale.fix.startswith("ultramax proxy")

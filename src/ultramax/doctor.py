@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from ultramax.config import load_settings
 from ultramax.daemon.control import daemon_status
@@ -35,6 +36,7 @@ from ultramax.install import (
 )
 from ultramax.modes import detect_mode
 from ultramax.paths import Paths, project_settings_files
+from ultramax.prewarm import announced_proxy, proxy_file
 from ultramax.safety.killswitch import KillSwitch
 
 __all__ = [
@@ -597,6 +599,26 @@ def _check_kill_switch(paths: Paths) -> Check:
     return Check("kill-switch", "ok", "kill switch off")
 
 
+def _check_proxy(paths: Paths) -> Check:
+    """The routing proxy is optional; a stale announcement only means prompts are not hinted to it."""
+    url = announced_proxy(paths)
+    if url is None:
+        return Check("proxy", "ok", "no routing proxy announced (optional: `ultramax proxy` for cost control)")
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), timeout=0.5):
+            pass
+    except OSError as exc:
+        return Check(
+            "proxy",
+            "warn",
+            f"{proxy_file(paths)} announces a routing proxy at {url} that does not answer ({exc}): it stopped "
+            "without withdrawing it, and Claude Code sessions pointed at it fail",
+            f"ultramax proxy   (or delete {proxy_file(paths)} and unset ANTHROPIC_BASE_URL)",
+        )
+    return Check("proxy", "ok", f"routing proxy answering at {url}; new prompts are hinted to it (routing.prewarm)")
+
+
 def _check_models() -> Check:
     """The shipped models load and run: the sentence embedding (memory search, the router's tier model) and the
     router's learned weights."""
@@ -644,6 +666,7 @@ def run_doctor(
     checks.append(_check_daemon(paths))
     checks += _check_permissions(paths)
     checks.append(_check_kill_switch(paths))
+    checks.append(_check_proxy(paths))
     checks.append(_check_models())
     return checks
 

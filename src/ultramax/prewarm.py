@@ -60,7 +60,7 @@ def announce_proxy(paths: Paths, base_url: str) -> Path:
     """Record where the running proxy listens, for the daemon's prewarm hints."""
     paths.ensure_home()
     target = proxy_file(paths)
-    atomic_write_text(target, json.dumps({"url": base_url, "pid": os.getpid()}) + "\n")
+    atomic_write_text(target, json.dumps({"url": base_url, "pid": os.getpid()}) + "\n", mode=0o600)
     return target
 
 
@@ -97,6 +97,7 @@ class PrewarmSender:
         self.failed = 0
         self._queue: queue.Queue[str] = queue.Queue(maxsize=8)
         self._quiet_until = 0.0
+        self._quiet_url = ""  # the address that failed: a proxy announced since is tried at once
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._delivered = threading.Condition(self._lock)
@@ -104,7 +105,7 @@ class PrewarmSender:
     def submit(self, prompt: str) -> bool:
         """Queue ``prompt`` for the proxy; False if it was dropped (nothing announced, quiet, or a backlog)."""
         prompt = prompt.strip()[:MAX_PROMPT_CHARS]
-        if not prompt or time.monotonic() < self._quiet_until or announced_proxy(self.paths) is None:
+        if not prompt or self._quiet(announced_proxy(self.paths)):
             return False
         try:
             self._queue.put_nowait(prompt)
@@ -140,9 +141,17 @@ class PrewarmSender:
                     self._queue.task_done()
                     self._delivered.notify_all()
 
+    def _quiet(self, url: str | None) -> bool:
+        """True when there is nowhere to send, or the announced proxy failed within ``retry_after``."""
+        return url is None or (url == self._quiet_url and time.monotonic() < self._quiet_until)
+
+    def _fail(self, url: str) -> None:
+        self.failed += 1
+        self._quiet_url, self._quiet_until = url, time.monotonic() + self.retry_after
+
     def _post(self, prompt: str) -> None:
         url = announced_proxy(self.paths)
-        if url is None or time.monotonic() < self._quiet_until:
+        if url is None or self._quiet(url):
             return
         import http.client  # here: its import costs ~20 ms, and hook processes that never post should not pay it
 
@@ -153,8 +162,7 @@ class PrewarmSender:
             conn.request("POST", PREWARM_PATH, body=body, headers={"Content-Type": "application/json"})
             status = conn.getresponse().status
         except (OSError, http.client.HTTPException) as exc:
-            self.failed += 1
-            self._quiet_until = time.monotonic() + self.retry_after
+            self._fail(url)
             log.info("the proxy at %s did not take a prewarm hint (%s); quiet for %.0f s", url, exc, self.retry_after)
             return
         finally:
@@ -162,8 +170,7 @@ class PrewarmSender:
         if status == 202:
             self.sent += 1
         else:  # an older proxy, or something else on that port: not worth asking again soon
-            self.failed += 1
-            self._quiet_until = time.monotonic() + self.retry_after
+            self._fail(url)
 
 
 def parse_hint(body: bytes) -> str:  # the proxy's reading of what ``PrewarmSender`` posts

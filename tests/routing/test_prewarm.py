@@ -97,13 +97,18 @@ def test_the_stage_sends_nothing_when_prewarm_is_off_or_no_proxy_is_announced(
     assert sender.sent == 0 and proxy.server.scorer.hints == 0
 
 
-def test_a_proxy_that_is_gone_costs_the_hook_nothing_and_quiets_the_sender(umx: UltramaxEnv) -> None:
+def test_a_proxy_that_is_gone_costs_the_hook_nothing_and_quiets_the_sender_until_another_is_announced(
+    umx: UltramaxEnv, proxy: ProxyThread
+) -> None:
     announce_proxy(umx.paths, f"http://127.0.0.1:{free_port()}")  # a proxy killed without withdrawing
     sender = PrewarmSender(umx.paths)
     assert sender.submit(PROMPT)  # queued: the post happens on the sender's thread
     assert sender.wait_idle(5)
     assert (sender.sent, sender.failed) == (0, 1)
     assert not sender.submit(PROMPT)  # quiet for a while: no connection attempt per prompt
+    announce_proxy(umx.paths, proxy.base_url)  # a proxy started since is hinted at once
+    assert sender.submit(PROMPT) and sender.wait_idle(5)
+    assert sender.sent == 1
 
 
 @pytest.mark.parametrize(
@@ -130,3 +135,7 @@ def test_a_stopping_proxy_withdraws_only_its_own_announcement(umx: UltramaxEnv) 
     withdraw_proxy(umx.paths, "http://127.0.0.1:8787")
     assert announced_proxy(umx.paths) is None
     assert not proxy_file(umx.paths).exists()
+
+
+def test_the_announcement_is_private_to_the_user(umx: UltramaxEnv) -> None:
+    assert announce_proxy(umx.paths, "http://127.0.0.1:8787").stat().st_mode & 0o777 == 0o600
