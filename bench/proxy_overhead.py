@@ -16,6 +16,7 @@ client. Direct and proxied requests alternate, each on its own kept-alive connec
 - **The same, hinted**: as Claude Code runs with ultramax's hooks, the daemon's UserPromptSubmit stage posts
   the prompt to the proxy (``routing.prewarm``) before Claude Code sends it; once with the request sent right
   after the hint (the least it can gain), once ``HINT_LEAD`` later.
+- **The same through the official SDK**: two of the rows again with ``anthropic.Anthropic`` as the client.
 - **Throughput**: one long stream (8 MB of SSE) read to the end, MB/s direct vs proxied (median of runs).
 - **Concurrency**: N simultaneous streams through the proxy with the official ``anthropic`` SDK
   (``AsyncAnthropic``); every one must finish with the expected number of events.
@@ -224,6 +225,53 @@ def measure_throughput(direct: str, proxy: str, runs: int) -> tuple[float, float
     return statistics.median(d), statistics.median(p), size
 
 
+def measure_sdk_ttfb(direct: str, proxy: str, n: int) -> list[tuple[str, float, float, float, float]]:
+    """The same measure through the official ``anthropic`` SDK (until ``with_streaming_response`` returns: the
+    response head), for the issue's client; the SDK's own time is on both sides of the difference."""
+    import anthropic
+
+    rows = []
+    clients = [anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0, timeout=60) for url in (direct, proxy)]
+    hint = conn_for(proxy)
+
+    def once(sdk: anthropic.Anthropic, prompt: str) -> float:
+        started = time.perf_counter()
+        with sdk.messages.with_streaming_response.create(
+            model="claude-opus-5",
+            max_tokens=1024,
+            stream=True,
+            messages=[{"role": "user", "content": prompt}],
+            tools=[{"name": "Bash", "input_schema": {"type": "object"}}],
+            extra_headers={"user-agent": "claude-cli/bench", "x-test-deltas": "4"},
+        ) as response:
+            elapsed = (time.perf_counter() - started) * 1000
+            for _ in response.iter_bytes():
+                pass
+        return elapsed
+
+    fresh = iter(new_prompts(4 * (n + 20))[3 * (n + 20) :])  # prompts the other rows did not send
+    for label, hinted in (
+        ("SDK: small request, model changed", False),
+        (f"SDK: a new Claude Code prompt, hinted {HINT_LEAD * 1000:.0f} ms before", True),
+    ):
+        dt, pt = [], []
+        for i in range(n + 20):
+            prompt = next(fresh) if hinted else EASY
+            if hinted:
+                hint.request("POST", PREWARM_PATH, body=json.dumps({"prompt": prompt}).encode())
+                hint.getresponse().read()
+                time.sleep(HINT_LEAD)
+            d, p = once(clients[0], prompt), once(clients[1], prompt)
+            if i >= 20:
+                dt.append(d)
+                pt.append(p)
+        rows.append((label, percentile(dt, 0.5), percentile(pt, 0.5), percentile(dt, 0.95), percentile(pt, 0.95)))
+    for sdk in clients:
+        sdk.close()
+    hint.close()
+    return rows
+
+
 async def concurrent_streams(proxy: str, n: int) -> tuple[int, int, float]:
     import anthropic
 
@@ -275,9 +323,10 @@ def main() -> None:
             print(f"upstream {direct}, proxy {proxy} (pid {proxy_proc.pid}); {args.requests} requests per row\n")
             print("| request | direct p50 ms | proxy p50 ms | added p50 ms | direct p95 ms | proxy p95 ms |")
             print("|---|---:|---:|---:|---:|---:|")
-            for label, d50, p50, d95, p95 in measure_ttfb(
-                direct, proxy, args.requests, embedding=not args.no_sentence_embedding
-            ):
+            for label, d50, p50, d95, p95 in [
+                *measure_ttfb(direct, proxy, args.requests, embedding=not args.no_sentence_embedding),
+                *measure_sdk_ttfb(direct, proxy, args.requests),
+            ]:
                 print(f"| {label} | {d50:.2f} | {p50:.2f} | {p50 - d50:+.2f} | {d95:.2f} | {p95:.2f} |")
             d, p, size = measure_throughput(direct, proxy, args.runs)
             print(
