@@ -153,3 +153,25 @@ def test_the_passage_after_a_hit_in_the_same_session_ranks_above_its_twin_elsewh
     order = [h.passage.text for h in hits]
     assert order[0].startswith("which port")
     assert order.index("let us go with 8123") < order.index("let us go with 9001")
+
+
+def test_the_answer_after_a_question_that_matches_ranks_next_to_it_and_a_statements_neighbour_does_not(
+    service: MemoryService,
+) -> None:
+    service.store.ensure_project("acme")
+    service.store.add_passages(
+        "acme",
+        [
+            NewPassage("which port should the billing service listen on?", session_id="s1"),
+            NewPassage("let us go with 8123", session_id="s1"),  # the answer: no word of the query
+            NewPassage("the billing service port moved, see the wiki", session_id="s2"),
+            NewPassage("let us go with 9001", session_id="s2"),  # after a statement, not an answer
+        ],
+    )
+    service.flush()
+    order = [h.passage.text for h in service.search("billing service port", project="acme", limit=5).hits]
+    assert order.index("let us go with 8123") == order.index("which port should the billing service listen on?") + 1
+    # the statement outranks the question, yet the question's answer outranks the statement's neighbour
+    assert order.index("the billing service port moved, see the wiki") < order.index(order[1])
+    assert order[1].startswith("which port")
+    assert order.index("let us go with 8123") < order.index("let us go with 9001")

@@ -45,6 +45,12 @@ NEIGHBOUR_SHARE = 0.2
 """A passage next to a hit in the same session (the answer after a question, the fix after a failure) gets
 this share of the hit's fused score. Tried on LoCoMo at 0.1 / 0.2 / 0.3: +0.007 / +0.012 / +0.019 recall@5;
 the middle value is kept rather than the best one, since that data also scores it (docs/benchmarks.md)."""
+ANSWER_SHARE = 0.8
+"""A hit that asks a question passes this share of its score to the passage right after it in the session:
+the answer, which often shares few words with what is asked later ("And if it doesn't match?" -> "412
+Precondition Failed, ..."). Chosen on the software-project dialogs by their best recall@5 over 0.2-1.0
+(flat from 0.35 up: 0.803-0.809), as the vector weight was; LoCoMo scored once after (docs/benchmarks.md)."""
+_CLOSERS = " \t\r\n\"')]*_`"
 
 
 @dataclass(slots=True)
@@ -193,7 +199,8 @@ class HybridSearcher:
         t0 = time.perf_counter()
         fused = fuse(keyword, vector, fusion)
         if fused and fusion in ("rrf", "weighted") and restrict is None and NEIGHBOUR_SHARE > 0:
-            fused = self._lift_neighbours(fused, start, end)
+            # the answer's larger share was chosen for weighted fusion; under RRF's flat scores it crowds the top
+            fused = self._lift_neighbours(fused, start, end, ANSWER_SHARE if fusion == "weighted" else NEIGHBOUR_SHARE)
         if boost is not None and fused and fusion in ("rrf", "weighted"):
             bonus = 1.0 / (RRF_K + 10) if fusion == "rrf" else 0.05  # less than one top-ranked signal
             lo, hi = boost
@@ -212,9 +219,12 @@ class HybridSearcher:
         rows = self.store._conn().execute(f"SELECT id, created_at FROM passages WHERE id IN ({marks})", list(ids))
         return {int(pid): float(ts) for pid, ts in rows}
 
-    def _lift_neighbours(self, fused: list[Candidate], start: float | None, end: float | None) -> list[Candidate]:
+    def _lift_neighbours(
+        self, fused: list[Candidate], start: float | None, end: float | None, answer_share: float
+    ) -> list[Candidate]:
         """Give each hit's same-session neighbours (the passage just before and just after it) a share of its
-        score, adding them as candidates if neither signal found them: one indexed query for all hits."""
+        score -- the one after a question a larger share -- adding them as candidates if neither signal found
+        them: one indexed query for all hits."""
         base = {c.id: c.score for c in fused}
         ids = list(base)
         rows = (
@@ -223,18 +233,20 @@ class HybridSearcher:
                 f"WITH hit(id) AS (VALUES {','.join(['(?)'] * len(ids))}) "
                 "SELECT hit.id, "
                 "(SELECT max(p.id) FROM passages p WHERE p.session_id = x.session_id AND p.id < hit.id), "
-                "(SELECT min(p.id) FROM passages p WHERE p.session_id = x.session_id AND p.id > hit.id) "
+                "(SELECT min(p.id) FROM passages p WHERE p.session_id = x.session_id AND p.id > hit.id), "
+                "substr(x.text, -16) "
                 "FROM hit JOIN passages x ON x.id = hit.id WHERE x.session_id IS NOT NULL AND x.session_id != ''",
                 ids,
             )
             .fetchall()
         )
         lifted: dict[int, float] = {}
-        for hit, before, after in rows:
-            share = NEIGHBOUR_SHARE * base[int(hit)]
-            for raw in (before, after):
+        for hit, before, after, tail in rows:
+            asks = str(tail).rstrip(_CLOSERS).endswith("?")
+            for raw, part in ((before, NEIGHBOUR_SHARE), (after, answer_share if asks else NEIGHBOUR_SHARE)):
                 if raw is None:
                     continue
+                share = part * base[int(hit)]
                 nb = int(raw)
                 if nb in base:  # found on its own: keep the better of its own score and its own plus the lift
                     lifted[nb] = max(lifted.get(nb, base[nb]), base[nb] + share)
