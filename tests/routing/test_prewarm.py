@@ -4,6 +4,7 @@ where a request goes, or costing the hook anything when no proxy listens."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 
@@ -24,6 +25,7 @@ from ultramax.prewarm import (
     withdraw_proxy,
 )
 from ultramax.routing import Ledger
+from ultramax.routing.prewarm import PromptScorer
 from ultramax.routing.tier_model import estimate_tier
 
 PROMPT = "Rename the retry helper in src/jobs/queue.py to retry_with_backoff and update its callers"
@@ -139,3 +141,16 @@ def test_a_stopping_proxy_withdraws_only_its_own_announcement(umx: UltramaxEnv) 
 
 def test_the_announcement_is_private_to_the_user(umx: UltramaxEnv) -> None:
     assert announce_proxy(umx.paths, "http://127.0.0.1:8787").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_flood_of_hints_is_dropped_past_a_few_scorings_in_flight() -> None:
+    async def flood() -> tuple[int, int]:
+        scorer = PromptScorer(sentence_embedding=False)
+        for i in range(10):  # all in one go: none can finish in between
+            scorer.hint(f"{PROMPT} #{i}")
+        in_flight = len(scorer._scoring)
+        await scorer.settle()
+        scorer.close()
+        return in_flight, scorer.dropped
+
+    assert asyncio.run(flood()) == (PromptScorer.MAX_PENDING, 10 - PromptScorer.MAX_PENDING)

@@ -25,11 +25,15 @@ class PromptScorer:
 
     WAIT_LIMIT = 0.25
     """The longest a request waits for a scoring in flight before it scores on its own."""
+    MAX_PENDING = 4
+    """Scorings in flight at most: one person types one prompt at a time; a flood of hints is dropped, so it can
+    neither queue work without end nor hold requests past ``WAIT_LIMIT``."""
 
     def __init__(self, *, sentence_embedding: bool, remember: int = 64) -> None:
         self.sentence_embedding = sentence_embedding
         self.remember = remember
         self.hints = 0
+        self.dropped = 0
         self.claimed = 0
         self._pool: ThreadPoolExecutor | None = None
         self._scoring: dict[str, asyncio.Future[Any]] = {}
@@ -40,6 +44,9 @@ class PromptScorer:
         self.hints += 1
         prompt = typed_text(prompt)
         if not prompt or prompt in self._ready or prompt in self._scoring:
+            return
+        if len(self._scoring) >= self.MAX_PENDING:
+            self.dropped += 1
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ultramax-prewarm")
