@@ -6,9 +6,11 @@ embedding on it (~3-5 ms on two cores). So the daemon, as it handles that hook, 
 (``POST /ultramax/v1/prewarm``), and the proxy scores it on a worker thread while the hook's other stages and
 Claude Code itself are still busy; when the request comes, its estimate is already cached.
 
-It is a hint, never a dependency: the estimate is a pure function of the prompt, so scoring it early cannot
-change where a request goes; a proxy that is not running, not announced, or slow costs the hook nothing (the
-post happens on a background thread, and a refused connection silences the sender for a while).
+The prompt goes only to the user's own proxy on loopback, which Claude Code is about to send it through anyway;
+the proxy keeps it in memory with the analysis caches and never logs or stores it. It is a hint, never a
+dependency: the estimate is a pure function of the prompt, so scoring it early cannot change where a request
+goes; a proxy that is not running, not announced, or slow costs the hook nothing (the post happens on a
+background thread, and a refused connection silences the sender for a while).
 
 Standard library only: the hook path imports it. The proxy's side is ``ultramax.routing.prewarm``.
 
@@ -112,7 +114,7 @@ class PrewarmSender:
         except queue.Full:  # a proxy that keeps us waiting: hints are worthless once their request has gone
             return False
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="ultramax-prewarm", daemon=True)
                 self._thread.start()
         return True
@@ -133,7 +135,11 @@ class PrewarmSender:
             try:
                 prompt = self._queue.get(timeout=60)
             except queue.Empty:
-                return  # idle: the next submit starts a new thread
+                with self._lock:  # idle: exit, unless a prompt arrived just now (its submit saw this thread)
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
             try:
                 self._post(prompt)
             finally:
