@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import UltramaxEnv
 from ultramax.cli.main import main
+from ultramax.memory.locomo import load_conversations
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -143,3 +144,14 @@ def test_eval_scores_any_file_in_the_locomo_format(
     assert report["questions"] == 2
     assert report["recall"]["@5"] == 1.0 and report["mrr"] == 1.0
     assert set(report["per_category"]) == {"1 multi-hop", "4 single-hop"}
+
+
+@pytest.mark.parametrize("name", ["software_dialogs.json", "software_dialogs_holdout.json"])
+def test_the_projects_own_dialog_sets_load_and_every_question_points_at_turns_that_exist(name: str) -> None:
+    conversations = load_conversations(Path(__file__).parents[2] / "bench" / "data" / name)
+    assert len(conversations) == 3
+    for conv in conversations:
+        turns = {t.dia_id for t in conv.turns}
+        assert len(conv.questions) >= 49 and all(q.evidence for q in conv.questions)
+        assert all(e in turns for q in conv.questions for e in q.evidence), conv.sample_id
+        assert all(q.category in (1, 2, 3, 4, 5) for q in conv.questions)
