@@ -32,6 +32,7 @@ TRAINING = sorted((ROOT / "bench" / "data" / "router_tiers").glob("*.jsonl"))
 HOLDOUT = ROOT / "bench" / "data" / "claude_code_holdout.jsonl"
 DEV_SET = ROOT / "tests" / "routing" / "data" / "claude_code_dev.jsonl"
 BOUNDARIES = ROOT / "bench" / "data" / "claude_code_holdout_boundaries.jsonl"
+THIRD = ROOT / "bench" / "data" / "claude_code_holdout_third.jsonl"
 
 TRACE = (
     "which line does this fail on?\nTraceback (most recent call last):\n"
@@ -124,7 +125,7 @@ def test_the_shipped_weights_load_and_name_what_they_were_trained_on() -> None:
     assert SHIPPED.stat().st_size < 200_000
 
 
-@pytest.mark.parametrize(("holdout", "size"), [(HOLDOUT, 147), (BOUNDARIES, 688)])
+@pytest.mark.parametrize(("holdout", "size"), [(HOLDOUT, 147), (BOUNDARIES, 688), (THIRD, 161)])
 def test_no_training_prompt_shares_half_its_words_with_a_holdout_prompt(holdout: Path, size: int) -> None:
     """The holdouts are scored by ``route eval``; a near-copy in the training files would flatter the score."""
     held = [_words(p) for p in _prompts(holdout)]
