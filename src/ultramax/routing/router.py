@@ -409,9 +409,8 @@ class Router:
             spec = cat.spec(t.model)
             if spec is None:
                 return 0.0
-            ctx_tokens = signals.context_tokens
-            warm = self._warm(known.get(t.name), ctx_tokens)
-            return (warm * spec.cache_read + (ctx_tokens - warm) * spec.input + est_output * spec.output) / 1e6
+            warm = self._warm(known.get(t.name), signals.context_tokens)
+            return spec.cost(Usage(signals.context_tokens - warm, est_output, cache_read=warm))
 
         # max_cost: step down while the estimate exceeds it
         estimate = cost_of(tier)
