@@ -97,7 +97,7 @@ class PrewarmSender:
         self.retry_after = retry_after
         self.sent = 0
         self.failed = 0
-        self._queue: queue.Queue[str] = queue.Queue(maxsize=8)
+        self._queue: queue.Queue[tuple[str, str]] = queue.Queue(maxsize=8)  # (proxy URL, prompt)
         self._quiet_until = 0.0
         self._quiet_url = ""  # the address that failed: a proxy announced since is tried at once
         self._lock = threading.Lock()
@@ -107,10 +107,11 @@ class PrewarmSender:
     def submit(self, prompt: str) -> bool:
         """Queue ``prompt`` for the proxy; False if it was dropped (nothing announced, quiet, or a backlog)."""
         prompt = prompt.strip()[:MAX_PROMPT_CHARS]
-        if not prompt or self._quiet(announced_proxy(self.paths)):
+        url = announced_proxy(self.paths) if prompt else None
+        if url is None or self._quiet(url):
             return False
         try:
-            self._queue.put_nowait(prompt)
+            self._queue.put_nowait((url, prompt))
         except queue.Full:  # a proxy that keeps us waiting: hints are worthless once their request has gone
             return False
         with self._lock:
@@ -133,7 +134,7 @@ class PrewarmSender:
     def _run(self) -> None:
         while True:
             try:
-                prompt = self._queue.get(timeout=60)
+                url, prompt = self._queue.get(timeout=60)
             except queue.Empty:
                 with self._lock:  # idle: exit, unless a prompt arrived just now (its submit saw this thread)
                     if self._queue.empty():
@@ -141,23 +142,22 @@ class PrewarmSender:
                         return
                 continue
             try:
-                self._post(prompt)
+                self._post(url, prompt)
             finally:
                 with self._delivered:
                     self._queue.task_done()
                     self._delivered.notify_all()
 
-    def _quiet(self, url: str | None) -> bool:
-        """True when there is nowhere to send, or the announced proxy failed within ``retry_after``."""
-        return url is None or (url == self._quiet_url and time.monotonic() < self._quiet_until)
+    def _quiet(self, url: str) -> bool:
+        """True when the proxy at ``url`` failed within ``retry_after``."""
+        return url == self._quiet_url and time.monotonic() < self._quiet_until
 
     def _fail(self, url: str) -> None:
         self.failed += 1
         self._quiet_url, self._quiet_until = url, time.monotonic() + self.retry_after
 
-    def _post(self, prompt: str) -> None:
-        url = announced_proxy(self.paths)
-        if url is None or self._quiet(url):
+    def _post(self, url: str, prompt: str) -> None:
+        if self._quiet(url):  # it failed since this prompt was queued
             return
         import http.client  # here: its import costs ~20 ms, and hook processes that never post should not pay it
 
