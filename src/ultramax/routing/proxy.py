@@ -242,8 +242,10 @@ def _response_head(
 
 _REASONS = {
     200: "OK",
+    202: "Accepted",
     400: "Bad Request",
     404: "Not Found",
+    405: "Method Not Allowed",
     413: "Payload Too Large",
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",
@@ -389,15 +391,15 @@ class ProxyServer:
 
     def _prewarm(self, request: Request, writer: asyncio.StreamWriter) -> bool:
         """A prompt about to be sent: 202 at once, and score it on the worker thread (never forwarded)."""
-        status, reason, body = 202, "Accepted", b""
+        status, body = 202, b""
         if request.method != "POST":
-            status, reason = 405, "Method Not Allowed"
+            status = 405
             body = _error_body("invalid_request_error", f"ultramax proxy: {PREWARM_PATH} takes POST", "")
         else:
             try:
                 prompt = parse_hint(request.body)
             except ValueError as exc:
-                status, reason = 400, "Bad Request"
+                status = 400
                 body = _error_body("invalid_request_error", f"ultramax proxy: prewarm hint: {exc}", "")
             else:
                 if self.router.config.enabled:
@@ -405,7 +407,7 @@ class ProxyServer:
         framing = [("Content-Length", str(len(body)))]
         if body:
             framing.insert(0, ("Content-Type", "application/json"))
-        writer.write(_response_head(status, reason, [], framing=framing) + body)
+        writer.write(_response_head(status, _REASONS[status], [], framing=framing) + body)
         return True
 
     # -- plain pass-through ----------------------------------------------------------------------------
