@@ -103,6 +103,24 @@ def ttfb_ms(conn: http.client.HTTPConnection, payload: bytes, headers: dict[str,
     return elapsed
 
 
+Row = tuple[str, float, float, float, float]
+"""(label, direct p50, proxied p50, direct p95, proxied p95), in ms."""
+
+
+def latency_row(label: str, direct: list[float], proxied: list[float]) -> Row:
+    return label, percentile(direct, 0.5), percentile(proxied, 0.5), percentile(direct, 0.95), percentile(proxied, 0.95)
+
+
+def post_hint(conn: http.client.HTTPConnection, prompt: str) -> None:
+    """The daemon's prewarm hint for ``prompt``, as ``ultramax.prewarm.PrewarmSender`` posts it."""
+    conn.request(
+        "POST", PREWARM_PATH, body=json.dumps({"prompt": prompt}).encode(), headers={"content-type": "application/json"}
+    )
+    answer = conn.getresponse()
+    answer.read()
+    assert answer.status == 202, answer.status
+
+
 def conn_for(url: str) -> http.client.HTTPConnection:
     host, port = url.removeprefix("http://").split(":")
     return http.client.HTTPConnection(host, int(port), timeout=60)
@@ -115,9 +133,7 @@ def new_prompts(n: int) -> list[str]:
     return [texts[i % len(texts)] + (f" (again, {i // len(texts)})" if i >= len(texts) else "") for i in range(n)]
 
 
-def measure_ttfb(
-    direct: str, proxy: str, n: int, *, embedding: bool = True
-) -> list[tuple[str, float, float, float, float]]:
+def measure_ttfb(direct: str, proxy: str, n: int, *, embedding: bool = True) -> list[Row]:
     rows = []
     for label, payload in (
         ("small request, model kept", body(HARD)),
@@ -135,7 +151,7 @@ def measure_ttfb(
             pt.append(ttfb_ms(p, payload, HEADERS))
         d.close()
         p.close()
-        rows.append((label, percentile(dt, 0.5), percentile(pt, 0.5), percentile(dt, 0.95), percentile(pt, 0.95)))
+        rows.append(latency_row(label, dt, pt))
     # every request a prompt the proxy has not seen: the tier model runs each time, and for the prompts it is not
     # sure about without it, the sentence embedding and neighbours (in a session only a turn's first request is
     # new; its tool-loop requests repeat the prompt)
@@ -161,15 +177,7 @@ def measure_ttfb(
             pt = [t[2] for t in timed if t[0] in keep]
             if dt:
                 share = f" ({len(dt) / len(timed):.0%})" if len(keep) == 1 else ""
-                rows.append(
-                    (
-                        label + share,
-                        percentile(dt, 0.5),
-                        percentile(pt, 0.5),
-                        percentile(dt, 0.95),
-                        percentile(pt, 0.95),
-                    )
-                )
+                rows.append(latency_row(label + share, dt, pt))
     return rows
 
 
@@ -179,16 +187,12 @@ def new_prompt_ttfb(
     """(tier-model head, direct ms, proxied ms) per prompt after the first 20; with ``lead`` set, the proxy is
     first sent the prompt as the daemon's prewarm hint, ``lead`` seconds before the request."""
     d, p, h = conn_for(direct), conn_for(proxy), conn_for(proxy)
-    hint_body = {"content-type": "application/json"}
     timed: list[tuple[str, float, float]] = []
     for i, text in enumerate(prompts):
         payload = body(text)
         direct_ms = ttfb_ms(d, payload, HEADERS) if not lead else 0.0
         if lead is not None:
-            h.request("POST", PREWARM_PATH, body=json.dumps({"prompt": text}).encode(), headers=hint_body)
-            answer = h.getresponse()
-            answer.read()
-            assert answer.status == 202, answer.status
+            post_hint(h, text)
         if lead:
             time.sleep(lead)
             # direct after the same pause as the proxied request: a process woken from idle answers slower
@@ -225,7 +229,7 @@ def measure_throughput(direct: str, proxy: str, runs: int) -> tuple[float, float
     return statistics.median(d), statistics.median(p), size
 
 
-def measure_sdk_ttfb(direct: str, proxy: str, n: int) -> list[tuple[str, float, float, float, float]]:
+def measure_sdk_ttfb(direct: str, proxy: str, n: int) -> list[Row]:
     """The same measure through the official ``anthropic`` SDK (until ``with_streaming_response`` returns: the
     response head), for the issue's client; the SDK's own time is on both sides of the difference."""
     import anthropic
@@ -258,14 +262,13 @@ def measure_sdk_ttfb(direct: str, proxy: str, n: int) -> list[tuple[str, float, 
         for i in range(n + 20):
             prompt = next(fresh) if hinted else EASY
             if hinted:
-                hint.request("POST", PREWARM_PATH, body=json.dumps({"prompt": prompt}).encode())
-                hint.getresponse().read()
+                post_hint(hint, prompt)
                 time.sleep(HINT_LEAD)
             d, p = once(clients[0], prompt), once(clients[1], prompt)
             if i >= 20:
                 dt.append(d)
                 pt.append(p)
-        rows.append((label, percentile(dt, 0.5), percentile(pt, 0.5), percentile(dt, 0.95), percentile(pt, 0.95)))
+        rows.append(latency_row(label, dt, pt))
     for sdk in clients:
         sdk.close()
     hint.close()
