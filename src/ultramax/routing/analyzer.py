@@ -25,6 +25,7 @@ from ultramax.routing.difficulty import Difficulty, estimate_difficulty
 from ultramax.routing.tier_model import estimate_tier, split_prompt
 
 __all__ = [
+    "BACKGROUND_REASONS",
     "PatternSignals",
     "RequestSignals",
     "TaskAnalysis",
@@ -318,6 +319,10 @@ def _analyze(text: str, learned: Difficulty, sentence_embedding: bool, claude_co
 
 
 # -- the request's own signals -------------------------------------------------------------------------
+SMALL_MODEL_REASON = "the client asked for its small fast model (background work)"
+AUXILIARY_REASON = "no tools: an auxiliary request (title, summary, classifier or hook prompt)"
+BACKGROUND_REASONS = (SMALL_MODEL_REASON, AUXILIARY_REASON)
+"""The reasons a background request is routed for; the ledger keeps them, and reads them back on restart."""
 _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.S)
 _PLAN_MODE = re.compile(r"plan mode is active", re.I)
 
@@ -496,9 +501,9 @@ def request_signals(
         or headers.get("x-app", "") == "cli"
     )
     if background_tier_model:
-        background, why = True, "the client asked for its small fast model (background work)"
+        background, why = True, SMALL_MODEL_REASON
     elif not tools and from_claude_code:
-        background, why = True, "no tools: an auxiliary request (title, summary, classifier or hook prompt)"
+        background, why = True, AUXILIARY_REASON
     else:
         background, why = False, ""
     first_user = ""

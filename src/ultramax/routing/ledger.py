@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ultramax.paths import Paths
+from ultramax.routing.analyzer import BACKGROUND_REASONS
 from ultramax.routing.catalog import Usage
 
 if TYPE_CHECKING:
@@ -205,8 +206,7 @@ def restore_router(router: Router, ledger: Ledger, *, now: float | None = None, 
     for ts, cost in ledger.spent_since((time.time() if now is None else now) - 3600):
         router.record_spend(cost, ts)
     for row in ledger.entries(limit=rows):
-        background = "auxiliary request" in row["reason"] or "small fast model" in row["reason"]
-        if background or not row["requested_model"]:
+        if any(why in row["reason"] for why in BACKGROUND_REASONS) or not row["requested_model"]:
             continue
         if row["session"]:
             router.remember_session(row["session"], row["requested_model"], row["model"])
