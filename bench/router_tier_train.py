@@ -22,11 +22,12 @@ Model selection, for each of the two tier models -- the L2 strength and how far 
 where the fit puts it -- is by cross-validation that holds out one *file* at a time (each file was written
 separately, with its own mix of people and stacks, so this asks how the model does on prompts unlike the ones
 it learned from): the most accurate setting whose pooled under-routing (sent to a cheaper tier than the
-label) is at most 5%.
+label) is at most 4% -- a point of margin under the 5% the router is held to, for the sampling noise of a
+held-out set.
 Then the *confident margin*: how far from both of its cut points the fallback's score must be for its tier to
 be taken without running the sentence embedding -- the smallest margin (the most prompts spared the
 transformer) whose held-out-file accuracy, each prompt scored by the fallback or the main model as the margin
-decides, is within half a point of the main model's alone, at <= 5% pooled under-routing.
+decides, is within half a point of the main model's alone, at <= 4% pooled under-routing.
 The holdouts (``bench/data/claude_code_holdout*.jsonl``) are never read here; ``ultramax route eval`` scores them.
 
 Writes ``src/ultramax/routing/data/tiers.json``.
@@ -72,7 +73,9 @@ GENERAL_DIR = ROOT / "bench" / "data" / "router_general"
 OUT = ROOT / "src" / "ultramax" / "routing" / "data" / "tiers.json"
 L2_GRID = (3.0, 10.0, 30.0, 100.0)
 SHIFT_GRID = tuple(np.round(np.arange(-1.5, 1.01, 0.25), 2))
-MAX_UNDER = 0.05
+MAX_UNDER = 0.04
+"""The pooled held-out-file under-routing a selected setting may have: a point under the router's 5% goal, since a
+held-out set of ~160 prompts lands within about +-1.7 points of it (one binomial standard deviation)."""
 NEIGHBOURS_K = (10, 25, 50)
 MARGIN_GRID = tuple(np.round(np.arange(0.0, 4.01, 0.25), 2))
 MAX_SKIP_LOSS = 0.005
@@ -206,11 +209,11 @@ def neighbour_folds(
 
 
 def select(
-    options: Mapping[Any, Callable[[], Iterable[Fold]]],
+    options: Mapping[Any, Callable[[], Iterable[Fold]]], max_under: float = MAX_UNDER
 ) -> tuple[dict[str, Any], NDArray[np.float64]]:
     """The option (what ``options`` keys), L2 strength and cut shifts with the best held-out-file accuracy at
-    <= 5% pooled under-routing; and under that setting, each held-out prompt's ``(score, low cut, high cut,
-    label)``, every file in turn."""
+    at most ``max_under`` pooled under-routing; and under that setting, each held-out prompt's ``(score, low
+    cut, high cut, label)``, every file in turn."""
     best: dict[str, Any] | None = None
     best_held: list[tuple[NDArray[np.float64], tuple[float, float], NDArray[np.int64]]] = []
     for option, folds in options.items():
@@ -235,11 +238,11 @@ def select(
                         "under": under,
                         "over": over,
                     }
-                    feasible = under <= MAX_UNDER
+                    feasible = under <= max_under
                     if (
                         best is None
-                        or (feasible and (best["under"] > MAX_UNDER or acc > best["accuracy"]))
-                        or (not feasible and best["under"] > MAX_UNDER and under < best["under"])
+                        or (feasible and (best["under"] > max_under or acc > best["accuracy"]))
+                        or (not feasible and best["under"] > max_under and under < best["under"])
                     ):
                         best, best_held = row, scored
     assert best is not None
@@ -248,10 +251,12 @@ def select(
     return best, np.vstack(rows)
 
 
-def choose_margin(main: NDArray[np.float64], fallback: NDArray[np.float64]) -> dict[str, Any]:
+def choose_margin(
+    main: NDArray[np.float64], fallback: NDArray[np.float64], max_under: float = MAX_UNDER
+) -> dict[str, Any]:
     """How far from both of its cut points the fallback's score must be for the router to take its tier without
     running the sentence embedding: the smallest margin (the most prompts spared the transformer) whose
-    held-out-file accuracy is within ``MAX_SKIP_LOSS`` of the main model's alone, at <= 5% under-routing.
+    held-out-file accuracy is within ``MAX_SKIP_LOSS`` of the main model's alone, at most ``max_under`` under-routing.
     ``main`` and ``fallback`` are ``select``'s held-out rows for the same prompts in the same order."""
     y = main[:, 3].astype(np.int64)
     main_pred = decide(main[:, 0], (main[:, 1], main[:, 2]))
@@ -263,7 +268,7 @@ def choose_margin(main: NDArray[np.float64], fallback: NDArray[np.float64]) -> d
         skip = margin >= m
         acc, under, over = rates(np.where(skip, fb_pred, main_pred), y)
         table.append({"margin": float(m), "skipped": float(skip.mean()), "accuracy": acc, "under": under, "over": over})
-    ok = [r for r in table if r["accuracy"] >= alone[0] - MAX_SKIP_LOSS and r["under"] <= MAX_UNDER]
+    ok = [r for r in table if r["accuracy"] >= alone[0] - MAX_SKIP_LOSS and r["under"] <= max_under]
     best = min(ok, key=lambda r: r["margin"]) if ok else None
     return {"main_alone": {"accuracy": alone[0], "under": alone[1], "over": alone[2]}, "table": table, "chosen": best}
 
@@ -308,6 +313,9 @@ def fit_gate(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--max-under", type=float, default=MAX_UNDER, help="the pooled held-out-file under-routing allowed"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     files = [*sorted(TRAIN_DIR.glob("*.jsonl")), DEV_SET]
@@ -327,7 +335,7 @@ def main() -> None:
         ("main", {k: partial(neighbour_folds, x_context, bank, y, groups, k) for k in NEIGHBOURS_K}),
         ("fallback", {None: partial(file_folds, x, y, groups)}),
     ):
-        choice, scored[name] = select(options)
+        choice, scored[name] = select(options, args.max_under)
         print(
             f"{name}: held-out-file CV: {'k ' + str(choice['option']) + ', ' if choice['option'] else ''}"
             f"l2 {choice['l2']:g}, cut shifts {choice['shifts']}: accuracy {choice['accuracy']:.3f}, "
@@ -350,7 +358,7 @@ def main() -> None:
             "cuts": cuts,
             "output": pack_linear(model.w[:-2], model.mu, model.sd, 0.0, vectors),
         }
-    skipping = choose_margin(scored["main"], scored["fallback"])
+    skipping = choose_margin(scored["main"], scored["fallback"], args.max_under)
     for row in skipping["table"]:
         print(
             f"  confident margin {row['margin']:.2f}: {row['skipped']:.1%} skip the embedding; held-out-file accuracy "

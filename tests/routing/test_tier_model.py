@@ -266,7 +266,7 @@ def test_a_corrupt_embedding_model_is_a_clear_error_naming_it(tmp_path: Path) ->
 
 
 def test_a_turns_repeated_requests_run_the_sentence_embedding_once(embedding_calls: list[str]) -> None:
-    prompt = "split the payments worker so refunds and captures scale separately without double-processing"
+    prompt = "refactor the invoice exporter so the CSV and PDF writers share one formatter"
     analyses = [analyze_prompt(prompt) for _ in range(3)]
     assert embedding_calls == [prompt]
     assert all(a.learned_contextual and a.learned_tier == analyses[0].learned_tier for a in analyses)

@@ -16,7 +16,7 @@ two-line ask about a race is not made easy by its shortness.
 
 A *fallback* model fitted without the sentence embedding scores every prompt first (no transformer). Where its
 score lies at least ``TierModel.confident_margin`` from both of its cut points, its tier is taken and the
-transformer does not run -- about a third of prompts, at half a point of cross-validated accuracy. Where the
+transformer does not run -- about a quarter of prompts, at half a point of cross-validated accuracy. Where the
 embedding model cannot run (onnxruntime or the model file missing or broken) or is switched off, the fallback
 decides every prompt, and the estimate says which model decided (``TierEstimate.head``): routing goes on, a
 little less accurately, instead of failing Claude Code's request.
