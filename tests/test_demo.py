@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from tests.conftest import UltramaxEnv
 from ultramax.demo import run_demo
 
@@ -22,4 +25,19 @@ def test_the_demo_replays_every_event_stops_the_dangerous_ones_and_verifies_the_
 def test_the_demo_leaves_the_users_own_home_untouched(umx: UltramaxEnv) -> None:
     before = sorted(p.relative_to(umx.root) for p in umx.root.rglob("*"))
     run_demo(lambda line: None)
+    assert sorted(p.relative_to(umx.root) for p in umx.root.rglob("*")) == before
+
+
+def test_a_fresh_demo_process_writes_nothing_into_the_users_home(umx: UltramaxEnv) -> None:
+    # a new process parses the safety data and caches it; that cache belongs to the demo's home too
+    before = sorted(p.relative_to(umx.root) for p in umx.root.rglob("*"))
+    done = subprocess.run(
+        [sys.executable, "-m", "ultramax.cli.main", "demo"],
+        env=umx.environ(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "audit chain verified" in done.stdout
     assert sorted(p.relative_to(umx.root) for p in umx.root.rglob("*")) == before

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ultramax.errors import AuditError
+from ultramax.fsutil import private_dir
 
 __all__ = ["GENESIS", "AuditLog", "VerifyReport", "canonical_json", "digest", "read_records", "verify"]
 
@@ -99,7 +100,7 @@ class AuditLog:
         if fd is None or not self._same_file(fd):
             self.close()
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                private_dir(self.path.parent)
                 fd = self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             except OSError as exc:
                 raise AuditError(f"cannot open audit log {self.path}: {exc.strerror}") from exc

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ultramax.errors import ConfigError
+from ultramax.errors import ConfigError, json_problem
 from ultramax.paths import Paths, project_settings_files
 
 __all__ = [
@@ -643,7 +643,7 @@ def parse_settings_bytes(path: Path, raw: bytes) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            f"{path}: not valid JSON ({json_problem(exc)}); "
             "fix the file by hand -- ultramax never rewrites a settings file it cannot parse"
         ) from exc
     if not isinstance(data, dict):

@@ -6,6 +6,8 @@ only ever need to catch this family; the message always says what is wrong and h
 
 from __future__ import annotations
 
+import json
+
 __all__ = [
     "AuditError",
     "ConfigError",
@@ -15,6 +17,7 @@ __all__ = [
     "ModeError",
     "PipelineError",
     "UltramaxError",
+    "json_problem",
 ]
 
 
@@ -48,3 +51,9 @@ class PipelineError(UltramaxError):
 
 class InstallError(UltramaxError):
     """Claude Code's settings cannot be changed safely."""
+
+
+def json_problem(exc: json.JSONDecodeError) -> str:
+    """Where and why JSON failed to parse, as a phrase: "Expecting value at line 1 column 9". The decoder's
+    own message for a raw control character already ends in "at", which would read "at at line ..."."""
+    return f"{exc.msg.removesuffix(' at')} at line {exc.lineno} column {exc.colno}"

@@ -16,7 +16,7 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
 
-from ultramax.errors import HookInputError
+from ultramax.errors import HookInputError, json_problem
 
 __all__ = [
     "EVENT_TYPES",
@@ -493,7 +493,5 @@ def parse_payload(raw: bytes | str, expected: str | None = None, *, max_bytes: i
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise HookInputError(
-            f"hook input is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        ) from exc
+        raise HookInputError(f"hook input is not valid JSON ({json_problem(exc)})") from exc
     return parse_event(data, expected)

@@ -7,7 +7,27 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_json", "atomic_write_text"]
+__all__ = ["atomic_write_json", "atomic_write_text", "private_dir"]
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` and every missing folder above it readable by the user alone (0700).
+
+    ``Path.mkdir(parents=True, mode=...)`` gives the mode to the last folder only; the ones it creates above
+    it get the umask's default (usually 0755), which would leave ``~/.claude/ultramax`` world-readable when a
+    deeper folder such as its ``cache`` happens to be made first. Folders that already exist keep their mode.
+    """
+    missing: list[Path] = []
+    here = path
+    while not here.exists() and here != here.parent:
+        missing.append(here)
+        here = here.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile by another process: keep what it chose
+            continue
+    return path
 
 
 def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None:

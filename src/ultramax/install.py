@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from ultramax.config import load_settings, parse_settings_bytes
 from ultramax.errors import ConfigError, InstallError
-from ultramax.fsutil import atomic_write_text
+from ultramax.fsutil import atomic_write_text, private_dir
 from ultramax.paths import Paths, project_settings_files
 
 __all__ = [
@@ -442,7 +442,7 @@ def _drop(hooks: dict[str, Any], event: str, refs: list[HookRef], *, prune_event
 def _backup(paths: Paths, scope: Scope, loaded: _Loaded) -> Path:
     assert loaded.raw is not None
     paths.ensure_home()
-    paths.backups_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(paths.backups_dir)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     base = f"{scope}-{loaded.path.name}.{stamp}"
     for n in range(100):

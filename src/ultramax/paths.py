@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from ultramax.fsutil import private_dir
+
 __all__ = ["Paths", "project_settings_files"]
 
 
@@ -82,7 +84,7 @@ class Paths:
 
     def ensure_home(self) -> Path:
         """Create ULTRAMAX_HOME private to the user (it holds the socket and the audit log)."""
-        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.home)
         return self.home
 
 

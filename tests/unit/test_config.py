@@ -135,6 +135,12 @@ def test_a_corrupt_file_outside_strict_mode_is_skipped_and_reported(umx: Ultrama
     assert "line 1 column" in problem.message
 
 
+def test_a_raw_control_character_is_reported_once_with_its_place(umx: UltramaxEnv) -> None:
+    umx.user_settings.write_text('{"safety": {"level": "max\timum"}}', encoding="utf-8")
+    [problem] = load_settings(umx.paths, umx.project("webapp")).problems
+    assert problem.message.startswith("not valid JSON (Invalid control character at line 1 column 26)")
+
+
 def test_a_corrupt_file_is_never_modified(umx: UltramaxEnv) -> None:
     corrupt = b'{"safety": {"level": "max\x00imum"}, // a comment\n'
     umx.user_settings.write_bytes(corrupt)

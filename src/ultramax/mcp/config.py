@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ultramax.config import Problem
-from ultramax.errors import ConfigError
+from ultramax.errors import ConfigError, json_problem
 from ultramax.paths import Paths
 
 __all__ = [
@@ -347,9 +347,7 @@ def load_pool_config(
             config.errors.append(Problem(str(path), "", "not UTF-8 text"))
             continue
         except json.JSONDecodeError as exc:
-            config.errors.append(
-                Problem(str(path), "", f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
-            )
+            config.errors.append(Problem(str(path), "", f"not valid JSON ({json_problem(exc)})"))
             continue
         config.files.append(path)
         parse_pool_document(data, str(path), config, project_scoped=project_scoped)

@@ -21,7 +21,7 @@ import anyio
 from anyio.abc import SocketStream
 
 from ultramax.errors import UltramaxError
-from ultramax.fsutil import atomic_write_json
+from ultramax.fsutil import atomic_write_json, private_dir
 from ultramax.paths import Paths
 
 __all__ = ["GatewayInfo", "control_dir", "query_gateway", "running_gateways", "serve_control"]
@@ -118,7 +118,7 @@ async def serve_control(
 ) -> None:
     """Listen for CLI requests until cancelled; the info file and socket are removed on the way out."""
     directory = control_dir(paths)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(directory)
     pid = os.getpid()
     sock_path = directory / f"gateway-{pid}.sock"
     info_file = directory / f"gateway-{pid}.json"

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from ultramax.errors import ConfigError
-from ultramax.fsutil import atomic_write_json
+from ultramax.errors import ConfigError, json_problem
+from ultramax.fsutil import atomic_write_json, private_dir
 from ultramax.mcp.config import NAME_SEPARATOR, project_pools_dir, user_pools_dir
 from ultramax.paths import Paths
 
@@ -94,7 +94,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+        raise ConfigError(f"{path}: not valid JSON ({json_problem(exc)}); "
                           "fix it by hand -- ultramax never rewrites a file it cannot parse") from exc  # fmt: skip
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a JSON object")
@@ -274,7 +274,7 @@ def activate(paths: Paths, project_dir: Path, *, python: Path | None = None, dry
     if data is not None and new_data != data:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         backup = paths.backups_dir / f"mcp.json.{project_dir.name}.{stamp}"
-        backup.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(backup.parent)
         backup.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         backup.chmod(0o600)
         result.backup = backup

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ultramax.fsutil import private_dir
 from ultramax.memory.models import MemoryStoreError
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ class HnswGraph:
         """Write the graph, the passage ids of its rows and a manifest naming both (written last, so a crash
         mid-save leaves a manifest that does not match and the graph is rebuilt). Files are 0600: vectors
         say something about the text they came from."""
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(directory)
         graph, id_file, manifest = _files(directory, name)
         try:
             for final, write in (

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from ultramax.fsutil import private_dir
 from ultramax.memory.fts import BM25_WEIGHTS, identifier_terms
 from ultramax.memory.migrations import migrate
 from ultramax.memory.models import (
@@ -143,7 +144,7 @@ class SQLiteStore:
         self.large_store = 20_000
         self.large_store_fraction = 0.1
         self._projects_seen: tuple[tuple[int, int], int] = ((-1, -1), 0)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(path.parent)
         conn = self._conn()
         with contextlib.suppress(OSError):
             path.chmod(0o600)

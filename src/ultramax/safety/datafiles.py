@@ -19,6 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ultramax.fsutil import private_dir
+
 __all__ = ["data_files", "load_data"]
 
 
@@ -69,7 +71,7 @@ def data_files() -> dict[str, dict[str, Any]]:
 
 def _write(path: Path, data: dict[str, Any]) -> None:
     with contextlib.suppress(OSError, TypeError, ValueError):
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(path.parent)
         for old in path.parent.glob("safety-data-*.json"):
             if old != path:
                 with contextlib.suppress(OSError):

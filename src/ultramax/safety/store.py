@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ultramax.fsutil import private_dir
 from ultramax.paths import Paths
 
 __all__ = ["SCHEMA_VERSION", "SafetyStore"]
@@ -154,7 +155,7 @@ class SafetyStore:
         conn = self._conn
         if conn is not None:
             return conn
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # 0600 before SQLite creates -wal/-shm alike
         os.close(fd)
         if self.path.stat().st_mode & 0o077:
