@@ -250,6 +250,21 @@ def test_doctor_reports_a_corrupt_settings_file(env: Env) -> None:
     assert len(bad) == 1 and str(shared) in bad[0].message and "line 2" in bad[0].message
 
 
+def test_doctor_fails_a_value_ultramax_cannot_use_and_names_the_key(env: Env) -> None:
+    install(env.paths, scope="user", project_dir=env.project)
+    edit(env.paths.user_settings, lambda d: d.update(safety={"level": "max"}))
+    bad = [c for c in doctor(env) if c.name == "settings" and c.status == "fail"]
+    assert len(bad) == 1 and "safety.level" in bad[0].message and '"max"' in bad[0].message
+    assert "config validate" in bad[0].fix
+
+
+def test_doctor_asks_for_an_unreadable_settings_file_to_be_fixed_before_install(env: Env) -> None:
+    env.paths.user_settings.write_text('{"hooks": {}', encoding="utf-8")  # install refuses to touch it
+    hooks = only(doctor(env), "hooks")
+    assert hooks.status == "fail" and "cannot be read" in hooks.message
+    assert hooks.fix.startswith(f"fix {env.paths.user_settings} by hand first")
+
+
 def test_doctor_reports_disable_all_hooks(env: Env) -> None:
     install(env.paths, scope="user", project_dir=env.project)
     local = env.project / ".claude" / "settings.local.json"

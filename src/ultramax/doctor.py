@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from ultramax.config import load_settings
 from ultramax.daemon.control import daemon_status
-from ultramax.errors import UltramaxError
+from ultramax.errors import UltramaxError, json_problem
 from ultramax.install import (
     CLIENT_SUFFIX,
     HOOK_EVENTS,
@@ -119,7 +119,7 @@ def _read_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        return None, f"not valid JSON ({json_problem(exc)})"
     if not isinstance(data, dict):
         return None, f"must be a JSON object, got {type(data).__name__}"
     hooks = data.get("hooks")
@@ -247,6 +247,16 @@ def check_claude(claude_bin: str | None, env: Mapping[str, str], paths: Paths | 
     return Check("claude", "ok", f"Claude Code {first or '(version unknown)'} ({exe})")
 
 
+def _check_values(paths: Paths, project_dir: Path) -> list[Check]:
+    """Values ultramax cannot use (a file that does not parse is ``_check_files``'s): each falls back to its
+    default, which may not be what the user meant -- a mistyped safety level runs the standard gate."""
+    problems = [p for p in load_settings(paths, project_dir).problems if p.key]
+    return [
+        Check("settings", "fail", str(p), "`ultramax config validate` lists every bad value; fix it in that file")
+        for p in problems
+    ]
+
+
 def _check_files(sources: list[Source]) -> list[Check]:
     checks: list[Check] = []
     fine: list[str] = []
@@ -316,6 +326,14 @@ def _check_installed(sources: list[Source]) -> Check:
     missing = [e for e in HOOK_EVENTS if not by_event[e]]
     where = sorted({src.title for regs in by_event.values() for src, _ in regs})
     looked = ", ".join(s.title for s in sources)
+    unreadable = [str(s.path) for s in sources if s.kind == "settings" and s.error]
+    if missing and unreadable:  # install refuses to touch a file it cannot parse: that comes first
+        return Check(
+            "hooks",
+            "fail",
+            f"ultramax's hooks are missing for: {', '.join(missing)}; {', '.join(unreadable)} cannot be read",
+            f"fix {unreadable[0]} by hand first (see the settings check above), then run `ultramax install`",
+        )
     if len(missing) == len(HOOK_EVENTS):
         return Check(
             "hooks",
@@ -657,6 +675,7 @@ def run_doctor(
     sources = collect_sources(paths, project_dir)
     checks = [check_claude(claude_bin, env, paths)]
     checks += _check_files(sources)
+    checks += _check_values(paths, project_dir)
     checks += _check_disabled(sources, managed_settings)
     checks.append(_check_installed(sources))
     checks.append(check_duplicates(sources))

@@ -42,6 +42,18 @@ def test_the_seeds_commands_create_save_search_and_list(umx: UltramaxEnv, capsys
     assert status["projects"] == ["acme"] and status["projects_count"] == 1
 
 
+def test_saving_to_a_project_that_does_not_exist_creates_it_and_says_so(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "list-projects")
+    assert code == 0 and out.startswith("no memory projects yet")
+    code, out, err = run(capsys, "save", "--project", "acmee", "--content", "the staging db is stg-main")
+    assert code == 0 and out.startswith("Learning saved: ")
+    assert "created memory project 'acmee'" in err  # a typo in the name does not pass unnoticed
+    code, _, err = run(capsys, "save", "--project", "acmee", "--content", "the prod db is prd-main")
+    assert code == 0 and "created" not in err
+
+
 def test_search_of_an_unknown_project_is_a_clear_error(umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "search", "--project", "nope", "--query", "x")
     assert code == 1 and "no memory project named 'nope'" in err

@@ -28,6 +28,7 @@ def test_check_explains_the_decision_layer_by_layer(gate: Gate, capsys: pytest.C
     assert "decided by layer sanitisation, rule fs.rm.catastrophic" in out
     assert " 4 sanitisation                 deny" in out
     assert "10 kill_switch                  allow" in out
+    assert "11 audit_logging                -" in out  # the seed's layer 11 is the pipeline's audit stage
     assert f"rm -rf {gate.home}" in out
 
 

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import UltramaxEnv
 from ultramax.audit import GENESIS, AuditLog, canonical_json, digest, verify
+from ultramax.cli.main import main
 from ultramax.errors import AuditError
 
 
@@ -272,3 +274,15 @@ def test_a_sequence_number_edited_to_a_huge_value_is_reported_at_once(log_path: 
     assert "line 2: record seq 20000000000 was edited (its hash does not match)" in problems
     assert "record(s) 2, 4-19999999999 were deleted" in problems
     assert any(p.endswith("record(s) 20000000001-90000000000 were truncated from the end") for p in problems)
+
+
+def test_the_cli_says_when_there_is_nothing_to_tail_and_counts_one_record_as_one(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["audit", "tail", "-n", "1"]) == 0
+    assert capsys.readouterr().out.startswith("no audit records yet (")
+    AuditLog(umx.paths.audit_log).append({"event": "PreToolUse", "session": "s1", "decision": "deny"})
+    assert main(["audit", "tail", "-n", "1"]) == 0
+    assert "PreToolUse" in capsys.readouterr().out
+    assert main(["audit", "verify"]) == 0
+    assert capsys.readouterr().out.startswith("audit chain verified: 1 record, last seq 1")

@@ -7,7 +7,7 @@ import json
 from collections import deque
 
 from ultramax.audit import read_records, verify
-from ultramax.cli.base import CliContext, Subparsers, emit_json
+from ultramax.cli.base import CliContext, Subparsers, count, emit_json
 
 __all__ = ["register"]
 
@@ -31,16 +31,19 @@ def cmd_verify(args: argparse.Namespace, ctx: CliContext) -> int:
             {"ok": report.ok, "records": report.records, "last_seq": report.last_seq, "problems": report.problems}
         )
     elif report.ok:
-        print(f"audit chain verified: {report.records} records, last seq {report.last_seq} ({ctx.paths.audit_log})")
+        records = count(report.records, "record")
+        print(f"audit chain verified: {records}, last seq {report.last_seq} ({ctx.paths.audit_log})")
     else:
         for problem in report.problems:
             print(f"TAMPERED: {problem}")
-        print(f"audit chain BROKEN: {len(report.problems)} problem(s) in {ctx.paths.audit_log}")
+        print(f"audit chain BROKEN: {count(len(report.problems), 'problem')} in {ctx.paths.audit_log}")
     return 0 if report.ok else 1
 
 
 def cmd_tail(args: argparse.Namespace, ctx: CliContext) -> int:
     lines = deque((raw for _n, raw in read_records(ctx.paths.audit_log)), maxlen=max(1, args.n))
+    if not lines and not args.json:
+        print(f"no audit records yet ({ctx.paths.audit_log}): hooks write one for every event they decide")
     for raw in lines:
         if args.json:
             print(raw.rstrip("\n"))

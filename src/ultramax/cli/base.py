@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeAlias
 
 from ultramax.paths import Paths
 
-__all__ = ["CliContext", "Handler", "Subparsers", "emit_json", "project_root"]
+__all__ = ["CliContext", "Handler", "Subparsers", "count", "emit_json", "project_root"]
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -46,6 +46,11 @@ def project_root(start: Path) -> Path:
                 break  # ~/.claude is the user's, not a project's
             return candidate
     return start
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 record``, ``2 records``: a number with its noun agreeing."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def emit_json(data: Any) -> None:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ultramax.cli.base import CliContext, Subparsers, emit_json
+from ultramax.cli.base import CliContext, Subparsers, count, emit_json
 from ultramax.config import load_settings, settings_files, settings_reference_markdown
 
 __all__ = ["register"]
@@ -61,10 +61,11 @@ def cmd_validate(args: argparse.Namespace, ctx: CliContext) -> int:
     elif settings.problems:
         for problem in settings.problems:
             print(problem)
-        print(f"{len(settings.problems)} problem(s) in {len(checked)} settings file(s)")
+        present = [f for f in settings_files(ctx.paths, ctx.project_dir) if f.exists()]
+        print(f"{count(len(settings.problems), 'problem')} in {count(len(present), 'settings file')} read")
     else:
         present = [f for f in settings_files(ctx.paths, ctx.project_dir) if f.exists()]
-        print(f"settings OK ({len(present)} file(s) read: {', '.join(str(f) for f in present) or 'none'})")
+        print(f"settings OK ({count(len(present), 'file')} read: {', '.join(str(f) for f in present) or 'none'})")
     return 1 if settings.problems else 0
 
 

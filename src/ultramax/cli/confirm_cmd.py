@@ -60,7 +60,7 @@ def register(sub: Subparsers) -> None:
     s.add_argument(
         "--layers",
         default=",".join(DEFAULT_LAYERS),
-        help=f"comma-separated layers to lift (default: {','.join(DEFAULT_LAYERS)}; allowed: {','.join(WAIVABLE)})",
+        help=f"comma-separated layers to lift (default: {', '.join(DEFAULT_LAYERS)}; allowed: {', '.join(WAIVABLE)})",
     )
     s.add_argument("--reason", default="", help="why (stored in the file and the audit log)")
     s.set_defaults(func=cmd_override_set)

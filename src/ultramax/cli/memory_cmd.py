@@ -132,9 +132,14 @@ def _project(ctx: CliContext, service: object, explicit: str | None, *, create: 
 
     assert isinstance(service, MemoryService)
     if explicit:
-        if not create and service.store.get_project(explicit) is None:
+        known = service.store.get_project(explicit) is not None
+        if not create and not known:
             raise MemoryStoreError(f"no memory project named {explicit!r}; see `ultramax list-projects`")
-        return explicit if not create else service.store.ensure_project(explicit).name
+        if not create:
+            return explicit
+        if not known:  # the seed's commands create a project on first use; a typo should not pass unnoticed
+            print(f"created memory project {explicit!r} (see `ultramax list-projects`)", file=sys.stderr)
+        return service.store.ensure_project(explicit).name
     configured = load_settings(ctx.paths, ctx.project_dir).get("memory.project")
     if configured:
         return str(service.store.ensure_project(configured).name)
@@ -149,6 +154,8 @@ def cmd_list_projects(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.json:
         emit_json([{**p.to_dict(), "passages": counts.get(p.name, 0)} for p in projects])
         return 0
+    if not projects:
+        print("no memory projects yet: `ultramax create-project NAME`, or use Claude Code with the hooks installed")
     for p in projects:
         where = f"  {p.path}" if p.path else ""
         capture = "" if p.capture else "  (capture off)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ultramax.cli.base import CliContext, Subparsers, emit_json
 from ultramax.config import load_settings
@@ -56,6 +57,8 @@ def cmd_show(args: argparse.Namespace, ctx: CliContext) -> int:
     print(f"skills    {', '.join(mode.required_skills)}")
     print(f"confirm   {', '.join(mode.require_confirmation) or '-'}")
     print(f"blocked   {', '.join(mode.blocked_operations) or '-'}")
+    for problem in settings.problems:  # a file that does not parse may hold the mode the user chose
+        print(f"warning: {problem}", file=sys.stderr)
     return 0
 
 

@@ -14,6 +14,10 @@ from typing import Any
 from ultramax.cli.base import CliContext, Subparsers, emit_json
 from ultramax.errors import UltramaxError
 
+AUDIT_LAYER = 11
+"""The seed's layer 11, audit logging: the hook pipeline's ``audit`` stage writes every decision to the
+hash-chained log after the gate decides, so a dry run here shows it without running it."""
+
 __all__ = ["register"]
 
 _PATH_TOOLS = {"Read": "file_path", "Write": "file_path", "Edit": "file_path", "MultiEdit": "file_path",
@@ -116,7 +120,11 @@ def cmd_check(args: argparse.Namespace, ctx: CliContext) -> int:
     if decision.layer:
         print(f"  decided by layer {decision.layer}, rule {decision.rule}")
     print("\nlayers:")
+    shown_audit = False
     for row in decision.trace:
+        if row.order > AUDIT_LAYER and not shown_audit:
+            shown_audit = True
+            print(f"  {AUDIT_LAYER:>2} {'audit_logging':<28} {'-':<7} {'':>10}  the pipeline's audit stage records it")
         detail = f"  {row.rule}: {row.reason}" if row.reason else ""
         print(f"  {row.order:>2} {row.layer:<28} {row.outcome:<7} {row.ms:7.3f} ms{detail}")
     if commands:
