@@ -247,6 +247,21 @@ SETTINGS: tuple[Setting, ...] = (
         "https://api.anthropic.com",
         "Where the proxy sends requests (the Anthropic API or another gateway).",
     ),
+    Setting(
+        "routing.upstreamTimeoutSeconds",
+        "int",
+        600,
+        "How long the proxy waits for the upstream's answer to begin before answering 504 (a non-streamed "
+        "answer arrives whole, so keep it at least as long as the slowest one).",
+        minimum=1,
+    ),
+    Setting(
+        "routing.upstreamIdleSeconds",
+        "int",
+        300,
+        "How long an answer may go silent mid-body before the proxy ends it (streams send pings far more often).",
+        minimum=1,
+    ),
     # safety
     Setting(
         "safety.level",

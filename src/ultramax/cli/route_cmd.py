@@ -314,7 +314,15 @@ def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
     async def serve() -> None:
         with Ledger.open(ctx.paths) as ledger:
             restore_router(router, ledger)
-            server = ProxyServer(router, ledger, upstream, host=host, port=port)
+            server = ProxyServer(
+                router,
+                ledger,
+                upstream,
+                host=host,
+                port=port,
+                head_timeout=float(settings.get("routing.upstreamTimeoutSeconds")),
+                idle_timeout=float(settings.get("routing.upstreamIdleSeconds")),
+            )
             await server.start()
             announce_proxy(ctx.paths, server.base_url)  # where the daemon sends prompts to score ahead
             print(f"ultramax proxy on {server.base_url} -> {upstream}", file=sys.stderr)

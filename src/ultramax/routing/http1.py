@@ -5,6 +5,7 @@ read a framed body piece by piece as it arrives, write chunked bodies. Header na
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ __all__ = [
     "Request",
     "ResponseHead",
     "body_pieces",
+    "content_length",
     "read_request",
     "read_response_head",
     "write_chunk",
@@ -39,6 +41,16 @@ HOP_BY_HOP = frozenset(
 )
 MAX_HEAD = 256 * 1024
 MAX_BODY = 64 * 1024 * 1024
+# ASCII digits only: str.isdigit() accepts "²" and int(..., 16) accepts "-1", "+a", "1_0" and "0x10"
+_DECIMAL = re.compile(r"[0-9]{1,18}")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
+
+
+def content_length(value: str | None) -> int | None:
+    """A Content-Length value as a number, or None if it is absent or not a plain decimal."""
+    if value is None or not _DECIMAL.fullmatch(value := value.strip()):
+        return None
+    return int(value)
 
 
 class HttpError(Exception):
@@ -84,8 +96,8 @@ class ResponseHead:
 
     @property
     def length(self) -> int | None:
-        value = self.lower.get("content-length")
-        return int(value) if value is not None and value.strip().isdigit() else None
+        """The body's declared length; None for a chunked body, whose chunks frame it whatever the length says."""
+        return None if self.chunked else content_length(self.lower.get("content-length"))
 
     @property
     def reusable(self) -> bool:
@@ -129,8 +141,9 @@ async def _read_head(reader: asyncio.StreamReader) -> list[bytes] | None:
     return head[:-4].split(b"\r\n")
 
 
-async def _read_chunked(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
-    """Decoded chunked data, as much as has arrived per read (many small SSE chunks become one piece)."""
+async def _read_chunked(reader: asyncio.StreamReader, bad: int) -> AsyncIterator[bytes]:
+    """Decoded chunked data, as much as has arrived per read (many small SSE chunks become one piece). Bad
+    framing is an ``HttpError(bad)``: 400 from a client, 502 from the upstream."""
     buf = bytearray()
     remaining = 0  # data bytes left in the current chunk
     while True:
@@ -146,16 +159,15 @@ async def _read_chunked(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
                 if len(buf) < 2:
                     buf += await reader.readexactly(2 - len(buf))
                 if buf[:2] != b"\r\n":
-                    raise HttpError(502, "chunk not followed by CRLF")
+                    raise HttpError(bad, "chunk not followed by CRLF")
                 del buf[:2]
             end = buf.find(b"\r\n")
             if end < 0:
                 break
             size_text = bytes(buf[:end]).split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError as exc:
-                raise HttpError(502, f"bad chunk size {size_text[:20]!r}") from exc
+            if not _HEX.fullmatch(size_text):
+                raise HttpError(bad, f"bad chunk size {size_text[:20]!r}")
+            size = int(size_text, 16)
             del buf[: end + 2]
             if size == 0:
                 if out:
@@ -176,11 +188,11 @@ async def _read_chunked(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
 
 
 async def body_pieces(
-    reader: asyncio.StreamReader, *, chunked: bool, length: int | None, until_eof: bool
+    reader: asyncio.StreamReader, *, chunked: bool, length: int | None, until_eof: bool, bad: int = 502
 ) -> AsyncIterator[bytes]:
-    """The body's bytes as they arrive, whatever the framing."""
+    """The body's bytes as they arrive, whatever the framing (``bad``: the status for broken chunk framing)."""
     if chunked:
-        async for piece in _read_chunked(reader):
+        async for piece in _read_chunked(reader, bad):
             yield piece
     elif length is not None:
         remaining = length
@@ -213,14 +225,14 @@ async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
     chunked = "chunked" in lower.get("transfer-encoding", "").lower()
     length_text = lower.get("content-length")
     if chunked or length_text:
-        if length_text and not length_text.strip().isdigit():
+        if length_text and not chunked and content_length(length_text) is None:
             raise HttpError(400, "bad Content-Length")
-        length = None if chunked else int(length_text or 0)
+        length = None if chunked else content_length(length_text) or 0
         if length is not None and length > MAX_BODY:
             raise HttpError(413, "request body too large")
         parts = []
         total = 0
-        async for piece in body_pieces(reader, chunked=chunked, length=length, until_eof=False):
+        async for piece in body_pieces(reader, chunked=chunked, length=length, until_eof=False, bad=400):
             total += len(piece)
             if total > MAX_BODY:
                 raise HttpError(413, "request body too large")

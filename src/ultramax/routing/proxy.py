@@ -55,6 +55,7 @@ from ultramax.routing.http1 import (
 from ultramax.routing.ledger import Ledger, LedgerEntry
 from ultramax.routing.prewarm import PromptScorer
 from ultramax.routing.router import Decision, Router
+from ultramax.routing.sse import SseWatcher, decode_body, json_error
 from ultramax.routing.tier_model import ask_embedding, load_tier_model
 from ultramax.routing.upstream import DECODABLE, Connection, Upstream
 
@@ -64,8 +65,6 @@ log = logging.getLogger("ultramax.proxy")
 
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
-#: Events the proxy reads: any other event (deltas, pings, block stops) is skipped unparsed.
-_MARKERS = (b"message_start", b"message_delta", b"message_stop", b"content_block_start", b"error")
 
 
 # -- the one change: the model value ----------------------------------------------------------------------
@@ -120,109 +119,13 @@ def splice_model(raw: bytes, model: str) -> bytes:
     return bytes(out)
 
 
-# -- reading the answer while relaying it -----------------------------------------------------------------
-@dataclass(slots=True)
-class SseWatcher:
-    """Follows an SSE stream piece by piece for what the proxy needs: usage, model, errors, first content."""
-
-    usage: Usage = field(default_factory=Usage)
-    model: str = ""
-    error_type: str = ""
-    error_message: str = ""
-    content_started: bool = False
-    stopped: bool = False
-    _buffer: bytearray = field(default_factory=bytearray)
-    _inflate: Any = None
-
-    def feed(self, data: bytes) -> None:
-        if self._inflate is not None:
-            data = self._inflate.decompress(data)
-        self._buffer += data
-        last = self._buffer.rfind(b"\n\n")
-        if last < 0:
-            return
-        # Fast path: most of a stream is content_block_delta events, of which the proxy needs nothing.
-        if not any(self._buffer.find(marker, 0, last) >= 0 for marker in _MARKERS) and b"\r" not in data:
-            del self._buffer[: last + 2]
-            return
-        while True:
-            end = self._buffer.find(b"\n\n")
-            end_crlf = self._buffer.find(b"\r\n\r\n")
-            if end < 0 and end_crlf < 0:
-                return
-            if end < 0 or (0 <= end_crlf < end):
-                cut, skip = end_crlf, 4
-            else:
-                cut, skip = end, 2
-            event = bytes(self._buffer[:cut])
-            del self._buffer[: cut + skip]
-            self._event(event)
-
-    def _event(self, raw: bytes) -> None:
-        name = ""
-        data_lines = []
-        for line in raw.replace(b"\r\n", b"\n").split(b"\n"):
-            if line.startswith(b"event:"):
-                name = line[6:].strip().decode("utf-8", "replace")
-            elif line.startswith(b"data:"):
-                data_lines.append(line[5:].lstrip())
-        if name in ("content_block_delta", "ping", "content_block_stop"):
-            return  # the bulk of a stream: nothing the proxy needs
-        if name == "content_block_start":
-            self.content_started = True
-            return
-        if not data_lines:
-            return
-        try:
-            data = json.loads(b"\n".join(data_lines))
-        except ValueError:
-            return
-        if not isinstance(data, dict):
-            return
-        kind = data.get("type", name)
-        if kind == "content_block_start":
-            self.content_started = True
-        elif kind == "message_start" and isinstance(data.get("message"), dict):
-            message = data["message"]
-            self.model = str(message.get("model") or "")
-            self.usage = Usage.from_api(message.get("usage"))
-        elif kind == "message_delta":
-            usage = data.get("usage")
-            self.usage = self.usage.merged(usage if isinstance(usage, dict) else None)
-        elif kind == "message_stop":
-            self.stopped = True
-        elif kind == "error" and isinstance(data.get("error"), dict):
-            self.error_type = str(data["error"].get("type", ""))
-            self.error_message = str(data["error"].get("message", ""))
-
-    @classmethod
-    def for_encoding(cls, encoding: str) -> SseWatcher:
-        watcher = cls()
-        if encoding in ("gzip", "x-gzip"):
-            watcher._inflate = zlib.decompressobj(wbits=47)
-        elif encoding == "deflate":
-            watcher._inflate = zlib.decompressobj()
-        return watcher
-
-
-def _decode_body(data: bytes, encoding: str) -> bytes:
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompress(data, wbits=47)
-    if encoding == "deflate":
-        return zlib.decompress(data)
-    return data
-
-
-def _json_error(data: bytes) -> tuple[str, str]:
-    """(error type, message) of an Anthropic error body, or ("", "")."""
-    try:
-        parsed = json.loads(data)
-    except ValueError:
-        return "", ""
-    err = parsed.get("error") if isinstance(parsed, dict) else None
-    if isinstance(err, dict):
-        return str(err.get("type", "")), str(err.get("message", ""))
-    return "", ""
+async def _cancel_when_gone(reader: asyncio.StreamReader, task: asyncio.Task[None], every: float = 1.0) -> None:
+    """Cancel ``task`` once its client has closed the connection, as nginx does: otherwise a request whose
+    client gave up would hold its upstream connection until the upstream answered. A client sends nothing
+    more while it waits for an answer, so the end of its stream means it has gone."""
+    while not reader.at_eof():
+        await asyncio.sleep(every)
+    task.cancel()
 
 
 # -- the server ------------------------------------------------------------------------------------------
@@ -250,6 +153,7 @@ _REASONS = {
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     502: "Bad Gateway",
+    504: "Gateway Timeout",
     505: "HTTP Version Not Supported",
 }
 
@@ -295,6 +199,8 @@ class ProxyServer:
         host: str = "127.0.0.1",
         port: int = 0,
         hold_limit: float = 5.0,
+        head_timeout: float = 600.0,
+        idle_timeout: float = 300.0,
         on_record: Callable[[LedgerEntry], None] | None = None,
     ) -> None:
         self.router = router
@@ -303,6 +209,8 @@ class ProxyServer:
         self.host = host
         self.port = port
         self.hold_limit = hold_limit
+        self.head_timeout = head_timeout
+        self.idle_timeout = idle_timeout
         self.on_record = on_record
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[None]] = set()
@@ -370,11 +278,18 @@ class ProxyServer:
                 if request is None:
                     return
                 self.requests_handled += 1
-                keep = await self._handle(request, writer)
+                watch = asyncio.get_running_loop().create_task(_cancel_when_gone(reader, task))
+                try:
+                    keep = await self._handle(request, writer)
+                finally:
+                    watch.cancel()
                 await writer.drain()
                 if not keep or not request.keep_alive:
                     return
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError, TimeoutError):
+            return
+        except Exception:  # a defect must cost this one connection, never the proxy or its other streams
+            log.exception("ultramax proxy: request failed; its connection is closed")
             return
         finally:
             self._clients.discard(task)
@@ -412,23 +327,29 @@ class ProxyServer:
 
     # -- plain pass-through ----------------------------------------------------------------------------
     async def _passthrough(self, request: Request, writer: asyncio.StreamWriter) -> bool:
-        try:
-            conn = await self.upstream.connect()
-        except (OSError, TimeoutError) as exc:
-            return self._unreachable(writer, exc)
-        reusable = False
-        try:
-            conn.writer.write(self.upstream.request_bytes(request, request.body))
-            await conn.writer.drain()
-            head = await read_response_head(conn.reader)
-            reusable = head.reusable
-            await self._relay(request, head, conn, writer)
-            return True
-        except (OSError, asyncio.IncompleteReadError, HttpError):
+        for fresh in (False, True):
+            try:
+                conn = await self.upstream.connect(fresh=fresh)
+            except (OSError, TimeoutError) as exc:
+                return self._unreachable(writer, exc)
             reusable = False
-            raise ConnectionResetError("upstream failed mid-answer") from None
-        finally:
-            self.upstream.release(conn, reusable)
+            head: ResponseHead | None = None
+            try:
+                conn.writer.write(self.upstream.request_bytes(request, request.body))
+                await conn.writer.drain()
+                head = await self._response_head(conn)
+                await self._relay(request, head, conn, writer)
+                reusable = head.reusable  # only once the whole answer has been read
+                return True
+            except (OSError, asyncio.IncompleteReadError, HttpError) as exc:
+                if head is not None:  # the client has part of the answer: end its connection
+                    raise ConnectionResetError("upstream failed mid-answer") from None
+                if conn.reused and not fresh and not isinstance(exc, TimeoutError):
+                    continue  # a kept-alive connection the upstream had already closed: once more, on a new one
+                return self._unreachable(writer, exc)
+            finally:
+                self.upstream.release(conn, reusable)
+        return True
 
     async def _relay(
         self,
@@ -453,27 +374,43 @@ class ProxyServer:
             framing = [("Transfer-Encoding", "chunked")]
             chunked_out = True
         writer.write(_response_head(head.status, head.reason, head.headers, framing=framing))
-        async for piece in body_pieces(
+        pieces = body_pieces(
             conn.reader, chunked=head.chunked, length=head.length, until_eof=not head.chunked and head.length is None
-        ):
-            if chunked_out:
-                write_chunk(writer, piece)
-            else:
-                writer.write(piece)
-            await writer.drain()
-            if watcher is not None:
-                watcher.feed(piece)
-            if keep is not None and len(keep) < 32 * 1024 * 1024:
-                keep += piece
+        )
+        async with asyncio.timeout(self.idle_timeout) as idle:
+            async for piece in pieces:
+                idle.reschedule(asyncio.get_running_loop().time() + self.idle_timeout)
+                if chunked_out:
+                    write_chunk(writer, piece)
+                else:
+                    writer.write(piece)
+                await writer.drain()
+                if watcher is not None:
+                    watcher.feed(piece)
+                if keep is not None and len(keep) < 32 * 1024 * 1024:
+                    keep += piece
         if chunked_out:
             write_last_chunk(writer)
 
+    async def _response_head(self, conn: Connection) -> ResponseHead:
+        """The upstream's response head, or ``TimeoutError`` after ``head_timeout`` seconds (a non-streamed
+        answer arrives whole, so this is as long as the slowest answer may take)."""
+        async with asyncio.timeout(self.head_timeout):
+            return await read_response_head(conn.reader)
+
     def _unreachable(self, writer: asyncio.StreamWriter, exc: BaseException) -> bool:
-        body = _error_body("api_error", f"ultramax proxy: upstream {self.upstream.base_url} unreachable ({exc})", "")
+        """502 (or 504 when the upstream took too long) for a request that got no answer at all."""
+        if isinstance(exc, TimeoutError):
+            status = 504
+            message = f"upstream {self.upstream.base_url} did not answer within {self.head_timeout:g} s"
+        else:
+            status = 502
+            message = f"upstream {self.upstream.base_url} failed before answering ({exc or type(exc).__name__})"
+        body = _error_body("api_error", f"ultramax proxy: {message}", "")
         writer.write(
             _response_head(
-                502,
-                "Bad Gateway",
+                status,
+                _REASONS[status],
                 [],
                 framing=[("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
             )
@@ -539,38 +476,46 @@ class ProxyServer:
             attempt = _Attempt(model, tier)
             try:
                 out_body = request.body if model == decision.requested_model else splice_model(request.body, model)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError):  # not a body the splice can read: send it as it came
                 out_body, attempt.model = request.body, decision.requested_model
-            try:
-                conn = await self.upstream.connect()
-            except (OSError, TimeoutError) as exc:
-                if sent_head:
-                    self._stream_error(writer, "api_error", f"ultramax proxy: upstream unreachable ({exc})")
-                    return False
-                return self._unreachable(writer, exc)
-            reusable = False
-            try:
-                conn.writer.write(self.upstream.request_bytes(request, out_body))
-                await conn.writer.drain()
-                head = await read_response_head(conn.reader)
-                attempt.status = head.status
-                attempt.ttfb_ms = (time.monotonic() - started) * 1000
-                reusable = head.reusable
-                outcome, sent_head = await self._answer(
-                    request, head, conn, writer, attempt, sent_head=sent_head, last=last
-                )
-            except (OSError, asyncio.IncompleteReadError, HttpError) as exc:
-                reusable = False
-                attempt.error_type = attempt.error_type or "connection"
-                attempt.error_message = str(exc)
-                self._record(decision, attempt, started, fallback_from)
-                if not sent_head and attempt.status == 0:
+                attempt.tier = getattr(self.router.catalog.tier_of(decision.requested_model), "name", "")
+            for fresh in (False, True):
+                try:
+                    conn = await self.upstream.connect(fresh=fresh)
+                except (OSError, TimeoutError) as exc:
+                    if sent_head:
+                        self._stream_error(writer, "api_error", f"ultramax proxy: upstream unreachable ({exc})")
+                        return False
                     return self._unreachable(writer, exc)
-                raise ConnectionResetError("upstream failed mid-answer") from None
-            finally:
-                if attempt.overloaded:
-                    reusable = False
-                self.upstream.release(conn, reusable)
+                reusable = False
+                try:
+                    conn.writer.write(self.upstream.request_bytes(request, out_body))
+                    await conn.writer.drain()
+                    head = await self._response_head(conn)
+                    attempt.status = head.status
+                    attempt.ttfb_ms = (time.monotonic() - started) * 1000
+                    outcome, sent_head = await self._answer(
+                        request, head, conn, writer, attempt, sent_head=sent_head, last=last
+                    )
+                    reusable = head.reusable and not attempt.overloaded  # only once the answer was read whole
+                    break
+                except (OSError, asyncio.IncompleteReadError, HttpError) as exc:
+                    if attempt.status == 0 and conn.reused and not fresh and not isinstance(exc, TimeoutError):
+                        continue  # a kept-alive connection the upstream had already closed: once more, on a new one
+                    timed_out = isinstance(exc, TimeoutError)
+                    attempt.error_type = attempt.error_type or ("timeout" if timed_out else "connection")
+                    attempt.error_message = str(exc) or type(exc).__name__
+                    self._record(decision, attempt, started, fallback_from)
+                    if not sent_head and attempt.status == 0:
+                        return self._unreachable(writer, exc)
+                    raise ConnectionResetError("upstream failed mid-answer") from None
+                except asyncio.CancelledError:  # the client went away (or the proxy is stopping)
+                    attempt.error_type = attempt.error_type or "client_gone"
+                    attempt.error_message = attempt.error_message or "the client closed its connection first"
+                    self._record(decision, attempt, started, fallback_from)
+                    raise
+                finally:
+                    self.upstream.release(conn, reusable)
             self._record(decision, attempt, started, fallback_from)
             if outcome == "retry":
                 fallback_from = fallback_from or model
@@ -603,20 +548,23 @@ class ProxyServer:
                 return "done", True
             # an error (or an odd non-stream answer): small, read it whole, then decide
             data = bytearray()
-            async for piece in body_pieces(
-                conn.reader,
-                chunked=head.chunked,
-                length=head.length,
-                until_eof=not head.chunked and head.length is None,
-            ):
-                data += piece
+            async with asyncio.timeout(self.idle_timeout):
+                async for piece in body_pieces(
+                    conn.reader,
+                    chunked=head.chunked,
+                    length=head.length,
+                    until_eof=not head.chunked and head.length is None,
+                ):
+                    data += piece
             with contextlib.suppress(Exception):
-                attempt.error_type, attempt.error_message = _json_error(_decode_body(bytes(data), encoding))
+                attempt.error_type, attempt.error_message = json_error(decode_body(bytes(data), encoding))
             attempt.overloaded = head.status == 529 or attempt.error_type == "overloaded_error"
             if attempt.overloaded and not last:
                 return "retry", sent_head
             if sent_head:  # the client already has a 200 stream: say it there
-                raw = _decode_body(bytes(data), encoding) if encoding in DECODABLE else bytes(data)
+                raw = bytes(data)
+                with contextlib.suppress(zlib.error):
+                    raw = decode_body(raw, encoding) if encoding in DECODABLE else raw
                 write_chunk(writer, b"event: error\ndata: " + raw.replace(b"\n", b"") + b"\n\n")
                 write_last_chunk(writer)
                 return "done", True
@@ -640,21 +588,24 @@ class ProxyServer:
         pieces = body_pieces(
             conn.reader, chunked=head.chunked, length=head.length, until_eof=not head.chunked and head.length is None
         )
+        loop = asyncio.get_running_loop()
         try:
-            async for piece in pieces:
-                watcher.feed(piece)
-                if hold.active:
-                    if watcher.error_type == "overloaded_error" and not watcher.content_started:
-                        attempt.overloaded = True
-                        attempt.error_type, attempt.error_message = watcher.error_type, watcher.error_message
-                        return "retry", True
-                    if watcher.content_started or watcher.error_type:
-                        hold.release()
-                    else:
-                        hold.held.append(piece)
-                        continue
-                write_chunk(writer, piece)
-                await writer.drain()
+            async with asyncio.timeout(self.idle_timeout) as idle:
+                async for piece in pieces:
+                    idle.reschedule(loop.time() + self.idle_timeout)
+                    watcher.feed(piece)
+                    if hold.active:
+                        if watcher.error_type == "overloaded_error" and not watcher.content_started:
+                            attempt.overloaded = True
+                            attempt.error_type, attempt.error_message = watcher.error_type, watcher.error_message
+                            return "retry", True
+                        if watcher.content_started or watcher.error_type:
+                            hold.release()
+                        else:
+                            hold.held.append(piece)
+                            continue
+                    write_chunk(writer, piece)
+                    await writer.drain()
             hold.release()  # the stream ended while held (no content at all): deliver it as it was
             write_last_chunk(writer)
         finally:
@@ -668,7 +619,7 @@ class ProxyServer:
 
     def _usage_from_json(self, attempt: _Attempt, data: bytearray, encoding: str) -> None:
         with contextlib.suppress(Exception):
-            parsed = json.loads(_decode_body(bytes(data), encoding))
+            parsed = json.loads(decode_body(bytes(data), encoding))
             if isinstance(parsed, dict):
                 usage = parsed.get("usage")
                 attempt.usage = Usage.from_api(usage if isinstance(usage, dict) else None)

@@ -27,6 +27,8 @@ def accept_encoding(value: str) -> str:
 class Connection:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    reused: bool = False
+    """Taken from the pool: the upstream may have closed it since, which shows only when a request is sent."""
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -53,10 +55,12 @@ class Upstream:
         self._connect_timeout = connect_timeout
         self._max_idle = max_idle
 
-    async def connect(self) -> Connection:
-        while self._idle:
+    async def connect(self, *, fresh: bool = False) -> Connection:
+        """A kept-alive connection from the pool, or a new one (always new with ``fresh``)."""
+        while self._idle and not fresh:
             conn = self._idle.pop()
             if not conn.writer.is_closing() and not conn.reader.at_eof():
+                conn.reused = True
                 return conn
             conn.close()
         reader, writer = await asyncio.wait_for(
