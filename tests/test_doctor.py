@@ -20,7 +20,8 @@ from ultramax.cli.install_cmd import register
 from ultramax.doctor import Check, run_doctor
 from ultramax.install import HOOK_EVENTS, install, plugin_dir
 from ultramax.memory import embed
-from ultramax.memory.models import MemoryStoreError
+from ultramax.memory.models import MemoryStoreError, NewPassage
+from ultramax.memory.store import SQLiteStore, database_path
 from ultramax.modes import activate_mode
 from ultramax.paths import Paths
 from ultramax.prewarm import announce_proxy
@@ -263,6 +264,22 @@ def test_doctor_asks_for_an_unreadable_settings_file_to_be_fixed_before_install(
     hooks = only(doctor(env), "hooks")
     assert hooks.status == "fail" and "cannot be read" in hooks.message
     assert hooks.fix.startswith(f"fix {env.paths.user_settings} by hand first")
+
+
+def test_doctor_fails_a_damaged_memory_database_and_says_how_to_recover(env: Env) -> None:
+    assert only(doctor(env), "memory").status == "ok"  # none yet
+    store = SQLiteStore.open(env.paths)
+    store.ensure_project("acme")
+    store.add_passages("acme", [NewPassage(f"decision {i}: billing listens on port 81{i}") for i in range(200)])
+    store.close()
+    assert only(doctor(env), "memory").status == "ok"
+    path = database_path(env.paths)
+    with path.open("r+b") as fh:
+        fh.seek(path.stat().st_size // 2)
+        fh.write(b"\xde\xad\xbe\xef" * 2048)
+    memory = only(doctor(env), "memory")
+    assert memory.status == "fail" and "damaged" in memory.message
+    assert "memory import" in memory.fix and f"{path}.broken" in memory.fix
 
 
 def test_doctor_reports_disable_all_hooks(env: Env) -> None:

@@ -637,6 +637,45 @@ def _check_proxy(paths: Paths) -> Check:
     return Check("proxy", "ok", f"routing proxy answering at {url}; new prompts are hinted to it (routing.prewarm)")
 
 
+QUICK_CHECK_MAX_BYTES = 256 * 1024 * 1024
+"""Above this size the memory check reads only the schema: a full scan of a million passages takes a while."""
+
+
+def _check_memory(paths: Paths) -> Check:
+    """The memory database opens and SQLite finds it sound; read-only, so doctor never changes it."""
+    import sqlite3
+
+    from ultramax.memory.store import database_path
+
+    path = database_path(paths)
+    if not path.exists():
+        return Check("memory", "ok", "no memory database yet (it is created on first use)")
+    fix = (
+        f"move it aside (mv {path} {path}.broken) and restore from an export with `ultramax memory import FILE`; "
+        "hooks go on without memory until then"
+    )
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as exc:
+        return Check("memory", "fail", f"{path} cannot be opened ({exc})", fix)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        big = path.stat().st_size > QUICK_CHECK_MAX_BYTES
+        problems = [] if big else [row[0] for row in conn.execute("PRAGMA quick_check") if row[0] != "ok"]
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc).lower():
+            return Check("memory", "warn", f"{path} is busy (a long write holds it); run doctor again", "")
+        return Check("memory", "fail", f"{path} is damaged ({exc})", fix)
+    except sqlite3.DatabaseError as exc:
+        return Check("memory", "fail", f"{path} is damaged ({exc})", fix)
+    finally:
+        conn.close()
+    if problems:
+        return Check("memory", "fail", f"{path} is damaged: {'; '.join(problems[:3])}", fix)
+    checked = "schema read (too big for a quick scan)" if big else "SQLite's quick check passes"
+    return Check("memory", "ok", f"{path}: {checked}")
+
+
 def _check_models() -> Check:
     """The shipped models load and run: the sentence embedding (memory search, the router's tier model) and the
     router's learned weights."""
@@ -686,6 +725,7 @@ def run_doctor(
     checks += _check_permissions(paths)
     checks.append(_check_kill_switch(paths))
     checks.append(_check_proxy(paths))
+    checks.append(_check_memory(paths))
     checks.append(_check_models())
     return checks
 

@@ -54,6 +54,21 @@ def test_saving_to_a_project_that_does_not_exist_creates_it_and_says_so(
     assert code == 0 and "created" not in err
 
 
+def test_a_damaged_database_is_a_clear_error_naming_the_file_and_the_way_back(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for i in range(60):
+        run(capsys, "save", "--project", "acme", "--content", f"decision {i}: billing listens on port 81{i}")
+    path = umx.paths.home / "memory.db"
+    with path.open("r+b") as fh:
+        fh.seek(path.stat().st_size // 2)
+        fh.write(b"\xde\xad\xbe\xef" * 2048)
+    for argv in (("search", "--project", "acme", "--query", "billing port"), ("save", "--content", "x y z")):
+        code, _out, err = run(capsys, *argv)
+        assert code == 1 and "Traceback" not in err
+        assert f"{path}: memory database error" in err and "move it aside" in err
+
+
 def test_search_of_an_unknown_project_is_a_clear_error(umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "search", "--project", "nope", "--query", "x")
     assert code == 1 and "no memory project named 'nope'" in err

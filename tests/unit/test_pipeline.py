@@ -201,6 +201,18 @@ def test_a_non_critical_stage_that_raises_is_recorded_and_the_pipeline_continues
     assert ctx.trace[0].message == "OSError: database is locked"
 
 
+def test_a_stage_failing_at_session_start_tells_the_user_once_and_the_session_goes_on(
+    make_context: ContextFactory,
+) -> None:
+    broken = OSError("memory.db: database disk image is malformed")
+    start = Dispatcher([Probe("memory_sync", answer=broken)]).run(make_context("SessionStart"))
+    assert start.decision.outcome == "continue"
+    assert start.decision.system_message is not None
+    assert "memory_sync failed: OSError: memory.db: database disk image is malformed" in start.decision.system_message
+    prompt = Dispatcher([Probe("memory_sync", answer=broken)]).run(make_context("UserPromptSubmit"))
+    assert prompt.decision.system_message is None  # not on every prompt
+
+
 def test_the_circuit_breaker_opens_after_n_failures_and_then_short_circuits(make_context: ContextFactory) -> None:
     flaky = Probe("memory_sync", answer=ConnectionError("letta is down"))
     dispatcher = Dispatcher([flaky], breaker_threshold=3, breaker_reset=60.0)

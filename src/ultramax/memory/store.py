@@ -12,14 +12,16 @@ PostgreSQL + pgvector backend implements the same protocol without touching call
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import inspect
 import itertools
 import json
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,7 +41,15 @@ from ultramax.memory.models import (
 )
 from ultramax.paths import Paths
 
-__all__ = ["SQLiteStore", "Store", "VectorRow", "content_hash", "database_path", "project_name_for"]
+__all__ = [
+    "SQLiteStore",
+    "Store",
+    "VectorRow",
+    "content_hash",
+    "database_path",
+    "database_problem",
+    "project_name_for",
+]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 
@@ -148,7 +158,10 @@ class SQLiteStore:
         conn = self._conn()
         with contextlib.suppress(OSError):
             path.chmod(0o600)
-        migrate(conn)
+        try:
+            migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            raise database_problem(path, exc) from exc
 
     @classmethod
     def open(cls, paths: Paths) -> SQLiteStore:
@@ -168,6 +181,8 @@ class SQLiteStore:
                 raise MemoryStoreError(f"{self.path}: cannot switch the memory database to WAL mode (got {mode})")
             conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a commit survives any process crash
             conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as exc:
+            raise database_problem(self.path, exc) from exc
         except sqlite3.Error as exc:
             raise MemoryStoreError(f"{self.path}: cannot open the memory database ({exc})") from exc
         self._local.conn = conn
@@ -758,3 +773,49 @@ def _check_limit(label: str, value: str, limit: int) -> None:
             f"Edit failed: block {label!r} would hold {len(value):,} characters; its limit is {limit:,}. "
             "Shorten the value or raise the limit explicitly."
         )
+
+
+def database_problem(path: Path, exc: sqlite3.DatabaseError) -> MemoryStoreError:
+    """SQLite's error as a ``MemoryStoreError`` naming the file, what went wrong and what to do about it."""
+    text = str(exc)
+    low = text.lower()
+    if "full" in low:
+        hint = "free some disk space; what was stored before is intact"
+    elif "locked" in low or "busy" in low:
+        hint = "another process holds the database; try again, or stop the process that has it open"
+    elif "readonly" in low or "read-only" in low:
+        hint = "make the file and its folder writable by you"
+    else:
+        hint = (
+            f"the file looks damaged: move it aside (mv {path} {path}.broken), then restore what you exported "
+            "with `ultramax memory import FILE`; `ultramax doctor` checks it"
+        )
+    return MemoryStoreError(f"{path}: memory database error ({text}); {hint}")
+
+
+def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Raise SQLite's errors from a public store method as ``database_problem`` (the seam to sqlite3)."""
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def generator(self: SQLiteStore, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from method(self, *args, **kwargs)
+            except sqlite3.DatabaseError as exc:
+                raise database_problem(self.path, exc) from exc
+
+        return generator
+
+    @functools.wraps(method)
+    def call(self: SQLiteStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise database_problem(self.path, exc) from exc
+
+    return call
+
+
+for _name, _member in list(vars(SQLiteStore).items()):
+    if not _name.startswith("_") and inspect.isfunction(_member) and _name not in ("integrity_check", "close"):
+        setattr(SQLiteStore, _name, _translating(_member))

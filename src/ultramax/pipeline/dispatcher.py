@@ -141,6 +141,9 @@ class Dispatcher:
             else:
                 ctx.decision.system_message = f"ultramax warning: {stage.name} failed: {message}"
             return
+        if ctx.event_name == "SessionStart" and ctx.decision.system_message is None:
+            # once per session the user sees that something (memory, skills) is not working, and why
+            ctx.decision.system_message = f"ultramax warning: {stage.name} failed: {message}; see `ultramax doctor`"
         if ctx.event_name not in PERMISSION_EVENTS or not getattr(stage, "critical", False):
             return
         verdict: Literal["deny", "ask"] = "deny" if strict else "ask"
