@@ -69,6 +69,20 @@ def test_a_damaged_database_is_a_clear_error_naming_the_file_and_the_way_back(
         assert f"{path}: memory database error" in err and "move it aside" in err
 
 
+def test_reading_memory_never_creates_a_project(umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    workdir = umx.project("orders")
+    for argv in (
+        ("memory", "blocks", "show", "--project", "typoproj"),
+        ("--project-dir", str(workdir), "search", "--query", "billing port"),
+        ("--project-dir", str(workdir), "memory", "blocks", "show"),
+    ):
+        code, _out, err = run(capsys, *argv)
+        assert code == 1 and "Traceback" not in err, argv
+        assert "no memory project" in err
+    code, out, _ = run(capsys, "list-projects")
+    assert code == 0 and out.startswith("no memory projects yet")
+
+
 def test_search_of_an_unknown_project_is_a_clear_error(umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "search", "--project", "nope", "--query", "x")
     assert code == 1 and "no memory project named 'nope'" in err

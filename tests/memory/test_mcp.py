@@ -36,7 +36,7 @@ def call_tools(umx: UltramaxEnv, calls: list[tuple[str, dict[str, Any]]]) -> tup
             for name, args in calls:
                 result = await client.call_tool(name, args)
                 text = result.content[0].text  # type: ignore[union-attr]
-                results.append(json.loads(text))
+                results.append({"error": text} if result.is_error else json.loads(text))
             return tools, results
 
     return anyio.run(session)
@@ -64,5 +64,30 @@ def test_the_model_can_save_search_and_edit_blocks_through_mcp(umx: UltramaxEnv)
     store = SQLiteStore(database_path(umx.paths))
     try:
         assert store.block("acme", "human").value == "", "nothing written past the limit"
+    finally:
+        store.close()
+
+
+def test_tool_failures_are_mcp_errors_and_a_typo_creates_nothing(umx: UltramaxEnv) -> None:
+    _, results = call_tools(
+        umx,
+        [
+            ("memory_block_update", {"label": "learnigns", "value": "use uv, not pip"}),
+            ("memory_search", {"query": "billing", "project": "acmee"}),
+            ("memory_block_read", {"label": "learnigns"}),
+            ("memory_save", {"content": "billing listens on 8123", "kind": "decisoin"}),
+            ("memory_block_update", {"label": "runbook", "value": "restart with make restart", "create": True}),
+        ],
+    )
+    update, search, read, save, created = results
+    assert "has no block 'learnigns'" in update["error"] and "create=true" in update["error"]
+    assert "no memory project named 'acmee'" in search["error"] and "acme" in search["error"]
+    assert "has no block 'learnigns'" in read["error"]
+    assert "decisoin" in save["error"]
+    assert created["label"] == "runbook" and created["version"] == 1
+    store = SQLiteStore(database_path(umx.paths))
+    try:
+        assert [p.name for p in store.list_projects()] == ["acme"]
+        assert "learnigns" not in {b.label for b in store.blocks("acme")}
     finally:
         store.close()

@@ -141,9 +141,21 @@ def _project(ctx: CliContext, service: object, explicit: str | None, *, create: 
             print(f"created memory project {explicit!r} (see `ultramax list-projects`)", file=sys.stderr)
         return service.store.ensure_project(explicit).name
     configured = load_settings(ctx.paths, ctx.project_dir).get("memory.project")
-    if configured:
+    if configured and create:
         return str(service.store.ensure_project(configured).name)
-    return service.store.project_for_dir(ctx.project_dir).name
+    if configured:  # a read never creates a project
+        if service.store.get_project(str(configured)) is None:
+            raise MemoryStoreError(f"no memory project named {configured!r} yet (memory.project in settings)")
+        return str(configured)
+    if create:
+        return service.store.project_for_dir(ctx.project_dir).name
+    found = service.store.project_of_dir(ctx.project_dir)
+    if found is None:
+        raise MemoryStoreError(
+            f"no memory project for {ctx.project_dir} yet: it gets one when Claude Code or `ultramax save` first "
+            "stores something here; `ultramax list-projects` shows the others (use --project NAME)"
+        )
+    return found.name
 
 
 # -- the seed's commands ----------------------------------------------------------------------------------------
@@ -208,7 +220,7 @@ def cmd_save(args: argparse.Namespace, ctx: CliContext) -> int:
 # -- blocks ------------------------------------------------------------------------------------------------------
 def cmd_blocks_show(args: argparse.Namespace, ctx: CliContext) -> int:
     service = _service(ctx, embeddings=False)
-    project = _project(ctx, service, args.project)
+    project = _project(ctx, service, args.project, create=False)
     blocks = [service.store.block(project, args.label)] if args.label else service.store.blocks(project)
     if args.json:
         emit_json([b.to_dict() for b in blocks])
@@ -260,7 +272,7 @@ def _edit_in_editor(text: str) -> str:
 
 def cmd_blocks_history(args: argparse.Namespace, ctx: CliContext) -> int:
     service = _service(ctx, embeddings=False)
-    project = _project(ctx, service, args.project)
+    project = _project(ctx, service, args.project, create=False)
     versions = service.store.block_history(project, args.label)
     if args.json:
         emit_json(
@@ -284,7 +296,7 @@ def cmd_blocks_history(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def cmd_blocks_diff(args: argparse.Namespace, ctx: CliContext) -> int:
     service = _service(ctx, embeddings=False)
-    project = _project(ctx, service, args.project)
+    project = _project(ctx, service, args.project, create=False)
     versions = {v.version: v for v in service.store.block_history(project, args.label)}
     newer = versions.get(args.to_version or max(versions))
     if newer is None:

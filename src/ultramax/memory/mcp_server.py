@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 
 from ultramax.memory.models import KINDS, MemoryStoreError
 from ultramax.memory.service import MemoryService
@@ -32,9 +33,14 @@ def build_server(service: MemoryService, default_project: str) -> MCPServer:
         ),
     )
 
-    def project_of(project: str | None) -> str:
+    def project_of(project: str | None, *, create: bool = False) -> str:
+        """The project a call is about; only a save may create one (a typo in a read must not)."""
         name = project or default_project
-        service.store.ensure_project(name)
+        if name == default_project or create:
+            service.store.ensure_project(name)
+        elif service.store.get_project(name) is None:
+            known = ", ".join(p.name for p in service.store.list_projects()) or "none yet"
+            raise ToolError(f"no memory project named {name!r} (projects: {known})")
         return name
 
     @server.tool(description="Search memory (keywords + meaning, newest context first when tied). Returns dated items.")
@@ -64,9 +70,9 @@ def build_server(service: MemoryService, default_project: str) -> MCPServer:
     @server.tool(description=f"Save a memory. kind is one of: {', '.join(KINDS)}.")
     def memory_save(content: str, kind: str = "learning", project: str | None = None) -> dict[str, Any]:
         try:
-            pid = service.save(project_of(project), content, kind=kind, source="memory tool")
+            pid = service.save(project_of(project, create=True), content, kind=kind, source="memory tool")
         except MemoryStoreError as exc:
-            return {"error": str(exc)}
+            raise ToolError(str(exc)) from exc
         return {"saved": pid}
 
     @server.tool(description="Read core memory blocks (all, or one label) with their size and limit.")
@@ -75,21 +81,24 @@ def build_server(service: MemoryService, default_project: str) -> MCPServer:
         try:
             blocks = [service.store.block(name, label)] if label else service.store.blocks(name)
         except MemoryStoreError as exc:
-            return {"error": str(exc)}
+            raise ToolError(str(exc)) from exc
         return {"blocks": [b.to_dict() for b in blocks]}
 
     @server.tool(
         description=(
             "Update a core memory block: mode 'replace' sets the whole value, 'append' adds a line, "
-            "'edit' replaces old_text with value. Fails (nothing written) past the block's character limit."
+            "'edit' replaces old_text with value. Fails (nothing written) past the block's character limit. "
+            "A label that does not exist yet is an error unless create is true (a new custom block)."
         )
     )
     def memory_block_update(
         label: str,
         value: str,
+        *,
         mode: str = "replace",
         old_text: str | None = None,
         project: str | None = None,
+        create: bool = False,
     ) -> dict[str, Any]:
         from ultramax.memory.capture import clean
 
@@ -101,15 +110,16 @@ def build_server(service: MemoryService, default_project: str) -> MCPServer:
                 new = f"{current.rstrip()}\n{text}".strip()
             elif mode == "edit":
                 if not old_text or old_text not in current:
-                    return {"error": f"old_text not found in block {label!r}"}
+                    raise ToolError(f"old_text not found in block {label!r}")
                 new = current.replace(old_text, text, 1)
             elif mode == "replace":
                 new = text
             else:
-                return {"error": f"unknown mode {mode!r}: replace, append or edit"}
-            block = service.store.write_block(name, label, new, source="memory tool")
+                raise ToolError(f"unknown mode {mode!r}: replace, append or edit")
+            block = service.store.write_block(name, label, new, source="memory tool", create=create)
         except MemoryStoreError as exc:
-            return {"error": str(exc)}
+            message = str(exc) + ("; pass create=true to make a new custom block" if "has no block" in str(exc) else "")
+            raise ToolError(message) from exc
         return {"label": block.label, "version": block.version, "chars": len(block.value), "limit": block.limit}
 
     return server

@@ -78,6 +78,7 @@ class Store(Protocol):
 
     # projects
     def ensure_project(self, name: str, path: str | None = None, *, created_at: float | None = None) -> Project: ...
+    def project_of_dir(self, directory: Path) -> Project | None: ...
     def project_for_dir(self, directory: Path, name: str | None = None) -> Project: ...
     def get_project(self, name: str) -> Project | None: ...
     def list_projects(self) -> list[Project]: ...
@@ -280,6 +281,15 @@ class SQLiteStore:
         assert project is not None
         return project
 
+    def project_of_dir(self, directory: Path) -> Project | None:
+        """The project registered for a working directory, if any (never creates one)."""
+        row = (
+            self._conn()
+            .execute("SELECT id, name, path, created_at, capture FROM projects WHERE path = ?", (str(directory),))
+            .fetchone()
+        )
+        return self._project_row(row) if row else None
+
     def project_for_dir(self, directory: Path, name: str | None = None) -> Project:
         """The project of a working directory: an explicit ``name``, else the one registered for the path,
         else a new one named after the directory (suffixed if that name is taken by another path)."""
@@ -300,8 +310,10 @@ class SQLiteStore:
             if existing is None:
                 try:
                     return self.ensure_project(candidate, key)
-                except sqlite3.IntegrityError:  # another process registered the path at the same moment
-                    return self.project_for_dir(directory)
+                except MemoryStoreError as exc:  # another process registered the path at the same moment
+                    if isinstance(exc.__cause__, sqlite3.IntegrityError):
+                        return self.project_for_dir(directory)
+                    raise
             if existing.path in (None, key):
                 if existing.path is None:
                     with self._write() as conn:
