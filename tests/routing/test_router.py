@@ -48,7 +48,10 @@ def test_the_requested_model_is_a_ceiling_never_an_upgrade() -> None:
     decision = router().route(req(HARD, model="claude-sonnet-4-6"), CC)
     assert (decision.tier, decision.model) == ("sonnet", "claude-sonnet-4-6"), "kept as asked, not upgraded"
     fable = router().route(req(HARD, model="claude-fable-5"), CC)
-    assert fable.tier == "opus", "fable is a ceiling the router may go below"
+    assert (fable.tier, fable.model) == ("fable", "claude-fable-5"), "work for the top tier keeps the model asked for"
+    assert fable.fallbacks[0] == "claude-opus-5" and "keeps fable" in fable.reasons[-1]
+    easy = router().route(req("Fix the typo in README.md", model="claude-fable-5"), CC)
+    assert easy.model == "claude-haiku-4-5" and "fable requested; haiku is enough" in easy.reasons
 
 
 def test_background_requests_go_to_the_cheapest_tier() -> None:

@@ -462,6 +462,12 @@ class Router:
             for nxt in chain[names.index(tier.name) + 1 :]:
                 if nxt in allowed and self._spec_ok(nxt, needs):
                     fallbacks.append(self._model_for(nxt, ceiling, asked))
+        if not ceiling.routable and tier.name == top_allowed.name and not signals.background and not reject:
+            # a model that is never a routing target (fable) is still the ceiling it was asked as: work that
+            # needs the top routable tier keeps the model asked for, and falls back to that tier if overloaded
+            reasons.append(f"needs the top tier: keeps {ceiling.name}, the model asked for")
+            fallbacks = [self._model_for(tier, ceiling, asked), *fallbacks]
+            tier = ceiling
         model = self._model_for(tier, ceiling, asked)
         if signals.session_id and not signals.background:
             self.remember_session(signals.session_id, asked, model)
