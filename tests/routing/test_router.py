@@ -54,6 +54,14 @@ def test_the_requested_model_is_a_ceiling_never_an_upgrade() -> None:
     assert easy.model == "claude-haiku-4-5" and "fable requested; haiku is enough" in easy.reasons
 
 
+def test_a_prompt_the_router_cannot_read_gets_the_default_tier_not_a_guess() -> None:
+    hard_in_japanese = "分散型の注文システムのアーキテクチャを設計してください。マルチリージョンのフェイルオーバーを含めて"
+    decision = router().route(req(hard_in_japanese), CC)
+    assert decision.tier == "sonnet" and "default tier" in decision.reasons[0]
+    german = router().route(req("Entwirf die Architektur eines verteilten, fehlertoleranten Konsensdienstes"), CC)
+    assert not any("default tier" in r for r in german.reasons), "Latin letters with accents are read as before"
+
+
 def test_background_requests_go_to_the_cheapest_tier() -> None:
     title = {k: v for k, v in req(HARD).items() if k != "tools"}
     decision = router().route(title, CC)

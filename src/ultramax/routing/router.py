@@ -40,7 +40,7 @@ from ultramax.errors import ConfigError
 from ultramax.routing.analyzer import RequestSignals, TaskAnalysis, analyze_prompt, request_signals, session_id_of
 from ultramax.routing.catalog import Catalog, Tier, Usage, load_catalog
 
-__all__ = ["Decision", "Router", "RouterConfig", "TierStats"]
+__all__ = ["MIN_LATIN_SHARE", "Decision", "Router", "RouterConfig", "TierStats", "latin_share"]
 
 EWMA_ALPHA = 0.1
 CACHE_TTL_S = 300.0
@@ -54,6 +54,17 @@ OUTPUT_TOKENS_START = 800.0
 UNHEALTHY_SUCCESS = 0.5
 MIN_SAMPLES = 5
 _STICKY_MAX = 10_000
+MIN_LATIN_SHARE = 0.5
+"""Below this share of Latin letters among a prompt's letters, the router does not trust its own reading."""
+
+
+def latin_share(text: str) -> float:
+    """The share of a text's letters that are Latin (ASCII or accented); 1.0 for a text with no letters."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return 1.0
+    latin = sum(1 for c in letters if c < "\u0250")  # Basic Latin through Latin Extended-B
+    return latin / len(letters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +344,11 @@ class Router:
         elif analysis is None:
             tier = cat.tier(cfg.default_tier)
             reasons.append("no prompt text to analyze: the default tier")
+        elif latin_share(signals.prompt) < MIN_LATIN_SHARE:
+            # the patterns, the word features and the sentence model all read English: a hard ask in Japanese
+            # scores as trivial, so such prompts get the default tier instead of a guess
+            tier = cat.tier(cfg.default_tier)
+            reasons.append("the router reads prompts written in Latin letters; this one gets the default tier")
         else:
             c = analysis.complexity_score
             if c > cfg.opus_threshold:
