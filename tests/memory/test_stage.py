@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from tests.conftest import UltramaxEnv, hook_payload
 from ultramax.decisions import CONTEXT_CAP
 from ultramax.memory.embed import HashEmbedder
+from ultramax.memory.models import NewPassage
 from ultramax.memory.service import MemoryService
 from ultramax.runtime import Runtime
 
@@ -73,6 +75,33 @@ def test_a_memory_is_injected_once_per_session_not_on_every_prompt(umx: Ultramax
     first = context_of(hook(runtime, project, "UserPromptSubmit", session_id="two", prompt="billing port please"))
     second = context_of(hook(runtime, project, "UserPromptSubmit", session_id="two", prompt="billing port again?"))
     assert "8123" in first and "8123" not in second
+
+
+def test_a_prompt_gets_other_sessions_answers_not_its_own_turns_or_old_questions(
+    umx: UltramaxEnv, runtime: Runtime
+) -> None:
+    project = umx.project("acme-api")
+    hook(runtime, project, "SessionStart", session_id="two", source="startup")
+    service = memory(runtime)
+    [name] = [p.name for p in service.store.list_projects()]
+    days_ago = time.time() - 3 * 86400
+    service.store.add_passages(
+        name,
+        [
+            NewPassage("which cache should the dashboard use?", kind="prompt", session_id="one", created_at=days_ago),
+            NewPassage(
+                "we decided the dashboard cache is redis 7", kind="decision", session_id="one", created_at=days_ago
+            ),
+            NewPassage("the dashboard cache needs a 5 minute ttl", kind="prompt", session_id="two"),  # said earlier
+        ],
+    )
+    assert service.flush(30)
+    # "today's" names the task's time, not a filter on when memories were stored
+    asked = "which dashboard cache should serve today's visitors"
+    prompt = context_of(hook(runtime, project, "UserPromptSubmit", session_id="two", prompt=asked))
+    assert "dashboard cache is redis 7" in prompt
+    assert "5 minute ttl" not in prompt, "this session's own turn is already in the conversation"
+    assert "which cache should the dashboard use?" not in prompt, "an earlier question is not information"
 
 
 def test_a_budget_of_zero_turns_injection_off_but_capture_goes_on(umx: UltramaxEnv, runtime: Runtime) -> None:

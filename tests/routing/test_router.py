@@ -55,7 +55,9 @@ def test_the_requested_model_is_a_ceiling_never_an_upgrade() -> None:
 
 
 def test_a_prompt_the_router_cannot_read_gets_the_default_tier_not_a_guess() -> None:
-    hard_in_japanese = "分散型の注文システムのアーキテクチャを設計してください。マルチリージョンのフェイルオーバーを含めて"
+    hard_in_japanese = (
+        "分散型の注文システムのアーキテクチャを設計してください。マルチリージョンのフェイルオーバーを含めて"
+    )
     decision = router().route(req(hard_in_japanese), CC)
     assert decision.tier == "sonnet" and "default tier" in decision.reasons[0]
     german = router().route(req("Entwirf die Architektur eines verteilten, fehlertoleranten Konsensdienstes"), CC)

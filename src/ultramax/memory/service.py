@@ -266,6 +266,7 @@ class MemoryService:
         max_tier: Tier | None = None,
         now: float | None = None,
         early_stop: bool = True,
+        use_time_filter: bool = True,
     ) -> SearchResult:
         tiers = self._engines()
         if tiers is None:
@@ -278,6 +279,7 @@ class MemoryService:
             max_tier=max_tier or Tier.L3,
             now=now,
             early_stop=early_stop,
+            use_time_filter=use_time_filter,
         )
 
     def keyword_search(self, query: str, *, project: str | None, limit: int) -> list[SearchHit]:
@@ -324,8 +326,14 @@ class MemoryService:
         if len(query) < 8:
             return None, []
         shown = self._injected.setdefault(session_id, set())
+        # a prompt's time words are about the task ("today's visitors"), not a request to filter memory by date
         result = self.search(
-            query, project=project.name, session_id=None, limit=limit + len(shown) + 3, early_stop=hierarchical
+            query,
+            project=project.name,
+            session_id=None,
+            limit=limit + len(shown) + 6,
+            early_stop=hierarchical,
+            use_time_filter=False,
         )
         wanted = " ".join(query.lower().split())
         picked: list[Passage] = []
@@ -333,6 +341,10 @@ class MemoryService:
             p = hit.passage
             if p.id in shown or " ".join(p.text.lower().split()) == wanted:
                 continue
+            if session_id and p.session_id == session_id:
+                continue  # this session's own turns are already in the conversation
+            if p.kind == "prompt" and p.text.rstrip().endswith("?"):
+                continue  # an earlier question carries no answer; what answered it is its own passage
             sim = hit.similarity if hit.similarity is not None else self._similarity(query, p)
             if sim is not None and sim < min_similarity:
                 continue
