@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import UltramaxEnv
 from ultramax.cli.main import main
 from ultramax.memory.locomo import load_conversations
+from ultramax.memory.store import SQLiteStore, database_path
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -81,6 +82,25 @@ def test_reading_memory_never_creates_a_project(umx: UltramaxEnv, capsys: pytest
         assert "no memory project" in err
     code, out, _ = run(capsys, "list-projects")
     assert code == 0 and out.startswith("no memory projects yet")
+
+
+def test_a_long_save_is_kept_whole_across_passages_not_cut(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paragraphs = [f"step {i}: " + " ".join(f"word{i}x{j}" for j in range(60)) for i in range(30)]
+    content = "\n\n".join(paragraphs)
+    assert len(content) > 14_000
+    code, out, _ = run(capsys, "save", "--project", "acme", "--content", content)
+    assert code == 0 and "saved whole as" in out
+    exported = run_json(capsys, "search", "--project", "acme", "--query", "word29x59", "--json")
+    assert exported["results"] and "[... truncated]" not in exported["results"][0]["content"]
+    store = SQLiteStore(database_path(umx.paths))
+    try:
+        texts = [p.text for p in store.iter_passages("acme")]
+    finally:
+        store.close()
+    assert all(len(t) <= 4000 for t in texts)
+    assert "\n\n".join(texts) == content
 
 
 def test_search_of_an_unknown_project_is_a_clear_error(umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ultramax.events import HookEvent
-from ultramax.memory.capture import Capture, clean
+from ultramax.memory.capture import MAX_PASSAGE_CHARS, Capture, clean
 from ultramax.memory.fts import fts_query
 from ultramax.memory.inject import prompt_context, session_start_context
 from ultramax.memory.models import (
@@ -229,17 +229,35 @@ class MemoryService:
         tags: Sequence[str] = (),
         source: str = "explicit save",
     ) -> int:
-        """An explicit save (CLI, MCP tool): cleaned like captured text, embedded before returning here."""
-        text = clean(content)
+        """An explicit save (CLI, MCP tool): cleaned like captured text, embedded before returning here; the id of
+        its first passage (``save_parts`` gives them all)."""
+        return self.save_parts(project, content, kind=kind, session_id=session_id, tags=tags, source=source)[0]
+
+    def save_parts(
+        self,
+        project: str,
+        content: str,
+        *,
+        kind: str = "general",
+        session_id: str | None = None,
+        tags: Sequence[str] = (),
+        source: str = "explicit save",
+    ) -> list[int]:
+        """Save ``content`` whole: text longer than one passage holds is stored as consecutive passages, split
+        at paragraph or line ends, rather than cut (capture trims what it records; a deliberate save does not)."""
+        text = clean(content, max_chars=None)
         if not text:
             raise MemoryStoreError("nothing to save: the content is empty once private spans are removed")
         self.store.ensure_project(project)
-        (pid,) = self.store.add_passages(
+        ids = self.store.add_passages(
             project,
-            [NewPassage(text, kind=kind, session_id=session_id, source=source, source_event="save", tags=tuple(tags))],
+            [
+                NewPassage(part, kind=kind, session_id=session_id, source=source, source_event="save", tags=tuple(tags))
+                for part in split_passages(text, MAX_PASSAGE_CHARS)
+            ],
         )
         self._after_write()
-        return pid
+        return ids
 
     def _after_write(self) -> None:
         if self.background:
@@ -386,3 +404,19 @@ class MemoryService:
             out["tiers"] = self._tiers.latency_summary()
             out["hot"] = self._tiers.hot.stats()
         return out
+
+
+def split_passages(text: str, size: int) -> list[str]:
+    """``text`` in pieces of at most ``size`` characters, cut after a paragraph, else a line, else a word."""
+    parts: list[str] = []
+    rest = text.strip()
+    while len(rest) > size:
+        window = rest[:size]
+        cut = max(window.rfind("\n\n"), 0) or max(window.rfind("\n"), 0) or max(window.rfind(" "), 0) or size
+        if cut < size // 4:  # no break in a sensible place: cut at the limit
+            cut = size
+        parts.append(rest[:cut].strip())
+        rest = rest[cut:].strip()
+    if rest:
+        parts.append(rest)
+    return parts
