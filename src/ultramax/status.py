@@ -16,7 +16,7 @@ from ultramax.modes import detect_mode
 from ultramax.paths import Paths
 from ultramax.safety.killswitch import KillSwitch
 
-__all__ = ["known_projects", "status_report"]
+__all__ = ["known_projects", "memory_project", "status_report"]
 
 
 def known_projects(paths: Paths) -> list[str]:
@@ -43,6 +43,28 @@ def known_projects(paths: Paths) -> list[str]:
     return sorted(names)
 
 
+def memory_project(paths: Paths, project_dir: Path, configured: str) -> str:
+    """The memory project hooks use for ``project_dir`` (read-only): ``memory.project`` if set, else the project
+    registered for the directory, else the name it will get on first use."""
+    from ultramax.memory.store import project_name_for
+
+    if configured:
+        return configured
+    database = paths.home / "memory.db"
+    if database.exists():
+        try:
+            conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
+            try:
+                row = conn.execute("SELECT name FROM projects WHERE path = ?", (str(project_dir),)).fetchone()
+            finally:
+                conn.close()
+            if row:
+                return str(row[0])
+        except sqlite3.Error:
+            pass
+    return project_name_for(project_dir)
+
+
 def status_report(paths: Paths, project_dir: Path, *, verify_audit: bool = True) -> dict[str, Any]:
     settings = load_settings(paths, project_dir)
     selection = detect_mode(project_dir, settings)
@@ -63,7 +85,8 @@ def status_report(paths: Paths, project_dir: Path, *, verify_audit: bool = True)
             "problem": daemon.problem,
         },
         "mode": {"name": selection.mode.name, "source": selection.source, "safety_level": selection.mode.safety_level},
-        "current_project": selection.mode.memory_project,
+        "current_project": memory_project(paths, project_dir, str(settings.get("memory.project") or "")),
+        "mode_memory_project": selection.mode.memory_project,
         "project_dir": str(project_dir),
         "projects_count": len(projects),
         "projects": projects,

@@ -103,6 +103,18 @@ def test_a_long_save_is_kept_whole_across_passages_not_cut(
     assert "\n\n".join(texts) == content
 
 
+def test_status_names_the_memory_project_the_hooks_use_here(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    webapp = umx.project("webapp")
+    status = run_json(capsys, "--project-dir", str(webapp), "status", "--no-verify")
+    assert status["current_project"] == "webapp"  # before anything is stored: the name it will get
+    umx.update_user_settings({"memory": {"project": "shared-notes"}})
+    status = run_json(capsys, "--project-dir", str(webapp), "status", "--no-verify")
+    assert status["current_project"] == "shared-notes"
+    assert status["projects"] == [], "status creates nothing"
+
+
 def test_search_of_an_unknown_project_is_a_clear_error(umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "search", "--project", "nope", "--query", "x")
     assert code == 1 and "no memory project named 'nope'" in err
