@@ -173,3 +173,25 @@ def test_without_the_daemon_the_stage_stores_text_and_injects_by_keywords(umx: U
     service = rt.services.shared["memory"]
     assert isinstance(service, MemoryService) and not service.embeddings
     service.close()
+
+
+def test_without_the_daemon_each_hook_process_remembers_what_the_session_was_shown(umx: UltramaxEnv) -> None:
+    project = umx.project("acme-api")
+
+    def prompt(session: str, text: str) -> str:
+        rt = Runtime(umx.paths)  # a fresh hook process each time, as without the daemon
+        try:
+            return context_of(hook(rt, project, "UserPromptSubmit", session_id=session, prompt=text))
+        finally:
+            service = rt.services.shared.get("memory")
+            if isinstance(service, MemoryService):
+                service.close()
+
+    prompt("one", "the billing service listens on port 8123")
+    prompt("one", "the tests passed after the fix")
+    first = prompt("two", "which port does the billing service listen on")
+    again = prompt("two", "and the billing port for staging?")
+    assert "listens on port 8123" in first and "listens on port 8123" not in again
+    assert "tests passed" not in prompt("three", "write tests for the invoice exporter"), (
+        "one shared word is not enough"
+    )

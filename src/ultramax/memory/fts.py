@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["BM25_WEIGHTS", "fts_query", "identifier_terms"]
+__all__ = ["BM25_WEIGHTS", "STOPWORDS", "fts_query", "identifier_terms"]
 
 BM25_WEIGHTS = "1.0, 0.5, 1.0"
 """bm25() column weights for (text, context, terms): the turn before a passage counts half; identifier
@@ -28,6 +28,8 @@ themselves then there these they this those through to too under until up very w
 while who whom why will with would you your yours yourself yourselves also ever much many
 s t don didn doesn isn wasn weren won wouldn shouldn couldn ll ve re d m o y""".split()  # noqa: SIM905
 )
+STOPWORDS = _STOPWORDS
+"""Words too common to say what a text is about."""
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 # a word with a case change inside (InvoiceService, retryBackoffMs, HTTPServer) or words joined by _ or -
 _IDENTIFIER = re.compile(r"[^\W_]+(?:[_-]+[^\W_]+)+|[^\W_]*[a-z][^\W_]*[A-Z][^\W_]*|[A-Z]{2,}[a-z][^\W_]*")

@@ -13,6 +13,7 @@ Three ways to run it:
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ultramax.events import HookEvent
 from ultramax.memory.capture import MAX_PASSAGE_CHARS, Capture, clean
-from ultramax.memory.fts import fts_query
+from ultramax.memory.fts import STOPWORDS, fts_query
 from ultramax.memory.inject import prompt_context, session_start_context
 from ultramax.memory.models import (
     SEED_KINDS,
@@ -343,7 +344,10 @@ class MemoryService:
         query = clean(prompt)
         if len(query) < 8:
             return None, []
-        shown = self._injected.setdefault(session_id, set())
+        shown = self._injected.get(session_id)
+        if shown is None:  # a hook process without the daemon keeps what it showed in the store instead
+            saved = self.store.get_state(project.id, session_id, INJECTED_STATE) if not self.background else None
+            shown = self._injected[session_id] = {int(i) for i in saved} if isinstance(saved, list) else set()
         # a prompt's time words are about the task ("today's visitors"), not a request to filter memory by date
         result = self.search(
             query,
@@ -366,6 +370,8 @@ class MemoryService:
             sim = hit.similarity if hit.similarity is not None else self._similarity(query, p)
             if sim is not None and sim < min_similarity:
                 continue
+            if sim is None and len(shared_words(query, p.text)) < min(2, len(content_words(query))):
+                continue  # keywords only: one common word ("tests") is not relevance
             picked.append(p)
             if len(picked) >= limit:
                 break
@@ -376,6 +382,8 @@ class MemoryService:
             return None, []
         ids = [p.id for p in picked if f"#{p.id}]" in text]
         shown.update(ids)
+        if not self.background:
+            self.store.set_state(project.id, session_id, INJECTED_STATE, sorted(shown)[-500:])
         if len(self._injected) > 1000:
             self._injected.clear()
         return text, ids
@@ -420,3 +428,17 @@ def split_passages(text: str, size: int) -> list[str]:
     if rest:
         parts.append(rest)
     return parts
+
+
+INJECTED_STATE = "injected"
+"""Session state key: the passages already injected in a session (kept by hook processes without the daemon)."""
+_WORD = re.compile(r"[^\W_]{3,}")
+
+
+def content_words(text: str) -> set[str]:
+    """A text's words that carry meaning, lower-cased and crudely singular ("tests" and "test" meet)."""
+    return {w.lower().rstrip("s") for w in _WORD.findall(text) if w.lower() not in STOPWORDS}
+
+
+def shared_words(query: str, text: str) -> set[str]:
+    return content_words(query) & content_words(text)
