@@ -152,6 +152,57 @@ def test_a_block_edit_over_the_limit_is_refused_with_the_numbers(
     assert code == 1 and "5,001 characters; its limit is 5,000" in err
 
 
+def test_a_diff_keeps_last_lines_without_a_newline_apart_and_marks_them(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p = ("--project", "acme")
+    run(capsys, "memory", "blocks", "edit", "persona", "--value", "uses vim", *p)
+    run(capsys, "memory", "blocks", "edit", "persona", "--value", "likes spaces", *p)
+    code, out, _ = run(capsys, "memory", "blocks", "diff", "persona", *p)
+    assert code == 0
+    assert out.splitlines()[-4:] == [
+        "-uses vim",
+        "\\ No newline at end of file",
+        "+likes spaces",
+        "\\ No newline at end of file",
+    ]
+
+
+@pytest.mark.parametrize("option", ["--from", "--to"])
+def test_a_diff_naming_a_version_the_block_does_not_have_is_an_error(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    p = ("--project", "acme")
+    for value in ("a", "b", "c"):
+        run(capsys, "memory", "blocks", "edit", "persona", "--value", value, *p)
+    code, out, err = run(capsys, "memory", "blocks", "diff", "persona", option, "9", *p)
+    assert code == 1 and out == ""
+    assert "block 'persona' has no version 9 (it has v1 to v4" in err
+
+
+def test_changing_only_a_blocks_limit_needs_no_editor_and_keeps_its_value(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EDITOR", raising=False)
+    monkeypatch.delenv("VISUAL", raising=False)
+    p = ("--project", "acme")
+    run(capsys, "memory", "blocks", "edit", "persona", "--value", "terse answers", *p)
+    code, out, err = run(capsys, "memory", "blocks", "edit", "persona", "--limit", "9000", *p)
+    assert code == 0, err
+    assert out.strip() == "persona: v3, 13/9000 chars"
+    code, out, _ = run(capsys, "memory", "blocks", "diff", "persona", *p)
+    assert out.splitlines() == ["limit: 5,000 -> 9,000 characters", "the text of v2 and v3 is the same"]
+
+
+@pytest.mark.parametrize(("limit", "problem"), [("0", "must be 1 or more, not 0"), ("-5", "must be 1 or more, not -5")])
+def test_a_block_limit_below_one_is_refused_by_the_command_line(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], limit: str, problem: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["memory", "blocks", "edit", "persona", "--value", "x", "--limit", limit, "--project", "acme"])
+    assert exited.value.code == 2 and f"argument --limit: {problem}" in capsys.readouterr().err
+
+
 def test_forget_removes_a_passage_by_id(umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "save", "--project", "acme", "--content", "the staging db is called stg-main")
     pid = out.split(": ")[1].strip()

@@ -49,6 +49,14 @@ def test_project_names_are_validated(store: SQLiteStore) -> None:
         store.ensure_project("../etc")
 
 
+def test_a_project_name_or_block_label_with_a_trailing_newline_is_refused(store: SQLiteStore) -> None:
+    with pytest.raises(MemoryStoreError, match="invalid project name"):
+        store.ensure_project("acme\n")
+    store.ensure_project("acme")
+    with pytest.raises(MemoryStoreError, match="invalid block label"):
+        store.write_block("acme", "notes\n", "x", source="test")
+
+
 def test_a_directory_maps_to_one_project_and_a_second_directory_with_the_same_name_gets_its_own(
     store: SQLiteStore, tmp_path: Path
 ) -> None:
@@ -95,6 +103,16 @@ def test_custom_blocks_are_created_with_their_own_limit(store: SQLiteStore) -> N
     assert (block.label, block.limit, block.version) == ("runbook", 100, 1)
     with pytest.raises(BlockLimitError):
         store.write_block("acme", "runbook", "z" * 101, source="test")
+
+
+@pytest.mark.parametrize("limit", [0, -5])
+def test_a_block_limit_below_one_character_is_refused_not_ignored(store: SQLiteStore, limit: int) -> None:
+    store.ensure_project("acme")
+    with pytest.raises(MemoryStoreError, match=f"invalid limit {limit} for block 'human'"):
+        store.write_block("acme", "human", "", source="test", limit=limit)
+    with pytest.raises(MemoryStoreError, match=f"invalid limit {limit} for block 'runbook'"):
+        store.write_block("acme", "runbook", "", source="test", limit=limit)
+    assert store.block("acme", "human").version == 1
 
 
 def test_the_same_text_twice_is_stored_once_and_counted(store: SQLiteStore) -> None:

@@ -58,7 +58,9 @@ def register(sub: Subparsers) -> None:
     value.add_argument("--value", help="the new value")
     value.add_argument("--append", metavar="TEXT", help="add a line to the current value")
     value.add_argument("--file", type=Path, help="read the new value from a file ('-' = stdin)")
-    edit.add_argument("--limit", type=int, help="change the block's character limit")
+    edit.add_argument(
+        "--limit", type=_positive, metavar="CHARS", help="change the block's character limit (alone: keep the value)"
+    )
     _project_arg(edit)
     edit.set_defaults(func=cmd_blocks_edit)
     hist = bcmds.add_parser("history", help="a block's versions")
@@ -113,6 +115,16 @@ def register(sub: Subparsers) -> None:
     st = cmds.add_parser("stats", help="passages per project, embedding backlog, database")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(func=cmd_stats)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def _project_arg(
@@ -248,6 +260,8 @@ def cmd_blocks_edit(args: argparse.Namespace, ctx: CliContext) -> int:
         new = f"{(current.value if current else '').rstrip()}\n{args.append}".strip()
     elif args.file is not None:
         new = sys.stdin.read() if str(args.file) == "-" else args.file.read_text(encoding="utf-8")
+    elif args.limit is not None:  # only the limit changes: no editor, the value stays
+        new = current.value if current else ""
     else:
         new = _edit_in_editor(current.value if current else "")
     block = service.store.write_block(
@@ -299,23 +313,31 @@ def cmd_blocks_diff(args: argparse.Namespace, ctx: CliContext) -> int:
     service = _service(ctx, embeddings=False)
     project = _project(ctx, service, args.project, create=False)
     versions = {v.version: v for v in service.store.block_history(project, args.label)}
-    newer = versions.get(args.to_version or max(versions))
-    if newer is None:
-        raise MemoryStoreError(f"block {args.label!r} has no version {args.to_version}")
-    older_v = args.from_version or newer.parent
-    older = versions.get(older_v) if older_v else None
-    if older is None:
+    span = f"v1 to v{max(versions)}" if len(versions) > 1 else "only v1"
+    for wanted in (args.from_version, args.to_version):
+        if wanted is not None and wanted not in versions:
+            raise MemoryStoreError(
+                f"block {args.label!r} has no version {wanted} (it has {span}; see `ultramax memory blocks history`)"
+            )
+    newer = versions[max(versions) if args.to_version is None else args.to_version]
+    older_v = newer.parent if args.from_version is None else args.from_version
+    if older_v is None:
         print(f"v{newer.version} is the first version")
         return 0
-    sys.stdout.writelines(
-        difflib.unified_diff(
-            older.value.splitlines(keepends=True),
-            newer.value.splitlines(keepends=True),
-            fromfile=f"{args.label} v{older.version}",
-            tofile=f"{args.label} v{newer.version}",
-        )
-    )
-    print()
+    older = versions[older_v]
+    if older.limit != newer.limit:
+        print(f"limit: {older.limit:,} -> {newer.limit:,} characters")
+    if older.value == newer.value:
+        print(f"the text of v{older.version} and v{newer.version} is the same")
+        return 0
+    for line in difflib.unified_diff(
+        older.value.splitlines(keepends=True),
+        newer.value.splitlines(keepends=True),
+        fromfile=f"{args.label} v{older.version}",
+        tofile=f"{args.label} v{newer.version}",
+    ):
+        # a last line without a newline is marked as diff(1) does, instead of running into the next line
+        sys.stdout.write(line if line.endswith("\n") else f"{line}\n\\ No newline at end of file\n")
     return 0
 
 

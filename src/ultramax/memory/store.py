@@ -49,9 +49,12 @@ __all__ = [
     "database_path",
     "database_problem",
     "project_name_for",
+    "valid_block_label",
+    "valid_project_name",
 ]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}")
+_LABEL = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
 
 def database_path(paths: Paths) -> Path:
@@ -61,6 +64,14 @@ def database_path(paths: Paths) -> Path:
 def content_hash(text: str) -> str:
     """Dedup key: the text with case and runs of whitespace folded."""
     return hashlib.sha256(" ".join(text.lower().split()).encode()).hexdigest()
+
+
+def valid_project_name(name: str) -> bool:
+    return _NAME.fullmatch(name) is not None
+
+
+def valid_block_label(label: str) -> bool:
+    return _LABEL.fullmatch(label) is not None
 
 
 def project_name_for(path: Path) -> str:
@@ -253,7 +264,7 @@ class SQLiteStore:
 
     def ensure_project(self, name: str, path: str | None = None, *, created_at: float | None = None) -> Project:
         """The project called ``name``, created (with the seed's core blocks) if it does not exist."""
-        if not _NAME.match(name):
+        if not valid_project_name(name):
             raise MemoryStoreError(
                 f"invalid project name {name!r}: use letters, digits, '.', '_' or '-' (up to 128, no leading symbol)"
             )
@@ -401,8 +412,10 @@ class SQLiteStore:
 
         Raises BlockLimitError if the value is longer than the block's limit -- nothing is written then.
         """
-        if not re.match(r"^[A-Za-z0-9_\-]{1,64}$", label):
+        if not valid_block_label(label):
             raise MemoryStoreError(f"invalid block label {label!r}: letters, digits, '_' or '-', up to 64")
+        if limit is not None and limit < 1:
+            raise MemoryStoreError(f"invalid limit {limit} for block {label!r}: give a number of characters, 1 or more")
         p = self._require(project)
         now = time.time()
         with self._write() as conn:
@@ -413,7 +426,7 @@ class SQLiteStore:
             if row is None:
                 if not create:
                     raise MemoryStoreError(f"project {project!r} has no block {label!r}")
-                new_limit = limit or 5000
+                new_limit = 5000 if limit is None else limit
                 _check_limit(label, value, new_limit)
                 self._insert_block(
                     conn, p.id, label=label, value=value, limit=new_limit, description=description or "", now=now
@@ -422,7 +435,7 @@ class SQLiteStore:
                 block_id, old, old_limit, version, read_only = row
                 if read_only and source != "import":
                     raise MemoryStoreError(f"block {label!r} of {project!r} is read-only")
-                new_limit = limit or old_limit
+                new_limit = old_limit if limit is None else limit
                 _check_limit(label, value, new_limit)
                 if value == old and new_limit == old_limit and description is None:
                     return self.block(project, label)
