@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-__all__ = ["atomic_write_json", "atomic_write_text", "private_dir"]
+__all__ = ["atomic_write_json", "atomic_write_text", "atomic_writer", "private_dir"]
 
 
 def private_dir(path: Path) -> Path:
@@ -57,3 +60,21 @@ def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None
 def atomic_write_json(path: Path, data: Any, *, mode: int | None = None) -> None:
     """Write ``data`` as indented JSON atomically (see ``atomic_write_text``)."""
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", mode=mode)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, *, mode: int = 0o600) -> Iterator[IO[str]]:
+    """A text file that replaces ``path`` in one rename when the block ends -- for output too large to hold
+    as one string. If the block fails (a full disk, an error), the file is removed and ``path`` is untouched.
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ultramax.cli.base import CliContext, Subparsers, emit_json
+from ultramax.cli.base import CliContext, Subparsers, count, emit_json
 from ultramax.config import load_settings
 from ultramax.memory.models import KINDS, MemoryStoreError, iso_date
 
@@ -359,15 +359,23 @@ def cmd_forget(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def cmd_export(args: argparse.Namespace, ctx: CliContext) -> int:
-    from ultramax.memory.io import export_records, write_jsonl
+    from ultramax.fsutil import atomic_writer
+    from ultramax.memory import io
 
     service = _service(ctx, embeddings=False)
+    records = io.export_records(service.store, args.project)  # an unknown project fails before any file is touched
     if args.out is None:
-        write_jsonl(export_records(service.store, args.project), sys.stdout)
+        io.write_jsonl(records, sys.stdout)
         return 0
-    with args.out.open("w", encoding="utf-8") as fh:
-        n = write_jsonl(export_records(service.store, args.project), fh)
-    print(f"exported {n} records to {args.out}")
+    try:
+        with atomic_writer(args.out, mode=0o600) as fh:  # 0600: an export can hold private memory
+            n = io.write_jsonl(records, fh)
+    except OSError as exc:
+        raise MemoryStoreError(
+            f"cannot write the export to {args.out}: {exc.strerror or exc}; any earlier file there is untouched. "
+            "Free some space or choose another --out"
+        ) from exc
+    print(f"exported {count(n, 'record')} to {args.out}")
     return 0
 
 

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from ultramax.memory.models import MemoryStoreError, NewPassage
+from ultramax.memory.models import MemoryStoreError, NewPassage, Project
 from ultramax.memory.store import SQLiteStore
 
 __all__ = ["export_records", "import_records"]
@@ -20,10 +20,15 @@ FORMAT = "ultramax-memory/1"
 
 
 def export_records(store: SQLiteStore, project: str | None = None) -> Iterator[dict[str, Any]]:
-    yield {"type": "header", "format": FORMAT}
+    """The records of every project, or of one; an unknown project fails here, before any record is made."""
     projects = [p for p in store.list_projects() if project is None or p.name == project]
     if project is not None and not projects:
-        raise MemoryStoreError(f"no memory project named {project!r}")
+        raise MemoryStoreError(f"no memory project named {project!r}; see `ultramax list-projects`")
+    return _records(store, projects)
+
+
+def _records(store: SQLiteStore, projects: list[Project]) -> Iterator[dict[str, Any]]:
+    yield {"type": "header", "format": FORMAT}
     for p in projects:
         yield {"type": "project", "name": p.name, "path": p.path, "created_at": p.created_at, "capture": p.capture}
         for b in store.blocks(p.name):
