@@ -124,6 +124,26 @@ def test_the_same_text_twice_is_stored_once_and_counted(store: SQLiteStore) -> N
     assert passage.seen == 2 and passage.kind == "decision"
 
 
+def test_a_passage_is_known_by_its_text_with_case_and_spacing_folded(store: SQLiteStore) -> None:
+    store.ensure_project("acme")
+    store.add_passages("acme", [NewPassage("Billing listens on 8123")])
+    assert store.has_passage("acme", "  billing   listens on 8123\n")
+    assert not store.has_passage("acme", "billing listens on 8124")
+
+
+def test_the_writes_of_a_failed_transaction_are_all_undone(store: SQLiteStore) -> None:
+    store.ensure_project("acme")
+    with pytest.raises(MemoryStoreError, match="stop"), store.transaction():
+        store.ensure_project("web")
+        store.add_passages("web", [NewPassage("the frontend uses vite")])
+        store.write_block("acme", "human", "likes tabs", source="test")
+        raise MemoryStoreError("stop")
+    assert store.get_project("web") is None and store.count() == 0
+    assert store.block("acme", "human").version == 1
+    with pytest.raises(MemoryStoreError, match="no memory project named 'web'"):
+        store.count("web")  # not answered from a cache that still remembers the undone project
+
+
 def test_passages_carry_the_seeds_kinds_and_reject_unknown_ones(store: SQLiteStore) -> None:
     store.ensure_project("acme")
     for kind in ("learning", "decision", "pattern", "bug_fix", "file_change", "code_review", "turn"):

@@ -87,8 +87,17 @@ def register(sub: Subparsers) -> None:
     _project_arg(exp, help_text="only this project (default: all)")
     exp.add_argument("--out", type=Path, help="file to write (default: stdout)")
     exp.set_defaults(func=cmd_export)
-    imp = cmds.add_parser("import", help="load a JSON Lines export (duplicates are skipped)")
+    imp = cmds.add_parser(
+        "import",
+        help="load a JSON Lines export: all of it or, on a bad line, none (stored passages are skipped; "
+        "secrets and <private> spans are dropped)",
+    )
     imp.add_argument("file", type=Path, help="export file ('-' = stdin)")
+    imp.add_argument(
+        "--project",
+        metavar="NAME",
+        help="load a one-project export into project NAME instead of its own (created if needed)",
+    )
     imp.set_defaults(func=cmd_import)
 
     ev = cmds.add_parser("eval", help="score retrieval on a LoCoMo-format file (recall@k, MRR, latency)")
@@ -382,14 +391,27 @@ def cmd_export(args: argparse.Namespace, ctx: CliContext) -> int:
 def cmd_import(args: argparse.Namespace, ctx: CliContext) -> int:
     from ultramax.memory.io import import_records
 
-    service = _service(ctx)
     if str(args.file) == "-":
-        counts = import_records(service.store, sys.stdin)
+        data, source = sys.stdin.buffer.read(), "<stdin>"
     else:
-        with args.file.open(encoding="utf-8") as fh:
-            counts = import_records(service.store, fh)
+        try:
+            data, source = args.file.read_bytes(), str(args.file)
+        except OSError as exc:
+            raise MemoryStoreError(
+                f"cannot read {args.file}: {exc.strerror or exc}; give a file written by `ultramax memory export`"
+            ) from exc
+    service = _service(ctx)
+    created = args.project is not None and service.store.get_project(args.project) is None
+    # lines end at "\n" only, as export writes them; str.splitlines would also split inside a value at U+2028
+    counts = import_records(service.store, data.split(b"\n"), source=source, project=args.project)
+    if created:
+        print(f"created memory project {args.project!r} (see `ultramax list-projects`)", file=sys.stderr)
     service.flush()
-    print(f"imported {counts['projects']} projects, {counts['blocks']} blocks, {counts['passages']} passages")
+    skipped = f"; skipped {count(counts.duplicates, 'passage')} already in memory" if counts.duplicates else ""
+    print(
+        f"imported {count(counts.projects, 'project')}, {count(counts.blocks, 'block')}, "
+        f"{count(counts.passages, 'passage')}{skipped}"
+    )
     return 0
 
 

@@ -3,22 +3,35 @@
 Records: ``{"type": "project", ...}``, ``{"type": "block", ...}`` (current value; limits re-checked on
 import), ``{"type": "passage", ...}`` (text, kind, times, session, source, tags, indexing context).
 Embeddings are not exported: they are derived data, recomputed on import.
+
+An import is all or nothing: every line is checked first (a problem is named by its line and field), then
+everything is written in one transaction. What it stores is cleaned as captured text is -- ``<private>``
+spans dropped, secrets redacted -- since a file may come from anywhere. A project's directory and capture
+switch are taken from the file only when the import creates the project: an existing one keeps its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import sqlite3
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
-from ultramax.memory.models import MemoryStoreError, NewPassage, Project
-from ultramax.memory.store import SQLiteStore
+from ultramax.memory.capture import clean
+from ultramax.memory.models import KINDS, MemoryStoreError, NewPassage, Project
+from ultramax.memory.store import SQLiteStore, content_hash, valid_block_label, valid_project_name
 
-__all__ = ["export_records", "import_records"]
+__all__ = ["FORMAT", "ImportCounts", "Record", "export_records", "import_records", "parse_records", "write_jsonl"]
 
 FORMAT = "ultramax-memory/1"
+_TYPES = "header, project, block or passage"
+_SHOWN_PROBLEMS = 10
 
 
+# -- export ------------------------------------------------------------------------------------------------------
 def export_records(store: SQLiteStore, project: str | None = None) -> Iterator[dict[str, Any]]:
     """The records of every project, or of one; an unknown project fails here, before any record is made."""
     projects = [p for p in store.list_projects() if project is None or p.name == project]
@@ -65,62 +78,293 @@ def write_jsonl(records: Iterable[dict[str, Any]], out: IO[str]) -> int:
     return n
 
 
-def import_records(store: SQLiteStore, lines: Iterable[str], *, batch: int = 500) -> dict[str, int]:
-    """Load records; passages already present (same text in the project) are not duplicated."""
-    counts = {"projects": 0, "blocks": 0, "passages": 0}
-    pending: dict[str, list[NewPassage]] = {}
+# -- checking an import --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ProjectRecord:
+    line: int
+    name: str
+    path: str | None
+    created_at: float | None
+    capture: bool
 
-    def flush() -> None:
-        for name, items in pending.items():
-            if items:
-                store.add_passages(name, items)
-                counts["passages"] += len(items)
-        pending.clear()
 
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+@dataclass(frozen=True, slots=True)
+class BlockRecord:
+    line: int
+    project: str
+    label: str
+    value: str
+    limit: int | None
+    description: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PassageRecord:
+    line: int
+    project: str
+    passage: NewPassage
+
+
+Record = ProjectRecord | BlockRecord | PassageRecord
+
+
+class _Invalid(MemoryStoreError):
+    """What is wrong with one line; collected with the others' and reported together."""
+
+
+def parse_records(lines: Iterable[str | bytes], source: str) -> list[Record]:
+    """Every line checked and cleaned; one error naming each bad line (up to ten) if any is wrong."""
+    records: list[Record] = []
+    problems: list[str] = []
+    for number, raw in enumerate(lines, start=1):
         try:
-            record = json.loads(line)
-            kind = record["type"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise MemoryStoreError(f"line {number}: not a memory record ({exc})") from exc
-        if kind == "header":
-            if record.get("format") != FORMAT:
-                raise MemoryStoreError(f"line {number}: unknown format {record.get('format')!r} (expected {FORMAT})")
-        elif kind == "project":
-            store.ensure_project(record["name"], record.get("path"), created_at=record.get("created_at"))
-            store.set_capture(record["name"], bool(record.get("capture", True)))
-            counts["projects"] += 1
-        elif kind == "block":
-            store.ensure_project(record["project"])
-            store.write_block(
-                record["project"],
-                record["label"],
-                record["value"],
-                source="import",
-                limit=int(record["limit"]),
-                description=record.get("description") or None,
-            )
-            counts["blocks"] += 1
-        elif kind == "passage":
-            store.ensure_project(record["project"])
-            pending.setdefault(record["project"], []).append(
-                NewPassage(
-                    record["content"],
-                    kind=record.get("kind", "general"),
-                    session_id=record.get("session_id"),
-                    created_at=record.get("created_at"),
-                    source_event=record.get("source_event"),
-                    source=record.get("source"),
-                    tags=tuple(record.get("tags") or ()),
-                    context=record.get("context") or "",
-                    external_id=record.get("external_id"),
-                )
-            )
-            if sum(len(v) for v in pending.values()) >= batch:
-                flush()
-        else:
-            raise MemoryStoreError(f"line {number}: unknown record type {kind!r}")
-    flush()
+            record = _parse_line(raw, number)
+        except _Invalid as exc:
+            problems.append(f"line {number}: {exc}")
+            continue
+        if record is not None:
+            records.append(record)
+    if problems:
+        shown = "\n  ".join(problems[:_SHOWN_PROBLEMS])
+        more = f"\n  ... and {len(problems) - _SHOWN_PROBLEMS} more" if len(problems) > _SHOWN_PROBLEMS else ""
+        lines_word = "line" if len(problems) == 1 else "lines"
+        raise MemoryStoreError(
+            f"{source}: nothing was imported; fix {len(problems)} {lines_word} and import again:\n  {shown}{more}"
+        )
+    return records
+
+
+def _parse_line(raw: str | bytes, number: int) -> Record | None:
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Invalid(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})") from None
+    if number == 1:
+        raw = raw.removeprefix("\ufeff")  # a byte-order mark some editors add
+    if not raw.strip():
+        return None
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _Invalid(f"not JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise _Invalid(f"expected a JSON object, not {_describe(record)}")
+    if "type" not in record:
+        raise _Invalid(f"field 'type' is missing ({_TYPES})")
+    kind = record["type"]
+    if kind == "header":
+        if record.get("format") != FORMAT:
+            raise _Invalid(f"field 'format' is {_describe(record.get('format'))}; this ultramax reads {FORMAT!r}")
+        return None
+    if kind == "project":
+        return ProjectRecord(
+            number,
+            _project_name(record, "name"),
+            _optional_str(record, "path"),
+            _optional_number(record, "created_at"),
+            _optional_bool(record, "capture", default=True),
+        )
+    if kind == "block":
+        return _block(record, number)
+    if kind == "passage":
+        return _passage(record, number)
+    raise _Invalid(f"field 'type' is {_describe(kind)}, not a record type ({_TYPES})")
+
+
+def _block(record: dict[str, Any], number: int) -> BlockRecord:
+    project = _project_name(record, "project")
+    label = _required_str(record, "label")
+    if not valid_block_label(label):
+        raise _Invalid(f"field 'label' is {_describe(label)}: letters, digits, '_' or '-', up to 64")
+    value = _required_str(record, "value")
+    value = clean(value, max_chars=None) if value.strip() else ""
+    limit = record.get("limit")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise _Invalid(f"field 'limit' must be a whole number of characters, 1 or more, not {_describe(limit)}")
+    if limit is not None and len(value) > limit:
+        raise _Invalid(
+            f"field 'value' holds {len(value):,} characters (once cleaned) but its 'limit' is {limit:,}: "
+            "shorten the value or raise the limit"
+        )
+    description = _optional_str(record, "description")
+    if description:
+        description = clean(description, max_chars=None)
+    return BlockRecord(number, project, label, value, limit, description or None)
+
+
+def _passage(record: dict[str, Any], number: int) -> PassageRecord:
+    project = _project_name(record, "project")
+    text = clean(_required_str(record, "content"))
+    if not text:
+        raise _Invalid("field 'content' is empty once <private> spans are removed")
+    kind = _optional_str(record, "kind") or "general"
+    if kind not in KINDS:
+        raise _Invalid(f"field 'kind' is {_describe(kind)}; one of {', '.join(KINDS)}")
+    tags = record.get("tags")
+    if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+        raise _Invalid(f"field 'tags' must be a list of strings, not {_describe(tags)}")
+    context = _optional_str(record, "context")
+    passage = NewPassage(
+        text,
+        kind=kind,
+        session_id=_optional_str(record, "session_id"),
+        created_at=_optional_number(record, "created_at"),
+        source_event=_optional_str(record, "source_event"),
+        source=_optional_str(record, "source"),
+        tags=tuple(t for t in (clean(tag, max_chars=None) for tag in tags or ()) if t),
+        context=clean(context) if context else "",
+        external_id=_optional_str(record, "external_id"),
+    )
+    return PassageRecord(number, project, passage)
+
+
+def _describe(value: Any) -> str:
+    """A JSON value as a person reads it in an error: the string "abc", the number 5, a list."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {json.dumps(value[:60], ensure_ascii=False)}"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _required_str(record: dict[str, Any], name: str) -> str:
+    if name not in record:
+        raise _Invalid(f"field {name!r} is missing")
+    value = record[name]
+    if not isinstance(value, str):
+        raise _Invalid(f"field {name!r} must be a string, not {_describe(value)}")
+    return value
+
+
+def _optional_str(record: dict[str, Any], name: str) -> str | None:
+    value = record.get(name)
+    if value is not None and not isinstance(value, str):
+        raise _Invalid(f"field {name!r} must be a string or null, not {_describe(value)}")
+    return value
+
+
+def _optional_number(record: dict[str, Any], name: str) -> float | None:
+    value = record.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _Invalid(f"field {name!r} must be a number (seconds since 1970) or null, not {_describe(value)}")
+    return float(value)
+
+
+def _optional_bool(record: dict[str, Any], name: str, *, default: bool) -> bool:
+    value = record.get(name, default)
+    if not isinstance(value, bool):
+        raise _Invalid(f"field {name!r} must be true or false, not {_describe(value)}")
+    return value
+
+
+def _project_name(record: dict[str, Any], name: str) -> str:
+    value = _required_str(record, name)
+    if not valid_project_name(value):
+        raise _Invalid(
+            f"field {name!r} is {_describe(value)}, not a project name "
+            "(letters, digits, '.', '_' or '-', up to 128, no leading symbol)"
+        )
+    return value
+
+
+# -- importing -----------------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class ImportCounts:
+    projects: int = 0
+    blocks: int = 0
+    passages: int = 0
+    duplicates: int = 0
+    """Passages not stored because the project holds the same text already (or an earlier line did)."""
+
+
+def import_records(
+    store: SQLiteStore, lines: Iterable[str | bytes], *, source: str = "<input>", project: str | None = None
+) -> ImportCounts:
+    """Check every line of an export, then load it in one transaction: all of it, or nothing on any error.
+
+    ``project`` loads a one-project file into that project instead of its own (created if needed).
+    """
+    records = parse_records(lines, source)
+    if project is not None:
+        records = _retarget(records, project, source)
+    counts = ImportCounts()
+    fresh: dict[str, list[NewPassage]] = {}
+    seen: set[tuple[str, str]] = set()
+    try:
+        with store.transaction():
+            for record in records:
+                try:
+                    _apply(store, record, counts, fresh, seen)
+                except MemoryStoreError as exc:
+                    raise MemoryStoreError(f"{source}, line {record.line}: nothing was imported: {exc}") from exc
+            for name, passages in fresh.items():
+                store.add_passages(name, passages)
+    except sqlite3.Error as exc:
+        raise MemoryStoreError(
+            f"{source}: nothing was imported: the memory database refused the write ({exc}); "
+            "run `ultramax doctor` if this repeats"
+        ) from exc
     return counts
+
+
+def _apply(
+    store: SQLiteStore,
+    record: Record,
+    counts: ImportCounts,
+    fresh: dict[str, list[NewPassage]],
+    seen: set[tuple[str, str]],
+) -> None:
+    if isinstance(record, ProjectRecord):
+        if store.get_project(record.name) is None:
+            owner = next((p.name for p in store.list_projects() if record.path and p.path == record.path), None)
+            # a directory belongs to one project: where another already has it, the new project goes without
+            store.ensure_project(record.name, None if owner else record.path, created_at=record.created_at)
+            store.set_capture(record.name, record.capture)
+        counts.projects += 1
+    elif isinstance(record, BlockRecord):
+        store.ensure_project(record.project)
+        store.write_block(
+            record.project,
+            record.label,
+            record.value,
+            source="import",
+            limit=record.limit,
+            description=record.description,
+        )
+        counts.blocks += 1
+    else:
+        store.ensure_project(record.project)
+        key = (record.project, content_hash(record.passage.text.strip()))
+        if key in seen or store.has_passage(record.project, record.passage.text):
+            counts.duplicates += 1
+            return
+        seen.add(key)
+        fresh.setdefault(record.project, []).append(record.passage)
+        counts.passages += 1
+
+
+def _retarget(records: list[Record], project: str, source: str) -> list[Record]:
+    if not valid_project_name(project):
+        raise MemoryStoreError(
+            f"invalid project name {project!r}: use letters, digits, '.', '_' or '-' (up to 128, no leading symbol)"
+        )
+    names = sorted({r.name if isinstance(r, ProjectRecord) else r.project for r in records})
+    if len(names) > 1:
+        raise MemoryStoreError(
+            f"{source} holds {len(names)} projects ({', '.join(names)}); --project loads one into another: "
+            "export it alone with `ultramax memory export --project NAME`"
+        )
+    # the file's directory stays with the project it came from; the target keeps (or gets) none from it
+    return [
+        dataclasses.replace(r, name=project, path=None)
+        if isinstance(r, ProjectRecord)
+        else dataclasses.replace(r, project=project)
+        for r in records
+    ]

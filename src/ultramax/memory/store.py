@@ -111,6 +111,7 @@ class Store(Protocol):
     def undo_block(self, project: str, label: str) -> Block: ...
     # passages
     def add_passages(self, project: str, passages: Sequence[NewPassage]) -> list[int]: ...
+    def has_passage(self, project: str, text: str) -> bool: ...
     def get_passages(self, ids: Sequence[int]) -> dict[int, Passage]: ...
     def forget(self, passage_id: int) -> bool: ...
     def recent(
@@ -138,6 +139,7 @@ class Store(Protocol):
     def get_state(self, project_id: int, session_id: str, key: str) -> Any: ...
     def set_state(self, project_id: int, session_id: str, key: str, value: Any) -> None: ...
     def change_token(self) -> tuple[int, int]: ...
+    def transaction(self) -> contextlib.AbstractContextManager[None]: ...
     def integrity_check(self) -> list[str]: ...
     def close(self) -> None: ...
     # embeddings
@@ -205,14 +207,25 @@ class SQLiteStore:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
+        if conn.in_transaction:  # inside transaction(): its outermost block commits or rolls back
+            yield conn
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
         except BaseException:
             conn.execute("ROLLBACK")
+            self._project_cache.clear()  # a project made in the rolled-back transaction no longer exists
             raise
         conn.execute("COMMIT")
         self._writes = next(self._write_counter)  # itertools.count: atomic across threads
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Make the writes inside one transaction: all of them are committed together, or none is (an import).
+        Other writers wait meanwhile, so keep it to work already checked and ready to write."""
+        with self._write():
+            yield
 
     def change_token(self) -> tuple[int, int]:
         """Changes after any commit: this process's (counted) or another's (SQLite's data_version)."""
@@ -563,6 +576,18 @@ class SQLiteStore:
                 ).fetchone()
                 ids.append(int(row[0]))
         return ids
+
+    def has_passage(self, project: str, text: str) -> bool:
+        """Whether ``project`` holds ``text`` already, as ``add_passages`` tells duplicates apart."""
+        p = self._require(project)
+        row = (
+            self._conn()
+            .execute(
+                "SELECT 1 FROM passages WHERE project_id = ? AND content_hash = ?", (p.id, content_hash(text.strip()))
+            )
+            .fetchone()
+        )
+        return row is not None
 
     def get_passages(self, ids: Sequence[int]) -> dict[int, Passage]:
         out: dict[int, Passage] = {}
