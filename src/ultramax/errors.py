@@ -7,6 +7,7 @@ only ever need to catch this family; the message always says what is wrong and h
 from __future__ import annotations
 
 import json
+from typing import Any
 
 __all__ = [
     "AuditError",
@@ -17,6 +18,7 @@ __all__ = [
     "ModeError",
     "PipelineError",
     "UltramaxError",
+    "describe_json",
     "json_problem",
 ]
 
@@ -57,3 +59,16 @@ def json_problem(exc: json.JSONDecodeError) -> str:
     """Where and why JSON failed to parse, as a phrase: "Expecting value at line 1 column 9". The decoder's
     own message for a raw control character already ends in "at", which would read "at at line ..."."""
     return f"{exc.msg.removesuffix(' at')} at line {exc.lineno} column {exc.colno}"
+
+
+def describe_json(value: Any) -> str:
+    """A JSON value as a person reads it in an error: null, true, the number 5, the string "abc", a list."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {json.dumps(value[:60], ensure_ascii=False)}"
+    return "a list" if isinstance(value, list) else "an object"

@@ -108,7 +108,7 @@ def register(sub: Subparsers) -> None:
         choices=("rrf", "weighted", "vector", "bm25"),
         help="fusion to score (repeatable; default weighted)",
     )
-    ev.add_argument("--conversations", type=int, help="only the first N conversations")
+    ev.add_argument("--conversations", type=_positive, metavar="N", help="only the first N conversations")
     ev.add_argument("--json", action="store_true", help="machine-readable output")
     ev.set_defaults(func=cmd_eval)
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from ultramax.errors import describe_json
 from ultramax.memory.capture import clean
 from ultramax.memory.models import KINDS, MemoryStoreError, NewPassage, Project
 from ultramax.memory.store import SQLiteStore, content_hash, valid_block_label, valid_project_name
@@ -149,13 +150,13 @@ def _parse_line(raw: str | bytes, number: int) -> Record | None:
     except json.JSONDecodeError as exc:
         raise _Invalid(f"not JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(record, dict):
-        raise _Invalid(f"expected a JSON object, not {_describe(record)}")
+        raise _Invalid(f"expected a JSON object, not {describe_json(record)}")
     if "type" not in record:
         raise _Invalid(f"field 'type' is missing ({_TYPES})")
     kind = record["type"]
     if kind == "header":
         if record.get("format") != FORMAT:
-            raise _Invalid(f"field 'format' is {_describe(record.get('format'))}; this ultramax reads {FORMAT!r}")
+            raise _Invalid(f"field 'format' is {describe_json(record.get('format'))}; this ultramax reads {FORMAT!r}")
         return None
     if kind == "project":
         return ProjectRecord(
@@ -169,19 +170,19 @@ def _parse_line(raw: str | bytes, number: int) -> Record | None:
         return _block(record, number)
     if kind == "passage":
         return _passage(record, number)
-    raise _Invalid(f"field 'type' is {_describe(kind)}, not a record type ({_TYPES})")
+    raise _Invalid(f"field 'type' is {describe_json(kind)}, not a record type ({_TYPES})")
 
 
 def _block(record: dict[str, Any], number: int) -> BlockRecord:
     project = _project_name(record, "project")
     label = _required_str(record, "label")
     if not valid_block_label(label):
-        raise _Invalid(f"field 'label' is {_describe(label)}: letters, digits, '_' or '-', up to 64")
+        raise _Invalid(f"field 'label' is {describe_json(label)}: letters, digits, '_' or '-', up to 64")
     value = _required_str(record, "value")
     value = clean(value, max_chars=None) if value.strip() else ""
     limit = record.get("limit")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        raise _Invalid(f"field 'limit' must be a whole number of characters, 1 or more, not {_describe(limit)}")
+        raise _Invalid(f"field 'limit' must be a whole number of characters, 1 or more, not {describe_json(limit)}")
     if limit is not None and len(value) > limit:
         raise _Invalid(
             f"field 'value' holds {len(value):,} characters (once cleaned) but its 'limit' is {limit:,}: "
@@ -200,10 +201,10 @@ def _passage(record: dict[str, Any], number: int) -> PassageRecord:
         raise _Invalid("field 'content' is empty once <private> spans are removed")
     kind = _optional_str(record, "kind") or "general"
     if kind not in KINDS:
-        raise _Invalid(f"field 'kind' is {_describe(kind)}; one of {', '.join(KINDS)}")
+        raise _Invalid(f"field 'kind' is {describe_json(kind)}; one of {', '.join(KINDS)}")
     tags = record.get("tags")
     if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
-        raise _Invalid(f"field 'tags' must be a list of strings, not {_describe(tags)}")
+        raise _Invalid(f"field 'tags' must be a list of strings, not {describe_json(tags)}")
     context = _optional_str(record, "context")
     passage = NewPassage(
         text,
@@ -219,32 +220,19 @@ def _passage(record: dict[str, Any], number: int) -> PassageRecord:
     return PassageRecord(number, project, passage)
 
 
-def _describe(value: Any) -> str:
-    """A JSON value as a person reads it in an error: the string "abc", the number 5, a list."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return f"the number {value}"
-    if isinstance(value, str):
-        return f"the string {json.dumps(value[:60], ensure_ascii=False)}"
-    return "a list" if isinstance(value, list) else "an object"
-
-
 def _required_str(record: dict[str, Any], name: str) -> str:
     if name not in record:
         raise _Invalid(f"field {name!r} is missing")
     value = record[name]
     if not isinstance(value, str):
-        raise _Invalid(f"field {name!r} must be a string, not {_describe(value)}")
+        raise _Invalid(f"field {name!r} must be a string, not {describe_json(value)}")
     return value
 
 
 def _optional_str(record: dict[str, Any], name: str) -> str | None:
     value = record.get(name)
     if value is not None and not isinstance(value, str):
-        raise _Invalid(f"field {name!r} must be a string or null, not {_describe(value)}")
+        raise _Invalid(f"field {name!r} must be a string or null, not {describe_json(value)}")
     return value
 
 
@@ -253,14 +241,14 @@ def _optional_number(record: dict[str, Any], name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _Invalid(f"field {name!r} must be a number (seconds since 1970) or null, not {_describe(value)}")
+        raise _Invalid(f"field {name!r} must be a number (seconds since 1970) or null, not {describe_json(value)}")
     return float(value)
 
 
 def _optional_bool(record: dict[str, Any], name: str, *, default: bool) -> bool:
     value = record.get(name, default)
     if not isinstance(value, bool):
-        raise _Invalid(f"field {name!r} must be true or false, not {_describe(value)}")
+        raise _Invalid(f"field {name!r} must be true or false, not {describe_json(value)}")
     return value
 
 
@@ -268,7 +256,7 @@ def _project_name(record: dict[str, Any], name: str) -> str:
     value = _required_str(record, name)
     if not valid_project_name(value):
         raise _Invalid(
-            f"field {name!r} is {_describe(value)}, not a project name "
+            f"field {name!r} is {describe_json(value)}, not a project name "
             "(letters, digits, '.', '_' or '-', up to 128, no leading symbol)"
         )
     return value

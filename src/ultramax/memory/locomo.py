@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ultramax.errors import describe_json, json_problem
 from ultramax.memory.models import MemoryStoreError, NewPassage
 from ultramax.memory.store import SQLiteStore
 from ultramax.memory.timefilter import parse_time_filter
@@ -61,49 +62,100 @@ class Conversation:
     questions: tuple[Question, ...]
 
 
-def _parse_date(text: str) -> float:
+def _parse_date(text: str, where: str) -> float:
     cleaned = " ".join(text.replace("\u202f", " ").split())
     for fmt in _DATE_FORMATS:
         try:
             return datetime.strptime(cleaned, fmt).replace(tzinfo=UTC).timestamp()
         except ValueError:
             continue
-    raise MemoryStoreError(f"unrecognised session date {text!r}")
+    raise MemoryStoreError(f"{where}: unrecognised date {text!r} (LoCoMo writes '1:56 pm on 8 May, 2023')")
 
 
 def load_conversations(path: Path) -> list[Conversation]:
+    """The conversations of a LoCoMo-format file; a file of another shape is an error naming where it differs."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise MemoryStoreError(f"{path}: cannot read a LoCoMo file ({exc})") from exc
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MemoryStoreError(f"cannot read {path}: {exc.strerror or exc}; give a file in the LoCoMo format") from exc
+    except UnicodeDecodeError as exc:
+        raise MemoryStoreError(f"{path}: not UTF-8 text (byte {exc.start}); a LoCoMo file is UTF-8 JSON") from exc
+    if not text.strip():
+        raise MemoryStoreError(f"{path} is empty; a LoCoMo file is a JSON list of conversations")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MemoryStoreError(f"{path}: not JSON ({json_problem(exc)})") from exc
     if not isinstance(data, list):
-        raise MemoryStoreError(f"{path}: expected a JSON list of conversations")
-    out: list[Conversation] = []
-    for n, item in enumerate(data):
-        conv = item.get("conversation") or {}
-        turns: list[Turn] = []
-        sessions = sorted(
-            (int(m.group(1)), key)
-            for key in conv
-            if (m := re.fullmatch(r"session_(\d+)", key)) and isinstance(conv[key], list)
+        raise MemoryStoreError(
+            f"{path}: expected a JSON list of conversations, as locomo10.json holds, not {describe_json(data)}"
         )
-        for number, key in sessions:
-            stamp = conv.get(f"session_{number}_date_time")
-            at = _parse_date(stamp) if isinstance(stamp, str) else float(number)
-            for i, turn in enumerate(conv[key]):
-                text = str(turn.get("text", "")).strip()
-                if turn.get("blip_caption"):
-                    text += f" [shares an image: {turn['blip_caption']}]"
-                # turns of one session share its date; keep their order with a second apart
-                turns.append(
-                    Turn(str(turn.get("dia_id", f"D{number}:{i + 1}")), str(turn.get("speaker", "")), text, at + i)
+    if not data:
+        raise MemoryStoreError(f"{path}: the list holds no conversations, so there is nothing to score")
+    return [_conversation(item, f"{path}: conversation {n + 1}", n) for n, item in enumerate(data)]
+
+
+def _conversation(item: Any, where: str, n: int) -> Conversation:
+    if not isinstance(item, dict):
+        raise MemoryStoreError(f"{where}: expected an object with 'conversation' and 'qa', not {describe_json(item)}")
+    sample_id = str(item.get("sample_id", f"conv-{n}"))
+    if "sample_id" in item:
+        where = f"{where} ({sample_id})"
+    conv = item.get("conversation") or {}
+    if not isinstance(conv, dict):
+        raise MemoryStoreError(f"{where}: 'conversation' must be an object of sessions, not {describe_json(conv)}")
+    turns: list[Turn] = []
+    sessions = sorted(
+        (int(m.group(1)), key)
+        for key in conv
+        if (m := re.fullmatch(r"session_(\d+)", key)) and isinstance(conv[key], list)
+    )
+    for number, key in sessions:
+        stamp = conv.get(f"session_{number}_date_time")
+        at = _parse_date(stamp, f"{where}, {key}_date_time") if isinstance(stamp, str) else float(number)
+        for i, turn in enumerate(conv[key]):
+            if not isinstance(turn, dict):
+                raise MemoryStoreError(
+                    f"{where}, {key} turn {i + 1}: expected an object with 'speaker' and 'text', "
+                    f"not {describe_json(turn)}"
                 )
-        questions = []
-        for qa in item.get("qa") or []:
-            evidence = tuple(dict.fromkeys(e for raw in qa.get("evidence") or [] for e in _EVIDENCE.findall(str(raw))))
-            questions.append(Question(str(qa.get("question", "")), evidence, int(qa.get("category", 0))))
-        out.append(Conversation(str(item.get("sample_id", f"conv-{n}")), tuple(turns), tuple(questions)))
-    return out
+            text = str(turn.get("text", "")).strip()
+            if turn.get("blip_caption"):
+                text += f" [shares an image: {turn['blip_caption']}]"
+            # turns of one session share its date; keep their order with a second apart
+            turns.append(
+                Turn(str(turn.get("dia_id", f"D{number}:{i + 1}")), str(turn.get("speaker", "")), text, at + i)
+            )
+    qas = item.get("qa") or []
+    if not isinstance(qas, list):
+        raise MemoryStoreError(f"{where}: 'qa' must be a list of questions, not {describe_json(qas)}")
+    return Conversation(
+        sample_id, tuple(turns), tuple(_question(qa, f"{where}, question {j + 1}") for j, qa in enumerate(qas))
+    )
+
+
+def _question(qa: Any, where: str) -> Question:
+    if not isinstance(qa, dict):
+        raise MemoryStoreError(
+            f"{where}: expected an object with 'question', 'evidence' and 'category', not {describe_json(qa)}"
+        )
+    question = qa.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise MemoryStoreError(f"{where}: 'question' must be the question's text, not {describe_json(question)}")
+    category = qa.get("category", 0)
+    if not isinstance(category, int) or isinstance(category, bool):
+        raise MemoryStoreError(
+            f"{where}: 'category' must be a whole number (LoCoMo's are 1 to 5), not {describe_json(category)}"
+        )
+    raw = qa.get("evidence") or []
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise MemoryStoreError(
+            f"{where}: 'evidence' must be a list of turn ids such as \"D1:3\", not {describe_json(raw)}"
+        )
+    evidence = tuple(dict.fromkeys(e for r in raw for e in _EVIDENCE.findall(str(r))))
+    return Question(question, evidence, category)
 
 
 @dataclass(slots=True)
@@ -153,6 +205,8 @@ def evaluate(
     from ultramax.memory.search import HybridSearcher
 
     conversations = load_conversations(path)[:limit_conversations]
+    if not any(conv.questions for conv in conversations):
+        raise MemoryStoreError(f"{path}: no questions to score (no conversation has a 'qa' list with entries)")
     embedder = embedder or default_embedder()
     results: dict[str, list[tuple[int, dict[int, float], float]]] = defaultdict(list)
     latencies: dict[str, list[float]] = defaultdict(list)
