@@ -67,6 +67,19 @@ def test_an_import_stores_no_secret_and_no_private_span_in_passages_context_or_b
     assert human["value"] == "key [REDACTED:anthropic-key] and  here"
 
 
+def test_an_imported_text_longer_than_one_passage_is_stored_whole_in_parts_not_cut(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    paragraphs = [f"paragraph {i}: " + "word " * 300 for i in range(6)]  # about 9,000 characters
+    dump = write_lines(tmp_path / "long.jsonl", [HEADER, passage("\n\n".join(paragraphs))])
+    code, out, err = run(capsys, "memory", "import", str(dump))
+    assert code == 0, err
+    assert out.strip() == "imported 0 projects, 0 blocks, 3 passages"
+    stored = [r["content"] for r in exported(capsys, "acme") if r["type"] == "passage"]
+    assert " ".join(" ".join(stored).split()) == " ".join(" ".join(paragraphs).split())
+    assert all(len(text) <= 4000 for text in stored)
+
+
 def test_a_bad_line_anywhere_imports_nothing_and_names_its_line_and_field(
     umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -6,7 +6,8 @@ Embeddings are not exported: they are derived data, recomputed on import.
 
 An import is all or nothing: every line is checked first (a problem is named by its line and field), then
 everything is written in one transaction. What it stores is cleaned as captured text is -- ``<private>``
-spans dropped, secrets redacted -- since a file may come from anywhere. A project's directory and capture
+spans dropped, secrets redacted -- since a file may come from anywhere; a text longer than a passage holds is
+stored whole as consecutive passages, as a save stores it. A project's directory and capture
 switch are taken from the file only when the import creates the project: an existing one keeps its own.
 """
 
@@ -21,9 +22,16 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ultramax.errors import describe_json
-from ultramax.memory.capture import clean
+from ultramax.memory.capture import MAX_PASSAGE_CHARS, clean
 from ultramax.memory.models import KINDS, MemoryStoreError, NewPassage, Project
-from ultramax.memory.store import SQLiteStore, content_hash, valid_block_label, valid_project_name
+from ultramax.memory.service import split_passages
+from ultramax.memory.store import (
+    SQLiteStore,
+    content_hash,
+    database_problem,
+    valid_block_label,
+    valid_project_name,
+)
 
 __all__ = ["FORMAT", "ImportCounts", "Record", "export_records", "import_records", "parse_records", "write_jsonl"]
 
@@ -103,7 +111,8 @@ class BlockRecord:
 class PassageRecord:
     line: int
     project: str
-    passage: NewPassage
+    passages: tuple[NewPassage, ...]
+    """One passage, or the consecutive parts of a text longer than a passage holds (as a save stores it)."""
 
 
 Record = ProjectRecord | BlockRecord | PassageRecord
@@ -196,7 +205,7 @@ def _block(record: dict[str, Any], number: int) -> BlockRecord:
 
 def _passage(record: dict[str, Any], number: int) -> PassageRecord:
     project = _project_name(record, "project")
-    text = clean(_required_str(record, "content"))
+    text = clean(_required_str(record, "content"), max_chars=None)
     if not text:
         raise _Invalid("field 'content' is empty once <private> spans are removed")
     kind = _optional_str(record, "kind") or "general"
@@ -206,18 +215,19 @@ def _passage(record: dict[str, Any], number: int) -> PassageRecord:
     if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
         raise _Invalid(f"field 'tags' must be a list of strings, not {describe_json(tags)}")
     context = _optional_str(record, "context")
-    passage = NewPassage(
-        text,
-        kind=kind,
-        session_id=_optional_str(record, "session_id"),
-        created_at=_optional_number(record, "created_at"),
-        source_event=_optional_str(record, "source_event"),
-        source=_optional_str(record, "source"),
-        tags=tuple(t for t in (clean(tag, max_chars=None) for tag in tags or ()) if t),
-        context=clean(context) if context else "",
-        external_id=_optional_str(record, "external_id"),
+    fields: dict[str, Any] = {
+        "kind": kind,
+        "session_id": _optional_str(record, "session_id"),
+        "created_at": _optional_number(record, "created_at"),
+        "source_event": _optional_str(record, "source_event"),
+        "source": _optional_str(record, "source"),
+        "tags": tuple(t for t in (clean(tag, max_chars=None) for tag in tags or ()) if t),
+        "context": clean(context) if context else "",
+        "external_id": _optional_str(record, "external_id"),
+    }
+    return PassageRecord(
+        number, project, tuple(NewPassage(part, **fields) for part in split_passages(text, MAX_PASSAGE_CHARS))
     )
-    return PassageRecord(number, project, passage)
 
 
 def _required_str(record: dict[str, Any], name: str) -> str:
@@ -285,20 +295,19 @@ def import_records(
     counts = ImportCounts()
     fresh: dict[str, list[NewPassage]] = {}
     seen: set[tuple[str, str]] = set()
+    where = source
     try:
         with store.transaction():
             for record in records:
-                try:
-                    _apply(store, record, counts, fresh, seen)
-                except MemoryStoreError as exc:
-                    raise MemoryStoreError(f"{source}, line {record.line}: nothing was imported: {exc}") from exc
+                where = f"{source}, line {record.line}"
+                _apply(store, record, counts, fresh, seen)
+            where = source
             for name, passages in fresh.items():
                 store.add_passages(name, passages)
-    except sqlite3.Error as exc:
-        raise MemoryStoreError(
-            f"{source}: nothing was imported: the memory database refused the write ({exc}); "
-            "run `ultramax doctor` if this repeats"
-        ) from exc
+    except MemoryStoreError as exc:
+        raise MemoryStoreError(f"{where}: nothing was imported: {exc}") from exc
+    except sqlite3.DatabaseError as exc:  # from the transaction's own BEGIN or COMMIT
+        raise MemoryStoreError(f"{where}: nothing was imported: {database_problem(store.path, exc)}") from exc
     return counts
 
 
@@ -329,13 +338,14 @@ def _apply(
         counts.blocks += 1
     else:
         store.ensure_project(record.project)
-        key = (record.project, content_hash(record.passage.text.strip()))
-        if key in seen or store.has_passage(record.project, record.passage.text):
-            counts.duplicates += 1
-            return
-        seen.add(key)
-        fresh.setdefault(record.project, []).append(record.passage)
-        counts.passages += 1
+        for passage in record.passages:
+            key = (record.project, content_hash(passage.text))
+            if key in seen or store.has_passage(record.project, passage.text):
+                counts.duplicates += 1
+                continue
+            seen.add(key)
+            fresh.setdefault(record.project, []).append(passage)
+            counts.passages += 1
 
 
 def _retarget(records: list[Record], project: str, source: str) -> list[Record]:
