@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ultramax.errors import ConfigError, json_problem
 from ultramax.paths import Paths, project_settings_files
@@ -27,6 +28,7 @@ __all__ = [
     "Problem",
     "Setting",
     "Settings",
+    "http_url_problem",
     "load_settings",
     "parse_settings_bytes",
     "read_settings_file",
@@ -45,6 +47,8 @@ class Setting:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
+    validator: Callable[[Any], str | None] | None = None
+    """A further check of a value of the right type: why it is not acceptable, or None."""
 
     def check(self, value: Any) -> str | None:
         """Why ``value`` is not acceptable for this key, or None if it is."""
@@ -68,7 +72,26 @@ class Setting:
             return f"must be at least {self.minimum:g}, got {value}"
         if self.maximum is not None and value > self.maximum:
             return f"must be at most {self.maximum:g}, got {value}"
+        if self.validator is not None:
+            return self.validator(value)
         return None
+
+
+def http_url_problem(value: str) -> str | None:
+    """Why ``value`` is not an http(s) URL with a host and a valid port, or None if it is one."""
+    shown = json.dumps(value)
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # ValueError when it is not a number in 0-65535
+    except ValueError:
+        return f"must be an http(s) URL with a valid port (1-65535), got {shown}"
+    if parts.scheme not in ("http", "https"):
+        return f"must be an http:// or https:// URL (e.g. https://api.anthropic.com), got {shown}"
+    if not parts.hostname:
+        return f"must name a host (e.g. https://api.anthropic.com), got {shown}"
+    if port == 0:
+        return f"must have a port from 1 to 65535, got {shown}"
+    return None
 
 
 _TYPE_WORDS = {
@@ -245,7 +268,8 @@ SETTINGS: tuple[Setting, ...] = (
         "routing.upstream",
         "str",
         "https://api.anthropic.com",
-        "Where the proxy sends requests (the Anthropic API or another gateway).",
+        "Where the proxy sends requests (the Anthropic API or another gateway): an http(s) URL with a host.",
+        validator=http_url_problem,
     ),
     Setting(
         "routing.upstreamTimeoutSeconds",

@@ -20,6 +20,7 @@ while it runs (``announce_proxy``) and removes it when it stops.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -39,6 +40,7 @@ __all__ = [
     "PrewarmSender",
     "announce_proxy",
     "announced_proxy",
+    "is_loopback_host",
     "parse_hint",
     "proxy_file",
     "withdraw_proxy",
@@ -51,7 +53,19 @@ MAX_PROMPT_CHARS = 20_000
 """The analyzer reads no more than this of a prompt; the hint carries no more either."""
 RETRY_AFTER = 30.0
 """Seconds the sender stays quiet after the proxy could not be reached."""
-_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and any loopback address (127.0.0.0/8, ::1), bracketed or not."""
+    if not host:
+        return False
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def proxy_file(paths: Paths) -> Path:
@@ -67,8 +81,14 @@ def announce_proxy(paths: Paths, base_url: str) -> Path:
 
 
 def withdraw_proxy(paths: Paths, base_url: str) -> None:
-    """Remove the announcement if it is still this proxy's (another proxy may have started since)."""
-    if announced_proxy(paths) == base_url:
+    """Remove the announcement if it is still this proxy's (another proxy may have started since). It is
+    compared as written, not as ``announced_proxy`` reads it: a proxy on a non-loopback address announces an
+    address the daemon ignores, and must still take it away."""
+    try:
+        data = json.loads(proxy_file(paths).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(data, dict) and data.get("url") == base_url:
         proxy_file(paths).unlink(missing_ok=True)
 
 
@@ -83,7 +103,11 @@ def announced_proxy(paths: Paths) -> str | None:
     if not isinstance(url, str):
         return None
     parts = urlsplit(url)
-    if parts.scheme != "http" or parts.hostname not in _LOOPBACK or parts.port is None:
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme != "http" or not is_loopback_host(parts.hostname) or port is None:
         return None
     return url
 

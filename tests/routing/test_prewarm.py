@@ -21,6 +21,7 @@ from ultramax.prewarm import (
     PrewarmSender,
     announce_proxy,
     announced_proxy,
+    is_loopback_host,
     proxy_file,
     withdraw_proxy,
 )
@@ -154,3 +155,32 @@ def test_a_flood_of_hints_is_dropped_past_a_few_scorings_in_flight() -> None:
         return in_flight, scorer.dropped
 
     assert asyncio.run(flood()) == (PromptScorer.MAX_PENDING, 10 - PromptScorer.MAX_PENDING)
+
+
+def test_a_proxy_on_a_non_loopback_address_withdraws_its_announcement_when_it_stops(umx: UltramaxEnv) -> None:
+    announce_proxy(umx.paths, "http://0.0.0.0:8787")  # the daemon ignores it, but it is still this proxy's
+    withdraw_proxy(umx.paths, "http://0.0.0.0:8787")
+    assert not proxy_file(umx.paths).exists()
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("10.0.0.1", False),
+        ("example.com", False),
+        ("", False),
+    ],
+)
+def test_every_loopback_address_counts_as_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback
+
+
+def test_an_announcement_on_another_loopback_address_is_used(umx: UltramaxEnv) -> None:
+    announce_proxy(umx.paths, "http://127.0.0.2:8787")
+    assert announced_proxy(umx.paths) == "http://127.0.0.2:8787"

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import pytest
@@ -131,3 +132,62 @@ def test_route_calibrate_on_an_unknown_tier_names_it(tmp_path: Path, capsys: pyt
     bad.write_text('{"prompt": "fix the typo", "tier": "gpt-9"}\n', encoding="utf-8")
     assert main(["route", "calibrate", str(bad)]) != 0
     assert "gpt-9" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("upstream", "why"),
+    [
+        ("ftp://x", "must be an http:// or https:// URL"),
+        ("not a url", "must be an http:// or https:// URL"),
+        ("http://", "must name a host"),
+        ("http://:8080", "must name a host"),
+        ("http://h:99999", "valid port"),
+    ],
+)
+def test_proxy_with_a_bad_upstream_says_what_is_wrong_in_one_line(
+    upstream: str, why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["proxy", "--port", "0", "--upstream", upstream]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ultramax: --upstream ") and why in err and json.dumps(upstream) in err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_proxy_refuses_a_port_outside_0_to_65535_before_starting(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["proxy", "--port", port])
+    assert exit_.value.code == 2
+    assert "argument --port:" in capsys.readouterr().err
+
+
+def test_proxy_turns_an_address_the_socket_layer_refuses_into_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(coro: Any) -> None:
+        coro.close()
+        raise OverflowError("bind(): port must be 0-65535.")
+
+    monkeypatch.setattr("ultramax.cli.route_cmd.asyncio.run", refuse)
+    assert main(["proxy", "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ultramax: cannot run the proxy on 127.0.0.1:0") and "--port" in err
+
+
+@pytest.mark.parametrize("hours", ["-1", "nan", "inf", "soon"])
+def test_route_ledger_refuses_hours_that_are_negative_or_not_finite(
+    hours: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["route", "ledger", "--hours", hours])
+    assert exit_.value.code == 2
+    assert "argument --hours:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("host", "warned"), [("127.0.0.2", False), ("::1", False), ("0.0.0.0", True)])
+def test_proxy_warns_only_about_an_address_that_is_not_loopback(
+    host: str, warned: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("ultramax.cli.route_cmd.asyncio.run", lambda coro: coro.close())
+    assert main(["proxy", "--host", host, "--port", "0"]) == 0
+    assert ("not loopback" in capsys.readouterr().err) is warned

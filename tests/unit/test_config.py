@@ -186,3 +186,23 @@ def test_the_reference_lists_every_setting_with_its_default() -> None:
     text = settings_reference_markdown()
     for setting in SETTINGS:
         assert f"| `{setting.key}` | {setting.type} | `{json.dumps(setting.default)}` |" in text
+
+
+@pytest.mark.parametrize(
+    "upstream", ["ftp://x", "not a url", "http://", "http://:8080", "http://h:99999", "http://h:0"]
+)
+def test_an_upstream_that_is_not_an_http_url_with_a_host_and_port_is_a_problem_and_the_default_is_used(
+    umx: UltramaxEnv, upstream: str
+) -> None:
+    umx.update_user_settings({"routing": {"upstream": upstream}})
+    settings = load_settings(umx.paths)
+    assert settings.get("routing.upstream") == "https://api.anthropic.com"
+    [problem] = settings.problems
+    assert problem.key == "routing.upstream" and json.dumps(upstream) in problem.message
+
+
+@pytest.mark.parametrize("upstream", ["https://api.anthropic.com", "http://127.0.0.1:8080/v1", "http://[::1]:9000"])
+def test_an_http_or_https_upstream_with_a_host_is_accepted(umx: UltramaxEnv, upstream: str) -> None:
+    umx.update_user_settings({"routing": {"upstream": upstream}})
+    settings = load_settings(umx.paths)
+    assert settings.problems == [] and settings.get("routing.upstream") == upstream

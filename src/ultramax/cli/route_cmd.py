@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import signal
 import sys
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ultramax.cli.base import CliContext, Subparsers, emit_json
-from ultramax.config import load_settings
+from ultramax.config import http_url_problem, load_settings
 from ultramax.errors import ConfigError
 from ultramax.routing.analyzer import TaskAnalysis
 from ultramax.routing.calibrate import Labelled, calibrate
@@ -49,7 +50,7 @@ def register(sub: Subparsers) -> None:
 
     c = cmds.add_parser("ledger", help="what was spent (and saved) through the proxy")
     c.add_argument("--by", choices=("model", "session", "tier"), default="model", help="group rows by")
-    c.add_argument("--hours", type=float, default=0.0, help="only the last N hours (default: everything)")
+    c.add_argument("--hours", type=_hours, default=0.0, help="only the last N hours (default: everything)")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=cmd_ledger)
 
@@ -59,10 +60,32 @@ def register(sub: Subparsers) -> None:
 
     p = sub.add_parser("proxy", help="run the routing proxy for ANTHROPIC_BASE_URL (loopback)")
     p.add_argument("--host", help="address to listen on (default: routing.proxyHost, 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default: routing.proxyPort, 8787; 0 picks a free one)")
+    p.add_argument("--port", type=_port, help="port (default: routing.proxyPort, 8787; 0 picks a free one)")
     p.add_argument("--upstream", help="where requests go (default: routing.upstream, https://api.anthropic.com)")
     p.add_argument("--quiet", action="store_true", help="no per-request log lines on stderr")
     p.set_defaults(func=cmd_proxy)
+
+
+def _port(text: str) -> int:
+    """A TCP port for argparse: an integer from 0 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number: use 0-65535 (0 picks a free one)")
+    return value
+
+
+def _hours(text: str) -> float:
+    """A number of hours for argparse: finite and not negative (0 = everything)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of hours: use a number >= 0 (0 = everything)")
+    return value
 
 
 def _router(ctx: CliContext) -> Router:
@@ -291,7 +314,7 @@ def cmd_catalog(args: argparse.Namespace, ctx: CliContext) -> int:
 
 # -- proxy ---------------------------------------------------------------------------------------------------
 def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
-    from ultramax.prewarm import announce_proxy, withdraw_proxy
+    from ultramax.prewarm import announce_proxy, is_loopback_host, withdraw_proxy
     from ultramax.routing.proxy import ProxyServer
 
     settings = load_settings(ctx.paths, ctx.project_dir)
@@ -299,7 +322,9 @@ def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
     host = args.host or str(settings.get("routing.proxyHost"))
     port = args.port if args.port is not None else int(settings.get("routing.proxyPort"))
     upstream = args.upstream or str(settings.get("routing.upstream"))
-    if host not in ("127.0.0.1", "::1", "localhost"):
+    if args.upstream and (why := http_url_problem(args.upstream)):
+        raise ConfigError(f"--upstream {why}")
+    if not is_loopback_host(host):
         print(
             f"ultramax proxy: warning: listening on {host}, not loopback; anyone who can reach it spends your API key",
             file=sys.stderr,
@@ -342,4 +367,9 @@ def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
         asyncio.run(serve())
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port} ({exc})") from exc
+    except (ValueError, OverflowError) as exc:  # an address the socket layer or the upstream client refuses
+        raise ConfigError(
+            f"cannot run the proxy on {host}:{port} for {upstream} ({exc}); check --host, --port and --upstream "
+            "(or routing.proxyHost, routing.proxyPort and routing.upstream)"
+        ) from exc
     return 0
