@@ -259,6 +259,24 @@ def test_doctor_fails_a_value_ultramax_cannot_use_and_names_the_key(env: Env) ->
     assert "config validate" in bad[0].fix
 
 
+@pytest.mark.parametrize(
+    ("routing", "key"),
+    [
+        ({"defaultModel": "gpt-4"}, "routing.defaultModel"),
+        ({"fallbackChain": ["opus", "gpt"]}, "routing.fallbackChain"),
+        ({"tierModels": ["gigantic=x"]}, "routing.tierModels"),
+        ({"catalogFile": "no-such-catalog.toml"}, "routing.catalogFile"),
+    ],
+)
+def test_doctor_fails_a_routing_value_the_catalog_cannot_use_and_names_the_key(
+    env: Env, routing: dict[str, Any], key: str
+) -> None:
+    install(env.paths, scope="user", project_dir=env.project)
+    edit(env.paths.user_settings, lambda d: d.update(routing=routing))
+    bad = [c for c in doctor(env) if c.name == "settings" and c.status == "fail"]
+    assert len(bad) == 1 and bad[0].message.startswith(f"{env.paths.user_settings}: {key}: ")
+
+
 def test_doctor_asks_for_an_unreadable_settings_file_to_be_fixed_before_install(env: Env) -> None:
     env.paths.user_settings.write_text('{"hooks": {}', encoding="utf-8")  # install refuses to touch it
     hooks = only(doctor(env), "hooks")

@@ -249,8 +249,13 @@ def check_claude(claude_bin: str | None, env: Mapping[str, str], paths: Paths | 
 
 def _check_values(paths: Paths, project_dir: Path) -> list[Check]:
     """Values ultramax cannot use (a file that does not parse is ``_check_files``'s): each falls back to its
-    default, which may not be what the user meant -- a mistyped safety level runs the standard gate."""
-    problems = [p for p in load_settings(paths, project_dir).problems if p.key]
+    default, which may not be what the user meant -- a mistyped safety level runs the standard gate. Values
+    the router cannot use (a tier or model the catalog lacks, a missing catalog file) stop `ultramax proxy`
+    and `ultramax route`, so building the catalog and the router is part of the check."""
+    from ultramax.routing.router import routing_problems
+
+    settings = load_settings(paths, project_dir)
+    problems = [p for p in settings.problems if p.key] + routing_problems(settings)
     return [
         Check("settings", "fail", str(p), "`ultramax config validate` lists every bad value; fix it in that file")
         for p in problems

@@ -17,6 +17,7 @@ __all__ = [
     "InstallError",
     "ModeError",
     "PipelineError",
+    "SettingError",
     "UltramaxError",
     "describe_json",
     "json_problem",
@@ -29,6 +30,16 @@ class UltramaxError(Exception):
 
 class ConfigError(UltramaxError):
     """A settings file is unreadable, not JSON, or holds a bad value."""
+
+
+class SettingError(ConfigError):
+    """One setting's value is well-formed but cannot be used (it names a tier, model or file that is not there);
+    ``key`` is the setting, so a caller can point at the file that set it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}")
 
 
 class HookInputError(UltramaxError):

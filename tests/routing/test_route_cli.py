@@ -191,3 +191,15 @@ def test_proxy_warns_only_about_an_address_that_is_not_loopback(
     monkeypatch.setattr("ultramax.cli.route_cmd.asyncio.run", lambda coro: coro.close())
     assert main(["proxy", "--host", host, "--port", "0"]) == 0
     assert ("not loopback" in capsys.readouterr().err) is warned
+
+
+@pytest.mark.parametrize(
+    "command", [["route", "explain", "fix the typo"], ["route", "catalog"], ["proxy", "--port", "0"]]
+)
+def test_an_unknown_tier_in_the_fallback_chain_is_one_line_naming_the_setting(
+    umx: UltramaxEnv, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    umx.update_user_settings({"routing": {"fallbackChain": ["opus", "gpt"]}})
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert err == "ultramax: routing.fallbackChain: unknown tier 'gpt' (tiers: haiku, sonnet, opus, fable)\n"

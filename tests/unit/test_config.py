@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import UltramaxEnv
+from ultramax.cli.main import main
 from ultramax.config import SETTINGS, Settings, load_settings, read_settings_file, settings_reference_markdown
 from ultramax.errors import ConfigError
 
@@ -206,3 +207,29 @@ def test_an_http_or_https_upstream_with_a_host_is_accepted(umx: UltramaxEnv, ups
     umx.update_user_settings({"routing": {"upstream": upstream}})
     settings = load_settings(umx.paths)
     assert settings.problems == [] and settings.get("routing.upstream") == upstream
+
+
+@pytest.mark.parametrize(
+    ("routing", "key", "says"),
+    [
+        ({"defaultModel": "gpt-4"}, "routing.defaultModel", "'gpt-4' is neither a tier"),
+        ({"fallbackChain": ["opus", "gpt"]}, "routing.fallbackChain", "unknown tier 'gpt'"),
+        ({"tierModels": ["haiku"]}, "routing.tierModels", "is not 'tier=model-id'"),
+        ({"tierModels": ["gigantic=x"]}, "routing.tierModels", "unknown tier(s) gigantic"),
+        ({"catalogFile": "/no/such/catalog.toml"}, "routing.catalogFile", "does not exist"),
+    ],
+)
+def test_config_validate_reports_a_routing_value_the_catalog_cannot_use_naming_file_and_key(
+    umx: UltramaxEnv, routing: dict[str, Any], key: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    umx.update_user_settings({"routing": routing})
+    assert main(["config", "validate", "--json"]) == 1
+    [problem] = json.loads(capsys.readouterr().out)["problems"]
+    assert (problem["file"], problem["key"]) == (str(umx.user_settings), key) and says in problem["message"]
+
+
+def test_config_validate_reports_a_catalog_file_that_is_not_toml(umx: UltramaxEnv, tmp_path: Path) -> None:
+    catalog = write(tmp_path / "catalog.toml", "tiers = [")
+    umx.update_user_settings({"routing": {"catalogFile": str(catalog)}})
+    assert main(["config", "validate"]) == 1
+

@@ -48,25 +48,28 @@ def cmd_show(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def cmd_validate(args: argparse.Namespace, ctx: CliContext) -> int:
+    from ultramax.routing.router import routing_problems  # the router's import is not free; only validate needs it
+
     settings = load_settings(ctx.paths, ctx.project_dir)
+    problems = settings.problems + routing_problems(settings)
     checked = [str(f) for f in settings_files(ctx.paths, ctx.project_dir)]
     if args.json:
         emit_json(
             {
-                "ok": not settings.problems,
+                "ok": not problems,
                 "files": checked,
-                "problems": [{"file": p.file, "key": p.key, "message": p.message} for p in settings.problems],
+                "problems": [{"file": p.file, "key": p.key, "message": p.message} for p in problems],
             }
         )
-    elif settings.problems:
-        for problem in settings.problems:
+    elif problems:
+        for problem in problems:
             print(problem)
         present = [f for f in settings_files(ctx.paths, ctx.project_dir) if f.exists()]
-        print(f"{count(len(settings.problems), 'problem')} in {count(len(present), 'settings file')} read")
+        print(f"{count(len(problems), 'problem')} in {count(len(present), 'settings file')} read")
     else:
         present = [f for f in settings_files(ctx.paths, ctx.project_dir) if f.exists()]
         print(f"settings OK ({count(len(present), 'file')} read: {', '.join(str(f) for f in present) or 'none'})")
-    return 1 if settings.problems else 0
+    return 1 if problems else 0
 
 
 def cmd_reference(args: argparse.Namespace, ctx: CliContext) -> int:

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ultramax.errors import ConfigError
+from ultramax.errors import ConfigError, SettingError
 
 __all__ = ["Catalog", "ModelSpec", "Tier", "Usage", "load_catalog"]
 
@@ -258,17 +258,25 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError(f"routing.catalogFile: {path} does not exist") from exc
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"routing.catalogFile: {path}: {exc}") from exc
+        raise ConfigError('does not exist; fix the path or set routing.catalogFile to ""') from exc
+    except IsADirectoryError as exc:
+        raise ConfigError("is a directory, not a TOML file") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML ({exc})") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read it ({exc.strerror or exc})") from exc
 
 
-def _merge_named(base: list[dict[str, Any]], extra: Iterable[Any], key: str, what: str) -> list[dict[str, Any]]:
+def _merge_named(base: list[dict[str, Any]], extra: Any, key: str, what: str) -> list[dict[str, Any]]:
+    if not isinstance(extra, list):
+        raise ConfigError(f"{what}s must be an array of tables ([[{what}s]]), got {type(extra).__name__}")
     out = [dict(item) for item in base]
     index = {item[key]: i for i, item in enumerate(out)}
     for item in extra:
         if not isinstance(item, dict) or not isinstance(item.get(key), str):
-            raise ConfigError(f"model catalog: every {what} needs a string {key!r}, got {item!r}")
+            raise ConfigError(f"every {what} needs a string {key!r}, got {item!r}")
         if item[key] in index:
             out[index[item[key]]] = {**out[index[item[key]]], **item}
         else:
@@ -319,18 +327,26 @@ def load_catalog(catalog_file: str | Path | None = None, tier_models: Iterable[s
     """The packaged catalog, with ``catalog_file`` merged over it and ``tier_models`` overrides applied."""
     data = _packaged()
     if catalog_file:
-        extra = _read_toml(Path(catalog_file).expanduser())
-        data["tiers"] = _merge_named(data["tiers"], extra.get("tiers", ()), "name", "tier")
-        data["models"] = _merge_named(data["models"], extra.get("models", ()), "id", "model")
-        for key in ("prices_as_of", "prices_source"):
-            if key in extra:
-                data[key] = extra[key]
-    catalog = _build(data)
+        path = Path(catalog_file).expanduser()
+        try:
+            extra = _read_toml(path)
+            data["tiers"] = _merge_named(data["tiers"], extra.get("tiers", []), "name", "tier")
+            data["models"] = _merge_named(data["models"], extra.get("models", []), "id", "model")
+            for key in ("prices_as_of", "prices_source"):
+                if key in extra:
+                    data[key] = extra[key]
+            catalog = _build(data)
+        except SettingError:
+            raise
+        except ConfigError as exc:
+            raise SettingError("routing.catalogFile", f"{path}: {str(exc).removeprefix('model catalog: ')}") from exc
+    else:
+        catalog = _build(data)
     overrides: dict[str, str] = {}
     for item in tier_models:
         name, sep, model = item.partition("=")
         if not sep or not name.strip() or not model.strip():
-            raise ConfigError(f"routing.tierModels: {item!r} is not 'tier=model-id'")
+            raise SettingError("routing.tierModels", f"{item!r} is not 'tier=model-id' (e.g. 'haiku=claude-haiku-4-5')")
         overrides[name.strip()] = model.strip()
     if overrides:
         tiers = []
@@ -338,7 +354,10 @@ def load_catalog(catalog_file: str | Path | None = None, tier_models: Iterable[s
             model = overrides.pop(tier.name, tier.model)
             tiers.append(replace(tier, model=model))
         if overrides:
-            raise ConfigError(f"routing.tierModels: unknown tier(s) {', '.join(sorted(overrides))}")
+            raise SettingError(
+                "routing.tierModels",
+                f"unknown tier(s) {', '.join(sorted(overrides))} (tiers: {', '.join(t.name for t in catalog.tiers)})",
+            )
         models = list(catalog.models)
         known = {m.id for m in models} | {a for m in models for a in m.aliases}
         for tier in tiers:

@@ -35,12 +35,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ultramax.config import Settings
-from ultramax.errors import ConfigError
+from ultramax.config import Problem, Settings
+from ultramax.errors import ConfigError, SettingError
 from ultramax.routing.analyzer import RequestSignals, TaskAnalysis, analyze_prompt, request_signals, session_id_of
 from ultramax.routing.catalog import Catalog, Tier, Usage, load_catalog
 
-__all__ = ["MIN_LATIN_SHARE", "Decision", "Router", "RouterConfig", "TierStats", "latin_share"]
+__all__ = ["MIN_LATIN_SHARE", "Decision", "Router", "RouterConfig", "TierStats", "latin_share", "routing_problems"]
 
 EWMA_ALPHA = 0.1
 CACHE_TTL_S = 300.0
@@ -84,12 +84,20 @@ class RouterConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: Catalog) -> RouterConfig:
+        """The router's settings; SettingError names the setting whose tier or model the catalog lacks."""
         chain = tuple(settings.get("routing.fallbackChain"))
         for name in chain:
-            catalog.tier(name)  # KeyError names the bad tier
+            try:
+                catalog.tier(name)
+            except KeyError as exc:
+                raise SettingError("routing.fallbackChain", exc.args[0]) from exc
+        try:
+            default_tier = catalog.resolve_tier(str(settings.get("routing.defaultModel"))).name
+        except ConfigError as exc:
+            raise SettingError("routing.defaultModel", str(exc)) from exc
         return cls(
             enabled=bool(settings.get("routing.enabled")),
-            default_tier=catalog.resolve_tier(str(settings.get("routing.defaultModel"))).name,
+            default_tier=default_tier,
             opus_threshold=float(settings.get("routing.opusThreshold")),
             sonnet_threshold=float(settings.get("routing.sonnetThreshold")),
             max_cost=float(settings.get("routing.maxCostPerRequest")),
@@ -101,6 +109,19 @@ class RouterConfig:
             sentence_embedding=bool(settings.get("routing.sentenceEmbedding")),
             cache_aware=bool(settings.get("routing.cacheAwareSwitching")),
         )
+
+
+def routing_problems(settings: Settings) -> list[Problem]:
+    """What building the catalog and the router from ``settings`` finds wrong: a value of the right type that
+    names a tier, model or catalog file that is not there. Each problem names the file that set the key."""
+    try:
+        Router.from_settings(settings)
+    except SettingError as exc:
+        source = settings.sources.get(exc.key, "default")
+        return [Problem(source, exc.key, exc.message + ("" if source != "default" else " (the default)"))]
+    except ConfigError as exc:
+        return [Problem("model catalog", "", str(exc))]
+    return []
 
 
 @dataclass(slots=True)
@@ -225,7 +246,7 @@ class Router:
         try:
             catalog.tier(self.config.default_tier)
         except KeyError as exc:
-            raise ConfigError(f"routing.defaultModel: {exc.args[0]}") from exc
+            raise SettingError("routing.defaultModel", exc.args[0]) from exc
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Router:
