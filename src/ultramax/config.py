@@ -23,8 +23,10 @@ from ultramax.errors import ConfigError, json_problem
 from ultramax.paths import Paths, project_settings_files
 
 __all__ = [
+    "CONSTRAINTS",
     "SECTIONS",
     "SETTINGS",
+    "Constraint",
     "Problem",
     "Setting",
     "Settings",
@@ -194,7 +196,7 @@ SETTINGS: tuple[Setting, ...] = (
         "routing.sonnetThreshold",
         "number",
         0.3,
-        "Complexity above which a request goes to the middle tier (the seed's 0.3).",
+        "Complexity above which a request goes to the middle tier (the seed's 0.3); below routing.opusThreshold.",
         minimum=0,
         maximum=1,
     ),
@@ -613,6 +615,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ultramax.requireUser", "str", "", "If set, only this principal (USER) may drive the pipeline."),
 )
 
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    """A rule between two settings, checked on the effective values: ``low`` must be below ``high``."""
+
+    low: str
+    high: str
+
+    def holds(self, values: Mapping[str, Any]) -> bool:
+        return bool(values[self.low] < values[self.high])
+
+
+CONSTRAINTS: tuple[Constraint, ...] = (Constraint("routing.sonnetThreshold", "routing.opusThreshold"),)
+"""Rules between settings; when one is broken both keys fall back to their defaults (which keep it)."""
+
 _BY_KEY = {s.key: s for s in SETTINGS}
 SECTIONS = ("autonomy", "memory", "routing", "safety", "observability", "ultramax")
 
@@ -756,7 +773,38 @@ def load_settings(paths: Paths, project_dir: Path | None = None, *, strict: bool
             continue
         settings.files.append(path)
         _apply_file(settings, path, data)
+    _check_constraints(settings)
     return settings
+
+
+def _origin(source: str, reported_in: str) -> str:
+    """Where a value came from, for a problem reported in another file (nothing if it is that file)."""
+    return "" if source == reported_in else " (the default)" if source == "default" else f" (from {source})"
+
+
+def _check_constraints(settings: Settings) -> None:
+    """Report each broken ``CONSTRAINTS`` rule against the file of higher precedence that set one of its keys,
+    naming both values and where they came from, and put both keys back to their defaults."""
+    order = {str(path): i for i, path in enumerate(settings.files)}
+    for rule in CONSTRAINTS:
+        if rule.holds(settings.values):
+            continue
+        low, high = settings.values[rule.low], settings.values[rule.high]
+        low_from, high_from = settings.sources[rule.low], settings.sources[rule.high]
+        file = max((low_from, high_from), key=lambda source: order.get(source, -1))
+        defaults = [_BY_KEY[key].default for key in (rule.low, rule.high)]
+
+        settings.problems.append(
+            Problem(
+                file,
+                rule.low,
+                f"must be below {rule.high}; got {json.dumps(low)}{_origin(low_from, file)} and "
+                f"{json.dumps(high)}{_origin(high_from, file)}; using the defaults {defaults[0]} and {defaults[1]}",
+            )
+        )
+        for key, value in zip((rule.low, rule.high), defaults, strict=True):
+            settings.values[key] = _copy(value)
+            settings.sources[key] = "default"
 
 
 def settings_reference_markdown() -> str:

@@ -233,3 +233,30 @@ def test_config_validate_reports_a_catalog_file_that_is_not_toml(umx: UltramaxEn
     umx.update_user_settings({"routing": {"catalogFile": str(catalog)}})
     assert main(["config", "validate"]) == 1
 
+
+def test_inverted_thresholds_are_a_problem_naming_both_keys_and_both_fall_back_to_their_defaults(
+    umx: UltramaxEnv,
+) -> None:
+    umx.update_user_settings({"routing": {"sonnetThreshold": 0.8, "opusThreshold": 0.2}})
+    settings = load_settings(umx.paths)
+    assert (settings.get("routing.sonnetThreshold"), settings.get("routing.opusThreshold")) == (0.3, 0.7)
+    [problem] = settings.problems
+    assert problem.file == str(umx.user_settings) and problem.key == "routing.sonnetThreshold"
+    assert problem.message == "must be below routing.opusThreshold; got 0.8 and 0.2; using the defaults 0.3 and 0.7"
+
+
+def test_a_threshold_crossing_one_from_another_file_is_blamed_on_the_file_of_higher_precedence(
+    umx: UltramaxEnv,
+) -> None:
+    project = umx.project("webapp")
+    shared, _ = project_files(project)
+    umx.update_user_settings({"routing": {"sonnetThreshold": 0.5}})
+    write(shared, {"routing": {"opusThreshold": 0.4}})
+    [problem] = load_settings(umx.paths, project).problems
+    assert problem.file == str(shared)
+    assert f"got 0.5 (from {umx.user_settings}) and 0.4;" in problem.message
+
+
+def test_equal_thresholds_leave_no_middle_tier_and_are_a_problem(umx: UltramaxEnv) -> None:
+    umx.update_user_settings({"routing": {"sonnetThreshold": 0.5, "opusThreshold": 0.5}})
+    assert load_settings(umx.paths).problems
