@@ -203,3 +203,38 @@ def test_an_unknown_tier_in_the_fallback_chain_is_one_line_naming_the_setting(
     assert main(command) == 1
     err = capsys.readouterr().err
     assert err == "ultramax: routing.fallbackChain: unknown tier 'gpt' (tiers: haiku, sonnet, opus, fable)\n"
+
+
+def labelled(tmp_path: Path, content: bytes) -> Path:
+    path = tmp_path / "labels.jsonl"
+    path.write_bytes(content)
+    return path
+
+
+def test_route_eval_reads_a_file_with_a_byte_order_mark_and_tier_names_in_any_case(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = labelled(tmp_path, b'\xef\xbb\xbf{"prompt": "Fix the typo in README.md", "tier": "HAIKU"}\n')
+    assert main(["route", "eval", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["prompts"] == 1 and report["confusion"] == {"haiku": {"haiku": 1}}
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b'{"prompt": "Fix the typo \xff", "tier": "haiku"}\n', "labels.jsonl: not UTF-8 text"),
+        (b'{"prompt": "a", "tier": "haiku"}\n{"prompt": "b", "tier": "gpt"}\n', "labels.jsonl:2: tier 'gpt' is"),
+        (b'{"prompt": null, "tier": "haiku"}\n', 'labels.jsonl:1: "prompt" must be a non-empty string, got null'),
+        (b'{"prompt": "x", "tier": 3}\n', 'labels.jsonl:1: "tier" must be a tier name'),
+        (b"[1, 2]\n", "labels.jsonl:1: expected an object"),
+        (b'{"prompt": "Design a consensus protocol", "tier": "fable"}\n', "labels.jsonl:1: tier 'fable' is never"),
+    ],
+)
+@pytest.mark.parametrize("command", ["eval", "calibrate"])
+def test_route_eval_and_calibrate_refuse_a_bad_labelled_file_in_one_line_naming_file_and_line(
+    tmp_path: Path, content: bytes, says: str, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["route", command, str(labelled(tmp_path, content))]) == 1
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1 and "Traceback" not in err

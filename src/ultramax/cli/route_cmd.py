@@ -20,6 +20,7 @@ from ultramax.config import http_url_problem, load_settings
 from ultramax.errors import ConfigError
 from ultramax.routing.analyzer import TaskAnalysis
 from ultramax.routing.calibrate import Labelled, calibrate
+from ultramax.routing.catalog import Catalog, Tier
 from ultramax.routing.ledger import Ledger, ledger_path, restore_router
 from ultramax.routing.router import Router
 
@@ -120,24 +121,57 @@ def cmd_explain(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 # -- eval ----------------------------------------------------------------------------------------------------
-def read_labelled(path: Path) -> list[tuple[int, str, str]]:
-    """``(line number, prompt, tier)`` for each line of a JSONL file of ``{"prompt", "tier"}``."""
+def read_labelled(path: Path, catalog: Catalog) -> list[tuple[int, str, Tier]]:
+    """``(line number, prompt, tier)`` for each line of a JSONL file of ``{"prompt", "tier"}``; the tier is a
+    routable tier's name (any case) or a model id. ConfigError names the file and line of a bad one."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark, as some editors write, is not part of line 1
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from exc
+    routable = ", ".join(t.name for t in catalog.routable)
     out = []
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
+        where = f"{path}:{number}"
         try:
             item = json.loads(line)
-            out.append((number, str(item["prompt"]), str(item["tier"])))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f'{path}:{number}: expected {{"prompt": ..., "tier": ...}} ({exc})') from exc
+        except ValueError as exc:
+            raise ConfigError(f'{where}: not valid JSON ({exc}); expected {{"prompt": ..., "tier": ...}}') from exc
+        if not isinstance(item, dict):
+            raise ConfigError(f'{where}: expected an object {{"prompt": ..., "tier": ...}}, got {type(item).__name__}')
+        prompt, label = item.get("prompt"), item.get("tier")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ConfigError(f'{where}: "prompt" must be a non-empty string, got {json.dumps(prompt)[:60]}')
+        if not isinstance(label, str) or not label.strip():
+            raise ConfigError(f'{where}: "tier" must be a tier name ({routable}), got {json.dumps(label)[:60]}')
+        tier = _label_tier(catalog, label.strip())
+        if tier is None:
+            raise ConfigError(f"{where}: tier {label!r} is neither a tier ({routable}) nor a known model")
+        if not tier.routable:
+            raise ConfigError(
+                f"{where}: tier {label!r} is never a routing target, so the router cannot be scored against it; "
+                f"label the cheapest adequate tier of {routable}"
+            )
+        out.append((number, prompt, tier))
     if not out:
         raise ConfigError(f"{path}: no lines to evaluate")
     return out
+
+
+def _label_tier(catalog: Catalog, label: str) -> Tier | None:
+    """The tier a label names: a tier name in any case ("HAIKU"), else a model id or family."""
+    for tier in catalog.tiers:
+        if tier.name.lower() == label.lower():
+            return tier
+    try:
+        return catalog.resolve_tier(label.lower())
+    except ConfigError:
+        return None
 
 
 SCORERS = (
@@ -165,8 +199,7 @@ def evaluate_file(router: Router, path: Path) -> dict[str, Any]:
     catalog = router.catalog
     top = catalog.top
     rows: list[dict[str, Any]] = []
-    for number, prompt, label in read_labelled(path):
-        want = catalog.resolve_tier(label)
+    for number, prompt, want in read_labelled(path, catalog):
         decision = router.explain_prompt(prompt)
         got = catalog.tier(decision.tier)
         analysis = decision.analysis
@@ -216,7 +249,7 @@ def evaluate_file(router: Router, path: Path) -> dict[str, Any]:
 
 def cmd_calibrate(args: argparse.Namespace, ctx: CliContext) -> int:
     router = _router(ctx)
-    cases = [Labelled(prompt, tier) for _, prompt, tier in read_labelled(args.file)]
+    cases = [Labelled(prompt, tier.name) for _, prompt, tier in read_labelled(args.file, router.catalog)]
     result = calibrate(router, cases, max_under=args.max_under)
     snippet = {"routing": {"sonnetThreshold": result.sonnet_threshold, "opusThreshold": result.opus_threshold}}
     if args.json:
