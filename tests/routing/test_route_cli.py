@@ -238,3 +238,25 @@ def test_route_eval_and_calibrate_refuse_a_bad_labelled_file_in_one_line_naming_
     assert main(["route", command, str(labelled(tmp_path, content))]) == 1
     err = capsys.readouterr().err
     assert says in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_route_calibrate_refuses_a_single_scored_prompt_it_cannot_cross_validate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = labelled(tmp_path, b'{"prompt": "Fix the typo in the README heading", "tier": "haiku"}\n')
+    assert main(["route", "calibrate", str(path)]) == 1
+    assert "cross-validation needs at least 2" in capsys.readouterr().err
+
+
+def test_route_calibrate_prints_the_folds_it_really_used_and_warns_about_few_prompts_of_one_tier(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    haiku = [line for line in DEV_SET.read_text(encoding="utf-8").splitlines() if '"tier": "haiku"' in line][:3]
+    path = labelled(tmp_path, ("\n".join(haiku) + "\n").encode())
+    assert main(["route", "calibrate", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "cross-validated (3 folds)" in out and "5 folds" not in out
+    assert "warning: only 3 prompts inform the fit" in err and "every scored prompt is labelled haiku" in err
+    assert main(["route", "calibrate", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["folds"] == 3 and len(report["warnings"]) == 2

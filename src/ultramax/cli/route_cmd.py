@@ -261,12 +261,14 @@ def cmd_calibrate(args: argparse.Namespace, ctx: CliContext) -> int:
     rows = (
         (f"now ({cfg.sonnet_threshold:g} / {cfg.opus_threshold:g})", result.before),
         (f"fitted ({result.sonnet_threshold:g} / {result.opus_threshold:g})", result.fitted),
-        ("cross-validated (5 folds)", result.cross_validated),
+        (f"cross-validated ({result.folds} folds)", result.cross_validated),
     )
     for label, (acc, under, over) in rows:
         print(f"{label:<28}{acc:>10.1%}{under:>8.1%}{over:>8.1%}")
     print("expect the cross-validated figures on new prompts; to use the fit, put this in your settings:")
     print(json.dumps(snippet))
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -25,6 +25,10 @@ __all__ = ["Calibration", "Labelled", "calibrate", "rates"]
 
 GRID = tuple(round(0.02 * i, 2) for i in range(1, 50))
 """Candidate thresholds: 0.02 ... 0.98."""
+MIN_SCORED = 2
+"""Fewer scored prompts cannot be cross-validated at all (a fold needs the others to fit on)."""
+FEW_SCORED = 20
+"""Below this many scored prompts the fit follows single prompts: it runs, with a warning."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,10 @@ class Calibration:
     scored: int
     """How many prompts the tier model scored (the ones the fit used)."""
     prompts: int
+    folds: int = 0
+    """How many folds the cross-validation had (fewer than asked for when there are fewer scored prompts)."""
+    warnings: tuple[str, ...] = ()
+    """Why the figures deserve less trust: too few scored prompts, or all labelled one tier."""
 
 
 def rates(routed: Sequence[int], labels: Sequence[int]) -> tuple[float, float, float]:
@@ -110,16 +118,34 @@ def calibrate(router: Router, cases: Sequence[Labelled], *, max_under: float = 0
             where.append(i)
     if not points:
         raise ConfigError("none of the prompts is software work the tier model scores; nothing to calibrate")
+    if len(points) < MIN_SCORED:
+        raise ConfigError(
+            f"the tier model scores only {len(points)} of the prompts (software work); cross-validation needs at "
+            f"least {MIN_SCORED} (label {FEW_SCORED} or more for a fit worth using)"
+        )
+    warnings: list[str] = []
+    if len(points) < FEW_SCORED:
+        warnings.append(
+            f"only {len(points)} prompts inform the fit; with fewer than {FEW_SCORED} the thresholds follow single "
+            "prompts, so label more before using them"
+        )
+    labelled_tiers = {y for _, y in points}
+    if len(labelled_tiers) == 1:
+        only = next(t.name for t in catalog.tiers if t.rank in labelled_tiers)
+        warnings.append(
+            f"every scored prompt is labelled {only}: the fit can only push the thresholds to an edge; "
+            "include prompts that need the other tiers"
+        )
     prefer = (router.config.sonnet_threshold, router.config.opus_threshold)
     sonnet, opus = _fit(points, ranks, max_under, prefer)
     tuned = Router(catalog, replace(router.config, sonnet_threshold=sonnet, opus_threshold=opus))
 
     # cross-validation: each fold's scored prompts routed with thresholds fitted on the other folds
-    k = max(2, min(folds, len(points)))
+    k = max(2, min(folds, len(points)))  # at least two points, so every fold has others to fit on
     held: dict[int, int] = {}
     for fold in range(k):
         train = [p for j, p in enumerate(points) if j % k != fold]
-        s, o = _fit(train, ranks, max_under, prefer) if train else (sonnet, opus)
+        s, o = _fit(train, ranks, max_under, prefer)
         held.update({where[j]: _rank(points[j][0], s, o, ranks) for j in range(fold, len(points), k)})
     routed_tuned = ranks_of(route_all(tuned))
     cv_routed = [held.get(i, routed_tuned[i]) for i in range(len(cases))]
@@ -131,4 +157,6 @@ def calibrate(router: Router, cases: Sequence[Labelled], *, max_under: float = 0
         cross_validated=rates(cv_routed, labels),
         scored=len(points),
         prompts=len(cases),
+        folds=k,
+        warnings=tuple(warnings),
     )
