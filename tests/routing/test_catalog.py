@@ -83,3 +83,37 @@ def test_a_catalog_file_and_tier_models_override_the_packaged_catalog(tmp_path: 
         load_catalog(None, ["gigantic=claude-x"])
     with pytest.raises(ConfigError, match="does not exist"):
         load_catalog(tmp_path / "missing.toml")
+
+
+MINI = (
+    '[[tiers]]\nname = "mini"\nmodel = "claude-mini-1"\nfamilies = ["claude-mini-"]\n'
+    '[[models]]\nid = "claude-mini-1"\ntier = "mini"\ninput = {input}\noutput = 1.25\n'
+)
+
+
+def test_a_cheaper_tier_added_by_a_catalog_file_becomes_the_cheapest_not_the_top(tmp_path: Path) -> None:
+    extra = tmp_path / "catalog.toml"
+    extra.write_text(MINI.format(input=0.25), encoding="utf-8")
+    catalog = load_catalog(extra)
+    assert [t.name for t in catalog.tiers] == ["mini", "haiku", "sonnet", "opus", "fable"]
+    assert [t.rank for t in catalog.tiers] == [0, 1, 2, 3, 4]
+    assert catalog.cheapest.name == "mini" and catalog.top.name == "opus"
+
+
+@pytest.mark.parametrize("price", ["-1.0", "nan", "inf", "-inf", '"3"', "true"])
+def test_a_price_that_is_negative_not_finite_or_not_a_number_is_refused_naming_file_and_field(
+    tmp_path: Path, price: str
+) -> None:
+    extra = tmp_path / "catalog.toml"
+    extra.write_text(MINI.format(input=price), encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_catalog(extra)
+    message = str(error.value)
+    assert message.startswith(f"routing.catalogFile: {extra}: model 'claude-mini-1': input must be a finite number")
+
+
+def test_a_catalog_file_whose_tiers_are_not_an_array_of_tables_is_a_config_error(tmp_path: Path) -> None:
+    extra = tmp_path / "catalog.toml"
+    extra.write_text("tiers = 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"tiers must be an array of tables"):
+        load_catalog(extra)

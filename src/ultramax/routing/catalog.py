@@ -2,7 +2,8 @@
 
 The packaged ``data/models.toml`` holds the defaults (prices from the reference's price table, with the date
 they were taken). A user overrides them with ``routing.catalogFile`` (a TOML file of the same shape whose
-tiers and models replace the packaged ones by name / id) and ``routing.tierModels`` (``"tier=model-id"``:
+tiers and models replace the packaged ones by name / id; tiers are ordered by the price of the model each sends,
+so a cheaper tier it adds becomes the cheapest) and ``routing.tierModels`` (``"tier=model-id"``:
 the id sent upstream for a tier).
 
 Prices are USD per million tokens. ``Usage.cost`` follows the API's billing: input, output, cache writes
@@ -285,8 +286,50 @@ def _merge_named(base: list[dict[str, Any]], extra: Any, key: str, what: str) ->
     return out
 
 
+PRICE_FIELDS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+
+
+def _price(model: Mapping[str, Any], key: str) -> float:
+    """A price field of a ``[[models]]`` entry: a finite number >= 0 (USD per million tokens); cache prices
+    default to the API's multiples of the input price."""
+    multiple = {"cache_write_5m": 1.25, "cache_write_1h": 2.0, "cache_read": 0.1}
+    value = model[key] if key in model or key not in multiple else _price(model, "input") * multiple[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ConfigError(
+            f"model {model.get('id')!r}: {key} must be a finite number >= 0 (USD per million tokens), got {value!r}"
+        )
+    return float(value)
+
+
+def _count(model: Mapping[str, Any], key: str, default: int) -> int:
+    value = model.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"model {model.get('id')!r}: {key} must be a positive whole number of tokens, got {value!r}")
+    return value
+
+
 def _build(data: Mapping[str, Any]) -> Catalog:
+    """The catalog from merged data. Tiers are ordered by the price of the model each sends (output, then input;
+    ties keep file order), cheapest first: a tier added by a catalog file takes its place by price, not last."""
     try:
+        models = tuple(
+            ModelSpec(
+                id=str(m["id"]),
+                tier=str(m["tier"]),
+                input=_price(m, "input"),
+                output=_price(m, "output"),
+                cache_write_5m=_price(m, "cache_write_5m"),
+                cache_write_1h=_price(m, "cache_write_1h"),
+                cache_read=_price(m, "cache_read"),
+                context=_count(m, "context", 200_000),
+                max_output=_count(m, "max_output", 64_000),
+                aliases=tuple(str(a) for a in m.get("aliases", ())),
+                features=frozenset(str(f) for f in m.get("features", ())),
+            )
+            for m in data["models"]
+        )
+        prices = {key: (spec.output, spec.input) for spec in models for key in (spec.id, *spec.aliases)}
+        entries = sorted(data["tiers"], key=lambda t: prices.get(str(t["model"]), (math.inf, math.inf)))
         tiers = tuple(
             Tier(
                 name=str(t["name"]),
@@ -295,23 +338,7 @@ def _build(data: Mapping[str, Any]) -> Catalog:
                 families=tuple(str(f) for f in t.get("families", ())),
                 routable=bool(t.get("routable", True)),
             )
-            for i, t in enumerate(data["tiers"])
-        )
-        models = tuple(
-            ModelSpec(
-                id=str(m["id"]),
-                tier=str(m["tier"]),
-                input=float(m["input"]),
-                output=float(m["output"]),
-                cache_write_5m=float(m.get("cache_write_5m", float(m["input"]) * 1.25)),
-                cache_write_1h=float(m.get("cache_write_1h", float(m["input"]) * 2.0)),
-                cache_read=float(m.get("cache_read", float(m["input"]) * 0.1)),
-                context=int(m.get("context", 200_000)),
-                max_output=int(m.get("max_output", 64_000)),
-                aliases=tuple(str(a) for a in m.get("aliases", ())),
-                features=frozenset(str(f) for f in m.get("features", ())),
-            )
-            for m in data["models"]
+            for i, t in enumerate(entries)
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"model catalog: malformed entry ({exc!r})") from exc
