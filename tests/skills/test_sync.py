@@ -151,3 +151,21 @@ def test_a_long_description_is_clipped_to_1024_characters(umx: UltramaxEnv) -> N
     description = meta["description"]
     assert isinstance(description, str) and len(description) <= 1024
     assert description.endswith("… Builds on code-master.")
+
+
+def test_a_skill_whose_graph_path_is_its_own_export_target_is_kept_as_written_on_every_sync(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = skills_dir(umx) / "my-skill" / "SKILL.md"
+    source.parent.mkdir(parents=True)
+    text = "---\nname: my-skill\ndescription: My own skill.\n---\n\nDo my thing.\n"
+    source.write_text(text, encoding="utf-8")
+    write_graph(
+        umx.claude_dir,
+        {"my-skill": {"path": "skills/my-skill/SKILL.md", "dependencies": ["code-master"], "triggers": ["mything"]}},
+    )
+    for args in ((), ("--force",), (), ()):
+        assert sync(umx, *args) == 0
+        [line] = [line for line in capsys.readouterr().out.splitlines() if "my-skill" in line]
+        assert line.startswith("kept      ")
+        assert source.read_text(encoding="utf-8") == text

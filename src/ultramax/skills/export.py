@@ -7,7 +7,8 @@ rewritten) and never clobbers a skill that is not ultramax's: ultramax records t
 writes (``$ULTRAMAX_HOME/skills-sync.json``) and replaces a file only if it is still exactly what ultramax
 wrote. A user's own skill of the same name -- or an ultramax file the user edited -- is left alone unless
 ``--force``, which first copies it to ``$ULTRAMAX_HOME/backups/skills/``. Files ultramax wrote for skills no
-longer in the graph are removed if untouched.
+longer in the graph are removed if untouched. A skill whose graph ``path`` is the very file sync would write is
+already a native skill: sync keeps it as it is (even with ``--force``), since it is the skill's source.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ RESERVED = frozenset({"synced", "graphs"})  # Claude Code's reserved folder; the
 class SyncAction:
     name: str
     path: Path
-    action: str  # created | updated | unchanged | skipped | replaced | removed | invalid
+    action: str  # created | updated | unchanged | kept | skipped | replaced | removed | invalid
     reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +94,13 @@ def _read(path: Path) -> str | None:
         return "\0unreadable"
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
 def sync_skills(
     graph: SkillGraph,
     skills_dir: Path,
@@ -112,6 +120,13 @@ def sync_skills(
         problem = name_problem(name) or ("is a reserved folder name" if name in RESERVED else None)
         if problem:
             actions.append(SyncAction(name, target, "invalid", f"name {name!r} {problem}"))
+            continue
+        if _same_file(skill.path, target):
+            # the graph reads its text from the file sync would write: exporting it would feed each run's
+            # preamble into the next, so the user's file stays as written (it is already a native skill)
+            actions.append(
+                SyncAction(name, target, "kept", "the graph's path for this skill is this file; sync never writes it")
+            )
             continue
         text = native_skill_text(graph, name)
         digest = _sha(text)
