@@ -246,3 +246,18 @@ def test_an_edited_skill_file_is_reread(umx: UltramaxEnv) -> None:
     stat = skill_file.stat()
     os.utime(skill_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert graph.body("notes") == "second version"
+
+
+def test_a_cycle_made_by_the_users_edge_over_shipped_ones_names_the_users_file_and_edge(umx: UltramaxEnv) -> None:
+    path = write_graph(umx.claude_dir, {"system-architect": {"dependencies": ["code-master"], "write": False}})
+    assert problems_of(umx) == [
+        f"{path}: skill 'system-architect': dependency cycle: code-master → system-architect → code-master"
+        " (system-architect → code-master set here; the rest by the packaged graph)"
+    ]
+
+
+def test_a_max_depth_the_user_lowered_is_blamed_on_the_users_file(umx: UltramaxEnv) -> None:
+    path = write_graph(umx.claude_dir, {}, resolution={"max_depth": 1})
+    problems = problems_of(umx)
+    assert problems and all(p.startswith(f"{path}: skill ") for p in problems)
+    assert all(p.endswith("resolution.max_depth is 1 (set here)") for p in problems)

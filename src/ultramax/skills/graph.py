@@ -23,6 +23,7 @@ together as one ``SkillGraphError``.
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import os
 import time
@@ -105,6 +106,7 @@ class _Entry:
     source: str
     base_dirs: tuple[Path, ...]
     fallback: Path | None = None  # the shipped file for a shipped skill the user overrides
+    dep_source: str = ""  # the file that set its dependencies (an override may change only other fields)
 
 
 class SkillGraph:
@@ -308,11 +310,16 @@ def _entries(
             into.pop(name, None)
             continue
         if shipped is None:
-            into[name] = _Entry(dict(entry), label, base_dirs)
+            into[name] = _Entry(dict(entry), label, base_dirs, dep_source=label)
         else:
             fallback = shipped.fallback or _find_file(shipped.fields["path"], shipped.base_dirs)
-            into[name] = _Entry({**shipped.fields, **entry}, label, base_dirs if "path" in entry else shipped.base_dirs)
-            into[name].fallback = fallback
+            into[name] = _Entry(
+                {**shipped.fields, **entry},
+                label,
+                base_dirs if "path" in entry else shipped.base_dirs,
+                fallback=fallback,
+                dep_source=label if "dependencies" in entry else shipped.dep_source,
+            )
     resolution = data.get("resolution", {})
     problems.extend(_check_resolution(label, resolution))
     return resolution if isinstance(resolution, dict) else {}
@@ -365,6 +372,41 @@ def _longest_chains(graph: dict[str, tuple[str, ...]]) -> dict[str, list[str]]:
     return memo
 
 
+def _blame(sources: list[str]) -> str:
+    """The file a problem made of parts from ``sources`` is reported against: the user's file(s) if any part
+    came from one (the packaged graph is valid on its own), else the packaged graph."""
+    mine = list(dict.fromkeys(s for s in sources if s != "packaged"))
+    return ", ".join(mine) if mine else "packaged"
+
+
+def _edge_note(edges: list[tuple[str, str]], entries: Mapping[str, _Entry], blamed: str) -> str:
+    """Which of ``edges`` the blamed file set, when the packaged graph set the others."""
+    if blamed == "packaged":
+        return ""
+    mine = [f"{a} → {b}" for a, b in edges if entries[a].dep_source != "packaged"]
+    if not mine or len(mine) == len(edges):
+        return ""
+    return f" ({', '.join(mine)} set here; the rest by the packaged graph)"
+
+
+def _cycle_problem(cycle: list[str], entries: Mapping[str, _Entry]) -> GraphProblem:
+    edges = list(itertools.pairwise(cycle))
+    blamed = _blame([entries[a].dep_source for a, _ in edges])
+    skill = next((a for a, _ in edges if entries[a].dep_source in blamed.split(", ")), cycle[0])
+    return GraphProblem(blamed, skill, "dependency cycle: " + " → ".join(cycle) + _edge_note(edges, entries, blamed))
+
+
+def _depth_problem(chain: list[str], max_depth: int, depth_source: str, entries: Mapping[str, _Entry]) -> GraphProblem:
+    edges = list(itertools.pairwise(chain))
+    blamed = _blame([depth_source] + [entries[a].dep_source for a, _ in edges])
+    where = " (set here)" if depth_source != "packaged" else ""
+    return GraphProblem(
+        blamed,
+        chain[0],
+        f"dependency chain {' → '.join(chain)} is {len(chain) - 1} deep; resolution.max_depth is {max_depth}{where}",
+    )
+
+
 def load_graph(user_config: Path | None = None, *, claude_dir: Path | None = None) -> SkillGraph:
     """The packaged graph, with ``user_config`` (if given and present) layered on top; validated.
 
@@ -376,11 +418,14 @@ def load_graph(user_config: Path | None = None, *, claude_dir: Path | None = Non
     packaged = _read_json(PACKAGED_CONFIG, str(PACKAGED_CONFIG))
     resolution.update(_entries(packaged, "packaged", (PACKAGED_DIR,), entries, problems))
     sources = ["packaged"]
+    depth_source = "packaged"  # the file that set resolution.max_depth
     if user_config is not None and user_config.exists():
         label = str(user_config)
         data = _read_json(user_config, label)
         bases = (user_config.parent,) + ((claude_dir,) if claude_dir is not None else ())
-        resolution.update(_entries(data, label, bases, entries, problems))
+        block = _entries(data, label, bases, entries, problems)
+        resolution.update(block)
+        depth_source = label if "max_depth" in block else depth_source
         sources.append(label)
     notes: list[str] = []
     skills: dict[str, Skill] = {}
@@ -413,19 +458,12 @@ def load_graph(user_config: Path | None = None, *, claude_dir: Path | None = Non
                 problems.append(GraphProblem(skill.source, name, f"depends on unknown skill {dep!r}{hint}"))
     cycles = _cycles({n: tuple(d for d in ds if d in skills) for n, ds in deps.items()})
     for cycle in cycles:
-        problems.append(GraphProblem(skills[cycle[0]].source, cycle[0], "dependency cycle: " + " → ".join(cycle)))
+        problems.append(_cycle_problem(cycle, entries))
     if not problems:
         max_depth = int(resolution["max_depth"])
-        for name, chain in _longest_chains(deps).items():
+        for chain in _longest_chains(deps).values():
             if len(chain) - 1 > max_depth:
-                problems.append(
-                    GraphProblem(
-                        skills[name].source,
-                        name,
-                        f"dependency chain {' → '.join(chain)} is {len(chain) - 1} deep; "
-                        f"resolution.max_depth is {max_depth}",
-                    )
-                )
+                problems.append(_depth_problem(chain, max_depth, depth_source, entries))
     if problems:
         raise SkillGraphError(problems)
     return SkillGraph(
