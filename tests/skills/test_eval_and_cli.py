@@ -157,3 +157,36 @@ def test_graph_option_uses_another_file(tmp_path: Path, capsys: pytest.CaptureFi
     assert data["load_order"] == ["system-architect", "devops-engineer"]
     assert main(["skills", "resolve", "ship it", "--graph", str(tmp_path / "missing.json")]) == 1
     assert "missing.json: no such file" in capsys.readouterr().err
+
+
+def test_eval_of_a_file_without_prompts_is_an_error_not_a_zero_score(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n// only a comment\n", encoding="utf-8")
+    assert main(["skills", "eval", str(path)]) == 1
+    assert "empty.jsonl: no prompts to evaluate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("case", "unknown"),
+    [
+        ({"prompt": "fix the tests", "expect_skills": ["code-mastr"]}, "'code-mastr' (did you mean 'code-master'?)"),
+        ({"prompt": "x", "expect_skills": [], "expect_order_constraints": [["code-master", "nosuch"]]}, "'nosuch'"),
+    ],
+)
+def test_eval_names_the_line_of_a_skill_the_graph_does_not_have(
+    tmp_path: Path, case: dict[str, Any], unknown: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_cases(tmp_path / "cases.jsonl", {"prompt": "fix the tests", "expect_skills": ["code-master"]}, case)
+    assert main(["skills", "eval", str(path)]) == 1
+    assert f"cases.jsonl:2: no skill named {unknown} in the graph" in capsys.readouterr().err
+
+
+def test_resolve_refuses_a_required_skill_the_graph_does_not_have(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["skills", "resolve", "fix the tests", "--require", "code-mastr"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "ultramax: --require: no skill named 'code-mastr' (did you mean 'code-master'?); "
+        "`ultramax skills list` shows them\n"
+    )

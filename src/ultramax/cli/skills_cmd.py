@@ -12,7 +12,14 @@ from ultramax.decisions import CONTEXT_CAP
 from ultramax.skills.engine import limits_from
 from ultramax.skills.evaluate import evaluate, load_cases
 from ultramax.skills.export import sync_skills
-from ultramax.skills.graph import GraphProblem, SkillGraph, SkillGraphError, load_graph, user_graph_path
+from ultramax.skills.graph import (
+    GraphProblem,
+    SkillGraph,
+    SkillGraphError,
+    UnknownSkillError,
+    load_graph,
+    user_graph_path,
+)
 from ultramax.skills.resolver import SkillResolver
 
 __all__ = ["register"]
@@ -122,6 +129,9 @@ def cmd_list(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def cmd_resolve(args: argparse.Namespace, ctx: CliContext) -> int:
     resolver = _resolver(args, ctx)
+    for name in args.require:
+        if name not in resolver.graph:
+            raise UnknownSkillError(f"--require: {resolver.graph.unknown(name)}")
     resolution = resolver.resolve(args.prompt, required=args.require, max_chars=CONTEXT_CAP)
     if args.json:
         data = resolution.to_dict()
@@ -172,8 +182,9 @@ def cmd_sync(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, ctx: CliContext) -> int:
-    cases = load_cases(Path(args.file))
-    report = evaluate(_resolver(args, ctx), cases)
+    resolver = _resolver(args, ctx)
+    cases = load_cases(Path(args.file), known=resolver.graph.skills)
+    report = evaluate(resolver, cases)
     if args.json:
         emit_json(report.to_dict())
     else:

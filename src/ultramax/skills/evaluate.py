@@ -14,8 +14,10 @@ Prompts are resolved as the UserPromptSubmit stage resolves them with nothing el
 
 from __future__ import annotations
 
+import difflib
 import json
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -169,8 +171,18 @@ def _names(value: Any) -> TypeGuard[list[str]]:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-def load_cases(path: Path) -> list[EvalCase]:
-    """Parse a JSONL file of labelled prompts; EvalDataError names the file and line of a bad one."""
+def _unknown(names: list[str], known: Collection[str] | None) -> str:
+    """The first of ``names`` not in ``known``, with a did-you-mean, as a phrase; "" if all are known."""
+    for name in names:
+        if known is not None and name not in known:
+            close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.7)
+            return f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    return ""
+
+
+def load_cases(path: Path, known: Collection[str] | None = None) -> list[EvalCase]:
+    """Parse a JSONL file of labelled prompts; EvalDataError names the file and line of a bad one, a skill not
+    in ``known`` (the graph's names, when given), or a file with no prompts at all."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -196,7 +208,14 @@ def load_cases(path: Path) -> list[EvalCase]:
             raise EvalDataError(
                 f'{path}:{number}: "expect_order_constraints" must be an array of [before, after] pairs'
             )
+        unknown = _unknown(expect, known) or _unknown([name for pair in constraints for name in pair], known)
+        if unknown:
+            raise EvalDataError(
+                f"{path}:{number}: no skill named {unknown} in the graph; `ultramax skills list` shows them"
+            )
         cases.append(EvalCase(number, prompt, tuple(expect), tuple((c[0], c[1]) for c in constraints)))
+    if not cases:
+        raise EvalDataError(f'{path}: no prompts to evaluate (expected JSONL lines of {{"prompt", "expect_skills"}})')
     return cases
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "Skill",
     "SkillGraph",
     "SkillGraphError",
+    "UnknownSkillError",
     "load_graph",
     "user_graph_path",
 ]
@@ -83,6 +84,10 @@ class SkillGraphError(UltramaxError):
     def __init__(self, problems: list[GraphProblem]) -> None:
         self.problems = problems
         super().__init__("invalid skill graph:\n  " + "\n  ".join(str(p) for p in problems))
+
+
+class UnknownSkillError(UltramaxError):
+    """A skill named on the command line is not in the graph."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +184,10 @@ class SkillGraph:
             return SkillDocument({}, "")
         self._docs[path] = (stamp, doc)
         return doc
+
+    def unknown(self, name: str) -> str:
+        """What to say about a name that is not a skill of this graph: a did-you-mean and where to look."""
+        return f"no skill named {name!r}{_suggest(name, list(self.skills))}; `ultramax skills list` shows them"
 
     def body(self, name: str) -> str:
         return self.document(name).body
