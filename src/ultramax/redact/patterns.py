@@ -1,18 +1,13 @@
-"""Secret redaction: applied to everything before it is stored, logged or sent.
-
-Patterns cover the credentials that actually show up in coding sessions: provider API keys, cloud keys,
-VCS tokens, bearer tokens, JWTs, private key blocks, passwords inside URLs and ``NAME=value`` assignments
-whose name says secret. A redacted value becomes ``[REDACTED:<kind>]`` so the text stays readable.
-"""
+"""The shapes of secrets: provider keys, cloud keys, VCS tokens, bearer tokens, JWTs, private key blocks,
+passwords inside URLs and ``NAME=value`` assignments whose name says secret."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
-__all__ = ["is_env_file", "redact", "redact_env", "redact_obj"]
+__all__ = ["MAYBE", "PATTERNS"]
 
-_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "private-key",
         re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S),
@@ -47,49 +42,9 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 
 # One cheap pass decides whether any pattern can match at all; almost all text has no secret in it.
-_MAYBE = re.compile(
+MAYBE = re.compile(
     r"PRIVATE KEY|sk-|[rs]k_|AKIA|ASIA|gh[pousr]_|github_pat_|glpat-|xox[abposre]-|AIza|eyJ|hf_|npm_|whsec_|"
     r"://[^/\s]*@|"
     r"(?i:bearer |secret|token|passw|passphrase|pwd|credential"
     r"|api[_\-]?key|access[_\-]?key|private[_\-]?key|auth[_\-]?key)"
 )
-
-
-def redact(text: str) -> str:
-    """``text`` with every recognised secret replaced by ``[REDACTED:<kind>]``."""
-    if not _MAYBE.search(text):
-        return text
-    for kind, pattern in _PATTERNS:
-        if kind == "secret-assignment":
-            text = pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}[REDACTED:secret]{m.group(3)}", text)
-        elif kind == "url-password":
-            text = pattern.sub(lambda m: m.group(0).split(":", 1)[0] + ":[REDACTED:password]", text)
-        else:
-            text = pattern.sub(f"[REDACTED:{kind}]", text)
-    return text
-
-
-_ENV_FILE = re.compile(r"(?:^|/)(?:\.env(?:\.[\w.\-]+)?|[\w.\-]+\.env|\.envrc|\.netrc|\.npmrc|\.pypirc)$")
-_ENV_LINE = re.compile(r"(?m)^(\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.\-]*\s*[=:]\s*)(?!\[REDACTED:)(\S.*?)\s*$")
-
-
-def is_env_file(path: str) -> bool:
-    """Whether ``path`` names a file of environment values or credentials (.env, .env.local, x.env, .netrc...)."""
-    return bool(_ENV_FILE.search(path.strip()))
-
-
-def redact_env(text: str) -> str:
-    """The content of an ``.env``-style file with every value redacted (names kept): any value there may be
-    a secret, whatever its name says."""
-    return _ENV_LINE.sub(lambda m: f"{m.group(1)}[REDACTED:env]", redact(text))
-
-
-def redact_obj(value: Any) -> Any:
-    """Redact every string inside a JSON-like value (dict keys are kept)."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {k: redact_obj(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_obj(v) for v in value]
-    return value

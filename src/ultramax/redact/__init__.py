@@ -1,0 +1,46 @@
+"""Secret redaction: applied to everything before it is stored, logged or sent.
+
+Patterns cover the credentials that actually show up in coding sessions: provider API keys, cloud keys,
+VCS tokens, bearer tokens, JWTs, private key blocks, passwords inside URLs and ``NAME=value`` assignments
+whose name says secret. A redacted value becomes ``[REDACTED:<kind>]`` so the text stays readable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ultramax.redact.files import is_env_file, redact_env_lines
+from ultramax.redact.patterns import MAYBE, PATTERNS
+
+__all__ = ["is_env_file", "redact", "redact_env", "redact_obj"]
+
+
+def redact(text: str) -> str:
+    """``text`` with every recognised secret replaced by ``[REDACTED:<kind>]``."""
+    if not MAYBE.search(text):
+        return text
+    for kind, pattern in PATTERNS:
+        if kind == "secret-assignment":
+            text = pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}[REDACTED:secret]{m.group(3)}", text)
+        elif kind == "url-password":
+            text = pattern.sub(lambda m: m.group(0).split(":", 1)[0] + ":[REDACTED:password]", text)
+        else:
+            text = pattern.sub(f"[REDACTED:{kind}]", text)
+    return text
+
+
+def redact_env(text: str) -> str:
+    """The content of an ``.env``-style file with every value redacted (names kept): any value there may be
+    a secret, whatever its name says."""
+    return redact_env_lines(redact(text))
+
+
+def redact_obj(value: Any) -> Any:
+    """Redact every string inside a JSON-like value (dict keys are kept)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_obj(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_obj(v) for v in value]
+    return value
