@@ -120,3 +120,14 @@ def test_the_final_answer_of_a_turn_is_stored_with_its_prompt_as_context() -> No
     passages(state, "UserPromptSubmit", prompt="which port does billing use?")
     (a,) = passages(state, "Stop", last_assistant_message="The billing service listens on port 8123 (see billing.py).")
     assert a.kind == "answer" and a.context == "which port does billing use?" and a.source == "final answer"
+
+
+def test_private_spans_nested_escaped_or_with_attributes_are_never_stored() -> None:
+    state = State()
+    (p,) = passages(
+        state,
+        "UserPromptSubmit",
+        prompt='rotate it <private reason="vault">pin <private>4411</private> 9922</private> before friday',
+    )
+    assert "4411" not in p.text and "9922" not in p.text and p.text == "rotate it  before friday"
+    assert clean("check &lt;private&gt;pin 4411&lt;/private&gt; later") == "check  later"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ultramax.redact import redact, redact_obj
+from ultramax.redact import redact, redact_obj, strip_private
 
 # Credential-shaped test values, assembled so that no scanner mistakes this file for a leak.
 ANTHROPIC = "sk-ant-" + "api03-Xk2f9QmR7tLw4Zp8Vn3Bc6Hd"
@@ -106,3 +106,41 @@ def test_redact_obj_redacts_every_string_and_keeps_keys_and_other_values() -> No
         "count": 3,
         "flag": None,
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("deploy <private>pin 4411</private> tonight", "deploy  tonight"),
+        ("deploy <PRIVATE>pin 4411</PRIVATE> tonight", "deploy  tonight"),
+        ("a\n<private>\nvault pin 4411\n</private>\nb", "a\n\nb"),
+        ("<private>a <private>b</private> pin 4411</private> c", " c"),
+        ('<private reason="vault">pin 4411</private> ok', " ok"),
+        ("<private >pin 4411</private > ok", " ok"),
+        ("< private >pin 4411</ private > ok", " ok"),
+        ("&lt;private&gt;pin 4411&lt;/private&gt; ok", " ok"),
+        ("<pri\u200bvate>pin 4411</private> ok", " ok"),
+        ("＜private＞pin 4411＜/private＞ ok", " ok"),
+        ("keep this <private> pin 4411 and all that follows", "keep this "),
+        ("pin 4411 (its opening tag was cut off)\n</private>\nmake: done", "\nmake: done"),
+        ("x <private>1</private> y <private>2</private> z", "x  y  z"),
+    ],
+)
+def test_every_form_of_private_span_is_dropped_and_the_text_outside_kept(text: str, expected: str) -> None:
+    assert strip_private(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "class Vault { private key: string; private readonly pin = 4; }",
+        "<privateKey>abc</privateKey> and <private-network/>",
+        "the private API is documented in private.md",
+    ],
+)
+def test_the_word_private_outside_a_tag_is_ordinary_text(text: str) -> None:
+    assert strip_private(text) == text
+
+
+def test_redact_marks_where_a_private_span_was_removed() -> None:
+    assert redact("run it <private>pin 4411</private> now") == "run it [REDACTED:private] now"

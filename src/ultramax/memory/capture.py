@@ -2,8 +2,9 @@
 test runs and each turn's final answer.
 
 Everything passes ``clean`` first: ``<private>...</private>`` spans are dropped (an unclosed tag drops the
-rest), then secrets are redacted (``ultramax.redact``; files such as ``.env`` lose every value). Nothing
-else is stored: reads, searches and ordinary successful commands are noise for memory.
+rest, a closing tag without its opening drops what came before), then secrets are redacted
+(``ultramax.redact``; files such as ``.env`` lose every value). Nothing else is stored: reads, searches and
+ordinary successful commands are noise for memory.
 
 A failed command is remembered per session; when the same command later succeeds, the failure, the edits
 made in between and the success are stored together as a ``bug_fix``.
@@ -22,13 +23,12 @@ from typing import Any
 
 from ultramax.events import HookEvent
 from ultramax.memory.models import NewPassage
-from ultramax.redact import is_env_file, redact, redact_env
+from ultramax.redact import is_env_file, redact, redact_env, strip_private
 
 __all__ = ["CAPTURED_EVENTS", "MAX_PASSAGE_CHARS", "Capture", "classify", "clean", "compact_diff", "strip_private"]
 
 CAPTURED_EVENTS = frozenset({"UserPromptSubmit", "PostToolUse", "PostToolUseFailure", "Stop", "SubagentStop"})
 MAX_PASSAGE_CHARS = 4000
-_PRIVATE = re.compile(r"<private>.*?(?:</private>|\Z)", re.S | re.I)
 _TEST_COMMAND = re.compile(
     r"(?:^|[\s;&|(])(?:pytest|py\.test|tox|nox|jest|vitest|mocha|rspec|phpunit|ctest"
     r"|(?:python3?|uv run|poetry run)\s+-m\s+(?:pytest|unittest)|go\s+test|cargo\s+(?:test|nextest)"
@@ -44,10 +44,6 @@ _DECISION = re.compile(
 )
 _LEARNING = re.compile(r"(?i)\b(?:learned|turns out|root cause|the (?:fix|problem|issue) (?:was|is)|gotcha|lesson)\b")
 _EDIT_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
-
-
-def strip_private(text: str) -> str:
-    return _PRIVATE.sub("", text)
 
 
 def clean(text: str, *, env_file: bool = False, max_chars: int | None = MAX_PASSAGE_CHARS) -> str:

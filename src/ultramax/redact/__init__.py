@@ -3,6 +3,7 @@
 Patterns cover the credentials that actually show up in coding sessions: provider API keys, cloud keys,
 VCS tokens, bearer tokens, JWTs, private key blocks, passwords inside URLs and ``NAME=value`` assignments
 whose name says secret. A redacted value becomes ``[REDACTED:<kind>]`` so the text stays readable.
+``<private>`` spans (``ultramax.redact.private``) become ``[REDACTED:private]``.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from typing import Any
 
 from ultramax.redact.files import is_env_file, redact_env_lines
 from ultramax.redact.patterns import MAYBE, PATTERNS
+from ultramax.redact.private import strip_private
 
-__all__ = ["is_env_file", "redact", "redact_env", "redact_obj"]
+__all__ = ["is_env_file", "redact", "redact_env", "redact_obj", "strip_private"]
 
 
 def redact(text: str) -> str:
     """``text`` with every recognised secret replaced by ``[REDACTED:<kind>]``."""
+    text = strip_private(text, "[REDACTED:private]")
     if not MAYBE.search(text):
         return text
     for kind, pattern in PATTERNS:
