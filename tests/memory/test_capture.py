@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.conftest import hook_payload
 from ultramax.events import parse_event
 from ultramax.memory.capture import Capture, clean, compact_diff
@@ -131,3 +133,81 @@ def test_private_spans_nested_escaped_or_with_attributes_are_never_stored() -> N
     )
     assert "4411" not in p.text and "9922" not in p.text and p.text == "rotate it  before friday"
     assert clean("check &lt;private&gt;pin 4411&lt;/private&gt; later") == "check  later"
+
+
+PASSWORD = "Hunter2" + "Passw0rd"
+KEY_LINES = [f"MIIEow{i:02d}IBAAKCAQEAx7Qm2Jk3Lp9Vn4Rt6Wy8Za1Bc3De5Fg7Hi9Jk1Lm3No5Pq7Rs9Tu1Vw3Xy5Z" for i in range(25)]
+PEM = "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(KEY_LINES) + "\n-----END RSA PRIVATE KEY-----"
+
+
+def failed_command(state: State, command: str, output: str) -> NewPassage:
+    (p,) = passages(state, "PostToolUseFailure", tool_name="Bash", tool_input={"command": command}, error=output)
+    return p
+
+
+def stored(state: State, passage: NewPassage) -> str:
+    """Everything capture keeps: the passage and its per-session state."""
+    return "\n".join([passage.text, passage.source or "", repr(state.values)])
+
+
+def test_a_key_whose_begin_line_is_beyond_the_kept_tail_is_still_not_stored() -> None:
+    state = State()
+    p = failed_command(state, "cat ~/.ssh/id_rsa && false", PEM)
+    assert not any(line in stored(state, p) for line in KEY_LINES)
+    assert p.text.startswith("Command failed: cat ~/.ssh/id_rsa && false")
+
+
+def test_a_private_span_whose_opening_tag_is_beyond_the_kept_tail_is_not_stored() -> None:
+    state = State()
+    output = "<private>\n" + "\n".join(f"vault line {i}: {PASSWORD}{i}" for i in range(20)) + "\n</private>\ndone"
+    p = failed_command(state, "./show-vault.sh; false", output)
+    assert PASSWORD not in stored(state, p)
+    assert p.text == "Command failed: ./show-vault.sh; false\ndone"
+
+
+@pytest.mark.parametrize(
+    ("command", "output"),
+    [
+        ("cat ~/.netrc; exit 1", f"machine api.heroku.com\n  login bob\n  password {PASSWORD}"),
+        ("cat .env; exit 1", f"DB_PASS={PASSWORD}\nFEATURE_FLAGS=beta"),
+        ("cat ~/.pgpass | head; false", f"db.internal:5432:app:app:{PASSWORD}"),
+        ("cat ~/.aws/credentials && false", f"[default]\naws_region = eu-west-1\nsession_label = {PASSWORD}"),
+        ("cat deploy.tfvars; false", f'db_admin = "{PASSWORD}"'),
+        ("env | sort; false", f"HOME=/home/dev\nMY_APP_LOGIN={PASSWORD}"),
+        ("echo $DB_PASSWORD && false", PASSWORD),
+        ("printenv GITHUB_TOKEN; exit 3", PASSWORD),
+    ],
+)
+def test_output_of_commands_that_read_credentials_keeps_no_secret(command: str, output: str) -> None:
+    state = State()
+    p = failed_command(state, command, output)
+    assert PASSWORD not in stored(state, p)
+    assert p.text.startswith(f"Command failed: {command}")
+
+
+def test_ordinary_output_of_a_failing_command_is_still_kept() -> None:
+    state = State()
+    p = failed_command(state, "cat config.yaml; false", "port: 8123\nlog_level: debug")
+    assert p.text == "Command failed: cat config.yaml; false\nport: 8123\nlog_level: debug"
+
+
+@pytest.mark.parametrize("path", ["/w/certs/server.pem", "/w/tls/app.key", "/home/dev/.ssh/id_ed25519", "/w/k.ppk"])
+def test_an_edit_of_a_key_file_stores_only_that_the_file_changed(path: str) -> None:
+    state = State()
+    (p,) = passages(
+        state,
+        "PostToolUse",
+        tool_name="Edit",
+        tool_input={"file_path": path, "old_string": KEY_LINES[3], "new_string": KEY_LINES[4]},
+    )
+    assert KEY_LINES[3] not in p.text and KEY_LINES[4] not in p.text
+    assert p.text == f"Edited {path} (a key file: content not stored)" and p.source == path
+
+
+def test_a_secret_in_an_edited_path_is_redacted_in_the_source_and_the_summary() -> None:
+    state = State()
+    failed_command(state, "make deploy", "error: mirror unreachable")
+    path = f"/w/mirrors/{GITHUB}/notes.md"
+    (p,) = passages(state, "PostToolUse", tool_name="Write", tool_input={"file_path": path, "content": "mirror notes"})
+    assert GITHUB not in stored(state, p)
+    assert p.source == "/w/mirrors/[REDACTED:github-token]/notes.md" and "mirror notes" in p.text

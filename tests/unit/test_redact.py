@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from ultramax.redact import redact, redact_obj, strip_private
+from ultramax.redact import (
+    dumps_environment,
+    is_env_file,
+    is_key_file,
+    prints_secret_variable,
+    redact,
+    redact_obj,
+    strip_private,
+)
 
 # Credential-shaped test values, assembled so that no scanner mistakes this file for a leak.
 ANTHROPIC = "sk-ant-" + "api03-Xk2f9QmR7tLw4Zp8Vn3Bc6Hd"
@@ -144,3 +152,83 @@ def test_the_word_private_outside_a_tag_is_ordinary_text(text: str) -> None:
 
 def test_redact_marks_where_a_private_span_was_removed() -> None:
     assert redact("run it <private>pin 4411</private> now") == "run it [REDACTED:private] now"
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (".env;", True),
+        ("'.env.local'", True),
+        ("<config/prod.env", True),
+        ("/home/dev/.pgpass", True),
+        ("~/.git-credentials", True),
+        ("/home/dev/.aws/credentials", True),
+        ("~/.docker/config.json", True),
+        ("infra/prod.tfvars", True),
+        ("k8s/secrets.yaml", True),
+        ("environment.py", False),
+        ("docs/credentials.md", False),
+        ("config.json", False),
+    ],
+)
+def test_credential_files_are_recognised_by_name_even_with_shell_punctuation(path: str, expected: bool) -> None:
+    assert is_env_file(path) is expected
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/etc/ssl/private/server.key", True),
+        ("certs/client.pem", True),
+        ("/home/dev/.ssh/id_rsa", True),
+        ("~/.ssh/id_ed25519;", True),
+        ("deploy.ppk", True),
+        ("/home/dev/.ssh/id_rsa.pub", False),
+        ("src/keys.py", False),
+        ("id_utils.py", False),
+    ],
+)
+def test_key_files_are_recognised_by_name(path: str, expected: bool) -> None:
+    assert is_key_file(path) is expected
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("echo $DB_PASSWORD", True),
+        ('curl -H "Authorization: Bearer ${GITHUB_TOKEN}" https://api.github.com/user', True),
+        ("printenv STRIPE_SECRET", True),
+        ("echo %API_KEY%", True),
+        ("echo $HOME $PATH", False),
+        ("python train.py --tokenizer $TOKENIZER_PATH", False),
+        ("echo $PWD", False),
+    ],
+)
+def test_commands_that_use_a_secret_variable_are_recognised(command: str, expected: bool) -> None:
+    assert prints_secret_variable(command) is expected
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [("env", True), ("env | sort", True), ("printenv", True), ("export -p", True), ("env FOO=1 make", False)],
+)
+def test_commands_that_print_the_whole_environment_are_recognised(command: str, expected: bool) -> None:
+    assert dumps_environment(command) is expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "machine api.heroku.com\n  login bob@example.com\n  password Hunter2Passw0rd",
+        "machine example.com login bob password Hunter2Passw0rd",
+    ],
+)
+def test_netrc_logins_and_passwords_are_redacted_and_the_machine_kept(text: str) -> None:
+    out = redact(text)
+    assert "Hunter2Passw0rd" not in out and "bob" not in out
+    assert out.startswith("machine ") and ".com" in out and "password [REDACTED:netrc]" in out
+
+
+def test_the_word_password_in_prose_next_to_a_netrc_entry_is_left_alone() -> None:
+    text = "machine ci.example.com login bot password s3cr3t-x\nthe password rotates weekly"
+    assert redact(text).splitlines()[1] == "the password rotates weekly"

@@ -23,7 +23,15 @@ from typing import Any
 
 from ultramax.events import HookEvent
 from ultramax.memory.models import NewPassage
-from ultramax.redact import is_env_file, redact, redact_env, strip_private
+from ultramax.redact import (
+    dumps_environment,
+    is_env_file,
+    is_key_file,
+    prints_secret_variable,
+    redact,
+    redact_env,
+    strip_private,
+)
 
 __all__ = ["CAPTURED_EVENTS", "MAX_PASSAGE_CHARS", "Capture", "classify", "clean", "compact_diff", "strip_private"]
 
@@ -43,6 +51,7 @@ _DECISION = re.compile(
     r"decided|decision|chose|going with|from now on|must always|must never)\b"
 )
 _LEARNING = re.compile(r"(?i)\b(?:learned|turns out|root cause|the (?:fix|problem|issue) (?:was|is)|gotcha|lesson)\b")
+_SHELL_SEPARATORS = re.compile(r"[\s;|&\"'()<>`]+")
 _EDIT_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
 
 
@@ -95,6 +104,16 @@ def _text(value: Any) -> str:
         parts = [str(value.get(k)) for k in ("stdout", "stderr", "output", "error", "message") if value.get(k)]
         return "\n".join(parts)
     return "" if value is None else str(value)
+
+
+def _recent(text: str, limit: int = 200_000) -> str:
+    """The end of a huge output, from a line start: all of it is redacted before any tail is taken, and this
+    bounds that work. What a cut leaves half (a key without its BEGIN line, a span without its opening tag)
+    is still recognised and dropped."""
+    if len(text) <= limit:
+        return text
+    cut = text[-limit:]
+    return cut[cut.find("\n") + 1 :]
 
 
 def _tail(text: str, lines: int = 12, chars: int = 800) -> str:
@@ -171,7 +190,8 @@ class Capture:
         path = str(tool_input.get("file_path") or tool_input.get("notebook_path") or "")
         if not path:
             return []
-        env = is_env_file(path)
+        env, key = is_env_file(path), is_key_file(path)
+        path = redact(path)
         if tool == "Edit":
             body = compact_diff(str(tool_input.get("old_string", "")), str(tool_input.get("new_string", "")))
             summary = f"Edited {path}"
@@ -191,6 +211,9 @@ class Capture:
         else:
             summary = f"Edited notebook {path}"
             body = str(tool_input.get("new_source", ""))[:800]
+        if key:
+            body = ""  # every line of a key is secret, not only the BEGIN/END block a pattern could see
+            summary += " (a key file: content not stored)"
         text = clean(f"{summary}\n{body}".strip(), env_file=env)
         edits = list(self.get_state("edits_since_failure") or [])
         if self.get_state("last_failure"):
@@ -214,9 +237,14 @@ class Capture:
         command = command.strip()
         if not command:
             return []
-        env = any(is_env_file(w) for w in command.split())
+        words = [w for w in _SHELL_SEPARATORS.split(command) if w]
+        env = any(is_env_file(w) for w in words) or dumps_environment(command)
         shown = clean(command, env_file=False)
-        out = clean(_tail(output), env_file=env)
+        if prints_secret_variable(command):
+            out = "(output not stored: the command uses a secret variable)"
+        else:
+            # Redact the whole output, then cut: a cut first can separate a secret from what marks it as one.
+            out = _tail(clean(_recent(output), env_file=env, max_chars=None))
         is_test = bool(_TEST_COMMAND.search(command))
         context = str(self.get_state("last_prompt") or "")
         key = _command_key(command)

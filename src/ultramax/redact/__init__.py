@@ -10,11 +10,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from ultramax.redact.files import is_env_file, redact_env_lines
+from ultramax.redact.files import (
+    dumps_environment,
+    is_env_file,
+    is_key_file,
+    prints_secret_variable,
+    redact_env_lines,
+)
+from ultramax.redact.formats import redact_formats
 from ultramax.redact.patterns import MAYBE, PATTERNS
 from ultramax.redact.private import strip_private
 
-__all__ = ["is_env_file", "redact", "redact_env", "redact_obj", "strip_private"]
+__all__ = [
+    "dumps_environment",
+    "is_env_file",
+    "is_key_file",
+    "prints_secret_variable",
+    "redact",
+    "redact_env",
+    "redact_obj",
+    "strip_private",
+]
 
 
 def redact(text: str) -> str:
@@ -29,7 +45,7 @@ def redact(text: str) -> str:
             text = pattern.sub(lambda m: m.group(0).split(":", 1)[0] + ":[REDACTED:password]", text)
         else:
             text = pattern.sub(f"[REDACTED:{kind}]", text)
-    return text
+    return redact_formats(text)
 
 
 def redact_env(text: str) -> str:
