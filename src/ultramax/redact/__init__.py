@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ultramax.redact.assignments import redact_assignments
 from ultramax.redact.files import (
     dumps_environment,
     is_env_file,
@@ -18,7 +19,7 @@ from ultramax.redact.files import (
     redact_env_lines,
 )
 from ultramax.redact.formats import redact_formats
-from ultramax.redact.patterns import MAYBE, PATTERNS
+from ultramax.redact.patterns import MAYBE, RULES
 from ultramax.redact.private import strip_private
 
 __all__ = [
@@ -38,14 +39,9 @@ def redact(text: str) -> str:
     text = strip_private(text, "[REDACTED:private]")
     if not MAYBE.search(text):
         return text
-    for kind, pattern in PATTERNS:
-        if kind == "secret-assignment":
-            text = pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}[REDACTED:secret]{m.group(3)}", text)
-        elif kind == "url-password":
-            text = pattern.sub(lambda m: m.group(0).split(":", 1)[0] + ":[REDACTED:password]", text)
-        else:
-            text = pattern.sub(f"[REDACTED:{kind}]", text)
-    return redact_formats(text)
+    for rule in RULES:
+        text = rule(text)
+    return redact_assignments(redact_formats(text))
 
 
 def redact_env(text: str) -> str:
