@@ -144,6 +144,7 @@ def test_every_form_of_private_span_is_dropped_and_the_text_outside_kept(text: s
         "class Vault { private key: string; private readonly pin = 4; }",
         "<privateKey>abc</privateKey> and <private-network/>",
         "the private API is documented in private.md",
+        "(r'(<PRIVATE|PRIVATE>)(\\s)', bygroups(Keyword.Namespace))",
     ],
 )
 def test_the_word_private_outside_a_tag_is_ordinary_text(text: str) -> None:

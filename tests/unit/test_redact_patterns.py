@@ -101,6 +101,8 @@ def test_a_secret_known_by_its_shape_or_place_is_redacted_and_its_surroundings_k
         "commit 6a26e59d3c1f0b8e2a7d4c5b9f0e1d2c3b4a5968 (sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934c)",
         'src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kg"',
         "arn:aws:iam::123456789012:role/Admin was assumed",
+        '_SK_START = b"-----BEGIN OPENSSH PRIVATE KEY-----"\nfor line in lines:\n    parse(line)',
+        "the --password flag prompts; the --username and --password options can't be combined",
     ],
 )
 def test_look_alikes_in_ordinary_text_are_left_untouched(text: str) -> None:

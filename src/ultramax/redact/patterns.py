@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from ultramax.redact.values import is_path, is_reference, looks_random
+from ultramax.redact.values import is_path, is_plain_word, is_reference, looks_random
 
 __all__ = ["MAYBE", "RULES", "Rule"]
 
@@ -32,7 +32,10 @@ def _kind(kind: str) -> str:
 
 _KEY_LABEL = r"[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?"
 _KEY_BLOCK = _rule(
-    rf"-----BEGIN {_KEY_LABEL}-----.*?(?:-----END {_KEY_LABEL}-----|\Z)", _kind("private-key"), "private", re.S
+    rf"-----BEGIN {_KEY_LABEL}-----(?:[ \t]*(?:\r?\n|\\n).*?(?:-----END {_KEY_LABEL}-----|\Z)|\Z)",
+    _kind("private-key"),
+    "private",
+    re.S,
 )
 # A key whose BEGIN line was cut off (the tail of an output, a diff's middle lines): its base64 lines and
 # headers, up to an END line.
@@ -72,7 +75,19 @@ _VENDOR_TOKENS: tuple[tuple[str, str], ...] = (
     ("discord-token", r"\b[MNO](?=[\w\-]{0,26}\d)[\w\-]{23,27}\.[\w\-]{6}\.[\w\-]{27,40}\b"),
     ("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
 )
-_VENDOR = tuple(_rule(pattern, _kind(kind)) for kind, pattern in _VENDOR_TOKENS)
+# One pattern for all of them, each alternative named after its kind: a single pass, and the lookahead on
+# the first letters lets the scan skip almost every position.
+_VENDOR_FIRST_LETTERS = "AMNOSeghnprswx"  # every token above starts with one of these
+_VENDOR_PATTERN = re.compile(
+    rf"\b(?=[{_VENDOR_FIRST_LETTERS}])(?:"
+    + "|".join(f"(?P<k{i}>{pattern})" for i, (_, pattern) in enumerate(_VENDOR_TOKENS))
+    + ")"
+)
+
+
+def _vendor(text: str) -> str:
+    return _VENDOR_PATTERN.sub(lambda m: _kind(_VENDOR_TOKENS[int((m.lastgroup or "k0")[1:])][0]), text)
+
 
 _WEBHOOKS = (
     _rule(r"(hooks\.slack\.com/)(?:services|workflows|triggers)/[A-Za-z0-9_/\-]+", rf"\1{_kind('slack-webhook')}"),
@@ -161,7 +176,7 @@ _URLS = (
     _rule(r"(?<=://)(?!\[REDACTED:)(?=[^/\s:@]{0,200}\d)[^/\s:@]{20,}(?=@)", _kind("url-token"), "@"),
 )
 
-_VALUE = r"([\"']?)(?!\$)(?!\[REDACTED:)(?!-)([^\s'\"]+)"
+_VALUE = r"([\"']?)(?!\$)(?!\[REDACTED:)(?!-)([^\s'\"`]+)"
 _FLAG_NAMES = (
     r"password|passwd|pass|token|secret|api[_\-]?key|access[_\-]?key|secret[_\-]?key|client[_\-]?secret"
     r"|auth[_\-]?token|access[_\-]?token"
@@ -169,11 +184,12 @@ _FLAG_NAMES = (
 
 
 def _flag(kind: str) -> Callable[[re.Match[str]], str]:
-    """Redact a flag's value (the last group), unless it is a reference (``$PW``) or a path (a key file)."""
+    """Redact a flag's value (the last group), unless it is a reference (``$PW``), a path (a key file) or a
+    word of prose ("the --password flag")."""
 
     def replace(m: re.Match[str]) -> str:
         last = m.lastindex or 0
-        if is_reference(m.group(last)) or is_path(m.group(last)):
+        if is_reference(m.group(last)) or is_path(m.group(last)) or is_plain_word(m.group(last)):
             return m.group(0)
         return m.group(0)[: m.start(last) - m.start()] + _kind(kind)
 
@@ -213,7 +229,7 @@ RULES: tuple[Rule, ...] = (
     _KEY_BLOCK,
     _KEY_BODY,
     _PUTTY_KEY,
-    *_VENDOR,
+    _vendor,
     *_PAIRED,
     *_WEBHOOKS,
     *_HEADERS,

@@ -14,11 +14,11 @@ import re
 __all__ = ["strip_private"]
 
 _ZERO_WIDTH = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
-# Attributes are bounded so that a stray "<private" cannot make the scan quadratic; the word must end there
-# (<privateKey> and <private-network> are other tags).
+# Attributes follow a space and are bounded, so that a stray "<private" cannot make the scan quadratic
+# (<privateKey>, <private-network> and <PRIVATE|PRIVATE> are other things).
 _TAG = re.compile(
-    r"(?i)[<＜]\s*(/?)\s*private(?![\w\-])[^<>＜＞]{0,300}[>＞]"
-    r"|&lt;\s*(/?)\s*private(?![\w\-])(?:(?!&[lg]t;)[^<>]){0,300}&gt;"
+    r"(?i)[<＜]\s*(/?)\s*private(?:\s[^<>＜＞]{0,300})?[>＞]"
+    r"|&lt;\s*(/?)\s*private(?:\s(?:(?!&[lg]t;)[^<>]){0,300})?&gt;"
 )
 _MAYBE = re.compile(r"(?i)private")
 
