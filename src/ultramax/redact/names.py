@@ -23,10 +23,12 @@ SECRET_NAME = (
 WEAK_NAME = re.compile(r"(?i:auth|pass|pw)|[A-Z][A-Z0-9]*_KEY")
 _NAME = re.compile(rf"[\w.\-]*?{SECRET_NAME}")
 _SHELL_PWD = re.compile(r"(?i:(?:old)?pwd)")
+# Every secret name ends in one of these: a cheap test that rules out almost every name first.
+_HINT = re.compile(r"(?i:secret|token|pass\w*|pw|pwd|credentials?|key|base|auth)\d*$")
 
 
 def is_secret_name(name: str) -> bool:
     """Whether a variable or key called ``name`` holds a secret (weak names included)."""
-    if _SHELL_PWD.fullmatch(name):
+    if not _HINT.search(name[-16:]) or _SHELL_PWD.fullmatch(name):
         return False
     return bool(_NAME.fullmatch(name) or WEAK_NAME.fullmatch(name))
