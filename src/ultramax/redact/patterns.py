@@ -38,14 +38,30 @@ _KEY_BLOCK = _rule(
     re.S,
 )
 # A key whose BEGIN line was cut off (the tail of an output, a diff's middle lines): its base64 lines and
-# headers, up to an END line.
-_KEY_BODY = _rule(
-    rf"(?:^[ \t]*(?:[A-Za-z0-9+/=]{{4,}}|(?:Proc-Type|DEK-Info|Version|Comment):[^\n]*)?[ \t]*\r?\n)+"
-    rf"[ \t]*-----END {_KEY_LABEL}-----",
-    _kind("private-key"),
-    "-----end",
-    re.M,
-)
+# headers, up to an END line. Found from the END line backwards, so that base64 without one costs nothing.
+_KEY_END = re.compile(rf"(?m)^[ \t]*-----END {_KEY_LABEL}-----")
+_KEY_LINE = re.compile(r"[ \t]*(?:[A-Za-z0-9+/=]{4,}|(?:Proc-Type|DEK-Info|Version|Comment):[^\n]*)?[ \t]*\r?")
+
+
+def _key_body(text: str) -> str:
+    if "-----END" not in text:
+        return text
+    parts: list[str] = []
+    pos = 0
+    for m in _KEY_END.finditer(text):
+        begin = m.start()
+        while begin > pos and text[begin - 1] == "\n":
+            line_start = max(text.rfind("\n", pos, begin - 1) + 1, pos)
+            if not _KEY_LINE.fullmatch(text, line_start, begin - 1):
+                break
+            begin = line_start
+        if begin < m.start():
+            parts += [text[pos:begin], _kind("private-key")]
+            pos = m.end()
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
 _PUTTY_KEY = _rule(
     r"(?m)^(Private-Lines:[ \t]*\d+)(?:\r?\n[ \t]*[A-Za-z0-9+/=]+[ \t]*)+",
     rf"\1\n{_kind('private-key')}",
@@ -167,7 +183,7 @@ _URLS = (
     # scheme://user:password@host -- the user may be empty and the password may hold '@' or '/'; a port
     # (host:8080/) and npm scopes (/@babel/core) are not passwords
     _rule(
-        r"(?<=://)(?!\[REDACTED:)([^/\s:@]*):(?!\[REDACTED:)(?!\d+/)(\S+?)"
+        r"(?<=://)(?!\[REDACTED:)([^/\s:@]*):(?!\[REDACTED:)(?!\d+/)(\S{1,256}?)"
         r"(?=@[A-Za-z0-9.\-]+(?::\d+)?(?:[/?#\s'\"),;>\]`|]|$))",
         rf"\1:{_kind('password')}",
         "@",
@@ -227,7 +243,7 @@ _COMMAND_LINES = (
 
 RULES: tuple[Rule, ...] = (
     _KEY_BLOCK,
-    _KEY_BODY,
+    _key_body,
     _PUTTY_KEY,
     _vendor,
     *_PAIRED,
@@ -243,6 +259,6 @@ they stand."""
 MAYBE = re.compile(
     r"PRIVATE|Private-Lines|sk-|[rs]k_|AKIA|ASIA|gh[pousr]_|github_pat_|glpat-|xox[abposre]-|xapp-|AIza|eyJ|hf_"
     r"|npm_|pypi-|whsec_|SK[0-9a-fA-F]{32}|AC[0-9a-f]{32}|SG\.|[MNO][\w\-]{23}|hooks\.slack|webhooks"
-    r"|://[^\s]*@|[?&](?i:sig|x-\w+-signature)=|(?:string)?[dD]ata:[ \t]*\n|"
+    r"|://\S{0,300}?@|[?&](?i:sig|x-\w+-signature)=|(?:string)?[dD]ata:[ \t]*\n|"
     r"(?i:bearer|authorization|secret|token|passw|passphrase|pwd|credential|auth|key|pass|pw|-u\b|--user|machine)"
 )
