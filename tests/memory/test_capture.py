@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import hook_payload
 from ultramax.events import parse_event
-from ultramax.memory.capture import Capture, clean, compact_diff
+from ultramax.memory.capture import Capture, classify, clean, compact_diff
 from ultramax.memory.models import NewPassage
 
 GITHUB = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
@@ -211,3 +211,19 @@ def test_a_secret_in_an_edited_path_is_redacted_in_the_source_and_the_summary() 
     (p,) = passages(state, "PostToolUse", tool_name="Write", tool_input={"file_path": path, "content": "mirror notes"})
     assert GITHUB not in stored(state, p)
     assert p.source == "/w/mirrors/[REDACTED:github-token]/notes.md" and "mirror notes" in p.text
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("Should we use Redis or Memcached?", "prompt"),
+        ("Have we decided on the DB yet?", "prompt"),
+        ("Remind me again which ORM we chose for billing", "prompt"),
+        ("Did the root cause turn out to be DNS?", "prompt"),
+        ("we decided the billing service listens on port 8123", "decision"),
+        ("we will use redis. does that work?", "decision"),
+        ("the root cause was a stale cache", "learning"),
+    ],
+)
+def test_a_question_about_a_decision_is_not_stored_as_one(text: str, kind: str) -> None:
+    assert classify(text, "prompt") == kind

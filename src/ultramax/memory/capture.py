@@ -51,6 +51,10 @@ _DECISION = re.compile(
     r"decided|decision|chose|going with|from now on|must always|must never)\b"
 )
 _LEARNING = re.compile(r"(?i)\b(?:learned|turns out|root cause|the (?:fix|problem|issue) (?:was|is)|gotcha|lesson)\b")
+_QUESTION = re.compile(
+    r"(?i)\s*(?:should|shall|do|does|did|have|has|had|is|are|was|were|can|could|would|will|which|what|why|how|"
+    r"when|where|who|remind me)\b"
+)
 _SHELL_SEPARATORS = re.compile(r"[\s;|&\"'()<>`]+")
 _EDIT_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
 
@@ -67,12 +71,20 @@ def clean(text: str, *, env_file: bool = False, max_chars: int | None = MAX_PASS
 
 
 def classify(text: str, default: str) -> str:
-    """A prompt or answer that states a decision or a lesson is stored as one (the seed's kinds)."""
-    if _DECISION.search(text):
-        return "decision"
-    if _LEARNING.search(text):
-        return "learning"
+    """A prompt or answer that states a decision or a lesson is stored as one (the seed's kinds). A question
+    is not a statement: "have we decided on the DB yet?" stays a prompt, so it never takes a decision's place."""
+    for pattern, kind in ((_DECISION, "decision"), (_LEARNING, "learning")):
+        if any(not _asks(text, m.start()) for m in pattern.finditer(text)):
+            return kind
     return default
+
+
+def _asks(text: str, at: int) -> bool:
+    """Whether the sentence around position ``at`` is a question (a question word first, or a '?' last)."""
+    start = max(text.rfind(c, 0, at) for c in ".!?\n") + 1
+    ends = [i for i in (text.find(c, at) for c in ".!?\n") if i >= 0]
+    end = min(ends) if ends else len(text)
+    return (end < len(text) and text[end] == "?") or bool(_QUESTION.match(text, start))
 
 
 def compact_diff(old: str, new: str, *, max_lines: int = 40) -> str:
