@@ -312,3 +312,17 @@ def test_a_daemon_started_by_the_fixture_can_be_started_again_after_a_stop(umx: 
         assert daemon_status(umx.paths).pid == second.pid != first.pid
     finally:
         finish_daemon(second)
+
+
+def test_a_metrics_port_already_taken_is_named_in_the_status_with_the_fix(umx: UltramaxEnv) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        umx.update_user_settings({"observability": {"metricsPort": taken.getsockname()[1]}})
+        proc = spawn_daemon_process(umx)
+        try:
+            detail = daemon_status(umx.paths).detail
+            assert detail["metrics_url"] is None
+            assert detail["metrics_error"].startswith(f"port {taken.getsockname()[1]}: ")
+        finally:
+            finish_daemon(proc)

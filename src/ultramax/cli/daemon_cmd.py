@@ -31,6 +31,8 @@ def _show(status: DaemonStatus, as_json: bool) -> int:
     elif status.running:
         d = status.detail
         metrics = d.get("metrics_url") or "off"
+        if not d.get("metrics_url") and d.get("metrics_error"):
+            metrics += f" ({d['metrics_error']}; set observability.metricsPort to a free port, 0 picks one)"
         print(
             f"daemon running: pid {status.pid}, socket {status.socket}, metrics {metrics}, handled {d.get('handled')}"
         )

@@ -62,6 +62,7 @@ class DaemonServer:
         self._open: set[_HookProtocol] = set()
         self._drained = asyncio.Event()
         self._http: ThreadingHTTPServer | None = None
+        self._metrics_error = ""
         self._count_lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -204,6 +205,7 @@ class DaemonServer:
             "handled": self.handled,
             "inflight": max(0, len(self._open) - 1),  # minus this status request
             "metrics_url": self._metrics_url(),
+            "metrics_error": self._metrics_error,
             "circuit_breakers": breakers,
             "memory": _memory_status(self.runtime),
         }
@@ -236,6 +238,7 @@ class DaemonServer:
         try:
             self._http = ThreadingHTTPServer((self.metrics_host, self.metrics_port), Handler)
         except OSError as exc:
+            self._metrics_error = f"port {self.metrics_port}: {exc.strerror or exc}"
             log.warning(
                 "metrics endpoint not started",
                 extra={
