@@ -117,3 +117,21 @@ def test_a_catalog_file_whose_tiers_are_not_an_array_of_tables_is_a_config_error
     extra.write_text("tiers = 3\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"tiers must be an array of tables"):
         load_catalog(extra)
+
+
+def test_a_stream_keeps_message_starts_one_hour_cache_writes_when_message_delta_repeats_only_the_total() -> None:
+    start = Usage.from_api(
+        {
+            "input_tokens": 68,
+            "cache_creation_input_tokens": 120,
+            "cache_creation": {"ephemeral_5m_input_tokens": 80, "ephemeral_1h_input_tokens": 40},
+            "cache_read_input_tokens": 204,
+            "output_tokens": 1,
+        }
+    )
+    # the API's message_delta carries the cumulative totals but no cache_creation breakdown
+    final = start.merged({"input_tokens": 68, "cache_creation_input_tokens": 120, "cache_read_input_tokens": 204,
+                          "output_tokens": 32})  # fmt: skip
+    assert (final.cache_write_5m, final.cache_write_1h, final.output_tokens) == (80, 40, 32)
+    grown = start.merged({"cache_creation_input_tokens": 150})
+    assert (grown.cache_write_5m, grown.cache_write_1h) == (110, 40)

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from tests.conftest import UltramaxEnv
+from ultramax.errors import ConfigError
 from ultramax.routing import Ledger, LedgerEntry, Router, RouterConfig, Usage, load_catalog
 from ultramax.routing.ledger import ledger_path, restore_router
 
@@ -49,3 +50,13 @@ def test_a_restarted_proxys_router_takes_the_spend_ceilings_and_answer_sizes_the
         {"x-claude-code-session-id": "s-1"},
     )
     assert any("ceiling stays claude-opus-5" in why for why in resumed.reasons)
+
+
+def test_the_ledger_is_private_and_a_damaged_one_is_a_clear_error_naming_it(umx: UltramaxEnv) -> None:
+    with Ledger.open(umx.paths) as ledger:
+        ledger.record(LedgerEntry(model="claude-haiku-4-5", usage=Usage(input_tokens=10), cost=0.00001))
+    path = ledger_path(umx.paths)
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ConfigError, match=r"cost ledger cannot be opened .*move it aside"):
+        Ledger.open(umx.paths)

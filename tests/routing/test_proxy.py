@@ -192,6 +192,9 @@ def test_an_overloaded_model_falls_back_to_the_next_tier_before_any_content(
         ("claude-sonnet-5", 200, "claude-opus-5"),
     ]
     assert rows[0]["error"].startswith("overloaded_error") and rows[2]["error"].startswith("overloaded_error")
+    # an attempt overloaded before its first content is not billed: neither ledger nor budget counts it
+    assert (rows[0]["cost"], rows[2]["cost"], rows[2]["input_tokens"]) == (0.0, 0.0, 0)
+    assert rows[3]["cost"] > 0
 
 
 def test_the_last_model_of_the_chain_relays_its_overload_as_it_is(upstream: StandInUpstream, ledger: Ledger) -> None:

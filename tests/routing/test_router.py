@@ -107,6 +107,28 @@ def test_the_hourly_budget_downgrades_near_the_limit_refuses_when_spent_and_roll
     assert soft.route(req(HARD), CC).tier == "haiku" and not soft.route(req(HARD), CC).reject
 
 
+def test_requests_in_flight_count_against_the_budget_until_their_answers_are_recorded() -> None:
+    r = Router(load_catalog(), RouterConfig(budget_per_hour=1.0), clock=Clock())
+    first = r.route(req(HARD), CC)
+    assert first.tier == "opus" and first.estimated_cost > 0
+    r.reserve(0.999)  # others routed a moment ago, not answered yet
+    assert r.route(req(HARD + " For the EU region."), CC).tier == "haiku", "the budget sees what is in flight"
+    r.settle(0.999)
+    assert r.route(req(HARD + " For the US region."), CC).tier == "opus"
+
+
+def test_retry_after_is_when_the_spend_falls_under_the_budget_not_when_the_oldest_spend_leaves() -> None:
+    clock = Clock()
+    r = Router(load_catalog(), RouterConfig(budget_per_hour=0.5), clock=clock)
+    r.record_spend(0.0)  # an error row: nothing spent, nothing kept
+    r.record_spend(0.05)
+    clock.now += 58 * 60
+    r.record_spend(0.60)
+    clock.now += 60
+    assert r.route(req(HARD), CC).reject
+    assert r.budget_resets_in() == pytest.approx(59 * 60, abs=1), "the $0.60 must leave, not the $0.05"
+
+
 def test_an_unhealthy_tier_hands_its_work_to_the_next_in_the_fallback_chain() -> None:
     r = router()
     for _ in range(10):

@@ -72,11 +72,21 @@ class Usage:
         if not later:
             return self
         update = Usage.from_api(later)
+        five_min, one_hour = self.cache_write_5m, self.cache_write_1h
+        if "cache_creation_input_tokens" in later:
+            if isinstance(later.get("cache_creation"), dict):
+                five_min, one_hour = update.cache_write_5m, update.cache_write_1h
+            else:
+                # message_delta repeats the total without its 5m/1h split: keep the split message_start gave,
+                # and count only an increase as 5-minute writes
+                total = update.cache_write_5m + update.cache_write_1h
+                one_hour = min(one_hour, total)
+                five_min = total - one_hour
         return Usage(
             input_tokens=update.input_tokens if "input_tokens" in later else self.input_tokens,
             output_tokens=update.output_tokens if "output_tokens" in later else self.output_tokens,
-            cache_write_5m=update.cache_write_5m if "cache_creation_input_tokens" in later else self.cache_write_5m,
-            cache_write_1h=update.cache_write_1h if "cache_creation_input_tokens" in later else self.cache_write_1h,
+            cache_write_5m=five_min,
+            cache_write_1h=one_hour,
             cache_read=update.cache_read if "cache_read_input_tokens" in later else self.cache_read,
         )
 

@@ -10,6 +10,7 @@ a negative saving instead of a large positive one.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ultramax.errors import ConfigError
 from ultramax.fsutil import private_dir
 from ultramax.paths import Paths
 from ultramax.routing.analyzer import BACKGROUND_REASONS
@@ -87,10 +89,20 @@ class Ledger:
         self.path = path
         private_dir(path.parent)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            path.touch(mode=0o600, exist_ok=True)  # what each request cost, per session: the user's alone
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise ConfigError(
+                f"{path}: the cost ledger cannot be opened ({exc}); if it is damaged, move it aside "
+                f"(mv {path} {path}.broken) and the proxy starts a new one (this hour's spend starts at zero)"
+            ) from exc
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                Path(f"{path}{suffix}").chmod(0o600)
 
     @classmethod
     def open(cls, paths: Paths) -> Ledger:

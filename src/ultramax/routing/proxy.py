@@ -377,18 +377,27 @@ class ProxyServer:
         pieces = body_pieces(
             conn.reader, chunked=head.chunked, length=head.length, until_eof=not head.chunked and head.length is None
         )
+        gone = False
         async with asyncio.timeout(self.idle_timeout) as idle:
             async for piece in pieces:
                 idle.reschedule(asyncio.get_running_loop().time() + self.idle_timeout)
-                if chunked_out:
-                    write_chunk(writer, piece)
-                else:
-                    writer.write(piece)
-                await writer.drain()
+                if not gone:
+                    try:
+                        if chunked_out:
+                            write_chunk(writer, piece)
+                        else:
+                            writer.write(piece)
+                        await writer.drain()
+                    except ConnectionError:
+                        if keep is None:
+                            raise
+                        gone = True  # read on: the upstream bills the whole answer, and its usage comes last
                 if watcher is not None:
                     watcher.feed(piece)
                 if keep is not None and len(keep) < 32 * 1024 * 1024:
                     keep += piece
+        if gone:
+            raise ConnectionResetError("the client closed its connection mid-answer")
         if chunked_out:
             write_last_chunk(writer)
 
@@ -467,6 +476,16 @@ class ProxyServer:
             log.info("budget refused %s", decision.requested_model)
             return True
 
+        # the estimate counts against the budget until the answer is recorded (requests in flight at once)
+        reserved = decision.estimated_cost if self.router.config.budget_per_hour > 0 else 0.0
+        self.router.reserve(reserved)
+        try:
+            return await self._send(request, writer, decision, started)
+        finally:
+            self.router.settle(reserved)
+
+    async def _send(self, request: Request, writer: asyncio.StreamWriter, decision: Decision, started: float) -> bool:
+        """Send the request to the routed model, and on overload to the next ones, relaying the answer."""
         candidates = [decision.model, *[m for m in decision.fallbacks if m != decision.model]]
         sent_head = False
         fallback_from = ""
@@ -543,8 +562,10 @@ class ProxyServer:
         if head.status != 200 or not head.event_stream:
             if head.status == 200 and not sent_head:
                 keep = bytearray()
-                await self._relay(request, head, conn, writer, keep=keep)
-                self._usage_from_json(attempt, keep, encoding)
+                try:
+                    await self._relay(request, head, conn, writer, keep=keep)
+                finally:  # a client gone mid-answer still leaves what the upstream billed
+                    self._usage_from_json(attempt, keep, encoding)
                 return "done", True
             # an error (or an odd non-stream answer): small, read it whole, then decide
             data = bytearray()
@@ -611,7 +632,10 @@ class ProxyServer:
         finally:
             if timer is not None:
                 timer.cancel()
-            attempt.usage = watcher.usage  # also what a stream cut short had used
+            # also what a stream cut short had used; but an answer that was overloaded before its first content
+            # is not billed (like a 529), so neither the ledger nor the budget counts its message_start usage
+            overloaded = watcher.error_type == "overloaded_error" and not watcher.content_started
+            attempt.usage = Usage() if overloaded else watcher.usage
             attempt.answered_model = watcher.model
         if watcher.error_type:
             attempt.error_type, attempt.error_message = watcher.error_type, watcher.error_message

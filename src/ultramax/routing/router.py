@@ -232,6 +232,7 @@ class Router:
         self._lock = threading.Lock()
         self._spend: deque[tuple[float, float]] = deque()
         self._spend_total = 0.0
+        self._reserved = 0.0  # estimates of requests routed but not yet answered (``reserve``/``settle``)
         self.stats: dict[str, TierStats] = {t.name: TierStats() for t in catalog.tiers}
         self._sticky: OrderedDict[str, str] = OrderedDict()
         self._sessions: OrderedDict[str, _SessionMemory] = OrderedDict()
@@ -256,7 +257,20 @@ class Router:
         return cls(catalog, RouterConfig.from_settings(settings, catalog))
 
     # -- spend and health ----------------------------------------------------------------------------
+    def reserve(self, cost: float) -> None:
+        """Count a routed request's estimated cost against the budget until its answer is recorded, so that
+        requests in flight at once cannot all pass a budget that only their sum would exceed."""
+        with self._lock:
+            self._reserved += max(cost, 0.0)
+
+    def settle(self, cost: float) -> None:
+        """Release what ``reserve`` held for a request (its real cost is recorded with ``record_spend``)."""
+        with self._lock:
+            self._reserved = max(self._reserved - max(cost, 0.0), 0.0)
+
     def record_spend(self, cost: float, ts: float | None = None) -> None:
+        if cost <= 0:  # an error or a refusal: nothing spent, and nothing to keep in the window
+            return
         with self._lock:
             self._spend.append((self._clock() if ts is None else ts, cost))
             self._spend_total += cost
@@ -272,9 +286,22 @@ class Router:
             return max(self._spend_total, 0.0)
 
     def budget_resets_in(self) -> float:
-        """Seconds until the oldest spend in the window leaves it."""
+        """Seconds until enough of the window's spend has left it for the spend to be under the budget again
+        (until the oldest spend leaves, without a budget)."""
+        now = float(self._clock())
         with self._lock:
-            return max(0.0, self._spend[0][0] + 3600.0 - self._clock()) if self._spend else 0.0
+            budget = self.config.budget_per_hour
+            remaining = self._spend_total
+            for ts, cost in self._spend:
+                if ts + 3600.0 <= now:
+                    remaining -= cost
+                    continue
+                if budget <= 0 or remaining < budget:
+                    return max(0.0, ts + 3600.0 - now) if budget <= 0 else 0.0
+                remaining -= cost
+                if remaining < budget:
+                    return max(0.0, ts + 3600.0 - now)
+            return 0.0
 
     def record_outcome(self, tier: str, success: bool, latency_ms: float) -> None:
         with self._lock:
@@ -462,7 +489,7 @@ class Router:
         # hourly budget
         reject = ""
         if cfg.budget_per_hour > 0:
-            spent = self.hourly_spend()
+            spent = self.hourly_spend() + self._reserved
             if spent >= cfg.budget_per_hour and cfg.budget_hard_stop:
                 minutes = max(1, round(self.budget_resets_in() / 60))
                 reject = (
