@@ -296,3 +296,18 @@ def test_without_a_daemon_the_client_answers_and_starts_one_for_the_next_hook(
     assert stopped
     wait_for(lambda: _gone(pid), 20, "the started daemon to exit")
     assert [r["session"] for r in audit_records(umx)] == ["first", "second"]
+
+
+def test_a_log_file_that_cannot_be_opened_never_lets_a_dangerous_command_through(
+    umx: UltramaxEnv, run_hook: HookRunner, make_payload: PayloadFactory
+) -> None:
+    logs = umx.claude_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    for name in ("hooks_pipeline.log", "safety_audit.log"):
+        (logs / name).mkdir()  # where the log file should be: opening it fails, as on a full or read-only disk
+    project = umx.project("webapp")
+    payload = make_payload("PreToolUse", tool_input={"command": "rm -rf ~/", "description": "clean up"})
+    run = run_hook("PreToolUse", payload, project_dir=project)
+    assert run.code == 0 and "Traceback" not in run.stderr and "Logging error" not in run.stderr
+    assert decision_of(run) == "deny"
+    assert audit_records(umx)[-1]["decision"] == "deny"

@@ -6,6 +6,7 @@ Metric names: ``ultramax_hook_duration_seconds{event}``, ``ultramax_stage_durati
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.handlers
@@ -117,7 +118,23 @@ class _LogFileHandler(logging.handlers.WatchedFileHandler):
             self._checked = now
             super().reopenIfNeeded()
 
+    def emit(self, record: logging.LogRecord) -> None:
+        # Opening or reopening the file happens outside logging's own error handling: a full disk, a log folder
+        # made read-only or out of inodes would otherwise raise into whatever logged -- the safety gate's
+        # failure handling included. A log line is never worth a decision.
+        try:
+            super().emit(record)
+        except OSError:
+            self.handleError(record)
 
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Drop the line quietly (logging would print a traceback to stderr, which Claude Code shows)."""
+        global dropped_log_lines
+        dropped_log_lines += 1
+
+
+dropped_log_lines = 0
+"""Log lines lost to a file that could not be written (a full disk, a read-only folder)."""
 _configured: set[Path] = set()
 _config_lock = threading.Lock()
 
@@ -127,7 +144,9 @@ def configure_logging(logs_dir: Path, level: str = "INFO") -> None:
     with _config_lock:
         if logs_dir in _configured:
             return
-        logs_dir.mkdir(parents=True, exist_ok=True)
+        # no log folder (read-only, full disk): the handlers drop their lines; everything else goes on
+        with contextlib.suppress(OSError):
+            logs_dir.mkdir(parents=True, exist_ok=True)
         for area, filename in LOG_FILES.items():
             logger = logging.getLogger(f"ultramax.{area}")
             for old in list(logger.handlers):
