@@ -311,3 +311,11 @@ def test_a_log_file_that_cannot_be_opened_never_lets_a_dangerous_command_through
     assert run.code == 0 and "Traceback" not in run.stderr and "Logging error" not in run.stderr
     assert decision_of(run) == "deny"
     assert audit_records(umx)[-1]["decision"] == "deny"
+
+
+def test_input_nested_too_deeply_in_the_alphaforge_project_is_denied(umx: UltramaxEnv, run_hook: HookRunner) -> None:
+    deep = b'{"hook_event_name": "PreToolUse", "tool_input": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    run = run_hook("PreToolUse", deep, project_dir=umx.project("alphaforge"))
+    assert run.code == 0 and decision_of(run) == "deny"
+    assert_one_clear_line(run.stderr, "ultramax: hook input is nested too deeply")
+    assert audit_records(umx)[0]["decision"] == "deny"

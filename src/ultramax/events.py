@@ -11,6 +11,7 @@ the field that is wrong.
 from __future__ import annotations
 
 import json
+import re
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
@@ -494,4 +495,27 @@ def parse_payload(raw: bytes | str, expected: str | None = None, *, max_bytes: i
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise HookInputError(f"hook input is not valid JSON ({json_problem(exc)})") from exc
+    except RecursionError as exc:  # thousands of nested brackets: the decoder's recursion gives out
+        raise HookInputError("hook input is nested too deeply to read") from exc
+    if _SURROGATE_ESCAPE.search(text):
+        data = _without_lone_surrogates(data)
     return parse_event(data, expected)
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """JSON may spell half of a surrogate pair (\\ud83d alone), which no UTF-8 writer -- the audit log, the
+    memory store, the tokenizer -- accepts: such halves become U+FFFD."""
+    if isinstance(value, str):
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value) if _has_surrogate(value) else value
+    if isinstance(value, dict):
+        return {k: _without_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    return value
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in text)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PayloadFactory
+from tests.conftest import PayloadFactory, hook_payload
 from ultramax.errors import HookInputError
 from ultramax.events import (
     EVENT_TYPES,
@@ -213,3 +213,19 @@ def test_every_documented_event_has_a_typed_class_that_knows_its_own_name() -> N
     for name, cls in EVENT_TYPES.items():
         assert cls.event_name == name
         assert issubclass(cls, HookEvent)
+
+
+def test_input_nested_too_deeply_is_a_clear_hook_input_error() -> None:
+    deep = '{"hook_event_name": "PreToolUse", "tool_input": ' + "[" * 5000 + "]" * 5000 + "}"
+    with pytest.raises(HookInputError, match="nested too deeply"):
+        parse_payload(deep)
+
+
+def test_half_a_surrogate_pair_becomes_a_replacement_character_that_utf8_writers_accept() -> None:
+    raw = json.dumps({**hook_payload("UserPromptSubmit"), "prompt": "PLACEHOLDER"}).replace(
+        "PLACEHOLDER", "ship it \\ud83d today \\ud83d\\ude00"
+    )
+    event = parse_payload(raw, "UserPromptSubmit")
+    assert isinstance(event, UserPromptSubmit)
+    assert event.prompt == "ship it \ufffd today \U0001f600"
+    event.prompt.encode("utf-8")  # would raise UnicodeEncodeError with the lone half kept
