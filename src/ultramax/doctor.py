@@ -650,7 +650,7 @@ def _check_memory(paths: Paths) -> Check:
     """The memory database opens and SQLite finds it sound; read-only, so doctor never changes it."""
     import sqlite3
 
-    from ultramax.memory.store import database_path
+    from ultramax.memory.store import database_path, disk_is_full, looks_damaged
 
     path = database_path(paths)
     if not path.exists():
@@ -667,11 +667,13 @@ def _check_memory(paths: Paths) -> Check:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         big = path.stat().st_size > QUICK_CHECK_MAX_BYTES
         problems = [] if big else [row[0] for row in conn.execute("PRAGMA quick_check") if row[0] != "ok"]
-    except sqlite3.OperationalError as exc:
+    except sqlite3.DatabaseError as exc:
         if "locked" in str(exc).lower():
             return Check("memory", "warn", f"{path} is busy (a long write holds it); run doctor again", "")
-        return Check("memory", "fail", f"{path} is damaged ({exc})", fix)
-    except sqlite3.DatabaseError as exc:
+        if disk_is_full(path):  # SQLite reports a -wal it cannot create as an I/O error, not as a full disk
+            return Check("memory", "fail", f"the disk holding {path} is full ({exc})", "free some disk space")
+        if not looks_damaged(exc):
+            return Check("memory", "fail", f"{path} cannot be read ({exc})", "check the disk and the permissions")
         return Check("memory", "fail", f"{path} is damaged ({exc})", fix)
     finally:
         conn.close()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from ultramax.memory import store as store_module
 from ultramax.memory.fts import fts_query, identifier_terms
 from ultramax.memory.migrations import MIGRATIONS, _statements, applied_migrations, migrate
 from ultramax.memory.models import DEFAULT_BLOCKS, BlockLimitError, MemoryStoreError, NewPassage
@@ -253,3 +255,14 @@ def test_a_word_in_most_passages_does_not_make_keyword_search_score_every_passag
     (rare,) = store.add_passages("acme", [NewPassage("service note about the billing port")])
     found = store.keyword_search(None, fts_query("service billing"), 10)
     assert [pid for pid, _ in found] == [rare], "'service' is in every passage: it was dropped, billing decides"
+
+
+def test_an_io_error_on_a_full_disk_is_never_called_damage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "memory.db"
+    io_error = sqlite3.OperationalError("disk I/O error")  # what SQLite says when it cannot create the -wal
+    assert "damaged" not in str(store_module.database_problem(path, io_error)), "space left: not damage either"
+    full = os.statvfs_result((4096, 4096, 1000, 0, 0, 1000, 0, 0, 0, 255))  # no block free
+    monkeypatch.setattr(os, "statvfs", lambda _: full)
+    message = str(store_module.database_problem(path, io_error))
+    assert "the disk is full" in message and "move it aside" not in message
+    assert "move it aside" in str(store_module.database_problem(path, sqlite3.DatabaseError("file is not a database")))

@@ -17,6 +17,7 @@ import hashlib
 import inspect
 import itertools
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -48,6 +49,8 @@ __all__ = [
     "content_hash",
     "database_path",
     "database_problem",
+    "disk_is_full",
+    "looks_damaged",
     "project_name_for",
     "valid_block_label",
     "valid_project_name",
@@ -825,21 +828,38 @@ def _check_limit(label: str, value: str, limit: int) -> None:
         )
 
 
+def disk_is_full(path: Path) -> bool:
+    """Whether the file system holding ``path`` has (almost) no space or no inodes left."""
+    try:
+        st = os.statvfs(path.parent if not path.is_dir() else path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 512 * 1024 or (st.f_files > 0 and st.f_favail == 0)
+
+
+def looks_damaged(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite's error says the file itself is broken (not merely unreachable or out of space)."""
+    low = str(exc).lower()
+    return any(word in low for word in ("malformed", "not a database", "corrupt", "vtable constructor"))
+
+
 def database_problem(path: Path, exc: sqlite3.DatabaseError) -> MemoryStoreError:
     """SQLite's error as a ``MemoryStoreError`` naming the file, what went wrong and what to do about it."""
     text = str(exc)
     low = text.lower()
-    if "full" in low:
-        hint = "free some disk space; what was stored before is intact"
+    if looks_damaged(exc):
+        hint = (
+            f"the file looks damaged: move it aside (mv {path} {path}.broken), then restore what you exported "
+            "with `ultramax memory import FILE`; `ultramax doctor` checks it"
+        )
+    elif "full" in low or disk_is_full(path):
+        hint = "the disk is full: free some space; what was stored before is intact"
     elif "locked" in low or "busy" in low:
         hint = "another process holds the database; try again, or stop the process that has it open"
     elif "readonly" in low or "read-only" in low:
         hint = "make the file and its folder writable by you"
     else:
-        hint = (
-            f"the file looks damaged: move it aside (mv {path} {path}.broken), then restore what you exported "
-            "with `ultramax memory import FILE`; `ultramax doctor` checks it"
-        )
+        hint = "check the disk (space, permissions, I/O errors) and try again; the file itself may be fine"
     return MemoryStoreError(f"{path}: memory database error ({text}); {hint}")
 
 
