@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import pytest
@@ -9,7 +10,8 @@ import pytest
 from tests.conftest import hook_payload
 from ultramax.events import parse_event
 from ultramax.memory.capture import Capture, classify, clean, compact_diff
-from ultramax.memory.models import NewPassage
+from ultramax.memory.models import MemoryStoreError, NewPassage
+from ultramax.memory.service import MemoryService
 
 GITHUB = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
 
@@ -227,3 +229,30 @@ def test_a_secret_in_an_edited_path_is_redacted_in_the_source_and_the_summary() 
 )
 def test_a_question_about_a_decision_is_not_stored_as_one(text: str, kind: str) -> None:
     assert classify(text, "prompt") == kind
+
+
+def test_a_fix_whose_insert_fails_is_captured_when_the_success_comes_again(service: MemoryService) -> None:
+    project = service.store.ensure_project("acme")
+
+    def capture(event: str, **fields: Any) -> list[int]:
+        return service.capture(project, parse_event(hook_payload(event, session_id="s1", **fields), event))
+
+    bash = {"tool_name": "Bash", "tool_input": {"command": "pytest tests/test_billing.py -q"}}
+    capture("PostToolUseFailure", error="E   AssertionError: expected port 8123\n1 failed, 3 passed", **bash)
+    edit = {"file_path": "/w/app/billing.py", "old_string": "8000", "new_string": "8123"}
+    capture("PostToolUse", tool_name="Edit", tool_input=edit)
+    passed = {"stdout": "....\n4 passed in 0.12s", "stderr": "", "interrupted": False}
+    conn = sqlite3.connect(service.store.path)
+    conn.execute(  # the insert of the fix fails, as on a full disk
+        "CREATE TRIGGER no_fix BEFORE INSERT ON passages WHEN NEW.kind = 'bug_fix' "
+        "BEGIN SELECT RAISE(ABORT, 'full'); END"
+    )
+    conn.commit()
+    with pytest.raises(MemoryStoreError):
+        capture("PostToolUse", tool_response=passed, **bash)
+    conn.execute("DROP TRIGGER no_fix")
+    conn.commit()
+    conn.close()
+    capture("PostToolUse", tool_response=passed, **bash)
+    kinds = [p.kind for p in service.store.iter_passages("acme")]
+    assert "bug_fix" in kinds, "the failure was still waiting for its fix"

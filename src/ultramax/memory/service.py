@@ -213,11 +213,13 @@ class MemoryService:
             get_state=lambda key: self.store.get_state(project.id, session, key),
             set_state=lambda key, value: self.store.set_state(project.id, session, key, value),
         )
-        passages = capture.passages(event)
-        if not passages:
-            return []
-        ids = self.store.add_passages(project.name, passages)
-        self._after_write()
+        # one transaction for the session state and the passages: a failed insert (a full disk, a kill) must
+        # not leave the state saying a failure was already answered by a fix that was never stored
+        with self.store.transaction():
+            passages = capture.passages(event)
+            ids = self.store.add_passages(project.name, passages) if passages else []
+        if ids:
+            self._after_write()
         return ids
 
     def save(
