@@ -21,6 +21,8 @@ from tests.conftest import (
 )
 from ultramax.audit import verify
 from ultramax.daemon import daemon_request, daemon_status, stop_daemon
+from ultramax.modes import activate_mode
+from ultramax.runtime import Runtime
 from ultramax.safety.killswitch import KillSwitch
 
 MAX_PAYLOAD = 2048
@@ -319,3 +321,27 @@ def test_input_nested_too_deeply_in_the_alphaforge_project_is_denied(umx: Ultram
     assert run.code == 0 and decision_of(run) == "deny"
     assert_one_clear_line(run.stderr, "ultramax: hook input is nested too deeply")
     assert audit_records(umx)[0]["decision"] == "deny"
+
+
+def test_a_broken_settings_file_keeps_the_trading_mode_it_held_and_says_so(
+    umx: UltramaxEnv, make_payload: PayloadFactory
+) -> None:
+    project = umx.project("desk")  # nothing in the path says trading: only the settings file does
+    activate_mode(project, "alphaforge")
+    runtime = Runtime(umx.paths)
+    order = make_payload(
+        "PreToolUse", cwd=str(project), tool_name="mcp__alpaca__place_order",
+        tool_input={"symbol": "AAPL", "qty": 5000, "side": "buy", "type": "market"},
+    )  # fmt: skip
+
+    def decide() -> dict[str, Any]:
+        reply = runtime.handle("PreToolUse", json.dumps(order).encode(), project_hint=str(project)).reply
+        out: dict[str, Any] = json.loads(reply.stdout)
+        return out
+
+    first = decide()
+    assert first["hookSpecificOutput"]["permissionDecision"] == "deny"
+    (project / ".claude" / "settings.json").write_text('{"ultramax": {"mode": "alphaforge"},', encoding="utf-8")
+    broken = decide()
+    assert broken["hookSpecificOutput"]["permissionDecision"] == "deny", "the mode is not dropped to development"
+    assert "is not valid JSON" in broken["systemMessage"] and "alphaforge" in broken["systemMessage"]

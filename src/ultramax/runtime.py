@@ -28,9 +28,14 @@ from ultramax.pipeline.middleware import RateLimiter
 from ultramax.pipeline.registry import StageRegistry, StageServices, default_registry
 from ultramax.pipeline.stage import HookContext
 
-__all__ = ["HookOutcome", "Runtime"]
+__all__ = ["HookOutcome", "Runtime", "unreadable_files"]
 
 log = logging.getLogger("ultramax.pipeline")
+
+
+def unreadable_files(settings: Settings) -> list[str]:
+    """The settings files that could not be read at all (not valid JSON): their every value is ignored."""
+    return [p.file for p in settings.problems if not p.key]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,7 @@ class Runtime:
         self._settings_cache: dict[Path | None, tuple[tuple[float, ...], Settings]] = {}
         self._files: dict[Path | None, list[str]] = {}
         self._modes: dict[Path | None, tuple[Settings, ModeSelection]] = {}
+        self._good_modes: dict[Path | None, ModeSelection] = {}
         self._pipelines: dict[tuple[str, tuple[str, ...], int], Dispatcher] = {}
         self._limiters: dict[int, RateLimiter] = {}
         self._lock = threading.Lock()
@@ -106,8 +112,17 @@ class Runtime:
         if cached is not None and cached[0] is settings:
             return cached[1]
         selection = detect_mode(project_dir, settings)
+        if unreadable_files(settings):
+            # a settings file that does not parse may hold the mode (alphaforge): keep the last mode read from
+            # readable settings rather than fall back to the default, and say so (``settings_warning``)
+            last = self._good_modes.get(project_dir)
+            if last is not None and last.mode.name != selection.mode.name:
+                selection = ModeSelection(last.mode, f"{last.source} (kept: settings unreadable)")
+        else:
+            self._good_modes[project_dir] = selection
         if len(self._modes) > 1024:
             self._modes.clear()
+            self._good_modes.clear()
         self._modes[project_dir] = (settings, selection)
         return selection
 
@@ -166,6 +181,12 @@ class Runtime:
                 started_ns=started,
             )
             self.pipeline_for(selection, settings).run(ctx)
+            broken = unreadable_files(settings)
+            if broken and ctx.decision.system_message is None:
+                ctx.decision.system_message = (
+                    f"ultramax warning: {broken[0]} is not valid JSON, so its settings are ignored (mode in use: "
+                    f"{selection.mode.name}); fix it by hand -- `ultramax config validate` shows where"
+                )
             return HookOutcome(render(event.hook_event_name, ctx.decision), ctx)
         except Exception as exc:  # top-level handler: a bug here must not crash Claude Code's session
             log.exception("hook handling failed", extra={"fields": {"event": event_name}})
