@@ -300,6 +300,14 @@ def test_doctor_fails_a_damaged_memory_database_and_says_how_to_recover(env: Env
     assert "memory import" in memory.fix and f"{path}.broken" in memory.fix
 
 
+def test_doctor_fails_a_full_disk_where_ultramax_writes(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert only(doctor(env), "disk").status == "ok"
+    full = os.statvfs_result((4096, 4096, 1000, 0, 0, 1000, 0, 0, 0, 255))  # no block free
+    monkeypatch.setattr(os, "statvfs", lambda _: full)
+    disk = only(doctor(env), "disk")
+    assert disk.status == "fail" and "is full" in disk.message and disk.fix == "free some disk space"
+
+
 def test_doctor_reports_disable_all_hooks(env: Env) -> None:
     install(env.paths, scope="user", project_dir=env.project)
     local = env.project / ".claude" / "settings.local.json"

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from ultramax.config import load_settings
 from ultramax.daemon.control import daemon_status
 from ultramax.errors import UltramaxError, json_problem
+from ultramax.fsutil import disk_is_full
 from ultramax.install import (
     CLIENT_SUFFIX,
     HOOK_EVENTS,
@@ -646,6 +647,27 @@ QUICK_CHECK_MAX_BYTES = 256 * 1024 * 1024
 """Above this size the memory check reads only the schema: a full scan of a million passages takes a while."""
 
 
+def _check_disk(paths: Paths) -> Check:
+    """Room for the audit log, the memory and the logs: a full disk is the one failure that hides itself."""
+    import shutil
+
+    where = paths.home if paths.home.exists() else paths.claude_dir
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError:
+        return Check("disk", "ok", "free space not measurable here")
+    if disk_is_full(where / "x"):
+        return Check(
+            "disk",
+            "fail",
+            f"the disk holding {where} is full: audit records, memory and logs cannot be written",
+            "free some disk space",
+        )
+    if free < 100 * 1024 * 1024:
+        return Check("disk", "warn", f"{free // (1024 * 1024)} MB free where {where} lives", "free some disk space")
+    return Check("disk", "ok", f"{free // (1024 * 1024):,} MB free where {where} lives")
+
+
 def _check_memory(paths: Paths) -> Check:
     """The memory database opens and SQLite finds it sound; read-only, so doctor never changes it."""
     import sqlite3
@@ -732,6 +754,7 @@ def run_doctor(
     checks += _check_permissions(paths)
     checks.append(_check_kill_switch(paths))
     checks.append(_check_proxy(paths))
+    checks.append(_check_disk(paths))
     checks.append(_check_memory(paths))
     checks.append(_check_models())
     return checks

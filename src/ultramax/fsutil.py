@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write_json", "atomic_write_text", "atomic_writer", "private_dir"]
+__all__ = ["atomic_write_json", "atomic_write_text", "atomic_writer", "disk_is_full", "private_dir"]
 
 
 def private_dir(path: Path) -> Path:
@@ -78,3 +78,12 @@ def atomic_writer(path: Path, *, mode: int = 0o600) -> Iterator[IO[str]]:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def disk_is_full(path: Path) -> bool:
+    """Whether the file system holding ``path`` has (almost) no space or no inodes left."""
+    try:
+        st = os.statvfs(path.parent if not path.is_dir() else path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 512 * 1024 or (st.f_files > 0 and st.f_favail == 0)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ultramax.errors import DaemonError
+from ultramax.fsutil import disk_is_full
 from ultramax.paths import Paths
 
 __all__ = [
@@ -130,6 +131,8 @@ def start_daemon(paths: Paths, *, timeout: float = 10.0) -> DaemonStatus:
         if proc.poll() is not None and not _lock_held(paths):
             break
         time.sleep(0.02)
+    if disk_is_full(paths.home):
+        raise DaemonError(f"the daemon cannot start: the disk holding {paths.home} is full; free some space")
     tail = _tail(paths.home / "daemon.out")
     raise DaemonError(f"the daemon did not start within {timeout:g} s; its output:\n{tail}")
 

@@ -17,7 +17,6 @@ import hashlib
 import inspect
 import itertools
 import json
-import os
 import re
 import sqlite3
 import threading
@@ -26,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from ultramax.fsutil import private_dir
+from ultramax.fsutil import disk_is_full, private_dir
 from ultramax.memory.fts import BM25_WEIGHTS, identifier_terms
 from ultramax.memory.migrations import migrate
 from ultramax.memory.models import (
@@ -826,15 +825,6 @@ def _check_limit(label: str, value: str, limit: int) -> None:
             f"Edit failed: block {label!r} would hold {len(value):,} characters; its limit is {limit:,}. "
             "Shorten the value or raise the limit explicitly."
         )
-
-
-def disk_is_full(path: Path) -> bool:
-    """Whether the file system holding ``path`` has (almost) no space or no inodes left."""
-    try:
-        st = os.statvfs(path.parent if not path.is_dir() else path)
-    except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < 512 * 1024 or (st.f_files > 0 and st.f_favail == 0)
 
 
 def looks_damaged(exc: sqlite3.DatabaseError) -> bool:
