@@ -274,6 +274,13 @@ SETTINGS: tuple[Setting, ...] = (
         validator=http_url_problem,
     ),
     Setting(
+        "routing.ledgerRetentionDays",
+        "int",
+        90,
+        "Days of requests the cost ledger keeps (older rows are deleted when the proxy starts; 0 keeps all).",
+        minimum=0,
+    ),
+    Setting(
         "routing.upstreamTimeoutSeconds",
         "int",
         600,

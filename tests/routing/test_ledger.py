@@ -60,3 +60,14 @@ def test_the_ledger_is_private_and_a_damaged_one_is_a_clear_error_naming_it(umx:
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(ConfigError, match=r"cost ledger cannot be opened .*move it aside"):
         Ledger.open(umx.paths)
+
+
+def test_rows_older_than_the_retention_are_pruned_and_newer_ones_kept(umx: UltramaxEnv) -> None:
+    now = time.time()
+    with Ledger.open(umx.paths) as ledger:
+        for age_days in (200, 100, 10, 0):
+            ts = now - age_days * 86400
+            ledger.record(LedgerEntry(model="claude-haiku-4-5", usage=Usage(input_tokens=10), cost=0.001, ts=ts))
+        assert ledger.prune(now - 90 * 86400) == 2
+        assert len(ledger.entries()) == 2
+        assert ledger.prune(now - 90 * 86400) == 0

@@ -373,6 +373,9 @@ def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
 
     async def serve() -> None:
         with Ledger.open(ctx.paths) as ledger:
+            days = int(settings.get("routing.ledgerRetentionDays"))
+            if days > 0 and (pruned := ledger.prune(time.time() - days * 86400)):
+                print(f"ultramax proxy: {pruned} ledger rows older than {days} days deleted", file=sys.stderr)
             restore_router(router, ledger)
             server = ProxyServer(
                 router,

@@ -158,6 +158,12 @@ class Ledger:
                 ),
             )
 
+    def prune(self, older_than: float) -> int:
+        """Delete the rows recorded before ``older_than`` (a timestamp); how many were deleted."""
+        with self._cursor() as cur:
+            cur.execute("DELETE FROM requests WHERE ts < ?", (older_than,))
+            return int(cur.rowcount)
+
     def spent_since(self, since: float) -> list[tuple[float, float]]:
         """(timestamp, cost) of every request since ``since``, oldest first."""
         with self._cursor() as cur:
