@@ -198,3 +198,24 @@ def test_a_request_with_malformed_framing_gets_a_400_naming_it(
         assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
         assert b"ultramax proxy: bad" in answer
         assert upstream.requests == 0
+
+
+def test_a_stream_cut_short_is_charged_for_the_output_it_relayed_and_says_it_is_an_estimate(
+    router: Router, ledger: Ledger, proxy_to: Any
+) -> None:
+    delta = (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+        b'"delta":{"type":"text_delta","text":"' + b"word " * 40 + b'"}}\n\n'
+    )
+    start = b'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{}}\n\n'
+    events = [MESSAGE_START, start, *[delta] * 50]
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events)  # no message_delta, no last chunk: it stalls
+    with run_raw_upstream([head + body]) as upstream:
+        proxy = proxy_to(upstream, router, ledger, idle_timeout=0.3)
+        with connect(proxy) as conn, pytest.raises(http.client.IncompleteRead):
+            post(conn)
+        wait_for(lambda: bool(ledger.entries()), 5, "the ledger row")
+        [row] = ledger.entries()
+        assert 2000 // 4 <= row["output_tokens"] <= 50 * len(delta) // 4, "about 200 words x 50 deltas"
+        assert "output tokens estimated" in row["error"] and row["cost"] > 0

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -185,6 +186,8 @@ class _Attempt:
     ttfb_ms: float = 0.0
     overloaded: bool = False
     answered_model: str = ""
+    estimated: bool = False
+    """Output tokens estimated from a stream cut short, not reported by the upstream."""
 
 
 class ProxyServer:
@@ -636,6 +639,12 @@ class ProxyServer:
             # is not billed (like a 529), so neither the ledger nor the budget counts its message_start usage
             overloaded = watcher.error_type == "overloaded_error" and not watcher.content_started
             attempt.usage = Usage() if overloaded else watcher.usage
+            estimate = watcher.estimated_output_tokens()
+            if not overloaded and not watcher.stopped and estimate > attempt.usage.output_tokens:
+                # cut short (the client left, the upstream broke) before message_delta gave the real count; the
+                # upstream bills what it wrote, so the ledger and the budget count an estimate, and say so
+                attempt.usage = dataclasses.replace(attempt.usage, output_tokens=estimate)
+                attempt.estimated = True
             attempt.answered_model = watcher.model
         if watcher.error_type:
             attempt.error_type, attempt.error_message = watcher.error_type, watcher.error_message
@@ -687,7 +696,8 @@ class ProxyServer:
             session=signals.session_id if signals else "",
             agent=signals.agent_id if signals else "",
             status=attempt.status,
-            error=f"{attempt.error_type}: {attempt.error_message}" if attempt.error_type else "",
+            error=(f"{attempt.error_type}: {attempt.error_message}" if attempt.error_type else "")
+            + ("; output tokens estimated from the relayed stream" if attempt.estimated else ""),
             fallback_from=fallback_from,
             reason="; ".join(decision.reasons),
             ttfb_ms=attempt.ttfb_ms,

@@ -26,6 +26,10 @@ class SseWatcher:
     error_message: str = ""
     content_started: bool = False
     stopped: bool = False
+    delta_bytes: int = 0
+    """Bytes of the stream after its first event: with ``delta_events``, an estimate of the output written so far
+    for a stream that ends before its final usage (a client that pressed Esc)."""
+    delta_events: int = 0
     unreadable: bool = False
     """The stream could not be decoded (a damaged compressed body): it is still relayed as it came, but its
     usage is no longer followed."""
@@ -43,6 +47,8 @@ class SseWatcher:
                 self._buffer.clear()
                 return
         self._buffer += data
+        self.delta_bytes += len(data)
+        self.delta_events += data.count(b"content_block_delta")
         crlf = b"\r" in self._buffer  # events may end in CRLF CRLF, which holds no LF LF
         last = self._buffer.rfind(b"\n\n")
         if crlf:
@@ -102,6 +108,11 @@ class SseWatcher:
         elif kind == "error" and isinstance(data.get("error"), dict):
             self.error_type = str(data["error"].get("type", ""))
             self.error_message = str(data["error"].get("message", ""))
+
+    def estimated_output_tokens(self) -> int:
+        """Output tokens the relayed deltas hold, roughly: their bytes less each event's JSON frame (~100 bytes),
+        at four bytes a token. Only for a stream that ended before ``message_delta`` said the real count."""
+        return max(0, self.delta_bytes - 100 * self.delta_events) // 4 if self.delta_events else 0
 
     @classmethod
     def for_encoding(cls, encoding: str) -> SseWatcher:
