@@ -461,3 +461,13 @@ def test_cli_install_then_uninstall_round_trip_prints_short_summaries(
 def test_cli_refuses_two_scopes_at_once(env: Env) -> None:
     with pytest.raises(SystemExit):
         run_cli(env, "install", "--user", "--project")
+
+
+def test_install_warns_when_claude_code_is_set_to_run_no_hooks(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    write_settings(env.paths.user_settings, {"disableAllHooks": True})
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["install"])
+    assert args.func(args, CliContext(env.paths, env.project)) == 0
+    err = capsys.readouterr().err
+    assert "disableAllHooks: true" in err and "remove" in err

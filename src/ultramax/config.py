@@ -107,7 +107,22 @@ _TYPE_WORDS = {
     "list[rule]": "an array of rule objects or rule strings",
 }
 
-MODE_NAMES = ("alphaforge", "state-of-witness", "development")
+
+def _mode_problem(value: Any) -> str | None:
+    """Why ``value`` is not a mode name or alias, or None (modes are data: read through ``ultramax.modes``)."""
+    from ultramax.errors import ModeError
+    from ultramax.modes import get_mode
+
+    if value == "":
+        return None
+    if not isinstance(value, str):
+        return f"must be a mode name, got {type(value).__name__}"
+    try:
+        get_mode(value)
+    except ModeError as exc:
+        return str(exc)
+    return None
+
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("version", "str", "8.0", "Configuration format version (the seed's V8)."),
@@ -545,8 +560,9 @@ SETTINGS: tuple[Setting, ...] = (
         "str",
         "",
         "Explicit project mode (the per-project marker written by "
-        "`ultramax mode activate`); empty means detect from the project path.",
-        choices=("", *MODE_NAMES),
+        "`ultramax mode activate`); a name or an alias (trading, dev, creative); empty means detect from the "
+        "project path.",
+        validator=_mode_problem,
     ),
     Setting("ultramax.hookStages", "list[str]", [], "Override the mode's pipeline stage list (empty = mode's)."),
     Setting("ultramax.skills", "list[str]", [], "Skills the project's mode preloads (written by mode activate)."),
@@ -697,7 +713,7 @@ def read_settings_file(path: Path) -> dict[str, Any] | None:
 def parse_settings_bytes(path: Path, raw: bytes) -> dict[str, Any]:
     """Parse the bytes of a settings file; ConfigError names the file, line and column of a problem."""
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # Claude Code reads a settings file that starts with a BOM
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc}); fix the file by hand") from exc
     if not text.strip():

@@ -46,6 +46,7 @@ __all__ = [
     "MINIMAL_PATH",
     "Check",
     "Source",
+    "check_disabled",
     "check_duplicates",
     "collect_sources",
     "run_doctor",
@@ -110,7 +111,7 @@ class Source:
 def _read_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     """(data, None), (None, None) if absent, or (None, why) if unusable -- never raises."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         return None, None
     except (OSError, UnicodeDecodeError) as exc:
@@ -287,7 +288,7 @@ def _check_files(sources: list[Source]) -> list[Check]:
     return checks
 
 
-def _check_disabled(sources: list[Source], managed: tuple[Path, ...]) -> list[Check]:
+def check_disabled(sources: list[Source], managed: tuple[Path, ...] = MANAGED_SETTINGS) -> list[Check]:
     checks: list[Check] = []
     managed_data = [(p, d) for p in managed for d in [_read_json(p)[0]] if d]
     for path, data in managed_data:
@@ -744,7 +745,7 @@ def run_doctor(
     checks = [check_claude(claude_bin, env, paths)]
     checks += _check_files(sources)
     checks += _check_values(paths, project_dir)
-    checks += _check_disabled(sources, managed_settings)
+    checks += check_disabled(sources, managed_settings)
     checks.append(_check_installed(sources))
     checks.append(check_duplicates(sources))
     checks += _check_commands(sources, env)

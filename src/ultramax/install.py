@@ -38,6 +38,7 @@ __all__ = [
     "InstallResult",
     "Scope",
     "desired_handler",
+    "edit_settings",
     "find_ultramax_hooks",
     "hook_command",
     "hook_timeout_seconds",
@@ -344,7 +345,7 @@ def _load(path: Path) -> _Loaded:
     for event, groups in (hooks or {}).items():
         if not isinstance(groups, list):
             raise InstallError(f'{path}: "hooks.{event}" must be a list of matcher groups; fix it by hand first')
-    text = raw.decode("utf-8") if raw is not None else ""
+    text = raw.decode("utf-8-sig") if raw is not None else ""
     return _Loaded(target, raw, text, data, _detect_indent(text))
 
 
@@ -356,6 +357,21 @@ def _detect_indent(text: str) -> int | str:
             lead = line[: len(line) - len(stripped)]
             return "\t" if lead.startswith("\t") else len(lead)
     return 2
+
+
+def edit_settings(
+    paths: Paths, scope: Scope, project_dir: Path, change: Callable[[dict[str, Any]], None]
+) -> tuple[Path, Path | None]:
+    """Apply ``change`` to a scope's settings file as install does: through a symlink, keeping its indent,
+    line endings and BOM, refusing a file that does not parse or is read-only, with a backup of what was there.
+    Returns the file and the backup (None when nothing was there or nothing changed)."""
+    path = settings_path(paths, scope, project_dir)
+    loaded = _load(path)
+    data = copy.deepcopy(loaded.data)
+    change(data)
+    if data == loaded.data and loaded.raw is not None:
+        return loaded.path, None
+    return loaded.path, _write(paths, scope, path, loaded, _render(data, loaded.indent))
 
 
 def _render(data: dict[str, Any], indent: int | str) -> str:
@@ -470,6 +486,12 @@ def _write(paths: Paths, scope: Scope, shown: Path, loaded: _Loaded, new_text: s
         raise InstallError(f"{shown}: cannot read ({exc})") from exc
     if now != loaded.raw:
         raise InstallError(f"{shown} changed while ultramax was updating it; run the command again")
+    if loaded.raw is not None and not loaded.path.stat().st_mode & 0o200:
+        raise InstallError(f"{shown} is read-only; make it writable (chmod u+w) if ultramax may change it")
+    if loaded.raw is not None and loaded.raw.startswith(b"\xef\xbb\xbf"):
+        new_text = "\ufeff" + new_text  # as the file was: a BOM, which Claude Code accepts
+    if loaded.raw is not None and b"\r\n" in loaded.raw:
+        new_text = new_text.replace("\n", "\r\n")  # and its line endings, so the diff shows only what changed
     backup = _backup(paths, scope, loaded) if loaded.raw is not None else None
     try:
         atomic_write_text(loaded.path, new_text)  # keeps the file's mode; a new file gets 0644

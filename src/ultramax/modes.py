@@ -15,10 +15,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from ultramax.config import Settings, read_settings_file
+from ultramax.config import Settings
 from ultramax.errors import ConfigError, ModeError
-from ultramax.fsutil import atomic_write_json
-from ultramax.paths import project_settings_files
+from ultramax.paths import Paths, project_settings_files
 
 __all__ = ["ModeConfig", "ModeSelection", "activate_mode", "detect_mode", "get_mode", "load_modes"]
 
@@ -129,29 +128,38 @@ def detect_mode(project_dir: Path | None, settings: Settings | None = None) -> M
     return ModeSelection(get_mode("development"), "default")
 
 
-def activate_mode(project_dir: Path, name: str) -> Path:
+def activate_mode(project_dir: Path, name: str, paths: Paths | None = None) -> Path:
     """Write the mode into the project's shared Claude Code settings and return the file written.
 
     Sets the marker (``ultramax.mode``), the mode's pipeline stages, skills and MCP servers, and the safety
-    level; every other key is preserved. A file that is not valid JSON is refused, never overwritten.
+    level; every other key is preserved. The file is edited as ``ultramax install`` edits it: through a
+    symlink, keeping its indent, line endings and BOM, with a backup; one that is not valid JSON or is
+    read-only is refused, never overwritten, and so is the user's own settings file (run from the home folder).
     """
+    from ultramax.errors import InstallError
+    from ultramax.install import edit_settings
+
     mode = get_mode(name)
-    path, _local = project_settings_files(project_dir)
-    data = read_settings_file(path) or {}
-    ultramax = data.get("ultramax")
-    if ultramax is not None and not isinstance(ultramax, dict):
-        raise ConfigError(f"{path}: ultramax must be an object; fix it by hand before activating a mode")
-    safety = data.get("safety")
-    if safety is not None and not isinstance(safety, dict):
-        raise ConfigError(f"{path}: safety must be an object; fix it by hand before activating a mode")
-    ultramax = dict(ultramax or {})
-    ultramax.update(
-        mode=mode.name,
-        hookStages=list(mode.hook_stages),
-        skills=list(mode.required_skills),
-        mcpServers=list(mode.mcp_servers),
-    )
-    data["ultramax"] = ultramax
-    data["safety"] = {**(safety or {}), "level": mode.safety_level}
-    atomic_write_json(path, data)
+    target = project_settings_files(project_dir)[0]
+
+    def change(data: dict[str, Any]) -> None:
+        ultramax = data.get("ultramax")
+        if ultramax is not None and not isinstance(ultramax, dict):
+            raise ConfigError(f"{target}: ultramax must be an object; fix it by hand before activating a mode")
+        safety = data.get("safety")
+        if safety is not None and not isinstance(safety, dict):
+            raise ConfigError(f"{target}: safety must be an object; fix it by hand before activating a mode")
+        data["ultramax"] = {
+            **(ultramax or {}),
+            "mode": mode.name,
+            "hookStages": list(mode.hook_stages),
+            "skills": list(mode.required_skills),
+            "mcpServers": list(mode.mcp_servers),
+        }
+        data["safety"] = {**(safety or {}), "level": mode.safety_level}
+
+    try:
+        path, _backup = edit_settings(paths or Paths.from_env(), "project", project_dir, change)
+    except InstallError as exc:  # the file cannot be edited safely: say so as a settings problem
+        raise ConfigError(str(exc)) from exc
     return path

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import UltramaxEnv
+from ultramax.cli.main import main
 from ultramax.config import load_settings
 from ultramax.errors import ConfigError, ModeError
 from ultramax.modes import activate_mode, detect_mode, get_mode, load_modes
@@ -153,3 +154,53 @@ def test_activating_an_unknown_mode_changes_nothing(umx: UltramaxEnv) -> None:
     with pytest.raises(ModeError):
         activate_mode(project, "yolo")
     assert not (project / ".claude").exists()
+
+
+def test_a_mode_alias_in_settings_is_the_mode_it_names(umx: UltramaxEnv) -> None:
+    project = umx.project("desk")
+    (project / ".claude").mkdir()
+    (project / ".claude" / "settings.json").write_text('{"ultramax": {"mode": "trading"}}', encoding="utf-8")
+    settings = load_settings(umx.paths, project)
+    assert settings.problems == []
+    assert detect_mode(project, settings).mode.name == "alphaforge"
+
+
+def test_activation_writes_through_a_symlink_keeping_line_endings_and_bom(umx: UltramaxEnv) -> None:
+    project = umx.project("desk")
+    shared = umx.root / "team-settings.json"
+    shared.write_bytes(b'\xef\xbb\xbf{\r\n\t"permissions": {"allow": ["Bash(ls)"]}\r\n}\r\n')
+    (project / ".claude").mkdir()
+    (project / ".claude" / "settings.json").symlink_to(shared)
+    activate_mode(project, "alphaforge")
+    assert (project / ".claude" / "settings.json").is_symlink(), "the link is kept, its target edited"
+    raw = shared.read_bytes()
+    assert raw.startswith(b'\xef\xbb\xbf{\r\n\t"permissions"') and b"\n" not in raw.replace(b"\r\n", b"")
+    assert json.loads(raw.decode("utf-8-sig"))["ultramax"]["mode"] == "alphaforge"
+
+
+def test_activation_refuses_a_read_only_settings_file(umx: UltramaxEnv) -> None:
+    project = umx.project("desk")
+    path = project / ".claude" / "settings.json"
+    path.parent.mkdir()
+    path.write_text("{}", encoding="utf-8")
+    path.chmod(0o444)
+    with pytest.raises(ConfigError, match="read-only"):
+        activate_mode(project, "alphaforge")
+    assert path.read_text(encoding="utf-8") == "{}"
+
+
+def test_activation_from_the_home_folder_never_writes_the_users_own_settings(umx: UltramaxEnv) -> None:
+    with pytest.raises(ConfigError, match="is your user settings file"):
+        activate_mode(umx.home, "alphaforge")
+    assert "alphaforge" not in umx.user_settings.read_text(encoding="utf-8")
+
+
+def test_activating_a_mode_that_the_local_settings_override_says_so_and_fails(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = umx.project("desk")
+    (project / ".claude").mkdir()
+    (project / ".claude" / "settings.local.json").write_text('{"ultramax": {"mode": "development"}}', encoding="utf-8")
+    assert main(["--project-dir", str(project), "mode", "activate", "alphaforge"]) == 1
+    err = capsys.readouterr().err
+    assert "alphaforge was written to" in err and "development stays in force" in err and "settings.local.json" in err

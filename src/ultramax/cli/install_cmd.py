@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ultramax.cli.base import CliContext, Subparsers, emit_json
-from ultramax.doctor import Check, check_duplicates, collect_sources, run_doctor, worst
+from ultramax.doctor import Check, check_disabled, check_duplicates, collect_sources, run_doctor, worst
 from ultramax.install import HOOK_EVENTS, InstallResult, install, uninstall
 
 __all__ = ["register"]
@@ -69,7 +69,9 @@ def cmd_install(args: argparse.Namespace, ctx: CliContext) -> int:
     result = install(
         ctx.paths, scope=args.scope, project_dir=ctx.project_dir, dry_run=args.dry_run, timeout_ms=args.timeout_ms
     )
-    duplicates = None if args.dry_run else check_duplicates(collect_sources(ctx.paths, ctx.project_dir))
+    sources = collect_sources(ctx.paths, ctx.project_dir)
+    duplicates = None if args.dry_run else check_duplicates(sources)
+    disabled = [c for c in check_disabled(sources) if c.status != "ok"]
     if args.json:
         data = result.to_dict()
         data["duplicates"] = duplicates.to_dict() if duplicates and duplicates.status != "ok" else None
@@ -84,6 +86,8 @@ def cmd_install(args: argparse.Namespace, ctx: CliContext) -> int:
         )
     if duplicates is not None and duplicates.status != "ok":
         print(f"warning: {duplicates.message}\n  fix: {duplicates.fix}", file=sys.stderr)
+    for check in disabled:  # registered, but Claude Code will run none of them
+        print(f"warning: {check.message}\n  fix: {check.fix}", file=sys.stderr)
     if result.changed and not result.dry_run:
         print("check the set-up with `ultramax doctor`")
     return 0

@@ -7,7 +7,7 @@ import sys
 
 from ultramax.cli.base import CliContext, Subparsers, emit_json
 from ultramax.config import load_settings
-from ultramax.modes import activate_mode, detect_mode, load_modes
+from ultramax.modes import activate_mode, detect_mode, get_mode, load_modes
 from ultramax.pipeline.registry import default_registry
 
 __all__ = ["register"]
@@ -74,7 +74,15 @@ def cmd_list(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def cmd_activate(args: argparse.Namespace, ctx: CliContext) -> int:
-    path = activate_mode(ctx.project_dir, args.name)
-    mode = detect_mode(ctx.project_dir, load_settings(ctx.paths, ctx.project_dir)).mode
-    print(f"{mode.name} mode activated for {ctx.project_dir} (written to {path})")
+    path = activate_mode(ctx.project_dir, args.name, ctx.paths)
+    wanted = get_mode(args.name)
+    selection = detect_mode(ctx.project_dir, load_settings(ctx.paths, ctx.project_dir))
+    if selection.mode.name != wanted.name:  # settings.local.json (read after the shared file) says otherwise
+        print(
+            f"ultramax: {wanted.name} was written to {path}, but {selection.mode.name} stays in force "
+            f"({selection.source}); remove ultramax.mode there",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{wanted.name} mode activated for {ctx.project_dir} (written to {path})")
     return 0
