@@ -171,3 +171,11 @@ def test_ordinary_tools_pass_every_core_layer_in_development(desk: Desk, tool: s
         tool, {"command": "ls", "file_path": "/tmp/x", "old_string": "a", "new_string": "b"}, mode="development"
     )
     assert decision.permission == "allow", decision.reason
+
+
+@pytest.mark.parametrize("tool", [CRYPTO, CRYPTO.replace("mcp__", "mcp__ultramax__", 1)], ids=["direct", "gateway"])
+def test_an_order_reached_through_the_gateway_is_judged_as_the_same_order(desk: Desk, tool: str) -> None:
+    decision = desk.call(tool, crypto(qty="NaN"), mode="alphaforge")
+    assert (decision.permission, decision.rule) == ("deny", "input.order_invalid")
+    unsigned = desk.call(tool, crypto(), principal=None)
+    assert (unsigned.permission, unsigned.rule) == ("deny", "auth.principal_required")

@@ -83,6 +83,7 @@ class SafetyGate:
     ) -> tuple[str, str, str | None]:
         """(permission, reason, rule id) from the safety engine; any failure denies (fail-closed)."""
         try:
+            from ultramax.pipeline.stages.auth import user_name
             from ultramax.safety.engine import SafetyRequest
 
             settings, mode = self._context()
@@ -95,6 +96,9 @@ class SafetyGate:
                 cwd=self.project_dir,
                 project_dir=self.project_dir,
                 source="gateway",
+                # Claude Code starts the gateway as the user it runs as: that user is the caller, as a hook's
+                # peer is for a direct call
+                principal=user_name(os.getuid()),
                 metadata={"server": namespace, "upstream_tool": tool, "rule": rule.pattern},
             )
             decision = self._warm_engine().evaluate(request)

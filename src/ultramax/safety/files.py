@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+from ultramax.safety.mcp_risk import parse_mcp_name
 from ultramax.safety.pathclass import PathContext, classify, resolve
 from ultramax.safety.queries import sql_classes
 from ultramax.safety.rules import ClaudePattern, Finding, PathSubject, RuleSet, Subject
@@ -109,12 +110,8 @@ _SQL_KEYS = ("sql", "query", "statement", "statements", "q", "sql_query")
 _CMD_KEYS = ("command", "cmd", "script", "shell_command", "bash", "commandline", "command_line")
 _MCP_PATH_KEYS = ("path", "file_path", "filepath", "filename", "file", "paths", "source", "destination", "target",
                   "directory", "dir", "src", "dest", "from", "to", "uri")  # fmt: skip
-_MCP_NAME = re.compile(r"^mcp__(.+?)__(.+)$")
 
 
-def parse_mcp_name(tool: str) -> tuple[str, str] | None:
-    m = _MCP_NAME.match(tool)
-    return (m.group(1), m.group(2)) if m else None
 
 
 def _tokens(name: str) -> list[str]:

@@ -32,6 +32,7 @@ from ultramax.safety.engine import SafetyRequest
 
 __all__ = [
     "ALPACA_TOOLS",
+    "GATEWAY_NAME",
     "KNOWN_SERVERS",
     "MARKET_DATA_SERVERS",
     "ROUTING_RULES",
@@ -117,10 +118,23 @@ _READ_VERBS = ("get_", "list_", "search_", "fetch_", "query_", "call_api", "desc
 _MCP_NAME = re.compile(r"^mcp__(.+?)__(.+)$")
 
 
+GATEWAY_NAME = "ultramax"
+"""The name ``ultramax mcp activate`` registers the gateway under: its tools are ``mcp__ultramax__<server>__<tool>``."""
+
+
 def parse_mcp_name(tool: str) -> tuple[str, str] | None:
-    """``mcp__alpaca__place_stock_order`` -> ``("alpaca", "place_stock_order")``; None for other tools."""
+    """``mcp__alpaca__place_stock_order`` -> ``("alpaca", "place_stock_order")``; None for other tools. A tool
+    reached through ultramax's gateway (``mcp__ultramax__alpaca__place_stock_order``) is the upstream server's,
+    so the trading guards and the user's ``mcp__alpaca__*`` rules see it as they would a direct call."""
     m = _MCP_NAME.match(tool)
-    return (m.group(1), m.group(2)) if m else None
+    if not m:
+        return None
+    server, name = m.group(1), m.group(2)
+    if server == GATEWAY_NAME and "__" in name.strip("_"):
+        upstream, _, upstream_tool = name.partition("__")
+        if upstream and upstream_tool:
+            return upstream, upstream_tool
+    return server, name
 
 
 # -- the seed's routing rule ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from ultramax.pipeline.stage import HookContext, StageOutput
 
-__all__ = ["AuthValidationStage"]
+__all__ = ["AuthValidationStage", "user_name"]
 
 # tool -> (field, JSON type) pairs that must be present for ultramax to judge the call
 _REQUIRED_INPUT: dict[str, tuple[tuple[str, type], ...]] = {
@@ -29,7 +29,8 @@ _REQUIRED_INPUT: dict[str, tuple[tuple[str, type], ...]] = {
 
 
 @functools.lru_cache(maxsize=64)
-def _user_name(uid: int) -> str:
+def user_name(uid: int) -> str:
+    """The login name of ``uid`` (its number where it has none): the principal of a call from that user."""
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
@@ -45,11 +46,11 @@ class AuthValidationStage:
         uid = ctx.peer_uid
         if uid is not None and uid != os.getuid():
             return StageOutput.block(
-                f"hook call from uid {uid} refused: the daemon serves only {_user_name(os.getuid())}",
+                f"hook call from uid {uid} refused: the daemon serves only {user_name(os.getuid())}",
                 rule="auth.peer_uid",
             )
         required = ctx.settings.get("ultramax.requireUser")
-        principal = _user_name(uid if uid is not None else os.getuid())
+        principal = user_name(uid if uid is not None else os.getuid())
         if required and principal != required:
             return StageOutput.block(
                 f"principal {principal!r} is not the configured user {required!r} (ultramax.requireUser)",
