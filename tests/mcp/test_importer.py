@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,8 @@ from tests.conftest import UltramaxEnv
 from ultramax.cli.main import main
 from ultramax.errors import ConfigError
 from ultramax.mcp.config import load_pool_config
-from ultramax.mcp.importer import activate, claude_code_servers, import_servers
+from ultramax.mcp.importer import activate, claude_code_servers, convert_entry, import_servers
+from ultramax.mcp.process import dumps_line
 
 MCP_JSON = {
     "mcpServers": {
@@ -93,3 +95,24 @@ def test_user_and_local_scope_servers_import_with_claude_codes_precedence(umx: U
     assert config.servers["time"].projects == ("webapp",), "a local-scope server stays with its project"
     assert "time" not in config.active(project_dir=umx.project("other"), mode="development").names
     assert json.loads((umx.home / ".claude.json").read_text()) == claude_json, "Claude Code's file is untouched"
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        ({"command": "npx", "args": "-y @modelcontextprotocol/server-memory"}, "args must be an array"),
+        ({"command": "npx", "env": ["KEY=value"]}, "env must be an object"),
+        ({"type": "http", "url": "http://127.0.0.1:9/mcp", "headers": ["x: y"]}, "headers must be an object"),
+    ],
+    ids=["args-string", "env-list", "headers-list"],
+)
+def test_an_entry_of_the_wrong_shape_is_left_out_with_the_reason_not_mangled(entry: dict[str, Any], why: str) -> None:
+    converted, reason = convert_entry(entry)
+    assert converted is None and reason is not None and why in reason
+
+
+def test_a_json_rpc_line_keeps_non_ascii_text_as_utf8_and_a_lone_surrogate_escaped() -> None:
+    line = dumps_line({"jsonrpc": "2.0", "id": 1, "result": {"text": "ü" * 1000}})
+    assert len(line) < 2100 and json.loads(line)["result"]["text"] == "ü" * 1000
+    escaped = dumps_line({"jsonrpc": "2.0", "id": 2, "result": {"text": "a\ud83db"}})
+    assert b"\\ud83d" in escaped

@@ -142,10 +142,15 @@ def convert_entry(entry: dict[str, Any]) -> tuple[dict[str, Any] | None, str | N
         if not isinstance(command, str) or not command:
             return None, "stdio entry without a command"
         out: dict[str, Any] = {"command": command}
-        if entry.get("args"):
-            out["args"] = [str(a) for a in entry["args"]]
-        if entry.get("env"):
-            out["env"] = {str(k): str(v) for k, v in dict(entry["env"]).items()}
+        args, env = entry.get("args"), entry.get("env")
+        if args is not None and not isinstance(args, list):
+            return None, f"args must be an array of strings, got {type(args).__name__}"  # a string is not split
+        if env is not None and not isinstance(env, dict):
+            return None, f"env must be an object of NAME: value, got {type(env).__name__}"
+        if args:
+            out["args"] = [str(a) for a in args]
+        if env:
+            out["env"] = {str(k): str(v) for k, v in env.items()}
         if entry.get("cwd"):
             out["cwd"] = str(entry["cwd"])
         if isinstance(entry.get("timeout"), int) and entry["timeout"] >= 1000:
@@ -156,8 +161,11 @@ def convert_entry(entry: dict[str, Any]) -> tuple[dict[str, Any] | None, str | N
         if not isinstance(url, str) or not url:
             return None, "http entry without a url"
         out = {"type": "http", "url": url}
-        if entry.get("headers"):
-            out["headers"] = {str(k): str(v) for k, v in dict(entry["headers"]).items()}
+        headers = entry.get("headers")
+        if headers is not None and not isinstance(headers, dict):
+            return None, f"headers must be an object, got {type(headers).__name__}"
+        if headers:
+            out["headers"] = {str(k): str(v) for k, v in headers.items()}
         if entry.get("headersHelper") or entry.get("oauth"):
             return None, "uses headersHelper/oauth, which the gateway cannot run; left with Claude Code"
         return out, None

@@ -112,8 +112,6 @@ _MCP_PATH_KEYS = ("path", "file_path", "filepath", "filename", "file", "paths", 
                   "directory", "dir", "src", "dest", "from", "to", "uri")  # fmt: skip
 
 
-
-
 def _tokens(name: str) -> list[str]:
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
     return [t for t in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if t]
