@@ -116,3 +116,28 @@ def test_a_json_rpc_line_keeps_non_ascii_text_as_utf8_and_a_lone_surrogate_escap
     assert len(line) < 2100 and json.loads(line)["result"]["text"] == "ü" * 1000
     escaped = dumps_line({"jsonrpc": "2.0", "id": 2, "result": {"text": "a\ud83db"}})
     assert b"\\ud83d" in escaped
+
+
+def test_activating_again_keeps_the_rules_and_settings_added_to_the_pool_file_and_backs_it_up(
+    umx: UltramaxEnv,
+) -> None:
+    project = umx.project("webapp")
+    (project / ".mcp.json").write_text(json.dumps(MCP_JSON, indent=2), encoding="utf-8")
+    pools_file = activate(umx.paths, project).pools_file
+    assert pools_file is not None
+    data = json.loads(pools_file.read_text(encoding="utf-8"))
+    rule = {"pattern": "trade:*", "servers": ["alpaca"], "require_safety_check": True}
+    data["routing"] = [rule]
+    data["pools"]["primary"]["health_check_interval_ms"] = 5000
+    pools_file.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    mcp_json = json.loads((project / ".mcp.json").read_text(encoding="utf-8"))
+    mcp_json["mcpServers"]["time"] = {"command": "mcp-server-time"}
+    (project / ".mcp.json").write_text(json.dumps(mcp_json, indent=2), encoding="utf-8")
+
+    activate(umx.paths, project)
+    after = json.loads(pools_file.read_text(encoding="utf-8"))
+    assert after["routing"] == [rule], "the safety rule the user added is kept"
+    assert after["pools"]["primary"]["health_check_interval_ms"] == 5000
+    assert "time" in after["pools"]["primary"]["servers"]
+    backups = [p for p in umx.paths.backups_dir.iterdir() if pools_file.name in p.name]
+    assert backups and json.loads(backups[-1].read_text(encoding="utf-8")) == data

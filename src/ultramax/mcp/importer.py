@@ -14,6 +14,7 @@ file. A file that is not valid JSON is never rewritten.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -193,15 +194,26 @@ def _pool_file_servers(path: Path) -> dict[str, Any]:
     return dict(servers) if isinstance(servers, dict) else {}
 
 
-def _write_pool_file(path: Path, servers: dict[str, Any], note: str) -> None:
-    atomic_write_json(
-        path,
-        {
-            "version": "8.0",
-            "description": note,
-            "pools": {"primary": {"strategy": "priority", "servers": servers}},
-        },
-    )
+def _write_pool_file(path: Path, servers: dict[str, Any], note: str, backups: Path | None = None) -> None:
+    """Set the servers of the file's primary pool, keeping everything else the user put there (routing rules
+    with their safety checks, other pools, health settings); the file as it was is backed up first."""
+    data = _read_json(path)  # a file that does not parse is refused, never rewritten
+    if data is None:
+        data = {"version": "8.0", "description": note}
+    pools = data.get("pools")
+    if not isinstance(pools, dict):
+        pools = data["pools"] = {}
+    primary = pools.get("primary")
+    if not isinstance(primary, dict):
+        primary = pools["primary"] = {"strategy": "priority"}
+    if primary.get("servers") == servers:
+        return
+    primary["servers"] = servers
+    if backups is not None and path.exists():
+        private_dir(backups)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        shutil.copy2(path, backups / f"{path.parent.parent.name}-{path.name}.{stamp}")
+    atomic_write_json(path, data)
 
 
 def import_servers(
@@ -235,7 +247,9 @@ def import_servers(
         servers[found.name] = converted
         result.imported.append(found.name)
     if servers != existing:
-        _write_pool_file(target, servers, "Imported from Claude Code's configuration by `ultramax mcp import`.")
+        _write_pool_file(
+            target, servers, "Imported from Claude Code's configuration by `ultramax mcp import`.", paths.backups_dir
+        )
         result.changed = True
     return result
 
@@ -278,7 +292,12 @@ def activate(paths: Paths, project_dir: Path, *, python: Path | None = None, dry
     if dry_run or not result.changed:
         return result
     if new_pooled != pooled:
-        _write_pool_file(pools_file, new_pooled, "Imported from the project's .mcp.json by `ultramax mcp activate`.")
+        _write_pool_file(
+            pools_file,
+            new_pooled,
+            "Imported from the project's .mcp.json by `ultramax mcp activate`.",
+            paths.backups_dir,
+        )
     if data is not None and new_data != data:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         backup = paths.backups_dir / f"mcp.json.{project_dir.name}.{stamp}"
