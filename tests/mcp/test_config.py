@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from tests.conftest import UltramaxEnv
 from tests.mcp.harness import write_pools
 from ultramax.mcp.config import PoolConfig, expand_vars, load_pool_config
 from ultramax.mcp.process import child_environment
+from ultramax.mcp.upstream import start_failure
 
 SEED = {
     "version": "8.0",
@@ -236,3 +238,13 @@ def test_mcp_list_shows_what_runs_for_the_project_and_exits_1_while_a_problem_re
     assert main(["--project-dir", str(project), "mcp", "list"]) == 1
     err = capsys.readouterr().err
     assert "zz.json: pools.extra.servers.broken.command: required for a stdio server" in err
+
+
+def test_a_server_that_fails_to_start_is_described_by_its_cause_not_by_the_task_group_around_it() -> None:
+    closed = ExceptionGroup("unhandled errors in a TaskGroup", [MCPError(-32000, "Connection closed")])
+    assert start_failure(closed) == "connection closed during start"
+    nested = ExceptionGroup("outer", [ExceptionGroup("inner", [MCPError(-32602, "bad protocol version")])])
+    assert start_failure(nested) == "handshake failed: bad protocol version"
+    assert start_failure(ExceptionGroup("g", [TimeoutError()])) == "no answer to the handshake in time"
+    two = ExceptionGroup("g", [ValueError("a"), ValueError("b")])
+    assert start_failure(two).startswith("ExceptionGroup: g")

@@ -284,13 +284,15 @@ class Upstream:
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
             reason = "connection closed during start"
         except Exception as exc:  # noqa: BLE001 -- any failure to start is a reason to retry later, never a crash
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = start_failure(exc)
         finally:
             self._end_link()
             self._client = None
             if self.child is not None and not self.child.alive():
                 code = self.child.returncode
                 self.last_exit = f"exit code {code}" if code is not None and code >= 0 else f"signal {-(code or 0)}"
+                if reason.startswith("connection closed"):
+                    reason = f"the server exited ({self.last_exit}) before the handshake finished"
             self.health.mark_down(reason, stopped=self.stopping())
             with anyio.CancelScope(shield=True):
                 await self._set_status(reason)
@@ -546,3 +548,18 @@ class Upstream:
 
 
 _CLIENT_INFO = types.Implementation(name="ultramax-gateway", version=__version__)
+
+
+def start_failure(exc: BaseException) -> str:
+    """Why a server failed to start, in words: the task group's wrapper ("unhandled errors in a TaskGroup")
+    is taken off, down to the error that caused it."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if isinstance(exc, MCPError):
+        message = exc.error.message
+        return "connection closed during start" if "closed" in message.lower() else f"handshake failed: {message}"
+    if isinstance(exc, anyio.ClosedResourceError | anyio.BrokenResourceError | anyio.EndOfStream):
+        return "connection closed during start"
+    if isinstance(exc, TimeoutError):
+        return "no answer to the handshake in time"
+    return f"{type(exc).__name__}: {exc}"
