@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+import ultramax.doctor as doctor_module
 from tests.conftest import (
     CLIENT,
     DaemonProcess,
@@ -29,6 +30,7 @@ from tests.conftest import (
 )
 from ultramax.audit import verify
 from ultramax.daemon import daemon_request, daemon_status, stop_daemon
+from ultramax.doctor import run_doctor
 from ultramax.errors import DaemonError
 from ultramax.pipeline.stages.telemetry import SLOW_SECONDS
 from ultramax.safety.killswitch import KillSwitch
@@ -326,3 +328,14 @@ def test_a_metrics_port_already_taken_is_named_in_the_status_with_the_fix(umx: U
             assert detail["metrics_error"].startswith(f"port {taken.getsockname()[1]}: ")
         finally:
             finish_daemon(proc)
+
+
+def test_doctor_warns_when_the_running_daemon_is_another_install_of_ultramax(
+    daemon: DaemonProcess, umx: UltramaxEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [ours] = [c for c in run_doctor(umx.paths, umx.root, managed_settings=()) if c.name == "daemon"]
+    assert ours.status == "ok"
+    monkeypatch.setattr(doctor_module, "__version__", "0.0.0-upgraded")  # as after an upgrade in place
+    [check] = [c for c in run_doctor(umx.paths, umx.root, managed_settings=()) if c.name == "daemon"]
+    assert check.status == "warn" and "hooks are answered by the other one" in check.message
+    assert check.fix == "ultramax daemon stop && ultramax daemon start"

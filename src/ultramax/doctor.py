@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from ultramax import __version__
 from ultramax.config import load_settings
 from ultramax.daemon.control import daemon_status
 from ultramax.errors import UltramaxError, json_problem
@@ -503,6 +504,17 @@ def _socket_refuses(path: Path) -> bool:
 def _check_daemon(paths: Paths) -> Check:
     status = daemon_status(paths)
     if status.running:
+        here = str(Path(__file__).resolve().parent)
+        theirs = (status.detail.get("version"), status.detail.get("package"))
+        if theirs[1] is not None and theirs != (__version__, here):
+            # started from another install (an upgrade, another virtual environment): hooks get its answers
+            return Check(
+                "daemon",
+                "warn",
+                f"the running daemon (pid {status.pid}) is ultramax {theirs[0]} from {theirs[1]}; this is "
+                f"{__version__} from {here}, so hooks are answered by the other one",
+                "ultramax daemon stop && ultramax daemon start",
+            )
         return Check("daemon", "ok", f"daemon running (pid {status.pid}, socket {status.socket})")
     if paths.socket.is_socket():
         if _socket_refuses(paths.socket):

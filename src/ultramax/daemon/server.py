@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import struct
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -116,6 +117,8 @@ class DaemonServer:
                 "socket": str(self.paths.socket),
                 "metrics_url": metrics_url,
                 "version": __version__,
+                "python": sys.executable,
+                "package": str(Path(__file__).resolve().parents[1]),
                 "started": datetime.now(UTC).isoformat(timespec="seconds"),
             },
             mode=0o600,
@@ -201,6 +204,8 @@ class DaemonServer:
         return {
             "pid": os.getpid(),
             "version": __version__,
+            "python": sys.executable,
+            "package": str(Path(__file__).resolve().parents[1]),
             "uptime_s": round(time.time() - self.started, 1),
             "handled": self.handled,
             "inflight": max(0, len(self._open) - 1),  # minus this status request
