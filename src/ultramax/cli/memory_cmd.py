@@ -233,7 +233,7 @@ def cmd_search(args: argparse.Namespace, ctx: CliContext) -> int:
 def cmd_save(args: argparse.Namespace, ctx: CliContext) -> int:
     service = _service(ctx)
     project = _project(ctx, service, args.project)
-    ids = service.save_parts(project, args.content, kind=args.type)
+    ids = service.save(project, args.content, kind=args.type)
     more = f" (too long for one passage: saved whole as {len(ids)}, #{ids[0]}-#{ids[-1]})" if len(ids) > 1 else ""
     print(f"Learning saved: {ids[0]}{more}")
     return 0

@@ -70,7 +70,7 @@ def build_server(service: MemoryService, default_project: str) -> MCPServer:
     @server.tool(description=f"Save a memory. kind is one of: {', '.join(KINDS)}.")
     def memory_save(content: str, kind: str = "learning", project: str | None = None) -> dict[str, Any]:
         try:
-            ids = service.save_parts(project_of(project, create=True), content, kind=kind, source="memory tool")
+            ids = service.save(project_of(project, create=True), content, kind=kind, source="memory tool")
         except MemoryStoreError as exc:
             raise ToolError(str(exc)) from exc
         return {"saved": ids[0]} if len(ids) == 1 else {"saved": ids[0], "passages": ids}

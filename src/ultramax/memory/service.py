@@ -231,23 +231,10 @@ class MemoryService:
         session_id: str | None = None,
         tags: Sequence[str] = (),
         source: str = "explicit save",
-    ) -> int:
-        """An explicit save (CLI, MCP tool): cleaned like captured text, embedded before returning here; the id of
-        its first passage (``save_parts`` gives them all)."""
-        return self.save_parts(project, content, kind=kind, session_id=session_id, tags=tags, source=source)[0]
-
-    def save_parts(
-        self,
-        project: str,
-        content: str,
-        *,
-        kind: str = "general",
-        session_id: str | None = None,
-        tags: Sequence[str] = (),
-        source: str = "explicit save",
     ) -> list[int]:
-        """Save ``content`` whole: text longer than one passage holds is stored as consecutive passages, split
-        at paragraph or line ends, rather than cut (capture trims what it records; a deliberate save does not)."""
+        """An explicit save (CLI, MCP tool), cleaned like captured text and embedded before returning; the ids of
+        its passages. Text longer than one passage holds is stored whole as consecutive passages, split at
+        paragraph or line ends, rather than cut (capture trims what it records; a deliberate save does not)."""
         text = clean(content, max_chars=None)
         if not text:
             raise MemoryStoreError("nothing to save: the content is empty once private spans are removed")
