@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ultramax.cli.base import CliContext, Subparsers, emit_json
+from ultramax.cli.base import CliContext, Subparsers, emit_json, whole_number
 from ultramax.errors import UltramaxError
 
 __all__ = ["register"]
@@ -40,14 +40,14 @@ def register(sub: Subparsers) -> None:
     serve.add_argument("--name", default="ultramax", help="the name Claude Code registers the gateway under")
     serve.add_argument(
         "--sse-retry-ms",
-        type=_non_negative,
+        type=whole_number(0),
         default=1000,
         metavar="MS",
         help="HTTP: the reconnection delay announced on each SSE stream (default: 1000)",
     )
     serve.add_argument(
         "--sse-poll-ms",
-        type=_non_negative,
+        type=whole_number(0),
         default=0,
         metavar="MS",
         help="HTTP: close the SSE stream of a call still running after MS ms; the client resumes it with "
@@ -81,16 +81,6 @@ def _pools_arg(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="read these pools files instead of ~/.claude/mcp/pools/*.json and the project's (repeatable)",
     )
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of milliseconds: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"cannot be negative: {value}")
-    return value
 
 
 def cmd_list(args: argparse.Namespace, ctx: CliContext) -> int:

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ultramax.cli.base import CliContext, Subparsers, count, emit_json
+from ultramax.cli.base import CliContext, Subparsers, count, emit_json, whole_number
 from ultramax.config import load_settings
 from ultramax.memory.models import KINDS, MemoryStoreError, iso_date
 
@@ -59,7 +59,10 @@ def register(sub: Subparsers) -> None:
     value.add_argument("--append", metavar="TEXT", help="add a line to the current value")
     value.add_argument("--file", type=Path, help="read the new value from a file ('-' = stdin)")
     edit.add_argument(
-        "--limit", type=_positive, metavar="CHARS", help="change the block's character limit (alone: keep the value)"
+        "--limit",
+        type=whole_number(1),
+        metavar="CHARS",
+        help="change the block's character limit (alone: keep the value)",
     )
     _project_arg(edit)
     edit.set_defaults(func=cmd_blocks_edit)
@@ -108,7 +111,7 @@ def register(sub: Subparsers) -> None:
         choices=("rrf", "weighted", "vector", "bm25"),
         help="fusion to score (repeatable; default weighted)",
     )
-    ev.add_argument("--conversations", type=_positive, metavar="N", help="only the first N conversations")
+    ev.add_argument("--conversations", type=whole_number(1), metavar="N", help="only the first N conversations")
     ev.add_argument("--json", action="store_true", help="machine-readable output")
     ev.set_defaults(func=cmd_eval)
 
@@ -124,16 +127,6 @@ def register(sub: Subparsers) -> None:
     st = cmds.add_parser("stats", help="passages per project, embedding backlog, database")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(func=cmd_stats)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
 
 
 def _project_arg(

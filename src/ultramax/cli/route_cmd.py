@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ultramax.cli.base import CliContext, Subparsers, emit_json
+from ultramax.cli.base import CliContext, Subparsers, emit_json, whole_number
 from ultramax.config import http_url_problem, load_settings
 from ultramax.errors import ConfigError
 from ultramax.routing.analyzer import TaskAnalysis
@@ -61,21 +61,12 @@ def register(sub: Subparsers) -> None:
 
     p = sub.add_parser("proxy", help="run the routing proxy for ANTHROPIC_BASE_URL (loopback)")
     p.add_argument("--host", help="address to listen on (default: routing.proxyHost, 127.0.0.1)")
-    p.add_argument("--port", type=_port, help="port (default: routing.proxyPort, 8787; 0 picks a free one)")
+    p.add_argument(
+        "--port", type=whole_number(0, 65535), help="port (default: routing.proxyPort, 8787; 0 picks a free one)"
+    )
     p.add_argument("--upstream", help="where requests go (default: routing.upstream, https://api.anthropic.com)")
     p.add_argument("--quiet", action="store_true", help="no per-request log lines on stderr")
     p.set_defaults(func=cmd_proxy)
-
-
-def _port(text: str) -> int:
-    """A TCP port for argparse: an integer from 0 to 65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port number: use 0-65535 (0 picks a free one)")
-    return value
 
 
 def _hours(text: str) -> float:
