@@ -18,6 +18,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Final
 
+from tests.support.loop_server import LoopServer
+
 __all__ = ["CLOSE", "HANG", "RawUpstream", "run_raw_upstream", "sse_answer"]
 
 HANG: Final = "hang"
@@ -32,46 +34,18 @@ def sse_answer(events: Sequence[bytes], *, newline: bytes = b"\n", headers: Sequ
     return b"\r\n".join(head) + b"\r\n\r\n" + body + b"0\r\n\r\n"
 
 
-class RawUpstream:
+class RawUpstream(LoopServer):
     """The server, on its own event loop in a background thread."""
 
+    thread_name = "raw-upstream"
+
     def __init__(self, script: Sequence[Step]) -> None:
+        super().__init__()
         self.script = list(script)
         self.connections = 0
         self.requests = 0
         self.closed = threading.Event()
         """Set each time a connection ends (by either side)."""
-        self._loop = asyncio.new_event_loop()
-        self._server: asyncio.Server | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, name="raw-upstream", daemon=True)
-        self._conns: set[asyncio.Task[None]] = set()
-        self.port = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-
-    async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-    async def _stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        for task in list(self._conns):
-            task.cancel()
-        await asyncio.gather(*self._conns, return_exceptions=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

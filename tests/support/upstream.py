@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from tests.support.loop_server import LoopServer
+
 __all__ = ["StandInUpstream", "UpstreamRequest", "answer_events", "run_upstream", "usage_for"]
 
 _ERROR_TYPES = {
@@ -147,44 +149,15 @@ def _message(model: str, body: bytes, deltas: int, delta_bytes: int) -> dict[str
     }
 
 
-class StandInUpstream:
+class StandInUpstream(LoopServer):
     """The server, on its own event loop in a background thread."""
 
+    thread_name = "stand-in-upstream"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.requests: list[UpstreamRequest] = []
         self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._server: asyncio.Server | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, name="stand-in-upstream", daemon=True)
-        self._conns: set[asyncio.Task[None]] = set()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-
-    async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-    async def _stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        for task in list(self._conns):
-            task.cancel()
-        await asyncio.gather(*self._conns, return_exceptions=True)
 
     def recorded(self) -> list[UpstreamRequest]:
         with self._lock:
