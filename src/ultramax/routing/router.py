@@ -33,6 +33,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ultramax.config import Problem, Settings
@@ -58,6 +59,7 @@ MIN_LATIN_SHARE = 0.5
 """Below this share of Latin letters among a prompt's letters, the router does not trust its own reading."""
 
 
+@lru_cache(maxsize=256)  # every request of a turn carries the same prompt, which may be a long paste
 def latin_share(text: str) -> float:
     """The share of a text's letters that are Latin (ASCII or accented); 1.0 for a text with no letters."""
     letters = [c for c in text if c.isalpha()]
