@@ -669,7 +669,7 @@ def _check_disk(paths: Paths) -> Check:
         free = shutil.disk_usage(where).free
     except OSError:
         return Check("disk", "ok", "free space not measurable here")
-    if disk_is_full(where / "x"):
+    if disk_is_full(where):
         return Check(
             "disk",
             "fail",
