@@ -277,6 +277,16 @@ def test_doctor_fails_a_routing_value_the_catalog_cannot_use_and_names_the_key(
     assert len(bad) == 1 and bad[0].message.startswith(f"{env.paths.user_settings}: {key}: ")
 
 
+def test_doctor_warns_that_a_memory_provider_not_built_yet_leaves_memory_off(env: Env) -> None:
+    install(env.paths, scope="user", project_dir=env.project)
+    assert not [c for c in doctor(env) if c.name == "settings" and c.status != "ok"]
+    edit(env.paths.user_settings, lambda d: d.update(memory={"provider": "postgres"}))
+    warned = [c for c in doctor(env) if c.name == "settings" and c.status == "warn"]
+    assert len(warned) == 1
+    assert "'postgres'" in warned[0].message and str(env.paths.user_settings) in warned[0].message
+    assert "nothing is remembered" in warned[0].message and '"embedded"' in warned[0].fix
+
+
 def test_doctor_asks_for_an_unreadable_settings_file_to_be_fixed_before_install(env: Env) -> None:
     env.paths.user_settings.write_text('{"hooks": {}', encoding="utf-8")  # install refuses to touch it
     hooks = only(doctor(env), "hooks")

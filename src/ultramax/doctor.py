@@ -259,10 +259,22 @@ def _check_values(paths: Paths, project_dir: Path) -> list[Check]:
 
     settings = load_settings(paths, project_dir)
     problems = [p for p in settings.problems if p.key] + routing_problems(settings)
-    return [
+    checks = [
         Check("settings", "fail", str(p), "`ultramax config validate` lists every bad value; fix it in that file")
         for p in problems
     ]
+    provider = settings.get("memory.provider")
+    if provider != "embedded":  # a valid choice of the seed's whose backend is not built yet: memory is off
+        checks.append(
+            Check(
+                "settings",
+                "warn",
+                f"memory.provider is {provider!r} (set in {settings.sources['memory.provider']}), a backend this "
+                "version does not have yet: nothing is remembered or recalled",
+                'set it to "embedded" in that file, or remove it',
+            )
+        )
+    return checks
 
 
 def _check_files(sources: list[Source]) -> list[Check]:
