@@ -75,6 +75,11 @@ class Request:
         return self.target.split("?", 1)[0]
 
     @property
+    def accepts_chunked(self) -> bool:
+        """Whether the client can read a chunked response body: HTTP/1.1 can, HTTP/1.0 cannot."""
+        return self.version != "HTTP/1.0"
+
+    @property
     def keep_alive(self) -> bool:
         conn = self.lower.get("connection", "").lower()
         if self.version == "HTTP/1.0":

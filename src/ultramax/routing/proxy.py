@@ -4,7 +4,9 @@ Claude Code (``ANTHROPIC_BASE_URL=http://127.0.0.1:8787``) sends its requests he
 is analysed and routed: the request's bytes go upstream unchanged except the value of the top-level
 ``model`` key, spliced into the original bytes (every header, ``anthropic-beta``, the ``system`` array and
 every body field stay exactly as sent). The answer is relayed as it arrives -- each SSE piece is written to
-the client as soon as it is read, pings included -- and upstream errors are relayed unmodified.
+the client as soon as it is read, pings included -- and upstream errors are relayed unmodified. An answer of
+unknown length (a stream) is chunked to an HTTP/1.1 client; an HTTP/1.0 client, which knows no chunked coding,
+gets the bytes themselves with ``Connection: close``, and the connection ends with the answer.
 
 An overloaded model (HTTP 529 or an ``overloaded_error`` event) is retried on the next model of the
 router's fallback chain, but only before the first content block: until a stream's first
@@ -160,10 +162,41 @@ _REASONS = {
 
 
 @dataclass(slots=True)
+class _Reply:
+    """The answer to one client request as it is written: the client's connection, and how a body of unknown
+    length (a stream) is framed on it -- chunked for HTTP/1.1; for an HTTP/1.0 client, which knows no chunked
+    coding, as the bytes themselves, ended by closing the connection."""
+
+    writer: asyncio.StreamWriter
+    chunked: bool = True
+    closes: bool = False
+    """A close-delimited body was started: the connection ends with it."""
+
+    def open_ended(self) -> list[tuple[str, str]]:
+        """The framing headers of a body whose length is not known before it ends."""
+        if self.chunked:
+            return [("Transfer-Encoding", "chunked")]
+        self.closes = True
+        return [("Connection", "close")]
+
+    def body(self, data: bytes) -> None:
+        """Part of a body framed by ``open_ended``."""
+        if self.chunked:
+            write_chunk(self.writer, data)
+        elif data:
+            self.writer.write(data)
+
+    def end(self) -> None:
+        """The end of a body framed by ``open_ended`` (closing the connection ends a close-delimited one)."""
+        if self.chunked:
+            write_last_chunk(self.writer)
+
+
+@dataclass(slots=True)
 class _Hold:
     """SSE pieces held back until the first content block (so an overloaded attempt can be retried)."""
 
-    writer: asyncio.StreamWriter
+    reply: _Reply
     active: bool
     held: list[bytes] = field(default_factory=list)
 
@@ -171,7 +204,7 @@ class _Hold:
         if self.active:
             self.active = False
             for part in self.held:
-                write_chunk(self.writer, part)
+                self.reply.body(part)
             self.held.clear()
 
 
@@ -301,11 +334,15 @@ class ProxyServer:
                 await writer.wait_closed()
 
     async def _handle(self, request: Request, writer: asyncio.StreamWriter) -> bool:
-        if request.method == "POST" and request.path.rstrip("/") == "/v1/messages":
-            return await self._messages(request, writer)
+        """Answer one request; whether the connection can carry the next one."""
         if request.path.rstrip("/") == PREWARM_PATH:
             return self._prewarm(request, writer)
-        return await self._passthrough(request, writer)
+        reply = _Reply(writer, chunked=request.accepts_chunked)
+        if request.method == "POST" and request.path.rstrip("/") == "/v1/messages":
+            keep = await self._messages(request, reply)
+        else:
+            keep = await self._passthrough(request, reply)
+        return keep and not reply.closes
 
     def _prewarm(self, request: Request, writer: asyncio.StreamWriter) -> bool:
         """A prompt about to be sent: 202 at once, and score it on the worker thread (never forwarded)."""
@@ -329,19 +366,19 @@ class ProxyServer:
         return True
 
     # -- plain pass-through ----------------------------------------------------------------------------
-    async def _passthrough(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+    async def _passthrough(self, request: Request, reply: _Reply) -> bool:
         for fresh in (False, True):
             try:
                 conn = await self.upstream.connect(fresh=fresh)
             except (OSError, TimeoutError) as exc:
-                return self._unreachable(writer, exc)
+                return self._unreachable(reply.writer, exc)
             reusable = False
             head: ResponseHead | None = None
             try:
                 conn.writer.write(self.upstream.request_bytes(request, request.body))
                 await conn.writer.drain()
                 head = await self._response_head(conn)
-                await self._relay(request, head, conn, writer)
+                await self._relay(request, head, conn, reply)
                 reusable = head.reusable  # only once the whole answer has been read
                 return True
             except (OSError, asyncio.IncompleteReadError, HttpError) as exc:
@@ -349,7 +386,7 @@ class ProxyServer:
                     raise ConnectionResetError("upstream failed mid-answer") from None
                 if conn.reused and not fresh and not isinstance(exc, TimeoutError):
                     continue  # a kept-alive connection the upstream had already closed: once more, on a new one
-                return self._unreachable(writer, exc)
+                return self._unreachable(reply.writer, exc)
             finally:
                 self.upstream.release(conn, reusable)
         return True
@@ -359,23 +396,20 @@ class ProxyServer:
         request: Request,
         head: ResponseHead,
         conn: Connection,
-        writer: asyncio.StreamWriter,
+        reply: _Reply,
         *,
         watcher: SseWatcher | None = None,
         keep: bytearray | None = None,
     ) -> None:
         """Relay ``head`` and its body as it arrives."""
+        writer = reply.writer
         no_body = request.method == "HEAD" or head.status in (204, 304)
         if no_body:
             framing = [("Content-Length", head.lower["content-length"])] if "content-length" in head.lower else []
             writer.write(_response_head(head.status, head.reason, head.headers, framing=framing))
             return
-        if head.length is not None and not head.event_stream:
-            framing = [("Content-Length", str(head.length))]
-            chunked_out = False
-        else:
-            framing = [("Transfer-Encoding", "chunked")]
-            chunked_out = True
+        sized = head.length is not None and not head.event_stream
+        framing = [("Content-Length", str(head.length))] if sized else reply.open_ended()
         writer.write(_response_head(head.status, head.reason, head.headers, framing=framing))
         pieces = body_pieces(
             conn.reader, chunked=head.chunked, length=head.length, until_eof=not head.chunked and head.length is None
@@ -386,10 +420,10 @@ class ProxyServer:
                 idle.reschedule(asyncio.get_running_loop().time() + self.idle_timeout)
                 if not gone:
                     try:
-                        if chunked_out:
-                            write_chunk(writer, piece)
-                        else:
+                        if sized:
                             writer.write(piece)
+                        else:
+                            reply.body(piece)
                         await writer.drain()
                     except ConnectionError:
                         if keep is None:
@@ -401,8 +435,8 @@ class ProxyServer:
                     keep += piece
         if gone:
             raise ConnectionResetError("the client closed its connection mid-answer")
-        if chunked_out:
-            write_last_chunk(writer)
+        if not sized:
+            reply.end()
 
     async def _response_head(self, conn: Connection) -> ResponseHead:
         """The upstream's response head, or ``TimeoutError`` after ``head_timeout`` seconds (a non-streamed
@@ -431,14 +465,14 @@ class ProxyServer:
         return True
 
     # -- model requests ------------------------------------------------------------------------------
-    async def _messages(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+    async def _messages(self, request: Request, reply: _Reply) -> bool:
         started = time.monotonic()
         try:
             body = json.loads(request.body)
         except ValueError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-            return await self._passthrough(request, writer)  # let the upstream say what is wrong with it
+            return await self._passthrough(request, reply)  # let the upstream say what is wrong with it
         await self.scorer.settle()
         try:
             decision = self.router.route(body, request.lower, raw_size=len(request.body))
@@ -458,7 +492,7 @@ class ProxyServer:
                 "rate_limit_error", decision.reject, request_id, details={"error_code": "enforced_spend_limit_reached"}
             )
             retry_after = str(max(1, int(self.router.budget_resets_in())))
-            writer.write(
+            reply.writer.write(
                 _response_head(
                     429,
                     "Too Many Requests",
@@ -483,11 +517,11 @@ class ProxyServer:
         reserved = decision.estimated_cost if self.router.config.budget_per_hour > 0 else 0.0
         self.router.reserve(reserved)
         try:
-            return await self._send(request, writer, decision, started)
+            return await self._send(request, reply, decision, started)
         finally:
             self.router.settle(reserved)
 
-    async def _send(self, request: Request, writer: asyncio.StreamWriter, decision: Decision, started: float) -> bool:
+    async def _send(self, request: Request, reply: _Reply, decision: Decision, started: float) -> bool:
         """Send the request to the routed model, and on overload to the next ones, relaying the answer."""
         candidates = [decision.model, *[m for m in decision.fallbacks if m != decision.model]]
         sent_head = False
@@ -506,9 +540,9 @@ class ProxyServer:
                     conn = await self.upstream.connect(fresh=fresh)
                 except (OSError, TimeoutError) as exc:
                     if sent_head:
-                        self._stream_error(writer, "api_error", f"ultramax proxy: upstream unreachable ({exc})")
+                        self._stream_error(reply, "api_error", f"ultramax proxy: upstream unreachable ({exc})")
                         return False
-                    return self._unreachable(writer, exc)
+                    return self._unreachable(reply.writer, exc)
                 reusable = False
                 try:
                     conn.writer.write(self.upstream.request_bytes(request, out_body))
@@ -517,7 +551,7 @@ class ProxyServer:
                     attempt.status = head.status
                     attempt.ttfb_ms = (time.monotonic() - started) * 1000
                     outcome, sent_head = await self._answer(
-                        request, head, conn, writer, attempt, sent_head=sent_head, last=last
+                        request, head, conn, reply, attempt, sent_head=sent_head, last=last
                     )
                     reusable = head.reusable and not attempt.overloaded  # only once the answer was read whole
                     break
@@ -529,7 +563,7 @@ class ProxyServer:
                     attempt.error_message = str(exc) or type(exc).__name__
                     self._record(decision, attempt, started, fallback_from)
                     if not sent_head and attempt.status == 0:
-                        return self._unreachable(writer, exc)
+                        return self._unreachable(reply.writer, exc)
                     raise ConnectionResetError("upstream failed mid-answer") from None
                 except asyncio.CancelledError:  # the client went away (or the proxy is stopping)
                     attempt.error_type = attempt.error_type or "client_gone"
@@ -551,7 +585,7 @@ class ProxyServer:
         request: Request,
         head: ResponseHead,
         conn: Connection,
-        writer: asyncio.StreamWriter,
+        reply: _Reply,
         attempt: _Attempt,
         *,
         sent_head: bool,
@@ -561,12 +595,13 @@ class ProxyServer:
 
         "retry" means the model was overloaded before any content and nothing of this answer was sent.
         """
+        writer = reply.writer
         encoding = head.lower.get("content-encoding", "identity").strip().lower()
         if head.status != 200 or not head.event_stream:
             if head.status == 200 and not sent_head:
                 keep = bytearray()
                 try:
-                    await self._relay(request, head, conn, writer, keep=keep)
+                    await self._relay(request, head, conn, reply, keep=keep)
                 finally:  # a client gone mid-answer still leaves what the upstream billed
                     self._usage_from_json(attempt, keep, encoding)
                 return "done", True
@@ -589,8 +624,8 @@ class ProxyServer:
                 raw = bytes(data)
                 with contextlib.suppress(zlib.error):
                     raw = decode_body(raw, encoding) if encoding in DECODABLE else raw
-                write_chunk(writer, b"event: error\ndata: " + raw.replace(b"\n", b"") + b"\n\n")
-                write_last_chunk(writer)
+                reply.body(b"event: error\ndata: " + raw.replace(b"\n", b"") + b"\n\n")
+                reply.end()
                 return "done", True
             writer.write(
                 _response_head(head.status, head.reason, head.headers, framing=[("Content-Length", str(len(data)))])
@@ -601,11 +636,9 @@ class ProxyServer:
         # a 200 event stream
         watcher = SseWatcher.for_encoding(encoding)
         if not sent_head:
-            writer.write(
-                _response_head(head.status, head.reason, head.headers, framing=[("Transfer-Encoding", "chunked")])
-            )
+            writer.write(_response_head(head.status, head.reason, head.headers, framing=reply.open_ended()))
             await writer.drain()
-        hold = _Hold(writer, active=not last and encoding in ("identity", ""))
+        hold = _Hold(reply, active=not last and encoding in ("identity", ""))
         # Held events are released by the first content block, or by the clock: a silent upstream must not
         # keep message_start and pings from the client longer than hold_limit.
         timer = asyncio.get_running_loop().call_later(self.hold_limit, hold.release) if hold.active else None
@@ -628,10 +661,10 @@ class ProxyServer:
                         else:
                             hold.held.append(piece)
                             continue
-                    write_chunk(writer, piece)
+                    reply.body(piece)
                     await writer.drain()
             hold.release()  # the stream ended while held (no content at all): deliver it as it was
-            write_last_chunk(writer)
+            reply.end()
         finally:
             if timer is not None:
                 timer.cancel()
@@ -658,10 +691,10 @@ class ProxyServer:
                 attempt.usage = Usage.from_api(usage if isinstance(usage, dict) else None)
                 attempt.answered_model = str(parsed.get("model") or "")
 
-    def _stream_error(self, writer: asyncio.StreamWriter, kind: str, message: str) -> None:
+    def _stream_error(self, reply: _Reply, kind: str, message: str) -> None:
         payload = json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
-        write_chunk(writer, b"event: error\ndata: " + payload + b"\n\n")
-        write_last_chunk(writer)
+        reply.body(b"event: error\ndata: " + payload + b"\n\n")
+        reply.end()
 
     # -- accounting ----------------------------------------------------------------------------------
     def _record(self, decision: Decision, attempt: _Attempt, started: float, fallback_from: str) -> None:
