@@ -219,3 +219,31 @@ def test_a_stream_cut_short_is_charged_for_the_output_it_relayed_and_says_it_is_
         [row] = ledger.entries()
         assert 2000 // 4 <= row["output_tokens"] <= 50 * len(delta) // 4, "about 200 words x 50 deltas"
         assert "output tokens estimated" in row["error"] and row["cost"] > 0
+
+
+def test_a_fallback_model_that_gives_no_answer_ends_the_stream_the_client_has_with_an_error_event(
+    router: Router, ledger: Ledger, proxy_to: Any
+) -> None:
+    overloaded = b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
+    hard = "Design the architecture of a distributed, fault-tolerant consensus service and explain the trade-offs."
+    body = json.dumps(
+        {"model": "claude-opus-5", "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": hard}]}
+    )
+    # the routed model's stream is overloaded before its content (the client already has the 200 head); the
+    # fallback's connection closes without an answer
+    with run_raw_upstream([sse_answer([MESSAGE_START, overloaded]), CLOSE]) as upstream:
+        proxy = proxy_to(upstream, router, ledger)
+        with connect(proxy) as conn:
+            conn.request(
+                "POST", "/v1/messages", body=body, headers={"content-type": "application/json", "x-api-key": KEY}
+            )
+            response = conn.getresponse()
+            assert response.status == 200
+            data = response.read()  # a whole chunked body, not a connection cut mid-answer
+        assert data.startswith(b"event: error\n") and b"upstream failed before answering" in data
+        assert MESSAGE_START not in data, "nothing of the overloaded attempt reached the client"
+        assert upstream.requests == 2
+        wait_for(lambda: len(ledger.entries()) == 2, 5, "both attempts in the ledger")
+        first, fallback = ledger.entries()
+        assert first["error"].startswith("overloaded_error") and first["cost"] == 0
+        assert fallback["error"].startswith("connection") and fallback["fallback_from"] == first["model"]

@@ -31,13 +31,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import re
 import time
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,6 +172,8 @@ class _Reply:
     chunked: bool = True
     closes: bool = False
     """A close-delimited body was started: the connection ends with it."""
+    head_sent: bool = False
+    """The client has the response head (of a relayed answer): a later failure can only end its body."""
 
     def open_ended(self) -> list[tuple[str, str]]:
         """The framing headers of a body whose length is not known before it ends."""
@@ -221,6 +224,8 @@ class _Attempt:
     answered_model: str = ""
     estimated: bool = False
     """Output tokens estimated from a stream cut short, not reported by the upstream."""
+    retry: bool = False
+    """The model was overloaded before any content and nothing of its answer was sent: try the next one."""
 
 
 class ProxyServer:
@@ -365,31 +370,52 @@ class ProxyServer:
         writer.write(_response_head(status, _REASONS[status], [], framing=framing) + body)
         return True
 
-    # -- plain pass-through ----------------------------------------------------------------------------
-    async def _passthrough(self, request: Request, reply: _Reply) -> bool:
-        for fresh in (False, True):
+    # -- the upstream exchange ------------------------------------------------------------------------
+    async def _exchange(
+        self, data: bytes, answer: Callable[[Connection, ResponseHead], Awaitable[bool]]
+    ) -> Exception | None:
+        """Send ``data`` (a request's bytes) upstream and give the response head to ``answer``, which relays the
+        answer and returns whether the connection can carry another request (only once it has read it whole).
+
+        None once ``answer`` has run; the error instead when no response head came (the upstream could not be
+        reached, or failed or timed out before answering), so nothing of this exchange reached the client. A
+        kept-alive connection from the pool that fails before its response head -- the upstream had closed it,
+        its keep-alive timeout racing the request -- is retried once on a new connection. An error after the
+        response head (the upstream's or the client's) is raised."""
+        fresh = False
+        while True:
             try:
                 conn = await self.upstream.connect(fresh=fresh)
             except (OSError, TimeoutError) as exc:
-                return self._unreachable(reply.writer, exc)
+                return exc
             reusable = False
             head: ResponseHead | None = None
             try:
-                conn.writer.write(self.upstream.request_bytes(request, request.body))
+                conn.writer.write(data)
                 await conn.writer.drain()
                 head = await self._response_head(conn)
-                await self._relay(request, head, conn, reply)
-                reusable = head.reusable  # only once the whole answer has been read
-                return True
+                reusable = await answer(conn, head)
+                return None
             except (OSError, asyncio.IncompleteReadError, HttpError) as exc:
-                if head is not None:  # the client has part of the answer: end its connection
-                    raise ConnectionResetError("upstream failed mid-answer") from None
-                if conn.reused and not fresh and not isinstance(exc, TimeoutError):
-                    continue  # a kept-alive connection the upstream had already closed: once more, on a new one
-                return self._unreachable(reply.writer, exc)
+                if head is not None:
+                    raise
+                if fresh or not conn.reused or isinstance(exc, TimeoutError):
+                    return exc
+                fresh = True  # a kept-alive connection the upstream had already closed: once more, on a new one
             finally:
                 self.upstream.release(conn, reusable)
-        return True
+
+    # -- plain pass-through ----------------------------------------------------------------------------
+    async def _passthrough(self, request: Request, reply: _Reply) -> bool:
+        async def relay(conn: Connection, head: ResponseHead) -> bool:
+            await self._relay(request, head, conn, reply)
+            return head.reusable
+
+        try:
+            failed = await self._exchange(self.upstream.request_bytes(request, request.body), relay)
+        except (OSError, asyncio.IncompleteReadError, HttpError):  # the client has part of the answer: end it
+            raise ConnectionResetError("upstream failed mid-answer") from None
+        return True if failed is None else self._unreachable(reply.writer, failed)
 
     async def _relay(
         self,
@@ -411,6 +437,7 @@ class ProxyServer:
         sized = head.length is not None and not head.event_stream
         framing = [("Content-Length", str(head.length))] if sized else reply.open_ended()
         writer.write(_response_head(head.status, head.reason, head.headers, framing=framing))
+        reply.head_sent = True
         pieces = body_pieces(
             conn.reader, chunked=head.chunked, length=head.length, until_eof=not head.chunked and head.length is None
         )
@@ -524,10 +551,8 @@ class ProxyServer:
     async def _send(self, request: Request, reply: _Reply, decision: Decision, started: float) -> bool:
         """Send the request to the routed model, and on overload to the next ones, relaying the answer."""
         candidates = [decision.model, *[m for m in decision.fallbacks if m != decision.model]]
-        sent_head = False
         fallback_from = ""
         for index, model in enumerate(candidates):
-            last = index == len(candidates) - 1
             tier = getattr(self.router.catalog.tier_of(model), "name", decision.tier)
             attempt = _Attempt(model, tier)
             try:
@@ -535,50 +560,58 @@ class ProxyServer:
             except (ValueError, UnicodeDecodeError):  # not a body the splice can read: send it as it came
                 out_body, attempt.model = request.body, decision.requested_model
                 attempt.tier = getattr(self.router.catalog.tier_of(decision.requested_model), "name", "")
-            for fresh in (False, True):
-                try:
-                    conn = await self.upstream.connect(fresh=fresh)
-                except (OSError, TimeoutError) as exc:
-                    if sent_head:
-                        self._stream_error(reply, "api_error", f"ultramax proxy: upstream unreachable ({exc})")
-                        return False
-                    return self._unreachable(reply.writer, exc)
-                reusable = False
-                try:
-                    conn.writer.write(self.upstream.request_bytes(request, out_body))
-                    await conn.writer.drain()
-                    head = await self._response_head(conn)
-                    attempt.status = head.status
-                    attempt.ttfb_ms = (time.monotonic() - started) * 1000
-                    outcome, sent_head = await self._answer(
-                        request, head, conn, reply, attempt, sent_head=sent_head, last=last
+            last = index == len(candidates) - 1
+            answer = functools.partial(
+                self._attempt, request=request, reply=reply, attempt=attempt, started=started, last=last
+            )
+            try:
+                failed = await self._exchange(self.upstream.request_bytes(request, out_body), answer)
+            except (OSError, asyncio.IncompleteReadError, HttpError) as exc:
+                timed_out = isinstance(exc, TimeoutError)
+                attempt.error_type = attempt.error_type or ("timeout" if timed_out else "connection")
+                attempt.error_message = str(exc) or type(exc).__name__
+                self._record(decision, attempt, started, fallback_from)
+                raise ConnectionResetError("upstream failed mid-answer") from None
+            except asyncio.CancelledError:  # the client went away (or the proxy is stopping)
+                attempt.error_type = attempt.error_type or "client_gone"
+                attempt.error_message = attempt.error_message or "the client closed its connection first"
+                self._record(decision, attempt, started, fallback_from)
+                raise
+            if failed is not None:  # no answer at all from this model
+                attempt.error_type = "timeout" if isinstance(failed, TimeoutError) else "connection"
+                attempt.error_message = str(failed) or type(failed).__name__
+                self._record(decision, attempt, started, fallback_from)
+                if reply.head_sent:  # a fallback, after the first model's 200 head: say it in that stream
+                    self._stream_error(
+                        reply, "api_error", f"ultramax proxy: upstream failed before answering ({failed})"
                     )
-                    reusable = head.reusable and not attempt.overloaded  # only once the answer was read whole
-                    break
-                except (OSError, asyncio.IncompleteReadError, HttpError) as exc:
-                    if attempt.status == 0 and conn.reused and not fresh and not isinstance(exc, TimeoutError):
-                        continue  # a kept-alive connection the upstream had already closed: once more, on a new one
-                    timed_out = isinstance(exc, TimeoutError)
-                    attempt.error_type = attempt.error_type or ("timeout" if timed_out else "connection")
-                    attempt.error_message = str(exc) or type(exc).__name__
-                    self._record(decision, attempt, started, fallback_from)
-                    if not sent_head and attempt.status == 0:
-                        return self._unreachable(reply.writer, exc)
-                    raise ConnectionResetError("upstream failed mid-answer") from None
-                except asyncio.CancelledError:  # the client went away (or the proxy is stopping)
-                    attempt.error_type = attempt.error_type or "client_gone"
-                    attempt.error_message = attempt.error_message or "the client closed its connection first"
-                    self._record(decision, attempt, started, fallback_from)
-                    raise
-                finally:
-                    self.upstream.release(conn, reusable)
+                    return False
+                return self._unreachable(reply.writer, failed)
             self._record(decision, attempt, started, fallback_from)
-            if outcome == "retry":
+            if attempt.retry:
                 fallback_from = fallback_from or model
                 log.info("%s overloaded; falling back to %s", model, candidates[index + 1])
                 continue
             return True
         return True
+
+    async def _attempt(
+        self,
+        conn: Connection,
+        head: ResponseHead,
+        *,
+        request: Request,
+        reply: _Reply,
+        attempt: _Attempt,
+        started: float,
+        last: bool,
+    ) -> bool:
+        """One model's answer (``_exchange``'s ``answer``): relayed, or set aside for the next model
+        (``attempt.retry``); whether its connection can carry another request."""
+        attempt.status = head.status
+        attempt.ttfb_ms = (time.monotonic() - started) * 1000
+        attempt.retry = await self._answer(request, head, conn, reply, attempt, last=last)
+        return head.reusable and not attempt.overloaded  # only once the answer was read whole
 
     async def _answer(
         self,
@@ -588,23 +621,20 @@ class ProxyServer:
         reply: _Reply,
         attempt: _Attempt,
         *,
-        sent_head: bool,
         last: bool,
-    ) -> tuple[str, bool]:
-        """Relay one upstream answer: ("done" or "retry", whether the client has its response head now).
-
-        "retry" means the model was overloaded before any content and nothing of this answer was sent.
-        """
+    ) -> bool:
+        """Relay one upstream answer; True instead when the model was overloaded before any content and nothing
+        of this answer was sent (the next model is to be tried)."""
         writer = reply.writer
         encoding = head.lower.get("content-encoding", "identity").strip().lower()
         if head.status != 200 or not head.event_stream:
-            if head.status == 200 and not sent_head:
+            if head.status == 200 and not reply.head_sent:
                 keep = bytearray()
                 try:
                     await self._relay(request, head, conn, reply, keep=keep)
                 finally:  # a client gone mid-answer still leaves what the upstream billed
                     self._usage_from_json(attempt, keep, encoding)
-                return "done", True
+                return False
             # an error (or an odd non-stream answer): small, read it whole, then decide
             data = bytearray()
             async with asyncio.timeout(self.idle_timeout):
@@ -619,24 +649,26 @@ class ProxyServer:
                 attempt.error_type, attempt.error_message = json_error(decode_body(bytes(data), encoding))
             attempt.overloaded = head.status == 529 or attempt.error_type == "overloaded_error"
             if attempt.overloaded and not last:
-                return "retry", sent_head
-            if sent_head:  # the client already has a 200 stream: say it there
+                return True
+            if reply.head_sent:  # the client already has a 200 stream: say it there
                 raw = bytes(data)
                 with contextlib.suppress(zlib.error):
                     raw = decode_body(raw, encoding) if encoding in DECODABLE else raw
                 reply.body(b"event: error\ndata: " + raw.replace(b"\n", b"") + b"\n\n")
                 reply.end()
-                return "done", True
+                return False
             writer.write(
                 _response_head(head.status, head.reason, head.headers, framing=[("Content-Length", str(len(data)))])
                 + bytes(data)
             )
-            return "done", True
+            reply.head_sent = True
+            return False
 
         # a 200 event stream
         watcher = SseWatcher.for_encoding(encoding)
-        if not sent_head:
+        if not reply.head_sent:
             writer.write(_response_head(head.status, head.reason, head.headers, framing=reply.open_ended()))
+            reply.head_sent = True
             await writer.drain()
         hold = _Hold(reply, active=not last and encoding in ("identity", ""))
         # Held events are released by the first content block, or by the clock: a silent upstream must not
@@ -655,7 +687,7 @@ class ProxyServer:
                         if watcher.error_type == "overloaded_error" and not watcher.content_started:
                             attempt.overloaded = True
                             attempt.error_type, attempt.error_message = watcher.error_type, watcher.error_message
-                            return "retry", True
+                            return True
                         if watcher.content_started or watcher.error_type:
                             hold.release()
                         else:
@@ -681,7 +713,7 @@ class ProxyServer:
             attempt.answered_model = watcher.model
         if watcher.error_type:
             attempt.error_type, attempt.error_message = watcher.error_type, watcher.error_message
-        return "done", True
+        return False
 
     def _usage_from_json(self, attempt: _Attempt, data: bytearray, encoding: str) -> None:
         with contextlib.suppress(Exception):
