@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,106 @@ def test_a_stream_keeps_message_starts_one_hour_cache_writes_when_message_delta_
     assert (final.cache_write_5m, final.cache_write_1h, final.output_tokens) == (80, 40, 32)
     grown = start.merged({"cache_creation_input_tokens": 150})
     assert (grown.cache_write_5m, grown.cache_write_1h) == (110, 40)
+
+
+#: Every kind of token, a million of each (5-minute and 1-hour writes split), as a usage object reports them.
+ALL_KINDS = {
+    "input_tokens": 1_000_000,
+    "output_tokens": 1_000_000,
+    "cache_creation_input_tokens": 2_000_000,
+    "cache_creation": {"ephemeral_5m_input_tokens": 1_000_000, "ephemeral_1h_input_tokens": 1_000_000},
+    "cache_read_input_tokens": 1_000_000,
+}
+
+
+def test_fast_mode_doubles_every_token_price_of_opus_5_and_opus_4_8_and_no_other_model() -> None:
+    catalog = load_catalog()
+    standard, fast = Usage.from_api({**ALL_KINDS, "speed": "standard"}), Usage.from_api({**ALL_KINDS, "speed": "fast"})
+    assert catalog.cost("claude-opus-5", standard) == pytest.approx(5 + 25 + 6.25 + 10 + 0.5)
+    for model in ("claude-opus-5", "claude-opus-4-8"):
+        # $10 / $50 input and output, and the cache writes and reads scaled by the same factor
+        assert catalog.cost(model, fast) == pytest.approx(10 + 50 + 12.5 + 20 + 1.0), model
+    for model in ("claude-opus-4-7", "claude-sonnet-5", "claude-haiku-4-5"):  # no fast mode: standard prices
+        assert catalog.cost(model, fast) == pytest.approx(catalog.cost(model, standard)), model
+
+
+def test_inference_in_the_us_costs_1_1x_on_claude_4_6_and_newer_and_stacks_with_fast_mode() -> None:
+    catalog = load_catalog()
+    us, plain = Usage.from_api({**ALL_KINDS, "inference_geo": "us"}), Usage.from_api(ALL_KINDS)
+    for model in ("claude-sonnet-5", "claude-sonnet-4-6", "claude-opus-4-6", "claude-opus-5", "claude-fable-5"):
+        assert catalog.cost(model, us) == pytest.approx(1.1 * catalog.cost(model, plain)), model
+    for model in ("claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-5"):  # older: one price everywhere
+        assert catalog.cost(model, us) == pytest.approx(catalog.cost(model, plain)), model
+    assert catalog.cost("claude-opus-5", Usage.from_api({**ALL_KINDS, "inference_geo": "global"})) == pytest.approx(
+        catalog.cost("claude-opus-5", plain)
+    )
+    both = Usage.from_api({**ALL_KINDS, "speed": "fast", "inference_geo": "us"})
+    assert catalog.cost("claude-opus-5", both) == pytest.approx(2.2 * catalog.cost("claude-opus-5", plain))
+
+
+def test_web_searches_cost_ten_dollars_a_thousand_on_top_of_tokens_and_web_fetches_only_their_tokens() -> None:
+    catalog = load_catalog()
+    usage = Usage.from_api(
+        {
+            "input_tokens": 1000,
+            "output_tokens": 100,
+            "server_tool_use": {"web_search_requests": 3, "web_fetch_requests": 5},
+        }
+    )
+    assert (usage.web_search_requests, usage.web_fetch_requests) == (3, 5)
+    tokens = (1000 * 2 + 100 * 10) / 1e6
+    assert catalog.cost("claude-sonnet-5", usage) == pytest.approx(tokens + 3 * 10 / 1000)
+    fast_us = Usage.from_api({"server_tool_use": {"web_search_requests": 1000}, "speed": "fast", "inference_geo": "us"})
+    assert catalog.cost("claude-opus-5", fast_us) == pytest.approx(10.0), "the search fee has no speed or geography"
+
+
+def test_a_usage_objects_speed_geography_and_server_tools_are_read_and_merged_like_its_counts() -> None:
+    # a usage object as Claude Code's transcript records it
+    recorded = {
+        "input_tokens": 100,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 20,
+        "output_tokens_details": {"thinking_tokens": 0},
+        "server_tool_use": {"web_search_requests": 0, "web_fetch_requests": 0},
+        "service_tier": "standard",
+        "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": 0},
+        "inference_geo": "",
+        "iterations": [],
+        "speed": "standard",
+        "fallback_credit": None,
+    }
+    start = Usage.from_api({**recorded, "speed": "fast", "inference_geo": "us"})
+    assert (start.speed, start.inference_geo, start.web_search_requests) == ("fast", "us", 0)
+    assert Usage.from_api(recorded) == Usage(input_tokens=100, output_tokens=20, speed="standard")
+    # message_delta: cumulative server tool counts replace message_start's; what it leaves out is kept
+    final = start.merged({"output_tokens": 300, "server_tool_use": {"web_search_requests": 2}})
+    assert (final.output_tokens, final.web_search_requests, final.web_fetch_requests) == (300, 2, 0)
+    assert (final.speed, final.inference_geo) == ("fast", "us")
+    assert start.merged({"speed": "", "inference_geo": None}) == start, "an empty or odd value says nothing"
+    assert start.merged({"speed": "standard"}).speed == "standard"
+    odd = Usage.from_api({"server_tool_use": {"web_search_requests": -3, "web_fetch_requests": "2"}, "speed": 7})
+    assert odd == Usage()
+
+
+def test_a_catalog_file_changes_speed_and_geography_factors_and_fees_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    extra = tmp_path / "catalog.toml"
+    extra.write_text(
+        '[server_tools]\nweb_search = 12.5\n[[models]]\nid = "claude-opus-4-7"\nspeed = { fast = 6.0 }\n',
+        encoding="utf-8",
+    )
+    catalog = load_catalog(extra)
+    opus47, opus5 = catalog.spec("claude-opus-4-7"), catalog.spec("claude-opus-5")
+    assert opus47 is not None and opus5 is not None
+    assert opus47.multiplier("fast", "us") == pytest.approx(6.6) and "fast-mode" in opus47.features
+    assert (opus5.web_search, opus5.web_fetch) == (12.5, 0.0), "fees merged one by one over the packaged ones"
+    assert dict(catalog.server_tools) == {"web_search": 12.5, "web_fetch": 0.0}
+    for bad, message in [
+        ('[[models]]\nid = "claude-opus-5"\nspeed = { fast = -2.0 }\n', "'claude-opus-5': speed.fast must be"),
+        ('[[models]]\nid = "claude-opus-5"\ninference_geo = 1.1\n', "'claude-opus-5': inference_geo must be a table"),
+        ('[server_tools]\nweb_search = "ten"\n', "server_tools.web_search must be a finite number >= 0"),
+        ("server_tools = 10\n", "server_tools must be a table"),
+    ]:
+        extra.write_text(bad, encoding="utf-8")
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_catalog(extra)
