@@ -290,3 +290,22 @@ def test_max_cost_prices_a_request_with_the_prompt_cache_its_conversation_keeps_
     assert loop.tier == "opus" and loop.estimated_cost < 0.4
     cold = conversation(clock, max_cost=0.4).route(req(HARD), CC, raw_size=248_000)
     assert cold.tier != "opus" and any("max_cost" in why for why in cold.reasons)
+
+
+def test_a_fast_mode_request_goes_only_to_a_model_with_fast_mode_and_is_estimated_at_twice_its_price() -> None:
+    fast = router().route(req("Fix the typo in README.md", speed="fast"), CC)
+    assert fast.model == "claude-opus-5", "haiku and sonnet would refuse speed: fast"
+    assert any("fast-mode" in why for why in fast.reasons)
+    fast_hard, standard_hard = router().route(req(HARD, speed="fast"), CC), router().route(req(HARD), CC)
+    assert fast_hard.tier == standard_hard.tier == "opus"
+    assert fast_hard.estimated_cost == pytest.approx(2 * standard_hard.estimated_cost)
+
+
+def test_an_inference_geo_request_never_goes_to_a_model_older_than_claude_4_6_and_is_estimated_at_its_price() -> None:
+    us = router().route(req("Fix the typo in README.md", inference_geo="us"), CC)
+    assert us.model == "claude-sonnet-5", "claude-haiku-4-5 answers inference_geo with a 400"
+    us_hard, plain_hard = router().route(req(HARD, inference_geo="us"), CC), router().route(req(HARD), CC)
+    assert us_hard.tier == plain_hard.tier == "opus"
+    assert us_hard.estimated_cost == pytest.approx(1.1 * plain_hard.estimated_cost)
+    both = router().route(req(HARD, inference_geo="us", speed="fast"), CC)
+    assert both.estimated_cost == pytest.approx(2.2 * plain_hard.estimated_cost)

@@ -357,6 +357,10 @@ class RequestSignals:
     background_reason: str = ""
     from_claude_code: bool = False
     """Claude Code sent it (its session header, user agent or ``x-app``)."""
+    speed: str = ""
+    """The ``speed`` it asks for ("fast": fast mode); "" when it does not say."""
+    inference_geo: str = ""
+    """The ``inference_geo`` it asks for ("us", "global"); "" when it does not say."""
 
     @property
     def is_subagent(self) -> bool:
@@ -376,6 +380,10 @@ class RequestSignals:
             out.add("adaptive-thinking")
         if self.effort:
             out.add("effort")
+        if self.speed == "fast":
+            out.add("fast-mode")  # the catalog's FAST_MODE: models that price fast mode
+        if self.inference_geo:
+            out.add("inference-geo")  # the catalog's INFERENCE_GEO: Claude 4.6 and newer
         return frozenset(out)
 
     def to_dict(self) -> dict[str, Any]:
@@ -396,6 +404,8 @@ class RequestSignals:
             "tool_loop": self.tool_loop,
             "background": self.background,
             "background_reason": self.background_reason,
+            "speed": self.speed,
+            "inference_geo": self.inference_geo,
         }
 
 
@@ -493,6 +503,7 @@ def request_signals(
     output_config = body.get("output_config")
     effort = output_config.get("effort") if isinstance(output_config, dict) else None
     max_tokens = body.get("max_tokens")
+    speed, geo = body.get("speed"), body.get("inference_geo")
     session = session_id_of(body, headers)
     agent = headers.get("x-claude-code-agent-id", "")
     from_claude_code = (
@@ -531,4 +542,6 @@ def request_signals(
         background=background,
         background_reason=why,
         from_claude_code=from_claude_code,
+        speed=speed.strip().lower() if isinstance(speed, str) else "",
+        inference_geo=geo.strip().lower() if isinstance(geo, str) else "",
     )

@@ -32,7 +32,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -265,6 +265,12 @@ class Router:
         with self._lock:
             self._reserved += max(cost, 0.0)
 
+    @property
+    def reserved(self) -> float:
+        """USD held by ``reserve`` for requests routed and not yet answered."""
+        with self._lock:
+            return self._reserved
+
     def settle(self, cost: float) -> None:
         """Release what ``reserve`` held for a request (its real cost is recorded with ``record_spend``)."""
         with self._lock:
@@ -459,7 +465,16 @@ class Router:
         if known and cfg.cache_aware and sticky is None and not same_turn:
             # a new turn: the cheapest adequate tier given where the conversation's cache is warm
             options = [t for t in allowed if t.rank >= tier.rank and self._spec_ok(t, needs) and fits(t)]
-            costs = {t.name: self.turn_cost(t, known.get(t.name), signals.context_tokens) for t in options}
+            costs = {
+                t.name: self.turn_cost(
+                    t,
+                    known.get(t.name),
+                    signals.context_tokens,
+                    speed=signals.speed,
+                    inference_geo=signals.inference_geo,
+                )
+                for t in options
+            }
             best = min(options, key=lambda t: (costs[t.name], t.rank), default=tier)
             if best.name != tier.name and costs[best.name] < costs.get(tier.name, 0.0):
                 reasons.append(
@@ -471,12 +486,20 @@ class Router:
 
         def cost_of(t: Tier) -> float:
             """This request on ``t``: what the conversation's warm cache there holds read, the rest at the input
-            price, and the answer."""
+            price, and the answer, at the prices of the speed and geography it asks for."""
             spec = cat.spec(t.model)
             if spec is None:
                 return 0.0
             warm = self._warm(known.get(t.name), signals.context_tokens)
-            return spec.cost(Usage(signals.context_tokens - warm, est_output, cache_read=warm))
+            return spec.cost(
+                Usage(
+                    signals.context_tokens - warm,
+                    est_output,
+                    cache_read=warm,
+                    speed=signals.speed,
+                    inference_geo=signals.inference_geo,
+                )
+            )
 
         # max_cost: step down while the estimate exceeds it
         estimate = cost_of(tier)
@@ -574,12 +597,21 @@ class Router:
         held, at = cache
         return held if self._clock() - at <= self.cache_ttl and held <= context_tokens else 0
 
-    def turn_cost(self, tier: Tier, cache: tuple[int, float] | None, context_tokens: int) -> float:
+    def turn_cost(
+        self,
+        tier: Tier,
+        cache: tuple[int, float] | None,
+        context_tokens: int,
+        *,
+        speed: str = "",
+        inference_geo: str = "",
+    ) -> float:
         """USD for one agentic turn on ``tier`` -- ``turn_requests`` requests, each reading a ``context_tokens``
         prefix and writing ``output_per_request`` tokens (both learned from what was seen) -- given its cache
         for the conversation (``(tokens, when)``, or None): the first request reads what a warm cache holds and
         writes the rest (at the 5-minute or one-hour price, as the client's writes have been); the others read
-        it all. The turns after this one are not projected."""
+        it all, every token at the prices of the turn's ``speed`` and ``inference_geo``. The turns after this
+        one are not projected."""
         spec = self.catalog.spec(tier.model)
         if spec is None:
             return float("inf")
@@ -588,7 +620,8 @@ class Router:
         share = self.one_hour_writes
         write = (1 - share) * spec.cache_write_5m + share * spec.cache_write_1h
         first = warm * spec.cache_read + (context_tokens - warm) * write
-        return (first + (n - 1) * context_tokens * spec.cache_read + n * self.output_per_request * spec.output) / 1e6
+        tokens = first + (n - 1) * context_tokens * spec.cache_read + n * self.output_per_request * spec.output
+        return tokens * spec.multiplier(speed, inference_geo) / 1e6
 
     @property
     def cache_ttl(self) -> float:
@@ -624,7 +657,7 @@ class Router:
         cached = usage.cache_write + usage.cache_read
         read = min(last.prompt_tokens, cached) if now - last.at <= self.cache_ttl else 0
         one_hour = min(usage.cache_write_1h, cached - read)
-        return Usage(usage.input_tokens, usage.output_tokens, cached - read - one_hour, one_hour, read)
+        return replace(usage, cache_write_5m=cached - read - one_hour, cache_write_1h=one_hour, cache_read=read)
 
     def _note_conversation(self, conversation: str, tier: str, turn_key: str, context_tokens: int) -> None:
         now = self._clock()
