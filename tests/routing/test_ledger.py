@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import pytest
@@ -71,3 +72,39 @@ def test_rows_older_than_the_retention_are_pruned_and_newer_ones_kept(umx: Ultra
         assert ledger.prune(now - 90 * 86400) == 2
         assert len(ledger.entries()) == 2
         assert ledger.prune(now - 90 * 86400) == 0
+
+
+def test_a_ledger_written_before_speed_geography_and_server_tools_were_recorded_gains_them_and_keeps_its_rows(
+    umx: UltramaxEnv,
+) -> None:
+    path = ledger_path(umx.paths)
+    umx.paths.ensure_home()
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE requests (id INTEGER PRIMARY KEY, ts REAL NOT NULL, session TEXT NOT NULL DEFAULT '',"
+        " agent TEXT NOT NULL DEFAULT '', requested_model TEXT NOT NULL DEFAULT '', model TEXT NOT NULL,"
+        " tier TEXT NOT NULL DEFAULT '', input_tokens INTEGER NOT NULL DEFAULT 0,"
+        " output_tokens INTEGER NOT NULL DEFAULT 0, cache_write_5m INTEGER NOT NULL DEFAULT 0,"
+        " cache_write_1h INTEGER NOT NULL DEFAULT 0, cache_read INTEGER NOT NULL DEFAULT 0,"
+        " cost REAL NOT NULL DEFAULT 0, requested_cost REAL NOT NULL DEFAULT 0, status INTEGER NOT NULL DEFAULT 0,"
+        " error TEXT NOT NULL DEFAULT '', fallback_from TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '',"
+        " ttfb_ms REAL NOT NULL DEFAULT 0, duration_ms REAL NOT NULL DEFAULT 0);"
+        f" INSERT INTO requests (ts, model, input_tokens, cost) VALUES ({time.time()}, 'claude-opus-5', 10, 0.5);"
+    )
+    old.close()
+    searched = Usage(input_tokens=10, web_search_requests=4, web_fetch_requests=1, speed="fast", inference_geo="us")
+    with Ledger.open(umx.paths) as ledger:
+        ledger.record(LedgerEntry("claude-opus-5", searched, 0.75))
+        first, second = ledger.entries()
+        assert (first["speed"], first["inference_geo"], first["web_search_requests"]) == ("", "", 0)
+        assert (second["speed"], second["inference_geo"], second["web_search_requests"]) == ("fast", "us", 4)
+        [total] = ledger.totals("model")
+    assert (total["requests"], total["cost"], total["web_search_requests"], total["web_fetch_requests"]) == (
+        2,
+        1.25,
+        4,
+        1,
+    )
+    assert (total["fast_requests"], total["us_requests"]) == (1, 1)
+    with Ledger.open(umx.paths) as again:  # opening it again adds nothing twice
+        assert len(again.entries()) == 2

@@ -16,6 +16,7 @@ from tests.conftest import UltramaxEnv
 from tests.routing.conftest import KEY
 from tests.support.upstream import StandInUpstream
 from ultramax.cli.main import main
+from ultramax.routing import Ledger, LedgerEntry, Usage
 
 DEV_SET = Path(__file__).parent / "data" / "claude_code_dev.jsonl"
 
@@ -67,6 +68,29 @@ def test_route_ledger_and_catalog_show_spend_and_prices(capsys: pytest.CaptureFi
     assert main(["route", "catalog", "--json"]) == 0
     catalog = json.loads(capsys.readouterr().out)
     assert catalog["prices_as_of"] == "2026-08-21"
+
+
+def test_route_ledger_and_catalog_show_web_searches_fast_mode_and_us_inference(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fast_us = Usage(input_tokens=100, output_tokens=10, web_search_requests=3, speed="fast", inference_geo="us")
+    with Ledger.open(umx.paths) as ledger:
+        ledger.record(LedgerEntry("claude-opus-5", fast_us, 0.05, 0.05, "claude-opus-5", "opus"))
+        ledger.record(LedgerEntry("claude-opus-5", Usage(input_tokens=100, speed="standard"), 0.01))
+    assert main(["route", "ledger"]) == 0
+    header, row, total = capsys.readouterr().out.splitlines()
+    assert header.split()[6:8] == ["searches", "fast/us"]  # after "cache r/w"
+    assert row.split()[0] == "claude-opus-5" and row.split()[5:7] == ["3", "1/1"]
+    assert total.split()[2] == "3"
+    assert main(["route", "catalog"]) == 0
+    out = capsys.readouterr().out
+    assert "server tools, USD per 1,000 requests: web_search 10, web_fetch 0" in out
+    [opus5] = [line.split() for line in out.splitlines() if line.startswith("claude-opus-5 ")]
+    [haiku] = [line.split() for line in out.splitlines() if line.startswith("claude-haiku-4-5 ")]
+    assert opus5[-2:] == ["x2", "x1.1"] and haiku[-2:] == ["-", "-"]
+    assert main(["route", "catalog", "--json"]) == 0
+    [spec] = [m for m in json.loads(capsys.readouterr().out)["models"] if m["id"] == "claude-opus-5"]
+    assert spec["speed"] == {"fast": 2.0} and spec["inference_geo"]["us"] == 1.1 and spec["web_search_per_1000"] == 10
 
 
 def test_ultramax_proxy_serves_records_spend_and_stops_on_sigterm(

@@ -307,15 +307,21 @@ def cmd_ledger(args: argparse.Namespace, ctx: CliContext) -> int:
     if not rows:
         print(f"no requests recorded in {path}")
         return 0
-    print(f"{args.by:<40} {'requests':>8} {'input':>10} {'output':>9} {'cache r/w':>15} {'cost $':>10} {'saved $':>10}")
+    # searches: web searches (a fee each); fast/us: requests served in fast mode / in the US (dearer tokens)
+    print(
+        f"{args.by:<40} {'requests':>8} {'input':>10} {'output':>9} {'cache r/w':>15} {'searches':>8} "
+        f"{'fast/us':>9} {'cost $':>10} {'saved $':>10}"
+    )
     for r in rows:
         cache = f"{r['cache_read']}/{r['cache_write_5m'] + r['cache_write_1h']}"
+        served = f"{r['fast_requests']}/{r['us_requests']}"
         print(
             f"{str(r[args.by])[:40]:<40} {r['requests']:>8} {r['input_tokens']:>10} {r['output_tokens']:>9} "
-            f"{cache:>15} {r['cost']:>10.4f} {r['saved']:>10.4f}"
+            f"{cache:>15} {r['web_search_requests']:>8} {served:>9} {r['cost']:>10.4f} {r['saved']:>10.4f}"
         )
     print(
         f"{'total':<40} {sum(r['requests'] for r in rows):>8} {'':>10} {'':>9} {'':>15} "
+        f"{sum(r['web_search_requests'] for r in rows):>8} {'':>9} "
         f"{sum(r['cost'] for r in rows):>10.4f} {sum(r['saved'] for r in rows):>10.4f}"
     )
     return 0
@@ -327,13 +333,20 @@ def cmd_catalog(args: argparse.Namespace, ctx: CliContext) -> int:
         emit_json(catalog.to_dict())
         return 0
     print(f"prices as of {catalog.prices_as_of} ({catalog.prices_source}); USD per million tokens")
+    if catalog.server_tools:
+        print("server tools, USD per 1,000 requests: " + ", ".join(f"{n} {fee:g}" for n, fee in catalog.server_tools))
     for tier in catalog.tiers:
         print(f"tier {tier.name}: sends {tier.model}" + ("" if tier.routable else " (never a routing target)"))
-    print(f"{'model':<28} {'tier':<7} {'input':>6} {'output':>7} {'w5m':>6} {'w1h':>6} {'read':>5} {'context':>9}")
+    # fast, us: the factor on every token price of an answer served in fast mode, or in the US ("-": not offered)
+    print(
+        f"{'model':<28} {'tier':<7} {'input':>6} {'output':>7} {'w5m':>6} {'w1h':>6} {'read':>5} {'context':>9} "
+        f"{'fast':>5} {'us':>5}"
+    )
     for m in catalog.models:
+        fast, us = dict(m.speeds).get("fast"), dict(m.geos).get("us")
         print(
             f"{m.id:<28} {m.tier:<7} {m.input:>6g} {m.output:>7g} {m.cache_write_5m:>6g} {m.cache_write_1h:>6g} "
-            f"{m.cache_read:>5g} {m.context:>9}"
+            f"{m.cache_read:>5g} {m.context:>9} {f'x{fast:g}' if fast else '-':>5} {f'x{us:g}' if us else '-':>5}"
         )
     return 0
 

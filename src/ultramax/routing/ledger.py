@@ -52,11 +52,36 @@ CREATE TABLE IF NOT EXISTS requests (
     fallback_from TEXT NOT NULL DEFAULT '',
     reason TEXT NOT NULL DEFAULT '',
     ttfb_ms REAL NOT NULL DEFAULT 0,
-    duration_ms REAL NOT NULL DEFAULT 0
+    duration_ms REAL NOT NULL DEFAULT 0,
+    web_search_requests INTEGER NOT NULL DEFAULT 0,
+    web_fetch_requests INTEGER NOT NULL DEFAULT 0,
+    speed TEXT NOT NULL DEFAULT '',
+    inference_geo TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS requests_ts ON requests(ts);
 CREATE INDEX IF NOT EXISTS requests_session ON requests(session);
 """
+
+#: Columns added since the first ledgers were written: a ledger without them gets them when it is opened (its
+#: older rows read as standard speed, no geography, no server tools -- which is how they were priced).
+_ADDED_COLUMNS = (
+    ("web_search_requests", "INTEGER NOT NULL DEFAULT 0"),
+    ("web_fetch_requests", "INTEGER NOT NULL DEFAULT 0"),
+    ("speed", "TEXT NOT NULL DEFAULT ''"),
+    ("inference_geo", "TEXT NOT NULL DEFAULT ''"),
+)
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    have = {row[1] for row in db.execute("PRAGMA table_info(requests)")}
+    for name, declaration in _ADDED_COLUMNS:
+        if name in have:
+            continue
+        try:
+            db.execute(f"ALTER TABLE requests ADD COLUMN {name} {declaration}")
+        except sqlite3.OperationalError as exc:  # another process opening the same ledger added it first
+            if "duplicate column" not in str(exc):
+                raise
 
 
 def ledger_path(paths: Paths) -> Path:
@@ -95,6 +120,7 @@ class Ledger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            _add_columns(self._db)
         except (sqlite3.DatabaseError, OSError) as exc:
             raise ConfigError(
                 f"{path}: the cost ledger cannot be opened ({exc}); if it is damaged, move it aside "
@@ -134,7 +160,8 @@ class Ledger:
             cur.execute(
                 "INSERT INTO requests (ts, session, agent, requested_model, model, tier, input_tokens, output_tokens,"
                 " cache_write_5m, cache_write_1h, cache_read, cost, requested_cost, status, error, fallback_from,"
-                " reason, ttfb_ms, duration_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " reason, ttfb_ms, duration_ms, web_search_requests, web_fetch_requests, speed, inference_geo)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     entry.ts or time.time(),
                     entry.session,
@@ -155,6 +182,10 @@ class Ledger:
                     entry.reason[:500],
                     entry.ttfb_ms,
                     entry.duration_ms,
+                    u.web_search_requests,
+                    u.web_fetch_requests,
+                    u.speed,
+                    u.inference_geo,
                 ),
             )
 
@@ -171,7 +202,8 @@ class Ledger:
         return [(float(ts), float(cost)) for ts, cost in rows]
 
     def totals(self, by: str = "model", *, since: float = 0.0, session: str | None = None) -> list[dict[str, Any]]:
-        """Requests, tokens, cost and saving grouped by ``model``, ``session`` or ``tier``."""
+        """Requests, tokens, server tool requests, the requests served in fast mode and in the US (whose tokens
+        cost more), cost and saving grouped by ``model``, ``session`` or ``tier``."""
         if by not in ("model", "session", "tier"):
             raise ValueError(f"cannot group by {by!r}")
         where = "ts >= ?"
@@ -182,7 +214,8 @@ class Ledger:
         with self._cursor() as cur:
             rows = cur.execute(
                 f"SELECT {by}, COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m),"
-                f" SUM(cache_write_1h), SUM(cache_read), SUM(cost), SUM(requested_cost) FROM requests"
+                f" SUM(cache_write_1h), SUM(cache_read), SUM(web_search_requests), SUM(web_fetch_requests),"
+                f" SUM(speed = 'fast'), SUM(inference_geo = 'us'), SUM(cost), SUM(requested_cost) FROM requests"
                 f" WHERE {where} GROUP BY {by} ORDER BY SUM(cost) DESC",
                 args,
             ).fetchall()
@@ -195,11 +228,15 @@ class Ledger:
                 "cache_write_5m": w5 or 0,
                 "cache_write_1h": w1 or 0,
                 "cache_read": cr or 0,
+                "web_search_requests": searches or 0,
+                "web_fetch_requests": fetches or 0,
+                "fast_requests": fast or 0,
+                "us_requests": us or 0,
                 "cost": round(cost or 0.0, 6),
                 "requested_cost": round(rc or 0.0, 6),
                 "saved": round((rc or 0.0) - (cost or 0.0), 6),
             }
-            for key, n, i, o, w5, w1, cr, cost, rc in rows
+            for key, n, i, o, w5, w1, cr, searches, fetches, fast, us, cost, rc in rows
         ]
 
     def entries(self, *, limit: int = 100, session: str | None = None) -> list[dict[str, Any]]:

@@ -773,13 +773,20 @@ class ProxyServer:
                 self.ledger.record(entry)
             except Exception:  # accounting must not break the client's stream
                 log.exception("could not write the ledger")
+        usage = attempt.usage
+        priced = [
+            *(["fast mode"] if usage.speed == "fast" else []),
+            *([f"inference in {usage.inference_geo}"] if usage.inference_geo not in ("", "global") else []),
+            *([f"{usage.web_search_requests} web searches"] if usage.web_search_requests else []),
+        ]
         log.info(
-            "%s -> %s [%s] status %s cost $%.6f%s",
+            "%s -> %s [%s] status %s cost $%.6f%s%s",
             decision.requested_model,
             model,
             attempt.tier,
             attempt.status,
             cost,
+            f" ({', '.join(priced)})" if priced else "",
             f" (fallback from {fallback_from})" if fallback_from else "",
         )
         if self.on_record is not None:
