@@ -4,10 +4,14 @@ Unlike ``model_server`` (scripted conversations for the real CLI), this one answ
 deterministically -- the same request bytes get the same answer, byte for byte -- so a response through a
 proxy can be compared with the response fetched directly. It speaks HTTP/1.1 with keep-alive on asyncio,
 streams SSE the way the API does (chunked, ``message_start`` with cache usage, a ``ping``, text deltas,
-``message_delta`` with the output tokens, ``message_stop``) and answers ``stream: false`` with one JSON
-message. Tests steer it with request headers, which a faithful proxy forwards untouched:
+``message_delta`` with the output tokens and server tool requests, ``message_stop``) and answers
+``stream: false`` with one JSON message. Its usage reports the ``speed`` ("fast" when the request asked for it,
+else "standard") and the ``inference_geo`` the request asked for ("" when it did not). Tests steer it with
+request headers, which a faithful proxy forwards untouched:
 
 - ``x-test-deltas: N`` and ``x-test-delta-bytes: B`` -- the size of the answer;
+- ``x-test-web-searches: N`` and ``x-test-web-fetches: N`` -- server tool requests the answer reports (in
+  ``message_delta``, cumulative; ``message_start`` says 0 of each);
 - ``x-test-interval-ms: T`` -- a pause between stream events;
 - ``x-test-overload: MODEL`` -- answer HTTP 529 ``overloaded_error`` when the request is for MODEL;
 - ``x-test-overload-stream: MODEL`` -- for MODEL, a 200 stream that fails with an ``overloaded_error`` event
@@ -63,15 +67,27 @@ class UpstreamRequest:
         return json.loads(self.body) if self.body else None
 
 
-def usage_for(body: bytes, deltas: int, delta_bytes: int) -> dict[str, Any]:
-    """The usage the stand-in reports for a request: derived from its size, with cache reads and writes."""
+def usage_for(
+    body: bytes, deltas: int, delta_bytes: int, *, web_searches: int = 0, web_fetches: int = 0
+) -> dict[str, Any]:
+    """The usage the stand-in reports for a request: derived from its size, with cache reads and writes, server
+    tool requests, and the speed and geography the request asked for."""
     size = max(1, len(body) // 4)
+    try:
+        request = json.loads(body)
+    except ValueError:
+        request = None
+    request = request if isinstance(request, dict) else {}
+    geo = request.get("inference_geo")
     return {
         "input_tokens": size,
         "cache_creation_input_tokens": 120,
         "cache_read_input_tokens": 3 * size,
         "cache_creation": {"ephemeral_5m_input_tokens": 80, "ephemeral_1h_input_tokens": 40},
         "output_tokens": deltas * max(1, delta_bytes // 4),
+        "server_tool_use": {"web_search_requests": web_searches, "web_fetch_requests": web_fetches},
+        "speed": "fast" if request.get("speed") == "fast" else "standard",
+        "inference_geo": geo if isinstance(geo, str) else "",
     }
 
 
@@ -80,11 +96,13 @@ def _text(seed: str, n: int) -> str:
     return (base * (n // len(base) + 1))[:n]
 
 
-def answer_events(model: str, body: bytes, deltas: int, delta_bytes: int) -> list[tuple[str, dict[str, Any]]]:
+def answer_events(
+    model: str, body: bytes, deltas: int, delta_bytes: int, *, web_searches: int = 0, web_fetches: int = 0
+) -> list[tuple[str, dict[str, Any]]]:
     """The SSE events of the answer to ``body`` (deterministic)."""
     digest = hashlib.sha256(body).hexdigest()[:24]
-    usage = usage_for(body, deltas, delta_bytes)
-    start_usage = {k: v for k, v in usage.items() if k != "output_tokens"} | {"output_tokens": 1}
+    usage = usage_for(body, deltas, delta_bytes, web_searches=web_searches, web_fetches=web_fetches)
+    start_usage = usage | {"output_tokens": 1, "server_tool_use": {"web_search_requests": 0, "web_fetch_requests": 0}}
     events: list[tuple[str, dict[str, Any]]] = [
         (
             "message_start",
@@ -126,7 +144,7 @@ def answer_events(model: str, body: bytes, deltas: int, delta_bytes: int) -> lis
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                "usage": {"output_tokens": usage["output_tokens"]},
+                "usage": {"output_tokens": usage["output_tokens"], "server_tool_use": usage["server_tool_use"]},
             },
         ),
         ("message_stop", {"type": "message_stop"}),
@@ -134,7 +152,7 @@ def answer_events(model: str, body: bytes, deltas: int, delta_bytes: int) -> lis
     return events
 
 
-def _message(model: str, body: bytes, deltas: int, delta_bytes: int) -> dict[str, Any]:
+def _message(model: str, body: bytes, deltas: int, delta_bytes: int, **tools: int) -> dict[str, Any]:
     digest = hashlib.sha256(body).hexdigest()[:24]
     text = "".join(_text(f"{digest}{i}", delta_bytes) for i in range(deltas))
     return {
@@ -145,7 +163,7 @@ def _message(model: str, body: bytes, deltas: int, delta_bytes: int) -> dict[str
         "content": [{"type": "text", "text": text}],
         "stop_reason": "end_turn",
         "stop_sequence": None,
-        "usage": usage_for(body, deltas, delta_bytes),
+        "usage": usage_for(body, deltas, delta_bytes, **tools),
     }
 
 
@@ -242,14 +260,18 @@ class StandInUpstream(LoopServer):
         deltas = int(lower.get("x-test-deltas", "8"))
         delta_bytes = int(lower.get("x-test-delta-bytes", "16"))
         interval = float(lower.get("x-test-interval-ms", "0")) / 1000
+        tools = {
+            "web_searches": int(lower.get("x-test-web-searches", "0")),
+            "web_fetches": int(lower.get("x-test-web-fetches", "0")),
+        }
         if not body.get("stream"):
-            self._json(writer, 200, _message(model, request.body, deltas, delta_bytes))
+            self._json(writer, 200, _message(model, request.body, deltas, delta_bytes, **tools))
             return
         writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ncache-control: no-cache\r\n"
             b"request-id: req_standin\r\ntransfer-encoding: chunked\r\n\r\n"
         )
-        events = answer_events(model, request.body, deltas, delta_bytes)
+        events = answer_events(model, request.body, deltas, delta_bytes, **tools)
         if lower.get("x-test-overload-stream") == model:
             events = [
                 *events[:2],
