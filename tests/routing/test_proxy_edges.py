@@ -85,6 +85,19 @@ def test_an_upstream_that_never_answers_gets_a_504_and_its_connection_is_closed(
         assert ledger.entries()[0]["error"].startswith("timeout")
 
 
+def test_an_upstream_that_cannot_be_connected_to_in_time_gets_a_504_that_says_so(
+    router: Router, ledger: Ledger, proxy_to: Any
+) -> None:
+    with run_raw_upstream([CLOSE]) as upstream:
+        # a zero connect timeout expires before any connection completes: the one way to make it certain here
+        proxy = proxy_to(upstream, router, ledger, connect_timeout=0.0, head_timeout=0.3)
+        status, body = post_once(proxy)
+        assert status == 504
+        message = json.loads(body)["error"]["message"]
+        assert "could not connect to upstream" in message and "no connection within 0 s" in message
+        assert "did not answer" not in message
+
+
 def test_a_client_that_gives_up_frees_the_upstream_connection_and_the_ledger_says_so(
     router: Router, ledger: Ledger, proxy_to: Any
 ) -> None:

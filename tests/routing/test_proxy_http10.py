@@ -75,3 +75,21 @@ def test_a_chunked_pass_through_answer_reaches_an_http10_client_close_delimited_
         )
         assert header(head, "transfer-encoding") == "chunked"
         assert data == b"%x\r\n%s\r\n0\r\n\r\n" % (len(CHUNKED_JSON), CHUNKED_JSON)
+
+
+def test_an_http10_client_asking_for_keep_alive_gets_a_sized_answer_and_the_connection_closed_after_it(
+    router: Router, ledger: Ledger
+) -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(CHUNKED_JSON),
+        CHUNKED_JSON,
+    )
+    with run_raw_upstream([answer]) as upstream, run_proxy(router, ledger, upstream.base_url) as proxy:
+        # exchange() reads until the connection closes: one kept open would time it out
+        head, data = exchange(
+            proxy.base_url,
+            b"GET /v1/models HTTP/1.0\r\nConnection: keep-alive\r\nExpect: 100-continue\r\nx-api-key: %s\r\n\r\n"
+            % KEY.encode(),
+        )
+        assert head[0] == "HTTP/1.1 200 OK", "no 100 Continue, which an HTTP/1.0 client cannot read, comes first"
+        assert header(head, "content-length") == str(len(CHUNKED_JSON)) and data == CHUNKED_JSON

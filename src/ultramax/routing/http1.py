@@ -81,10 +81,12 @@ class Request:
 
     @property
     def keep_alive(self) -> bool:
-        conn = self.lower.get("connection", "").lower()
+        """Whether the connection stays open after the answer. Never for HTTP/1.0: its keep-alive is an
+        extension whose answers must say ``Connection: keep-alive``, and a client not told so reads until the
+        connection closes -- closing it after each answer is always correct."""
         if self.version == "HTTP/1.0":
-            return "keep-alive" in conn
-        return "close" not in conn
+            return False
+        return "close" not in self.lower.get("connection", "").lower()
 
 
 @dataclass(slots=True)
@@ -225,7 +227,7 @@ async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         raise HttpError(505, f"{version} is not supported")
     headers, lower = _parse_headers(lines[1:])
     request = Request(method, target, version, headers, b"", lower)
-    if lower.get("expect", "").lower() == "100-continue":
+    if lower.get("expect", "").lower() == "100-continue" and version != "HTTP/1.0":  # 1.0 knows no 1xx
         writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     chunked = "chunked" in lower.get("transfer-encoding", "").lower()
     length_text = lower.get("content-length")

@@ -61,7 +61,7 @@ from ultramax.routing.prewarm import PromptScorer
 from ultramax.routing.router import Decision, Router
 from ultramax.routing.sse import SseWatcher, decode_body, json_error
 from ultramax.routing.tier_model import ask_embedding, load_tier_model
-from ultramax.routing.upstream import DECODABLE, Connection, Upstream
+from ultramax.routing.upstream import DECODABLE, Connection, ConnectTimeout, Upstream
 
 __all__ = ["ProxyServer", "SseWatcher", "Upstream", "splice_model"]
 
@@ -242,11 +242,12 @@ class ProxyServer:
         hold_limit: float = 5.0,
         head_timeout: float = 600.0,
         idle_timeout: float = 300.0,
+        connect_timeout: float = 30.0,
         on_record: Callable[[LedgerEntry], None] | None = None,
     ) -> None:
         self.router = router
         self.ledger = ledger
-        self.upstream = Upstream(upstream)
+        self.upstream = Upstream(upstream, connect_timeout=connect_timeout)
         self.host = host
         self.port = port
         self.hold_limit = hold_limit
@@ -473,7 +474,10 @@ class ProxyServer:
 
     def _unreachable(self, writer: asyncio.StreamWriter, exc: BaseException) -> bool:
         """502 (or 504 when the upstream took too long) for a request that got no answer at all."""
-        if isinstance(exc, TimeoutError):
+        if isinstance(exc, ConnectTimeout):
+            status = 504
+            message = f"could not connect to upstream {self.upstream.base_url}: {exc}"
+        elif isinstance(exc, TimeoutError):
             status = 504
             message = f"upstream {self.upstream.base_url} did not answer within {self.head_timeout:g} s"
         else:

@@ -11,10 +11,14 @@ from urllib.parse import urlsplit
 
 from ultramax.routing.http1 import HOP_BY_HOP, Request
 
-__all__ = ["DECODABLE", "Connection", "Upstream", "accept_encoding"]
+__all__ = ["DECODABLE", "ConnectTimeout", "Connection", "Upstream", "accept_encoding"]
 
 DECODABLE = frozenset({"gzip", "deflate", "identity", "x-gzip"})
 """Content encodings the proxy can decode to read an answer's usage for the ledger."""
+
+
+class ConnectTimeout(TimeoutError):
+    """No connection to the upstream within the connect timeout (distinct from an answer that is slow to come)."""
 
 
 def accept_encoding(value: str) -> str:
@@ -63,16 +67,19 @@ class Upstream:
                 conn.reused = True
                 return conn
             conn.close()
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(
-                self.host,
-                self.port,
-                ssl=self._ssl,
-                server_hostname=self.host if self._ssl else None,
-                limit=1024 * 1024,
-            ),
-            self._connect_timeout,
-        )
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    self.host,
+                    self.port,
+                    ssl=self._ssl,
+                    server_hostname=self.host if self._ssl else None,
+                    limit=1024 * 1024,
+                ),
+                self._connect_timeout,
+            )
+        except TimeoutError:
+            raise ConnectTimeout(f"no connection within {self._connect_timeout:g} s") from None
         return Connection(reader, writer)
 
     def release(self, conn: Connection, reusable: bool) -> None:
