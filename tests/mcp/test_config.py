@@ -183,6 +183,23 @@ def test_server_names_are_unique_across_files_and_must_not_contain_the_namespace
     assert config.servers["memory"].command == "a", "the first definition wins"
 
 
+def test_a_servers_startup_timeout_is_five_seconds_unless_its_pool_or_the_server_itself_says_otherwise(
+    umx: UltramaxEnv,
+) -> None:
+    doc = {"pools": {
+        "primary": {"servers": {"plain": {"command": "a"}}},
+        "slow": {"startup_timeout_ms": 20000, "servers": {"npx": {"command": "b"}, "fast": {"command": "c",
+                                                                                   "startup_timeout_ms": 2000}}},
+        "bad": {"startup_timeout_ms": 50, "servers": {"odd": {"command": "d", "startup_timeout_ms": "5s"}}},
+    }}  # fmt: skip
+    config = load(umx, doc)
+    timeouts = {name: spec.startup_timeout_s for name, spec in config.servers.items()}
+    assert timeouts == {"plain": 5.0, "npx": 20.0, "fast": 2.0}, "a bad pool value falls back; a bad server is out"
+    errors = messages(config)
+    assert any("pools.bad.startup_timeout_ms: must be at least 100, got 50" in e for e in errors), errors
+    assert any('pools.bad.servers.odd.startup_timeout_ms: must be an integer, got "5s"' in e for e in errors), errors
+
+
 def test_unknown_keys_suggest_the_key_that_was_meant(umx: UltramaxEnv) -> None:
     config = load(umx, {"pools": {"primary": {"servers": {"memory": {"command": "a", "argz": []}}}}})
     assert any("pools.primary.servers.memory.argz: unknown key (did you mean 'args'?)" in e for e in messages(config))

@@ -30,6 +30,7 @@ from ultramax.errors import ConfigError, json_problem
 from ultramax.paths import Paths
 
 __all__ = [
+    "DEFAULT_STARTUP_TIMEOUT_MS",
     "NAME_SEPARATOR",
     "ActiveSet",
     "PoolConfig",
@@ -46,6 +47,9 @@ __all__ = [
 Strategy = Literal["round-robin", "priority", "manual"]
 Activation = Literal["always", "on-primary-failure", "on-demand"]
 Transport = Literal["stdio", "http"]
+
+DEFAULT_STARTUP_TIMEOUT_MS = 5000
+"""How long a server has, from its start, to answer the handshake and list what it offers (``startup_timeout_ms``)."""
 
 NAME_SEPARATOR = "__"
 """Between a server's name and its tool's name in the gateway's namespaced tool names (``memory__read_graph``)."""
@@ -65,6 +69,7 @@ _POOL_KEYS = (
     "description",
     "health_check_interval_ms",
     "timeout_ms",
+    "startup_timeout_ms",
     "failure_threshold",
     "degraded_latency_ms",
     "servers",
@@ -86,6 +91,7 @@ _SERVER_KEYS = (
     "description",
     "health_endpoint",
     "timeout_ms",
+    "startup_timeout_ms",
     "protocol",
 )
 _RULE_KEYS = ("pattern", "servers", "require_safety_check", "retry_safe", "description")
@@ -101,6 +107,7 @@ class PoolSpec:
     activation: Activation = "always"
     health_check_interval_ms: int = 5000
     timeout_ms: int = 10000
+    startup_timeout_ms: int = DEFAULT_STARTUP_TIMEOUT_MS
     failure_threshold: int = 3
     degraded_latency_ms: int = 1000
     description: str = ""
@@ -128,6 +135,7 @@ class ServerSpec:
     retry_tools: tuple[str, ...] = ()
     description: str = ""
     timeout_ms: int | None = None
+    startup_timeout_ms: int | None = None  # None: the pool's
     project_scoped: bool = False
     protocol: str = "auto"  # "auto" (server/discover, else the handshake) or "legacy" (the handshake, and the
     # gateway relays the server's sampling / elicitation requests to the caller)
@@ -143,6 +151,11 @@ class ServerSpec:
     @property
     def probe_timeout_s(self) -> float:
         return self.pool.timeout_ms / 1000
+
+    @property
+    def startup_timeout_s(self) -> float:
+        """How long a start may take (handshake and first listing) before it counts as failed."""
+        return (self.startup_timeout_ms or self.pool.startup_timeout_ms) / 1000
 
     @property
     def interval_s(self) -> float:
@@ -397,6 +410,7 @@ def _parse_pool(name: str, body: Any, at: _Loc, project_scoped: bool) -> None:
     activation = _choice(body, "activation", ACTIVATIONS, _DEFAULT_ACTIVATION.get(name, "always"), here)
     interval = _int(body, "health_check_interval_ms", 5000, here, minimum=100)
     timeout = _int(body, "timeout_ms", 10000, here, minimum=100)
+    startup = _int(body, "startup_timeout_ms", DEFAULT_STARTUP_TIMEOUT_MS, here, minimum=100, maximum=600000)
     threshold = _int(body, "failure_threshold", 3, here, minimum=1)
     degraded = _int(body, "degraded_latency_ms", 1000, here, minimum=1)
     description = _str(body, "description", "", here)
@@ -407,6 +421,7 @@ def _parse_pool(name: str, body: Any, at: _Loc, project_scoped: bool) -> None:
         activation=activation,  # type: ignore[arg-type]
         health_check_interval_ms=interval,
         timeout_ms=timeout,
+        startup_timeout_ms=startup,
         failure_threshold=threshold,
         degraded_latency_ms=degraded,
         description=description,
@@ -471,6 +486,9 @@ def _parse_server(name: str, body: Any, pool: PoolSpec, at: _Loc) -> ServerSpec 
     replicas = _int(body, "replicas", 1, at, minimum=1, maximum=16)
     description = _str(body, "description", "", at)
     timeout = _int(body, "timeout_ms", 0, at, minimum=0) or None
+    startup = None
+    if "startup_timeout_ms" in body:  # else the pool's
+        startup = _int(body, "startup_timeout_ms", 0, at, minimum=100, maximum=600000) or None
     protocol = _choice(body, "protocol", ("auto", "legacy"), "auto", at)
     retry_all, retry_tools = False, ()
     retry = body.get("retry_safe")
@@ -520,6 +538,7 @@ def _parse_server(name: str, body: Any, pool: PoolSpec, at: _Loc) -> ServerSpec 
         retry_tools=retry_tools,
         description=description,
         timeout_ms=timeout,
+        startup_timeout_ms=startup,
         protocol=protocol,
     )
 
