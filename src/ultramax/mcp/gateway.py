@@ -96,7 +96,8 @@ class GatewayOptions:
     prefix: bool = True  # namespaced names (server__tool); False = pass-through
     page_size: int = 100
     name: str = "ultramax"  # the name Claude Code registers the gateway under (mcp__<name>__...)
-    startup_wait_s: float = 20.0  # how long a first listing waits for the servers to come up
+    startup_wait_s: float = 10.0  # at most this long a first listing waits for the servers' first starts (each is
+    # bounded by its startup_timeout_ms); a server that comes up later is announced with list_changed
     env_allow: tuple[str, ...] = ()
 
 
@@ -186,11 +187,13 @@ class Gateway:
                 await up.stopped.wait()
 
     async def _watch_settled(self) -> None:
-        """Set ``_settled`` once every upstream has finished its first start (up or failed)."""
-        while not all(
-            up.starts and (up.available() or up.health.status != "starting") for up in self.upstreams.values()
-        ):
-            await self._changed.wait()
+        """Set ``_settled`` once every upstream has finished its first start (up or failed), or after
+        ``startup_wait_s``: listings wait only until then, and list changes are announced from then on."""
+        with anyio.move_on_after(self.options.startup_wait_s):
+            while not all(
+                up.starts and (up.available() or up.health.status != "starting") for up in self.upstreams.values()
+            ):
+                await self._changed.wait()
         self._settled.set()
 
     async def wait_settled(self, timeout: float | None = None) -> bool:
@@ -238,6 +241,8 @@ class Gateway:
             log.warning("mcp server %s down (%s); traffic for %s goes to %s", up.id, reason, up.namespace, to)
         elif now and not was:
             self._event("up", up, reason=reason, protocol=up.protocol_version)
+        elif not now and up.failed_start is not None:
+            self._event("start failed", up, reason=reason, next_timeout_s=up.startup_timeout_s)
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
         await self._refresh_view()

@@ -6,6 +6,11 @@ loads the server's tools, resources, prompts and templates (every page), probes 
 when the process exits, a probe threshold is crossed or a restart is asked for, tears it down and starts it
 again after an exponential backoff (reset once a server stayed up for a while).
 
+A start is bounded: a server that does not answer the handshake and list what it offers within its
+``startup_timeout_ms`` (5 s by default) is reported unhealthy with that reason, killed, and started again after
+the backoff -- with twice the time on each attempt that ran out (up to 60 s), so a server that is only slow to
+start (``npx`` fetching a package) still comes up. ``stop`` ends a start in progress at once.
+
 Requests are forwarded raw (``forward``): the downstream parameters are rebuilt for this server's era -- the
 2026-07-28 ``_meta`` envelope and the downstream progress token are dropped (the SDK stamps its own), other
 ``_meta`` keys such as ``traceparent`` are kept -- and the result comes back as the server sent it.
@@ -14,6 +19,7 @@ Requests are forwarded raw (``forward``): the downstream parameters are rebuilt 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -44,6 +50,8 @@ _MAX_PAGES = 100
 _STABLE_AFTER_S = 30.0
 _BACKOFF_FIRST_S = 0.2
 _BACKOFF_MAX_S = 30.0
+_STARTUP_TIMEOUT_MAX_S = 60.0
+_ABORTED_START_GRACE_S = 0.1  # a server that has not answered its handshake will not exit politely either
 _ENVELOPE_PREFIX = "io.modelcontextprotocol/"
 NO_TIMEOUT_S = 7 * 86400.0
 """The wait of a call without a configured timeout: hung servers are caught by the probes instead."""
@@ -153,12 +161,16 @@ class Upstream:
         self.starts = 0
         self.inflight = 0
         self.last_exit: str | None = None
+        self.failed_start: str | None = None  # why the last start failed, until a start succeeds
         self.stopped = anyio.Event()
         self._client: Client | None = None
         self._changed = anyio.Event()
         self._restart = anyio.Event()
         self._stop = anyio.Event()
         self._restart_reason = ""
+        self._startup_timeout = spec.startup_timeout_s  # grows while starts run out of time
+        self._starting: anyio.CancelScope | None = None  # the start in progress (connect, first listing)
+        self._up_since: float | None = None  # monotonic time the current lifetime came up
 
     # -- state --------------------------------------------------------------------------------------------------
     @property
@@ -178,6 +190,11 @@ class Upstream:
         stamp = getattr(client.session, "_stamp", None) if client is not None else None
         return stamp if callable(stamp) else None
 
+    @property
+    def startup_timeout_s(self) -> float:
+        """How long the next start may take (the configured ``startup_timeout_ms``, doubled per start that ran out)."""
+        return self._startup_timeout
+
     def available(self) -> bool:
         """Connected, its process alive, and not past the failure threshold."""
         if self._client is None or self.health.status in ("unhealthy", "starting", "stopped"):
@@ -194,11 +211,18 @@ class Upstream:
         if not self._restart.is_set():
             self._restart_reason = reason
             self._restart.set()
+            self._abort_start()
 
     def stop(self) -> None:
+        """Stop for good (a start in progress is abandoned at once)."""
         self._stop.set()
         self._restart_reason = "stopping"
         self._restart.set()
+        self._abort_start()
+
+    def _abort_start(self) -> None:
+        if self._starting is not None:
+            self._starting.cancel()
 
     def stopping(self) -> bool:
         return self._stop.is_set()
@@ -214,6 +238,7 @@ class Upstream:
             "server_info": self.server_info,
             "tools": len(self.catalog.tools),
             "restarts": self.restarts,
+            "startup_timeout_s": self.startup_timeout_s,
             "inflight": self.inflight,
             "last_exit": self.last_exit,
         }
@@ -231,15 +256,17 @@ class Upstream:
         backoff = _BACKOFF_FIRST_S
         try:
             while not self.stopping():
-                started = time.monotonic()
                 reason = await self._one_lifetime()
                 if self.stopping():
                     break
                 self.restarts += 1
                 self.metrics.restarted(self.id)
-                log.warning("mcp server %s went down (%s); restarting in %.1f s", self.id, reason, backoff)
-                if time.monotonic() - started > _STABLE_AFTER_S:
-                    backoff = _BACKOFF_FIRST_S
+                if self._up_since is None:
+                    log.warning("mcp server %s did not start (%s); trying again in %.1f s", self.id, reason, backoff)
+                else:
+                    if time.monotonic() - self._up_since > _STABLE_AFTER_S:
+                        backoff = _BACKOFF_FIRST_S  # it had been up a while: a fresh failure, not a crash loop
+                    log.warning("mcp server %s went down (%s); restarting in %.1f s", self.id, reason, backoff)
                 with anyio.move_on_after(backoff):
                     await self._wait_stop()
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
@@ -258,44 +285,66 @@ class Upstream:
             self._restart = anyio.Event()
 
     async def _one_lifetime(self) -> str:
-        """Start, serve until something ends it, tear down. Returns why it ended."""
+        """Start (within the startup timeout), serve until something ends it, tear down. Returns why it ended."""
         self._restart = anyio.Event()
         self.starts += 1
+        self._up_since = None
+        limit = self._startup_timeout
+        phase = "the handshake"
         reason = "unknown"
-        try:
-            async with self._connect() as client:
-                self._client = client
-                self.protocol_version = client.protocol_version
-                info = client.server_info
-                self.server_info = info.model_dump(mode="json", exclude_none=True) if info else None
-                caps = client.session.server_capabilities
-                self.capabilities = caps.model_dump(by_alias=True, mode="json", exclude_none=True) if caps else {}
-                started = time.perf_counter()
-                await self.refresh_catalog()
-                self.health.mark_up(time.perf_counter() - started)
-                self.last_exit = None
-                await self._set_status("up")
-                reason = await self._serve()
-                self._end_link()  # raw calls hear of the end when the SDK's calls do (the client closes next)
-        except MCPError as exc:
-            reason = f"handshake failed: {exc.error.message}"
-        except OSError as exc:
-            reason = f"cannot start: {exc.strerror or exc}"
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
-            reason = "connection closed during start"
-        except Exception as exc:  # noqa: BLE001 -- any failure to start is a reason to retry later, never a crash
-            reason = start_failure(exc)
-        finally:
-            self._end_link()
-            self._client = None
-            if self.child is not None and not self.child.alive():
-                code = self.child.returncode
-                self.last_exit = f"exit code {code}" if code is not None and code >= 0 else f"signal {-(code or 0)}"
-                if reason.startswith("connection closed"):
+        with anyio.CancelScope(deadline=anyio.current_time() + limit) as starting:
+            self._starting = starting
+            try:
+                async with self._connect(limit) as client:
+                    self._client = client
+                    self.protocol_version = client.protocol_version
+                    info = client.server_info
+                    self.server_info = info.model_dump(mode="json", exclude_none=True) if info else None
+                    caps = client.session.server_capabilities
+                    self.capabilities = caps.model_dump(by_alias=True, mode="json", exclude_none=True) if caps else {}
+                    phase = "the first listing of its tools, resources and prompts"
+                    started = time.perf_counter()
+                    await self.refresh_catalog()
+                    starting.deadline = math.inf
+                    self._starting = None
+                    self._up_since = time.monotonic()
+                    self._startup_timeout = self.spec.startup_timeout_s
+                    self.failed_start = None
+                    self.health.mark_up(time.perf_counter() - started)
+                    self.last_exit = None
+                    await self._set_status("up")
+                    reason = await self._serve()
+                    self._end_link()  # raw calls hear of the end when the SDK's calls do (the client closes next)
+            except MCPError as exc:
+                reason = f"handshake failed: {exc.error.message}"
+            except OSError as exc:
+                reason = f"cannot start: {exc.strerror or exc}"
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
+                reason = "connection closed during start"
+            except Exception as exc:  # noqa: BLE001 -- any failure to start is a reason to retry later, never a crash
+                reason = start_failure(exc)
+            finally:
+                self._starting = None
+                self._end_link()
+                self._client = None
+                exited = self.child is not None and not self.child.alive()
+                if exited and self.child is not None:
+                    code = self.child.returncode
+                    self.last_exit = f"exit code {code}" if code is not None and code >= 0 else f"signal {-(code or 0)}"
+                if self._up_since is None and starting.cancel_called:  # the start was cut short
+                    if self.stopping():
+                        reason = "stopped while starting"
+                    elif anyio.current_time() >= starting.deadline:
+                        reason = f"no answer to {phase} within {limit:g} s"
+                        self._startup_timeout = min(2 * limit, max(self.spec.startup_timeout_s, _STARTUP_TIMEOUT_MAX_S))
+                    else:
+                        reason = f"start abandoned: {self._restart_reason}"
+                elif exited and reason.startswith("connection closed"):
                     reason = f"the server exited ({self.last_exit}) before the handshake finished"
-            self.health.mark_down(reason, stopped=self.stopping())
-            with anyio.CancelScope(shield=True):
-                await self._set_status(reason)
+                self.failed_start = reason if self._up_since is None and not self.stopping() else None
+                self.health.mark_down(reason, stopped=self.stopping())
+                with anyio.CancelScope(shield=True):
+                    await self._set_status(reason)
         return reason
 
     def _end_link(self) -> None:
@@ -330,15 +379,15 @@ class Upstream:
         return outcome or "stopped"
 
     @asynccontextmanager
-    async def _connect(self) -> AsyncIterator[Client]:
+    async def _connect(self, startup_timeout: float) -> AsyncIterator[Client]:
         spec = self.spec
         options: dict[str, Any] = {
             "mode": "legacy" if spec.protocol == "legacy" else "auto",
             "cache": None,
             "message_handler": self._on_message,
             "client_info": _CLIENT_INFO,
-            # bounds the handshake (a server that never answers it is restarted); calls pass their own timeout
-            "read_timeout_seconds": max(30.0, 3 * spec.probe_timeout_s),
+            # a backstop only: the start's own deadline bounds the handshake; probes and calls bound themselves
+            "read_timeout_seconds": max(startup_timeout, spec.probe_timeout_s) + 1.0,
         }
         if self.on_peer_request is not None and spec.protocol == "legacy":
             # only a server pinned to the handshake era may ask its client questions; advertising sampling and
@@ -364,7 +413,12 @@ class Upstream:
                 self.link = RawLink(write)
                 child.framer.intercept = self.link.on_line
                 child.framer.on_end = self.link.end
-                yield read, write
+                try:
+                    yield read, write
+                finally:
+                    starting = self._starting
+                    if starting is not None and starting.cancel_called:  # a start that ran out of time, or stopped
+                        child.grace = min(child.grace, _ABORTED_START_GRACE_S)
 
         async with Client(transport(), **options) as client:
             yield client
