@@ -1,8 +1,8 @@
 """A server that starts but never answers its handshake, next to a healthy official server, behind the gateway.
 
 The others' tools are listed within the bounded handshake wait, the hung server is reported (status, log) and
-retried in the background with backoff, its tools arrive with ``list_changed`` once it answers, and it does not
-hold up the gateway's shutdown.
+retried in the background with backoff, its tools arrive with ``list_changed`` once it answers, and neither a
+hung nor a stubborn server (deaf to EOF and SIGTERM) holds the gateway's shutdown past about two seconds.
 """
 
 from __future__ import annotations
@@ -107,3 +107,21 @@ def test_a_server_whose_handshake_timed_out_is_retried_and_its_tools_arrive_with
         assert recovered["status"] == "healthy" and recovered["error"] is None
         assert recovered["startup_timeout_s"] == 1.0, "a start that succeeds resets the startup timeout"
     assert all(process_gone(pid) for pid in pids(record))
+
+
+def test_a_server_deaf_to_eof_and_sigterm_is_killed_when_the_gateway_stops_not_waited_for(
+    umx: UltramaxEnv, project: Path, servers: Servers
+) -> None:
+    record = umx.root / "stubborn.pids"
+    ready = umx.root / "answer-now"
+    ready.touch()  # it answers from the start, and ignores its stdin closing and SIGTERM
+    write_pools(umx, {"pools": {"primary": {"servers": {
+        "everything": servers.everything(), "stubborn": hung(record, answer_when=ready)}}}})  # fmt: skip
+    with Gateway(umx, project) as gw:
+        assert gw.text("stubborn__pong").startswith("pong from")
+        gateway_pid = gw.info().pid
+        closing = time.monotonic()
+    stopped_in = time.monotonic() - closing
+    assert stopped_in < 2.0, "the gateway is gone before its client's 2 s of patience run out"
+    assert process_gone(gateway_pid)
+    assert pids(record) and all(process_gone(pid) for pid in pids(record))

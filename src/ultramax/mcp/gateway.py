@@ -74,6 +74,10 @@ _CACHEABLE: tuple[CacheableMethod, ...] = (
     "resources/read",
 )
 _EVENT_LOG = 200
+_STOP_GRACE_S = 0.5
+"""When the gateway stops: a server's time to exit after its stdin closes, and again after SIGTERM."""
+_STOP_LIMIT_S = 1.5
+"""When the gateway stops: what has not exited by then is killed (SIGKILL), whatever it was doing."""
 
 Caller = ServerRequestContext[Any, Any] | FastCall
 """A downstream request waiting on an upstream: one the SDK serves, or one on the raw tools/call path."""
@@ -178,12 +182,22 @@ class Gateway:
         finally:
             self.gate.close()
 
-    async def shutdown(self, timeout: float = 10.0) -> None:
+    async def shutdown(self, timeout: float = _STOP_LIMIT_S) -> None:
+        """Stop every upstream at once -- stdin closed, SIGTERM, SIGKILL (``_STOP_GRACE_S`` apart) -- and kill
+        whatever is still running after ``timeout``: a hung or stubborn server never holds the gateway up."""
         self._listen.close()
-        for up in self.upstreams.values():
-            up.stop()
+        ups = list(self.upstreams.values())
+        for up in ups:
+            up.stop(grace=_STOP_GRACE_S)
         with anyio.move_on_after(timeout):
-            for up in self.upstreams.values():
+            for up in ups:
+                await up.stopped.wait()
+        late = [up for up in ups if not up.stopped.is_set()]
+        for up in late:
+            log.warning("mcp server %s did not stop within %g s; killing it", up.id, timeout)
+            up.kill()
+        with anyio.move_on_after(_STOP_GRACE_S):
+            for up in late:
                 await up.stopped.wait()
 
     async def _watch_settled(self) -> None:

@@ -203,6 +203,7 @@ class ChildProcess:
     io: asyncio.Transport
     stderr_path: Path | None = None
     stopping: bool = field(default=False)
+    closed: bool = field(default=False)  # stopped and reaped: its pid may belong to another process now
     grace: float = GRACE_S  # set lower for a server that stopped answering: it will not exit politely
 
     @property
@@ -222,6 +223,8 @@ class ChildProcess:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the whole process group (the server and anything it started)."""
+        if self.closed:
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
 
@@ -244,6 +247,7 @@ class ChildProcess:
                         while self.alive() or _group_alive(self.pid):
                             await anyio.sleep(0.01)
         finally:
+            self.closed = True
             self.io.close()
             self.transport.close()
 

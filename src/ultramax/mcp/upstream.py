@@ -171,6 +171,7 @@ class Upstream:
         self._startup_timeout = spec.startup_timeout_s  # grows while starts run out of time
         self._starting: anyio.CancelScope | None = None  # the start in progress (connect, first listing)
         self._up_since: float | None = None  # monotonic time the current lifetime came up
+        self._stop_grace: float | None = None
 
     # -- state --------------------------------------------------------------------------------------------------
     @property
@@ -213,12 +214,22 @@ class Upstream:
             self._restart.set()
             self._abort_start()
 
-    def stop(self) -> None:
-        """Stop for good (a start in progress is abandoned at once)."""
+    def stop(self, grace: float | None = None) -> None:
+        """Stop for good (a start in progress is abandoned at once). ``grace`` bounds how long the process gets
+        to exit after its stdin closes, and again after SIGTERM, before it is killed."""
+        if grace is not None:
+            self._stop_grace = grace
+            if self.child is not None:
+                self.child.grace = min(self.child.grace, grace)
         self._stop.set()
         self._restart_reason = "stopping"
         self._restart.set()
         self._abort_start()
+
+    def kill(self) -> None:
+        """SIGKILL the server's process group now (for a stop that takes too long)."""
+        if self.child is not None:
+            self.child.kill()
 
     def _abort_start(self) -> None:
         if self._starting is not None:
@@ -410,6 +421,8 @@ class Upstream:
                 write,
             ):
                 self.child = child
+                if self._stop_grace is not None:
+                    child.grace = min(child.grace, self._stop_grace)
                 self.link = RawLink(write)
                 child.framer.intercept = self.link.on_line
                 child.framer.on_end = self.link.end
