@@ -183,7 +183,7 @@ def test_server_names_are_unique_across_files_and_must_not_contain_the_namespace
     assert config.servers["memory"].command == "a", "the first definition wins"
 
 
-def test_a_servers_startup_timeout_is_five_seconds_unless_its_pool_or_the_server_itself_says_otherwise(
+def test_a_servers_startup_timeout_is_thirty_seconds_unless_its_pool_or_the_server_itself_says_otherwise(
     umx: UltramaxEnv,
 ) -> None:
     doc = {"pools": {
@@ -194,7 +194,7 @@ def test_a_servers_startup_timeout_is_five_seconds_unless_its_pool_or_the_server
     }}  # fmt: skip
     config = load(umx, doc)
     timeouts = {name: spec.startup_timeout_s for name, spec in config.servers.items()}
-    assert timeouts == {"plain": 5.0, "npx": 20.0, "fast": 2.0}, "a bad pool value falls back; a bad server is out"
+    assert timeouts == {"plain": 30.0, "npx": 20.0, "fast": 2.0}, "a bad pool value falls back; a bad server is out"
     errors = messages(config)
     assert any("pools.bad.startup_timeout_ms: must be at least 100, got 50" in e for e in errors), errors
     assert any('pools.bad.servers.odd.startup_timeout_ms: must be an integer, got "5s"' in e for e in errors), errors

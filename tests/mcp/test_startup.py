@@ -48,7 +48,8 @@ def test_a_server_that_never_answers_its_handshake_holds_up_neither_the_listing_
     umx: UltramaxEnv, project: Path, servers: Servers
 ) -> None:
     record = umx.root / "hung.pids"
-    write_pools(umx, {"pools": {"primary": {"servers": {"everything": servers.everything(), "hung": hung(record)}}}})
+    pool = {"startup_timeout_ms": 5000, "servers": {"everything": servers.everything(), "hung": hung(record)}}
+    write_pools(umx, {"pools": {"primary": pool}})
     with Gateway(umx, project) as gw:
         asked = time.monotonic()
         names = {t.name for t in gw.tools()}

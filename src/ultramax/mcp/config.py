@@ -48,8 +48,11 @@ Strategy = Literal["round-robin", "priority", "manual"]
 Activation = Literal["always", "on-primary-failure", "on-demand"]
 Transport = Literal["stdio", "http"]
 
-DEFAULT_STARTUP_TIMEOUT_MS = 5000
-"""How long a server has, from its start, to answer the handshake and list what it offers (``startup_timeout_ms``)."""
+DEFAULT_STARTUP_TIMEOUT_MS = 30000
+"""How long a server has, from its start, to answer the handshake and list what it offers (``startup_timeout_ms``):
+Claude Code's own default (``MCP_TIMEOUT``), so a server that starts under Claude Code starts behind the gateway
+(a first ``npx``/``uvx`` run fetching a package is not killed mid-download); the first listing does not wait
+that long for it (``GatewayOptions.startup_wait_s``)."""
 
 NAME_SEPARATOR = "__"
 """Between a server's name and its tool's name in the gateway's namespaced tool names (``memory__read_graph``)."""

@@ -7,9 +7,10 @@ when the process exits, a probe threshold is crossed or a restart is asked for, 
 again after an exponential backoff (reset once a server stayed up for a while).
 
 A start is bounded: a server that does not answer the handshake and list what it offers within its
-``startup_timeout_ms`` (5 s by default) is reported unhealthy with that reason, killed, and started again after
-the backoff -- with twice the time on each attempt that ran out (up to 60 s), so a server that is only slow to
-start (``npx`` fetching a package) still comes up. ``stop`` ends a start in progress at once.
+``startup_timeout_ms`` (30 s by default, as Claude Code's own) is reported unhealthy with that reason, killed,
+and started again after the backoff -- with twice the time on each attempt that ran out (up to 60 s), so a
+server that is only slow to start (``npx`` fetching a package) still comes up. ``stop`` ends a start in
+progress at once.
 
 Requests are forwarded raw (``forward``): the downstream parameters are rebuilt for this server's era -- the
 2026-07-28 ``_meta`` envelope and the downstream progress token are dropped (the SDK stamps its own), other
