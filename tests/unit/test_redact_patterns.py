@@ -81,6 +81,26 @@ def test_a_secret_known_by_its_shape_or_place_is_redacted_and_its_surroundings_k
     assert kept in out and "[REDACTED:" in out
 
 
+ANT_KEY = "sk-ant-api03-" + "Zq8mN3vR7tYw2KpL5xHc9Jd4"
+GH_TOKEN = "ghp_" + "Xv7Lq2Nw9Rt4Ys6Kp3Mz8Bc5Df1Gh0Jk2Lm4"
+
+
+@pytest.mark.parametrize(
+    ("text", "secret", "kept"),
+    [
+        (f"config/backup_{ANT_KEY}.txt", ANT_KEY, "config/backup_"),
+        (f"/srv/cache/tok_{GH_TOKEN}/index.json", GH_TOKEN, "/index.json"),
+        (f"/data/{AWS_ID}_credentials.csv", AWS_ID, "_credentials.csv"),
+        (f"cat /tmp/old_{ANT_KEY}.log", ANT_KEY, "cat /tmp/old_"),
+    ],
+)
+def test_a_token_joined_to_a_word_by_an_underscore_as_in_a_file_name_is_redacted(
+    text: str, secret: str, kept: str
+) -> None:
+    out = redact(text)
+    assert secret not in out and kept in out and "[REDACTED:" in out
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -103,6 +123,7 @@ def test_a_secret_known_by_its_shape_or_place_is_redacted_and_its_surroundings_k
         "arn:aws:iam::123456789012:role/Admin was assumed",
         '_SK_START = b"-----BEGIN OPENSSH PRIVATE KEY-----"\nfor line in lines:\n    parse(line)',
         "the --password flag prompts; the --username and --password options can't be combined",
+        "task_sk-button-primary-2 my_ghp_helper npm_install_deps ASIA_PACIFIC_REGION_2024",
     ],
 )
 def test_look_alikes_in_ordinary_text_are_left_untouched(text: str) -> None:

@@ -68,34 +68,36 @@ _PUTTY_KEY = _rule(
     "private-lines",
 )
 
+# A token starts where no letter or digit stands before it -- an underscore counts as a separator, as it does in
+# file names (backup_sk-ant-..., tok_ghp_...), which a regex word boundary would miss -- and ends likewise.
 _VENDOR_TOKENS: tuple[tuple[str, str], ...] = (
-    ("anthropic-key", r"\bsk-ant-[A-Za-z0-9_\-]{16,}"),
+    ("anthropic-key", r"sk-ant-[A-Za-z0-9_\-]{16,}"),
     (
         "openai-key",
-        r"\bsk-(?:proj|svcacct|admin|live|test|None|or-v1)-(?=[A-Za-z0-9_\-]{0,200}\d)[A-Za-z0-9_\-]{20,}"
+        r"sk-(?:proj|svcacct|admin|live|test|None|or-v1)-(?=[A-Za-z0-9_\-]{0,200}\d)[A-Za-z0-9_\-]{20,}"
         # legacy keys: one unbroken mixed-case run, unlike CSS names (sk-button-primary-color-2)
-        r"|\bsk-(?=[A-Za-z0-9]{0,60}\d)(?=[A-Za-z0-9]{0,60}[A-Z])[A-Za-z0-9]{20,}[A-Za-z0-9_\-]*",
+        r"|sk-(?=[A-Za-z0-9]{0,60}\d)(?=[A-Za-z0-9]{0,60}[A-Z])[A-Za-z0-9]{20,}[A-Za-z0-9_\-]*",
     ),
-    ("stripe-key", r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"),
-    ("aws-access-key", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
-    ("github-token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"),
-    ("gitlab-token", r"\bglpat-[A-Za-z0-9_\-]{20,}"),
-    ("slack-token", r"\bxox[abposre]-[A-Za-z0-9\-]{10,}|\bxapp-\d-[A-Za-z0-9\-]{10,}"),
-    ("huggingface-token", r"\bhf_[A-Za-z0-9]{30,}"),
-    ("npm-token", r"\bnpm_[A-Za-z0-9]{36}\b"),
-    ("pypi-token", r"\bpypi-AgE[A-Za-z0-9_\-]{50,}"),
-    ("webhook-secret", r"\bwhsec_[A-Za-z0-9+/=]{20,}"),
-    ("google-api-key", r"\bAIza[0-9A-Za-z_\-]{35}"),
-    ("twilio-key", r"\bSK[0-9a-fA-F]{32}\b"),
-    ("sendgrid-key", r"\bSG\.[\w\-]{22}\.[\w\-]{43}\b"),
-    ("discord-token", r"\b[MNO](?=[\w\-]{0,26}\d)[\w\-]{23,27}\.[\w\-]{6}\.[\w\-]{27,40}\b"),
-    ("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
+    ("stripe-key", r"[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"),
+    ("aws-access-key", r"(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
+    ("github-token", r"(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"),
+    ("gitlab-token", r"glpat-[A-Za-z0-9_\-]{20,}"),
+    ("slack-token", r"xox[abposre]-[A-Za-z0-9\-]{10,}|xapp-\d-[A-Za-z0-9\-]{10,}"),
+    ("huggingface-token", r"hf_[A-Za-z0-9]{30,}"),
+    ("npm-token", r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
+    ("pypi-token", r"pypi-AgE[A-Za-z0-9_\-]{50,}"),
+    ("webhook-secret", r"whsec_[A-Za-z0-9+/=]{20,}"),
+    ("google-api-key", r"AIza[0-9A-Za-z_\-]{35}"),
+    ("twilio-key", r"SK[0-9a-fA-F]{32}(?![A-Za-z0-9])"),
+    ("sendgrid-key", r"SG\.[\w\-]{22}\.[\w\-]{43}\b"),
+    ("discord-token", r"[MNO](?=[\w\-]{0,26}\d)[\w\-]{23,27}\.[\w\-]{6}\.[\w\-]{27,40}\b"),
+    ("jwt", r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
 )
 # One pattern for all of them, each alternative named after its kind: a single pass, and the lookahead on
 # the first letters lets the scan skip almost every position.
 _VENDOR_FIRST_LETTERS = "AMNOSeghnprswx"  # every token above starts with one of these
 _VENDOR_PATTERN = re.compile(
-    rf"\b(?=[{_VENDOR_FIRST_LETTERS}])(?:"
+    rf"(?=[{_VENDOR_FIRST_LETTERS}])(?<![A-Za-z0-9])(?:"
     + "|".join(f"(?P<k{i}>{pattern})" for i, (_, pattern) in enumerate(_VENDOR_TOKENS))
     + ")"
 )
