@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ultramax.redact import redact, redact_obj
+
 __all__ = ["LOG_FILES", "JsonFormatter", "Metrics", "configure_logging"]
 
 LOG_FILES = {
@@ -90,20 +92,23 @@ class Metrics:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and any ``extra={"fields": {...}}``."""
+    """One JSON object per line: time, level, logger, message and any ``extra={"fields": {...}}``.
+
+    Every string in the line is redacted, the traceback too: an error message can quote a path or a value
+    from a hook event, and a secret can be a file name."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            out.update(fields)
+            out.update(redact_obj(fields))
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(out, ensure_ascii=False, default=str)
 
 

@@ -27,6 +27,7 @@ from ultramax.pipeline.dispatcher import PERMISSION_EVENTS, Dispatcher
 from ultramax.pipeline.middleware import RateLimiter
 from ultramax.pipeline.registry import StageRegistry, StageServices, default_registry
 from ultramax.pipeline.stage import HookContext
+from ultramax.redact import redact
 
 __all__ = ["HookOutcome", "Runtime", "unreadable_files"]
 
@@ -217,7 +218,7 @@ class Runtime:
                     "decision": decision.outcome,
                     "stage": "input",
                     "rule": decision.rule,
-                    "reason": message[:500],
+                    "reason": redact(message)[:500],
                     "input_sha256": digest(raw),
                     "input_bytes": len(raw),
                 }

@@ -69,6 +69,29 @@ def test_a_directory_maps_to_one_project_and_a_second_directory_with_the_same_na
     assert other.name == "api-2"
 
 
+GH_TOKEN = "ghp_" + "Xv7Lq2Nw9Rt4Ys6Kp3Mz8Bc5Df1Gh0Jk2Lm4"  # assembled: no scanner mistakes this file for a leak
+
+
+def test_a_project_folder_named_after_a_secret_is_registered_with_a_redacted_path_and_name(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / "cache" / GH_TOKEN
+    project = store.project_for_dir(folder)
+    assert GH_TOKEN not in project.name and GH_TOKEN not in str(project.path)
+    assert project.path == f"{tmp_path}/cache/[REDACTED:github-token]"
+    assert store.project_for_dir(folder).id == project.id  # the same folder finds the same project
+
+
+def test_a_project_registered_under_its_unredacted_path_is_moved_to_the_redacted_one_when_next_used(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / GH_TOKEN
+    old = store.ensure_project("legacy", str(folder))  # as an ultramax that stored paths as they were did
+    found = store.project_for_dir(folder)
+    assert found.id == old.id and found.name == "legacy"
+    assert [p.path for p in store.list_projects()] == [f"{tmp_path}/[REDACTED:github-token]"]
+
+
 def test_every_block_change_is_a_version_that_can_be_diffed_and_undone_step_by_step(store: SQLiteStore) -> None:
     store.ensure_project("acme")
     store.write_block("acme", "project_context", "FastAPI service", source="test")

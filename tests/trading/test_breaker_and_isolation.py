@@ -216,6 +216,17 @@ def test_a_write_that_lands_elsewhere_than_approved_pauses_file_writes(desk: Des
     assert (paused.permission, paused.rule) == ("ask", "circuit_breaker.open")
 
 
+def test_the_stored_reason_of_a_paused_write_does_not_keep_a_secret_in_a_file_name(desk: Desk) -> None:
+    key = "sk-ant-api03-" + "Zq8mN3vR7tYw2KpL5xHc9Jd4"  # assembled: no scanner mistakes this file for a leak
+    target = desk.project / "src" / "a.py"
+    edit = {"file_path": str(target), "content": "x = 1\n"}
+    desk.call("Write", edit, phase="post", response={"type": "create", "filePath": f"/tmp/backup_{key}.py"})
+    state = breakers_for(desk.umx.paths).get("files")
+    assert state is not None and state.opened_at is not None
+    assert state.reason is not None and key not in state.reason
+    assert "/tmp/backup_[REDACTED:anthropic-key].py" in state.reason
+
+
 def test_a_write_inside_the_project_that_a_symlink_sends_outside_is_a_mismatch(desk: Desk) -> None:
     outside = desk.umx.root / "elsewhere"
     outside.mkdir()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from tests.conftest import PayloadFactory, UltramaxEnv
-from ultramax.observability import Metrics
+from ultramax.observability import JsonFormatter, Metrics
 from ultramax.runtime import Runtime
 
 
@@ -33,3 +34,19 @@ def test_switching_telemetry_and_tracing_off_stops_metrics_and_stage_times(
     metrics, record = _run_pre_tool_use(umx, make_payload)
     assert "ultramax_hook_duration_seconds_count" not in metrics.exposition().decode()
     assert "stage_ms" not in record
+
+
+def test_a_log_line_is_redacted_in_its_message_fields_and_traceback() -> None:
+    key = "sk-ant-api03-" + "Zq8mN3vR7tYw2KpL5xHc9Jd4"  # assembled: no scanner mistakes this file for a leak
+    try:
+        raise FileNotFoundError(f"/w/config/backup_{key}.txt")
+    except FileNotFoundError as exc:
+        record = logging.LogRecord("ultramax.pipeline", logging.ERROR, __file__, 1, "cannot read %s", (exc,), None)
+        record.exc_info = (type(exc), exc, exc.__traceback__)
+    record.fields = {"path": f"/w/{key}", "nested": {"paths": [f"cache_{key}"]}, "count": 3}
+    line = JsonFormatter().format(record)
+    assert key not in line
+    out = json.loads(line)
+    assert out["msg"] == "cannot read /w/config/backup_[REDACTED:anthropic-key].txt"
+    assert out["path"] == "/w/[REDACTED:anthropic-key]" and out["count"] == 3
+    assert "FileNotFoundError" in out["exc"]

@@ -11,6 +11,7 @@ from ultramax.redact import (
     prints_secret_variable,
     redact,
     redact_obj,
+    redact_path,
     strip_private,
 )
 
@@ -233,3 +234,33 @@ def test_netrc_logins_and_passwords_are_redacted_and_the_machine_kept(text: str)
 def test_the_word_password_in_prose_next_to_a_netrc_entry_is_left_alone() -> None:
     text = "machine ci.example.com login bot password s3cr3t-x\nthe password rotates weekly"
     assert redact(text).splitlines()[1] == "the password rotates weekly"
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (f"config/{ANTHROPIC}.txt", "config/[REDACTED:anthropic-key].txt"),
+        (f"/srv/cache/{GITHUB}/index.json", "/srv/cache/[REDACTED:github-token]/index.json"),
+        (f"/home/me/keys/backup_{AWS}.csv", "/home/me/keys/backup_[REDACTED:aws-access-key].csv"),
+        ("/data/token=9f8e7d6c5b4a39281706/out.log", "/data/token=[REDACTED:secret]/out.log"),
+        (f"C:\\Users\\me\\{GITLAB}\\notes.md", "C:\\Users\\me\\[REDACTED:gitlab-token]\\notes.md"),
+    ],
+)
+def test_a_secret_that_is_a_file_or_folder_name_is_redacted_and_the_rest_of_the_path_kept(
+    path: str, expected: str
+) -> None:
+    assert redact_path(path) == expected
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/home/me/work/api/src/auth/token_store.py",
+        "tests/test_secret_key_rotation.py",
+        ".git/objects/6a/26e59d3c1f0b8e2a7d4c5b9f0e1d2c3b4a5968",
+        "/etc/password-policy.d/10-min-length.conf",
+        "",
+    ],
+)
+def test_an_ordinary_path_is_left_as_it_is(path: str) -> None:
+    assert redact_path(path) == path

@@ -26,7 +26,7 @@ from ultramax.errors import UltramaxError
 from ultramax.mcp.config import RoutingRule
 from ultramax.modes import ModeConfig, detect_mode
 from ultramax.paths import Paths
-from ultramax.redact import redact
+from ultramax.redact import redact, redact_path
 
 __all__ = ["Decide", "SafetyGate"]
 
@@ -134,7 +134,7 @@ class SafetyGate:
             entry = {
                 "event": "McpGatewayCall",
                 "tool": f"mcp__{self.name}__{namespace}__{tool}",
-                "project": str(self.project_dir) if self.project_dir else None,
+                "project": redact_path(str(self.project_dir)) if self.project_dir else None,
                 "decision": "allow" if permission == "allow" else "deny",
                 "stage": "gateway",
                 "rule": rule_id,

@@ -30,6 +30,7 @@ from ultramax.redact import (
     prints_secret_variable,
     redact,
     redact_env,
+    redact_path,
     strip_private,
 )
 
@@ -203,7 +204,7 @@ class Capture:
         if not path:
             return []
         env, key = is_env_file(path), is_key_file(path)
-        path = redact(path)
+        path = redact_path(path)  # a secret can be a file or folder name
         if tool == "Edit":
             body = compact_diff(str(tool_input.get("old_string", "")), str(tool_input.get("new_string", "")))
             summary = f"Edited {path}"

@@ -40,6 +40,7 @@ from ultramax.memory.models import (
     Project,
 )
 from ultramax.paths import Paths
+from ultramax.redact import redact_path
 
 __all__ = [
     "SQLiteStore",
@@ -318,18 +319,25 @@ class SQLiteStore:
 
     def project_for_dir(self, directory: Path, name: str | None = None) -> Project:
         """The project of a working directory: an explicit ``name``, else the one registered for the path,
-        else a new one named after the directory (suffixed if that name is taken by another path)."""
+        else a new one named after the directory (suffixed if that name is taken by another path).
+
+        The path is registered redacted, and the name made from the redacted folder name: a secret can be a
+        folder name. A project registered under the unredacted path (before this was so) is moved to the
+        redacted one when it is next used."""
         if name:
             return self.ensure_project(name)
-        key = str(directory)
-        row = (
-            self._conn()
-            .execute("SELECT id, name, path, created_at, capture FROM projects WHERE path = ?", (key,))
-            .fetchone()
-        )
+        key = redact_path(str(directory))
+        row = self._project_at(key)
+        if row is None and key != str(directory):
+            row = self._project_at(str(directory))
+            if row is not None:
+                with self._write() as conn:
+                    conn.execute("UPDATE projects SET path = ? WHERE id = ?", (key, row[0]))
+                self._project_cache.pop(row[1], None)
+                row = self._project_at(key)
         if row:
             return self._project_row(row)
-        base = project_name_for(directory)
+        base = project_name_for(Path(key))
         for n in range(1, 1000):
             candidate = base if n == 1 else f"{base}-{n}"
             existing = self.get_project(candidate)
@@ -346,6 +354,14 @@ class SQLiteStore:
                         conn.execute("UPDATE projects SET path = ? WHERE id = ? AND path IS NULL", (key, existing.id))
                 return self.get_project(candidate) or existing
         raise MemoryStoreError(f"cannot name a memory project for {directory}")
+
+    def _project_at(self, path: str) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = (
+            self._conn()
+            .execute("SELECT id, name, path, created_at, capture FROM projects WHERE path = ?", (path,))
+            .fetchone()
+        )
+        return row
 
     def list_projects(self) -> list[Project]:
         rows = self._conn().execute("SELECT id, name, path, created_at, capture FROM projects ORDER BY name")

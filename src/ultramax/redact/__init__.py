@@ -8,6 +8,7 @@ whose name says secret. A redacted value becomes ``[REDACTED:<kind>]`` so the te
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ultramax.redact.assignments import redact_assignments
@@ -30,6 +31,7 @@ __all__ = [
     "redact",
     "redact_env",
     "redact_obj",
+    "redact_path",
     "strip_private",
 ]
 
@@ -42,6 +44,18 @@ def redact(text: str) -> str:
     for rule in RULES:
         text = rule(text)
     return redact_assignments(redact_formats(text))
+
+
+_PATH_SEPARATORS = re.compile(r"([/\\])")
+
+
+def redact_path(path: str) -> str:
+    """A file or directory path with every secret in it redacted: a name can be one (``config/sk-ant-....txt``,
+    a token as a cache folder). Each component is judged alone first -- so ``token=...`` as a folder name is
+    a secret, and a value never swallows the rest of the path -- then the whole, for secrets that span several
+    components (a webhook URL)."""
+    parts = _PATH_SEPARATORS.split(path)
+    return redact("".join(part if part in ("", "/", "\\") else redact(part) for part in parts))
 
 
 def redact_env(text: str) -> str:

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from ultramax.paths import Paths
+from ultramax.redact import redact
 from ultramax.safety.engine import LayerVerdict, SafetyRequest
 from ultramax.safety.layers_core import request_time, verdict
 from ultramax.safety.ledger import error_of, payload_of
@@ -89,6 +90,7 @@ class Breakers:
 
     def failure(self, scope: str, reason: str, *, threshold: int, now: float) -> BreakerState:
         """Count a failure; open the breaker at ``threshold`` consecutive ones (re-open a probing one at once)."""
+        reason = redact(reason)  # stored and shown later: it may quote a path or an error with a secret in it
         with self.store.write(durable=True) as conn:
             row = conn.execute("SELECT failures, opened_at FROM breakers WHERE scope = ?", (scope,)).fetchone()
             failures = (row["failures"] if row else 0) + 1
@@ -106,6 +108,7 @@ class Breakers:
 
     def trip(self, scope: str, reason: str, rule: str, now: float) -> None:
         """Open at once (a post-execution mismatch, an order in an unknown state)."""
+        reason = redact(reason)
         with self.store.write(durable=True) as conn:
             conn.execute(
                 "INSERT INTO breakers (scope, failures, opened_at, reason, rule, updated_at) VALUES (?,?,?,?,?,?) "

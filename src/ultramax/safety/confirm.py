@@ -29,7 +29,7 @@ from typing import Any
 
 from ultramax.errors import UltramaxError
 from ultramax.paths import Paths
-from ultramax.redact import redact
+from ultramax.redact import redact, redact_path
 from ultramax.safety.engine import LayerVerdict, SafetyRequest
 from ultramax.safety.layers_core import ASKED_KEY, call_digest, denied_by, dry_run, request_time
 from ultramax.safety.mcp_risk import Operation, classify
@@ -231,8 +231,8 @@ def confirmation_reason(request: SafetyRequest, why: str) -> str:
         digest=call_digest(request),
         tool=request.tool,
         summary=operation_summary(request),
-        reason=why,
-        project=str(request.project_dir) if request.project_dir else None,
+        reason=redact(why),  # stored: the reason may quote a path or a command with a secret in it
+        project=redact_path(str(request.project_dir)) if request.project_dir else None,
         ttl=ttl,
         now=request_time(request),
     )

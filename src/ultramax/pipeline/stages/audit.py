@@ -1,6 +1,7 @@
 """Stage 5: audit. Appends the decision to the hash-chained log before the hook answers.
 
-Inputs are recorded as a SHA-256 digest plus a short redacted summary -- never the raw input.
+Inputs are recorded as a SHA-256 digest plus a short redacted summary -- never the raw input. Paths (the
+edited file, the project directory) are redacted as paths: a secret can be a file or folder name.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from typing import Any, Literal
 
 from ultramax.audit import AuditLog
 from ultramax.pipeline.stage import HookContext, StageOutput
-from ultramax.redact import redact
+from ultramax.redact import redact, redact_path
 
 __all__ = ["AuditStage", "summarize"]
 
 SUMMARY_CHARS = 200
+_PATH_KEYS = frozenset({"file_path", "notebook_path"})
 safety_log = logging.getLogger("ultramax.safety")
 
 
@@ -28,7 +30,7 @@ def summarize(ctx: HookContext) -> str:
         for key in ("command", "file_path", "notebook_path", "url", "pattern", "query", "prompt"):
             value = tool_input.get(key)
             if isinstance(value, str):
-                text = f"{event.tool} {key}={value}"
+                text = f"{event.tool} {key}={redact_path(value) if key in _PATH_KEYS else value}"
                 break
         else:
             text = f"{event.tool} " + ",".join(sorted(tool_input))
@@ -39,7 +41,7 @@ def summarize(ctx: HookContext) -> str:
     else:
         detail = next(
             (
-                str(v)
+                redact_path(str(v)) if k in _PATH_KEYS else str(v)
                 for k, v in event.to_dict().items()
                 if k in ("source", "reason", "trigger", "notification_type", "error", "file_path")
             ),
@@ -64,7 +66,7 @@ class AuditStage:
             "session": ctx.event.session_id,
             "tool": ctx.event.tool,
             "mode": ctx.mode.name,
-            "project": str(ctx.project_dir) if ctx.project_dir else None,
+            "project": redact_path(str(ctx.project_dir)) if ctx.project_dir else None,
             "decision": d.outcome,
             "stage": d.stage,
             "rule": d.rule,
