@@ -4,8 +4,13 @@ Each record carries ``seq``, the previous record's hash (``prev``) and its own `
 canonical JSON without ``hash``. A record is written with one ``write()`` under an exclusive ``flock`` --
 so the daemon and an in-process hook never interleave -- before the decision it records is returned: once a
 decision is out, its record survives any crash of the process. A head file remembers the last ``seq`` and
-hash so that ``verify`` also notices records cut off the end. A failed write (a full disk) is rolled back to
-the last whole record: the log is never left with half a record.
+hash so that ``verify`` also notices records cut off the end. A failed or interrupted write (a full disk, a
+signal such as the hook's own deadline) is rolled back to the last whole record: the log is never left with
+half a record.
+
+A writer that cannot wait for the lock (the hook's in-process fallback, out of time because a stopped daemon
+holds it) defers its record instead (``append_or_defer``): the record is written whole to a file of its own
+in the spool folder next to the log, and the next append -- by whichever process -- chains it before its own.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -27,9 +33,21 @@ from typing import Any
 from ultramax.errors import AuditError
 from ultramax.fsutil import private_dir
 
-__all__ = ["GENESIS", "AuditLog", "VerifyReport", "canonical_json", "digest", "read_records", "verify"]
+__all__ = [
+    "GENESIS",
+    "AuditLockBusy",
+    "AuditLog",
+    "VerifyReport",
+    "canonical_json",
+    "deferred_records",
+    "digest",
+    "read_records",
+    "spool_dir",
+    "verify",
+]
 
 GENESIS = "0" * 64
+_CHAIN_FIELDS = frozenset({"seq", "ts", "prev", "hash"})
 
 
 def canonical_json(obj: Any) -> str:
@@ -45,6 +63,10 @@ def digest(data: bytes | str) -> str:
 def _record_hash(record: dict[str, Any]) -> str:
     body = {k: v for k, v in record.items() if k != "hash"}
     return digest(canonical_json(body))
+
+
+class AuditLockBusy(AuditError):
+    """Another writer held the audit log's lock for longer than this one could wait."""
 
 
 class AuditLog:
@@ -66,36 +88,63 @@ class AuditLog:
 
     def append(self, entry: dict[str, Any]) -> dict[str, Any]:
         """Chain ``entry`` onto the log and return the full record; raise AuditError if it cannot be stored."""
-        with self._lock, self._locked_fd() as fd:
-            size, seq, prev = self._tail_of(fd)
-            record = {
-                "seq": seq + 1,
-                "ts": datetime.now(UTC).isoformat(timespec="microseconds"),
-                "prev": prev,
-                **entry,
-            }
+        return self._append(entry, self.lock_timeout)
+
+    def append_or_defer(self, entry: dict[str, Any], *, wait: float) -> dict[str, Any] | Path:
+        """Chain ``entry`` if the lock can be had within ``wait`` seconds; otherwise write it to the spool, from
+        which the next append chains it. Returns the record, or the spool file holding it."""
+        try:
+            return self._append(entry, wait)
+        except AuditLockBusy:
+            return _defer(spool_dir(self.path), {**entry, "decided_at": _now()})
+
+    def _append(self, entry: dict[str, Any], lock_timeout: float) -> dict[str, Any]:
+        with self._lock, self._locked_fd(lock_timeout) as fd:
+            self._chain_deferred(fd)
+            return self._append_locked(fd, entry)
+
+    def _append_locked(self, fd: int, entry: dict[str, Any]) -> dict[str, Any]:
+        size, seq, prev = self._tail_of(fd)
+        record = {"seq": seq + 1, "ts": _now(), "prev": prev, **entry}
+        try:
+            record["hash"] = _record_hash(record)
+        except UnicodeEncodeError:  # a lone surrogate (valid JSON from Claude Code) cannot be stored as UTF-8
+            record = _utf8_safe(record)
+            record["hash"] = _record_hash(record)
+        line = (canonical_json(record) + "\n").encode()
+        try:
+            _write_all(fd, line)
+            if self.fsync:
+                os.fsync(fd)
+        except BaseException as exc:  # an OSError, or a signal's exception (the hook's deadline) mid-write
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)  # never leave half a record behind
+            self._tail = None
+            if not isinstance(exc, OSError):
+                raise
+            hint = " (the disk is full: free space, then retry)" if exc.errno == errno.ENOSPC else ""
+            raise AuditError(f"cannot append to audit log {self.path}: {exc.strerror}{hint}") from exc
+        self._tail = (size + len(line), record["seq"], record["hash"])
+        self._write_head(record["seq"], record["hash"])
+        return record
+
+    def _chain_deferred(self, fd: int) -> None:
+        """Chain the records other writers deferred (oldest first), each removed once it is in the log."""
+        for path in _spooled(spool_dir(self.path)):
             try:
-                record["hash"] = _record_hash(record)
-            except UnicodeEncodeError:  # a lone surrogate (valid JSON from Claude Code) cannot be stored as UTF-8
-                record = _utf8_safe(record)
-                record["hash"] = _record_hash(record)
-            line = (canonical_json(record) + "\n").encode()
-            try:
-                _write_all(fd, line)
-                if self.fsync:
-                    os.fsync(fd)
-            except OSError as exc:
+                entry = json.loads(path.read_bytes())
+            except FileNotFoundError:
+                continue  # chained meanwhile by another writer of the same log
+            except ValueError:
                 with contextlib.suppress(OSError):
-                    os.ftruncate(fd, size)  # never leave half a record behind
-                self._tail = None
-                hint = " (the disk is full: free space, then retry)" if exc.errno == errno.ENOSPC else ""
-                raise AuditError(f"cannot append to audit log {self.path}: {exc.strerror}{hint}") from exc
-            self._tail = (size + len(line), record["seq"], record["hash"])
-            self._write_head(record["seq"], record["hash"])
-            return record
+                    path.rename(path.with_suffix(".damaged"))  # kept for a human; never blocks the log
+                continue
+            if isinstance(entry, dict):  # the chain's own fields are the log's to set, never the file's
+                self._append_locked(fd, {k: v for k, v in entry.items() if k not in _CHAIN_FIELDS})
+            path.unlink(missing_ok=True)
 
     @contextlib.contextmanager
-    def _locked_fd(self) -> Iterator[int]:
+    def _locked_fd(self, lock_timeout: float) -> Iterator[int]:
         fd = self._fd
         if fd is None or not self._same_file(fd):
             self.close()
@@ -105,15 +154,15 @@ class AuditLog:
             except OSError as exc:
                 raise AuditError(f"cannot open audit log {self.path}: {exc.strerror}") from exc
             self._tail = None
-        self._lock_exclusive(fd)  # other processes (an in-process hook) append to the same file
+        self._lock_exclusive(fd, lock_timeout)  # other processes (an in-process hook) append to the same file
         try:
             yield fd
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
-    def _lock_exclusive(self, fd: int) -> None:
+    def _lock_exclusive(self, fd: int, lock_timeout: float) -> None:
         """flock with a deadline: a writer stuck while holding the lock must not hang every hook behind it."""
-        deadline = time.monotonic() + self.lock_timeout
+        deadline = time.monotonic() + lock_timeout
         pause = 0.001
         while True:
             try:
@@ -121,8 +170,8 @@ class AuditLog:
                 return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise AuditError(
-                        f"audit log {self.path} has been locked by another writer for {self.lock_timeout:g} s "
+                    raise AuditLockBusy(
+                        f"audit log {self.path} has been locked by another writer for {lock_timeout:g} s "
                         "(a stopped or hung ultramax daemon?); run `ultramax daemon restart`"
                     ) from None
                 time.sleep(pause)
@@ -187,6 +236,46 @@ class AuditLog:
         if self._head_fd is None:
             self._head_fd = os.open(self.head_path, os.O_WRONLY | os.O_CREAT, 0o600)
         os.pwrite(self._head_fd, f"{seq} {hash_}\n".encode(), 0)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def spool_dir(log_path: Path) -> Path:
+    """Where records wait that could not be chained when they were made (see ``AuditLog.append_or_defer``)."""
+    return log_path.with_name(log_path.name + ".spool")
+
+
+def _spooled(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if p.suffix == ".json")  # oldest first: names start with the time
+    except (FileNotFoundError, NotADirectoryError):
+        return []  # the usual case: one failed system call per append
+
+
+def _defer(folder: Path, entry: dict[str, Any]) -> Path:
+    """Write ``entry`` whole into its own file in ``folder`` (a temporary name, renamed when complete)."""
+    private_dir(folder)
+    stem = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp, final = folder / f".{stem}.tmp", folder / f"{stem}.json"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(canonical_json(_utf8_safe(entry)).encode())
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(final)
+    except OSError as exc:
+        raise AuditError(f"cannot defer an audit record to {folder}: {exc.strerror}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
+
+
+def deferred_records(log_path: Path) -> int:
+    """How many records wait in the spool to be chained (by the next append)."""
+    return len(_spooled(spool_dir(log_path)))
 
 
 def _utf8_safe(value: Any) -> Any:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import itertools
 import json
+import os
+import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import ultramax.audit as audit_module
 from tests.conftest import UltramaxEnv
-from ultramax.audit import GENESIS, AuditLog, canonical_json, digest, verify
+from ultramax.audit import GENESIS, AuditLog, canonical_json, deferred_records, digest, spool_dir, verify
 from ultramax.cli.main import main
 from ultramax.errors import AuditError
 
@@ -286,3 +292,83 @@ def test_the_cli_says_when_there_is_nothing_to_tail_and_counts_one_record_as_one
     assert "PreToolUse" in capsys.readouterr().out
     assert main(["audit", "verify"]) == 0
     assert capsys.readouterr().out.startswith("audit chain verified: 1 record, last seq 1")
+
+
+def test_a_write_interrupted_by_a_signal_leaves_no_partial_record(
+    log_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(log_path, 2)
+    before = log_path.read_bytes()
+
+    def half_then_interrupted(fd: int, data: bytes) -> None:
+        os.write(fd, data[: len(data) // 2])
+        raise KeyboardInterrupt  # what a signal handler raises between two writes (the hook's deadline, ^C)
+
+    with monkeypatch.context() as m:
+        m.setattr(audit_module, "_write_all", half_then_interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            AuditLog(log_path).append({"event": "PreToolUse", "summary": "x" * 400})
+    assert log_path.read_bytes() == before
+    assert verify(log_path).ok
+    assert AuditLog(log_path).append({"event": "Stop"})["seq"] == 3
+
+
+@contextlib.contextmanager
+def lock_held(path: Path) -> Iterator[None]:
+    """Another process's writer, stopped while it holds the log's lock."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def test_a_record_that_cannot_wait_for_the_lock_is_deferred_and_chained_by_the_next_append(log_path: Path) -> None:
+    log = AuditLog(log_path)
+    log.append({"event": "SessionStart"})
+    with lock_held(log_path):
+        spooled = log.append_or_defer({"event": "PreToolUse", "decision": "deny"}, wait=0.05)
+        assert isinstance(spooled, Path) and spooled.parent == spool_dir(log_path)
+        assert stat.S_IMODE(spooled.stat().st_mode) == 0o600
+        assert deferred_records(log_path) == 1 and len(lines_of(log_path)) == 1
+    after = AuditLog(log_path).append({"event": "Stop"})  # any writer, any process
+    records = [json.loads(line) for line in lines_of(log_path)]
+    assert [(r["seq"], r["event"]) for r in records] == [(1, "SessionStart"), (2, "PreToolUse"), (3, "Stop")]
+    assert records[1]["decision"] == "deny" and records[1]["decided_at"] <= records[1]["ts"]
+    assert after["seq"] == 3 and deferred_records(log_path) == 0
+    assert verify(log_path).ok
+
+
+def test_a_record_that_gets_the_lock_in_time_is_chained_at_once(log_path: Path) -> None:
+    record = AuditLog(log_path).append_or_defer({"event": "PreToolUse"}, wait=0.05)
+    assert isinstance(record, dict) and record["seq"] == 1
+    assert deferred_records(log_path) == 0
+
+
+def test_a_damaged_or_forged_spool_file_never_breaks_the_chain(log_path: Path) -> None:
+    fill(log_path, 1)
+    spool = spool_dir(log_path)
+    spool.mkdir()
+    (spool / "00000000000000000001-1-aaaa.json").write_text("{not json", encoding="utf-8")
+    (spool / "00000000000000000002-1-bbbb.json").write_text(
+        json.dumps({"event": "PreToolUse", "seq": 99, "prev": GENESIS, "hash": "0"}), encoding="utf-8"
+    )
+    AuditLog(log_path).append({"event": "Stop"})
+    assert [json.loads(line)["seq"] for line in lines_of(log_path)] == [1, 2, 3]  # the log sets its own fields
+    assert verify(log_path).ok
+    assert [p.name for p in spool.iterdir()] == ["00000000000000000001-1-aaaa.damaged"]  # kept for a human
+
+
+def test_audit_verify_says_how_many_records_wait_to_be_chained(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = AuditLog(umx.paths.audit_log, umx.paths.audit_head)
+    log.append({"event": "Stop"})
+    with lock_held(umx.paths.audit_log):
+        log.append_or_defer({"event": "PreToolUse"}, wait=0.05)
+    assert main(["audit", "verify"]) == 0
+    assert "1 record deferred, to be chained by the next append" in capsys.readouterr().out
+    assert main(["audit", "verify", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["deferred"] == 1

@@ -6,7 +6,7 @@ import argparse
 import json
 from collections import deque
 
-from ultramax.audit import read_records, verify
+from ultramax.audit import deferred_records, read_records, verify
 from ultramax.cli.base import CliContext, Subparsers, count, emit_json
 
 __all__ = ["register"]
@@ -26,11 +26,21 @@ def register(sub: Subparsers) -> None:
 
 def cmd_verify(args: argparse.Namespace, ctx: CliContext) -> int:
     report = verify(ctx.paths.audit_log, ctx.paths.audit_head)
+    deferred = deferred_records(ctx.paths.audit_log)
     if args.json:
         emit_json(
-            {"ok": report.ok, "records": report.records, "last_seq": report.last_seq, "problems": report.problems}
+            {
+                "ok": report.ok,
+                "records": report.records,
+                "last_seq": report.last_seq,
+                "problems": report.problems,
+                "deferred": deferred,
+            }
         )
-    elif report.ok:
+        return 0 if report.ok else 1
+    if deferred:  # written by a hook that could not wait for the lock: the next append chains them
+        print(f"{count(deferred, 'record')} deferred, to be chained by the next append")
+    if report.ok:
         records = count(report.records, "record")
         print(f"audit chain verified: {records}, last seq {report.last_seq} ({ctx.paths.audit_log})")
     else:
