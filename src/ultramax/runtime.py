@@ -156,15 +156,19 @@ class Runtime:
         *,
         peer_uid: int | None = None,
         project_hint: str | None = None,
+        fallback: str | None = None,
     ) -> HookOutcome:
-        """Decide one hook event. Never raises: failures become the failure policy's reply."""
+        """Decide one hook event. Never raises: failures become the failure policy's reply.
+
+        ``fallback`` says why no daemon answered, when the hook client decides the event in-process; the audit
+        record carries it."""
         started = time.perf_counter_ns()
         project_dir = Path(project_hint) if project_hint else None
         try:
             settings = self.settings_for(project_dir)
             event = parse_payload(raw, event_name, max_bytes=settings.get("ultramax.maxPayloadBytes"))
         except HookInputError as exc:
-            return HookOutcome(self._refuse_input(event_name, raw, project_dir, str(exc)), None)
+            return HookOutcome(self._refuse_input(event_name, raw, project_dir, str(exc), fallback=fallback), None)
         try:
             project_dir = project_dir or (Path(event.cwd) if event.cwd else None)
             if project_hint is None and project_dir is not None:
@@ -180,6 +184,7 @@ class Runtime:
                 input_digest=digest(raw),
                 peer_uid=peer_uid,
                 started_ns=started,
+                fallback=fallback,
             )
             self.pipeline_for(selection, settings).run(ctx)
             broken = unreadable_files(settings)
@@ -191,7 +196,8 @@ class Runtime:
             return HookOutcome(render(event.hook_event_name, ctx.decision), ctx)
         except Exception as exc:  # top-level handler: a bug here must not crash Claude Code's session
             log.exception("hook handling failed", extra={"fields": {"event": event_name}})
-            return HookOutcome(self._refuse_input(event_name, raw, project_dir, f"internal error: {exc}", event), None)
+            reply = self._refuse_input(event_name, raw, project_dir, f"internal error: {exc}", event, fallback=fallback)
+            return HookOutcome(reply, None)
 
     def _refuse_input(
         self,
@@ -200,6 +206,8 @@ class Runtime:
         project_dir: Path | None,
         message: str,
         event: HookEvent | None = None,
+        *,
+        fallback: str | None = None,
     ) -> HookReply:
         """The failure policy for input ultramax could not judge: audited, then continue or deny."""
         strict = self.strict_for(str(project_dir) if project_dir else None)
@@ -211,18 +219,19 @@ class Runtime:
             decision.permission = "deny"
         elif strict and name in BLOCKABLE_EVENTS:
             decision.block = True
+        entry = {
+            "event": name,
+            "decision": decision.outcome,
+            "stage": "input",
+            "rule": decision.rule,
+            "reason": redact(message)[:500],
+            "input_sha256": digest(raw),
+            "input_bytes": len(raw),
+        }
+        if fallback is not None:
+            entry["fallback"] = redact(fallback)
         try:
-            self.audit.append(
-                {
-                    "event": name,
-                    "decision": decision.outcome,
-                    "stage": "input",
-                    "rule": decision.rule,
-                    "reason": redact(message)[:500],
-                    "input_sha256": digest(raw),
-                    "input_bytes": len(raw),
-                }
-            )
+            self.audit.append(entry)
         except AuditError as exc:
             message += f"; and the audit log could not record it: {exc}"
         log.warning("hook input refused", extra={"fields": {"event": name, "error": message}})

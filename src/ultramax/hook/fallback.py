@@ -1,14 +1,30 @@
-"""In-process fallback of the hook client: run the pipeline here, then start the daemon for next time."""
+"""In-process fallback of the hook client: run the pipeline here, then start the daemon for next time.
+
+Every decision made here is audited like the daemon's, with why the daemon did not answer (``fallback``). A
+run that is out of time, or that cannot even start, is audited too: its record is chained at once if the log's
+lock is free within ``AUDIT_WAIT_S``, else deferred to the spool (a stopped daemon may hold the lock) for the
+next writer to chain. Whatever happens, nothing here raises into Claude Code's session.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
 import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ultramax.paths import Paths
 
-__all__ = ["run_in_process", "spawn_daemon"]
+if TYPE_CHECKING:
+    from ultramax.runtime import Runtime
+
+__all__ = ["AUDIT_WAIT_S", "run_in_process", "spawn_daemon"]
+
+AUDIT_WAIT_S = 0.5
+"""How long the record of a timed-out run waits for the audit log's lock before it is deferred instead: the
+hook has already used its time, and Claude Code kills it after ``timeout`` seconds (a killed PreToolUse hook
+fails open)."""
 
 
 class _OutOfTime(BaseException):
@@ -23,35 +39,81 @@ def run_in_process(event: str, payload: bytes, project: str, reason: str, timeou
     """Decide the event with an in-process Runtime, print the reply and return the exit code.
 
     The run is bounded by ``timeout_ms`` too (SIGALRM interrupts even a blocked system call), so the hook
-    never hangs past its configured time: out of time is answered by the failure policy.
+    never hangs past its configured time: out of time is answered by the failure policy, and audited.
     """
     from ultramax.decisions import Decision, HookReply, render
     from ultramax.runtime import Runtime
 
-    paths = Paths.from_env()
-    runtime = Runtime(paths)
-    previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, max(timeout_ms, 1000) / 1000)
+    call = _Call(Paths.from_env(), event, payload, project, reason)
     try:
-        reply = runtime.handle(event or None, payload, project_hint=project or None).reply
+        runtime = Runtime(call.paths)
+    except Exception as exc:  # the pipeline cannot even be built here: say so in the audit log, then on stderr
+        call.audit(None, "continue", "failure_policy.internal", f"cannot run in-process: {exc}")
+        raise
+    budget_ms = max(timeout_ms, 1000)
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, budget_ms / 1000)
+    timed_out = False
+    try:
+        reply = runtime.handle(event or None, payload, project_hint=project or None, fallback=reason).reply
     except _OutOfTime:
-        message = f"ultramax-hook: no answer within {max(timeout_ms, 1000)} ms in-process (daemon: {reason})"
-        if runtime.strict_for(project or None) and event in ("PreToolUse", "PermissionRequest"):
-            reply = render(event, Decision(permission="deny", reason=message + "; trading mode denies"))
-            reply = HookReply(reply.exit_code, reply.stdout, message + "\n")
-        else:
-            reply = HookReply(0, "", message + "; the event continues (failure policy)\n")
+        timed_out = True
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    if timed_out:
+        message = f"ultramax-hook: no answer within {budget_ms} ms in-process (daemon: {reason})"
+        if runtime.strict_for(project or None) and event in ("PreToolUse", "PermissionRequest"):
+            reply = render(event, Decision(permission="deny", reason=message + "; trading mode denies"))
+            note = call.audit(runtime, "deny", "failure_policy.timeout", message)
+            reply = HookReply(reply.exit_code, reply.stdout, message + note + "\n")
+        else:
+            note = call.audit(runtime, "continue", "failure_policy.timeout", message)
+            reply = HookReply(0, "", message + "; the event continues (failure policy)" + note + "\n")
     if reply.stdout:
         sys.stdout.write(reply.stdout)
         sys.stdout.flush()
     if reply.stderr:
         sys.stderr.write(reply.stderr)
     if os.environ.get("ULTRAMAX_NO_AUTOSTART") != "1":
-        spawn_daemon(paths)
+        spawn_daemon(call.paths)
     return reply.exit_code
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """The hook call being decided in-process, for the records the pipeline did not get to write."""
+
+    paths: Paths
+    event: str
+    payload: bytes
+    project: str
+    reason: str  # why no daemon answered
+
+    def audit(self, runtime: Runtime | None, decision: str, rule: str, message: str) -> str:
+        """Record a decision made outside the pipeline; returns "" or a note for stderr. Never raises."""
+        try:
+            from ultramax.audit import AuditLog, digest
+            from ultramax.redact import redact, redact_path
+
+            log = runtime.audit if runtime is not None else AuditLog(self.paths.audit_log, self.paths.audit_head)
+            entry = {
+                "event": self.event or "unknown",
+                "project": redact_path(self.project) if self.project else None,
+                "decision": decision,
+                "stage": "fallback",
+                "rule": rule,
+                "reason": redact(message)[:500],
+                "input_sha256": digest(self.payload),
+                "input_bytes": len(self.payload),
+                "fallback": redact(self.reason),
+            }
+            written = log.append_or_defer({k: v for k, v in entry.items() if v is not None}, wait=AUDIT_WAIT_S)
+        except Exception as exc:  # noqa: BLE001 -- an audit failure is reported, never a crash of the hook
+            return f"; and the audit log could not record it: {exc}"
+        if isinstance(written, dict):
+            return ""
+        return f"; audited once the audit log is free (deferred to {written.parent})"
 
 
 def spawn_daemon(paths: Paths) -> None:

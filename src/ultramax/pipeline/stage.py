@@ -79,6 +79,8 @@ class HookContext:
     trace: list[StageRecord] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     started_ns: int = 0
+    fallback: str | None = None
+    """Why no daemon answered, when the hook client decides this event in-process (recorded in the audit log)."""
 
     @property
     def event_name(self) -> str:

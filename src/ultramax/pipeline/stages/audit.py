@@ -81,6 +81,8 @@ class AuditStage:
         }
         if ctx.errors:
             entry["errors"] = [redact(e) for e in ctx.errors]
+        if ctx.fallback is not None:  # decided by the hook client in-process: the daemon did not answer
+            entry["fallback"] = redact(ctx.fallback)
         record = self.log.append({k: v for k, v in entry.items() if v is not None})
         if d.permission in ("deny", "ask") or d.block:
             safety_log.warning(
