@@ -84,7 +84,7 @@ def write_settings(path: Path, data: dict[str, Any], indent: int = 2) -> bytes:
 
 
 def read(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8-sig"))
     return data
 
 
@@ -471,3 +471,169 @@ def test_install_warns_when_claude_code_is_set_to_run_no_hooks(env: Env, capsys:
     assert args.func(args, CliContext(env.paths, env.project)) == 0
     err = capsys.readouterr().err
     assert "disableAllHooks: true" in err and "remove" in err
+
+
+# --- uninstall gives the file back --------------------------------------------------------------------------
+
+# A hand-written file: tab indents, CRLF line endings, a BOM, number and escape spellings json.dumps would change,
+# keys in the user's order and no newline at the end -- everything a re-rendered file would lose.
+HAND_WRITTEN = (
+    "\ufeff{\r\n"
+    '\t"model" : "opus",\r\n'
+    '\t"env": {"BUDGET": 1.0e3, "NAME": "Ren\\u00e9e"},\r\n'
+    '\t"hooks": {\r\n'
+    '\t\t"Stop": [\r\n'
+    '\t\t\t{"hooks": [{"type": "command", "command": "notify-send done"}]}\r\n'
+    "\t\t]\r\n"
+    "\t},\r\n"
+    '\t"permissions": {"allow": ["Bash(npm test:*)"]}\r\n'
+    "}"
+).encode()
+
+
+def only_removals(diff: str) -> bool:
+    """Whether a diff only takes lines out (a kept line may lose the comma that separated it from a removed one)."""
+    lines = diff.splitlines()
+    removed = {line[1:] for line in lines if line.startswith("-") and not line.startswith("---")}
+    added = [line[1:] for line in lines if line.startswith("+") and not line.startswith("+++")]
+    return all(f"{line.rstrip()}," in {r.rstrip() for r in removed} for line in added)
+
+
+def test_uninstall_of_a_file_nobody_changed_since_install_gives_back_its_exact_bytes(env: Env) -> None:
+    env.paths.user_settings.write_bytes(HAND_WRITTEN)
+    install(env.paths, scope="user", project_dir=env.project)
+    assert env.paths.user_settings.read_bytes() != HAND_WRITTEN
+
+    result = uninstall(env.paths, scope="user", project_dir=env.project)
+
+    assert env.paths.user_settings.read_bytes() == HAND_WRITTEN
+    assert result.restored and result.removed == len(HOOK_EVENTS)
+    assert "as it was before `ultramax install`, byte for byte" in result.note and "nothing changed" in result.note
+    assert not uninstall(env.paths, scope="user", project_dir=env.project).changed
+
+
+def test_uninstall_after_a_later_edit_keeps_the_edit_and_takes_out_only_ultramax_entries_in_the_files_layout(
+    env: Env,
+) -> None:
+    env.paths.user_settings.write_bytes(HAND_WRITTEN)
+    install(env.paths, scope="user", project_dir=env.project)
+    installed = env.paths.user_settings.read_bytes()
+    edited = installed.replace(b'"model": "opus"', b'"model": "sonnet",\r\n    "theme": "dark"')
+    assert edited != installed
+    env.paths.user_settings.write_bytes(edited)  # the user's own edit, after install
+
+    result = uninstall(env.paths, scope="user", project_dir=env.project)
+
+    after = env.paths.user_settings.read_bytes()
+    assert not result.restored and "changed since `ultramax install` wrote it" in result.note
+    assert "everything else kept as it is" in result.note
+    data = read(env.paths.user_settings)
+    assert (data["model"], data["theme"]) == ("sonnet", "dark")
+    assert not find_ultramax_hooks(data)
+    assert data["hooks"] == {"Stop": [{"hooks": [{"type": "command", "command": "notify-send done"}]}]}
+    assert only_removals(result.diff), result.diff
+    assert after.startswith(b"\xef\xbb\xbf") and after.count(b"\r\n") == after.count(b"\n")
+    assert after.endswith(installed[-3:])  # the end of the file as it stood (its newline, or none)
+
+
+def test_uninstall_of_an_edited_file_keeps_the_users_own_layout_exactly(env: Env) -> None:
+    env.paths.user_settings.write_bytes(HAND_WRITTEN)
+    install(env.paths, scope="user", project_dir=env.project)
+    # the user pastes ultramax's handlers into their own hand-written file: ultramax's layout is gone
+    ours_now = read(env.paths.user_settings)["hooks"]["PreToolUse"]
+    theirs = HAND_WRITTEN.replace(
+        b'\t"hooks": {\r\n', b'\t"hooks": {\r\n\t\t"PreToolUse": ' + json.dumps(ours_now).encode() + b",\r\n"
+    )
+    env.paths.user_settings.write_bytes(theirs)
+
+    result = uninstall(env.paths, scope="user", project_dir=env.project)
+
+    assert result.removed == 1 and not result.restored
+    assert env.paths.user_settings.read_bytes() == HAND_WRITTEN  # byte for byte what is left of their file
+
+
+def test_uninstall_removes_a_file_that_install_created_and_nobody_changed(env: Env) -> None:
+    install(env.paths, scope="local", project_dir=env.project)
+    local = env.project / ".claude" / "settings.local.json"
+    assert local.is_file()
+    result = uninstall(env.paths, scope="local", project_dir=env.project)
+    assert result.restored and "no file, as before `ultramax install`" in result.note
+    assert not local.exists()
+
+
+def test_a_file_install_created_and_the_user_then_edited_is_kept_with_the_edit(env: Env) -> None:
+    install(env.paths, scope="user", project_dir=env.project)
+    data = read(env.paths.user_settings)
+    data["model"] = "opus"
+    write_settings(env.paths.user_settings, data)
+    result = uninstall(env.paths, scope="user", project_dir=env.project)
+    assert not result.restored and read(env.paths.user_settings) == {"model": "opus"}
+
+
+def test_install_again_over_its_own_output_still_lets_uninstall_restore_the_first_original(env: Env) -> None:
+    env.paths.user_settings.write_bytes(HAND_WRITTEN)
+    install(env.paths, scope="user", project_dir=env.project)
+    again = install(env.paths, scope="user", project_dir=env.project, timeout_ms=9000)  # an upgrade, a new timeout
+    assert again.changed and again.replaced > 0
+    assert uninstall(env.paths, scope="user", project_dir=env.project).restored
+    assert env.paths.user_settings.read_bytes() == HAND_WRITTEN
+
+
+def test_a_later_change_by_another_ultramax_command_is_kept_too(env: Env) -> None:
+    write_settings(env.paths.user_settings, {"model": "opus"})
+    install(env.paths, scope="user", project_dir=env.project)
+
+    def set_timeout(data: dict[str, Any]) -> None:
+        data["ultramax"] = {"hookTimeoutMs": 3000}
+
+    install_mod.edit_settings(env.paths, "user", env.project, set_timeout)
+    result = uninstall(env.paths, scope="user", project_dir=env.project)
+    assert not result.restored
+    assert read(env.paths.user_settings) == {"model": "opus", "ultramax": {"hookTimeoutMs": 3000}}
+
+
+def test_a_file_that_held_ultramax_hooks_before_install_is_never_given_back_with_them(env: Env) -> None:
+    old = {"type": "command", "command": OLD_COMMAND.format(event="Stop")}
+    write_settings(env.paths.user_settings, {"model": "opus", "hooks": {"Stop": [{"hooks": [old]}]}})
+    install(env.paths, scope="user", project_dir=env.project)
+    result = uninstall(env.paths, scope="user", project_dir=env.project)
+    assert not result.restored and "already held ultramax hooks" in result.note
+    assert read(env.paths.user_settings) == {"model": "opus"}
+
+
+def test_a_backup_that_is_gone_makes_uninstall_take_out_only_ultramax_entries_and_say_why(env: Env) -> None:
+    original = write_settings(env.paths.user_settings, USER_SETTINGS, indent=4)
+    install(env.paths, scope="user", project_dir=env.project)
+    for backup in env.paths.backups_dir.iterdir():
+        backup.unlink()
+    result = uninstall(env.paths, scope="user", project_dir=env.project)
+    assert not result.restored and "is gone" in result.note
+    assert env.paths.user_settings.read_bytes() == original  # the same bytes all the same: the layout was kept
+
+
+def test_a_dry_run_uninstall_shows_the_restore_and_writes_nothing(env: Env) -> None:
+    env.paths.user_settings.write_bytes(HAND_WRITTEN)
+    install(env.paths, scope="user", project_dir=env.project)
+    installed = env.paths.user_settings.read_bytes()
+    result = uninstall(env.paths, scope="user", project_dir=env.project, dry_run=True)
+    assert result.restored and result.dry_run and result.backup is None and '+\t"model" : "opus",' in result.diff
+    assert env.paths.user_settings.read_bytes() == installed
+    assert uninstall(env.paths, scope="user", project_dir=env.project).restored  # the record is still there
+
+
+def test_cli_uninstall_says_whether_it_restored_the_file_or_took_entries_out(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_settings(env.paths.user_settings, USER_SETTINGS)
+    assert run_cli(env, "install") == 0
+    assert run_cli(env, "uninstall") == 0
+    out = capsys.readouterr().out
+    assert "left: the file as it was before `ultramax install`, byte for byte" in out
+    assert run_cli(env, "install") == 0
+    data = read(env.paths.user_settings)
+    data["model"] = "haiku"
+    write_settings(env.paths.user_settings, data)
+    capsys.readouterr()
+    assert run_cli(env, "uninstall", "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["restored"] is False and "changed since `ultramax install` wrote it" in report["note"]

@@ -10,7 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write_json", "atomic_write_text", "atomic_writer", "disk_is_full", "private_dir"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "atomic_writer",
+    "disk_is_full",
+    "private_dir",
+]
 
 
 def private_dir(path: Path) -> Path:
@@ -38,12 +45,17 @@ def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None
 
     The new file keeps the old file's permissions unless ``mode`` is given.
     """
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """``atomic_write_text`` for bytes written exactly as given (a file restored from its backup)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         if mode is not None:

@@ -8,6 +8,10 @@ venv, another interpreter, another timeout -- is rewritten in place instead of b
 
 Every write is preceded by a private, timestamped backup of the old file and is atomic; a file that is not
 valid JSON is refused and left alone. The same handler table generates the plugin's ``hooks/hooks.json``.
+
+Uninstall gives a file back exactly as it was before install (from that backup) when nothing changed it since
+install wrote it (``ultramax.install_record``); otherwise it cuts only ultramax's entries out of the text,
+keeping every other byte -- indentation, key order, number spelling, line endings, BOM -- as the user left it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from typing import Any, Literal
 
 from ultramax.config import load_settings, parse_settings_bytes
 from ultramax.errors import ConfigError, InstallError
-from ultramax.fsutil import atomic_write_text, private_dir
+from ultramax.fsutil import atomic_write_bytes, private_dir
+from ultramax.install_record import forget_install, remember_install, restorable
+from ultramax.jsontext import JsonPath, remove_entries
 from ultramax.paths import Paths, project_settings_files
 
 __all__ = [
@@ -278,6 +284,8 @@ class InstallResult:
     diff: str = ""
     dry_run: bool = False
     actions: tuple[str, ...] = field(default_factory=tuple)
+    restored: bool = False  # uninstall gave the file back exactly as it was before install
+    note: str = ""  # uninstall: how it undid install, and why that way
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -371,7 +379,7 @@ def edit_settings(
     change(data)
     if data == loaded.data and loaded.raw is not None:
         return loaded.path, None
-    return loaded.path, _write(paths, scope, path, loaded, _render(data, loaded.indent))
+    return loaded.path, _write(paths, scope, path, loaded, _as_written(loaded, _render(data, loaded.indent)))
 
 
 def _render(data: dict[str, Any], indent: int | str) -> str:
@@ -476,7 +484,18 @@ def _backup(paths: Paths, scope: Scope, loaded: _Loaded) -> Path:
     raise InstallError(f"cannot create a backup of {loaded.path} in {paths.backups_dir}; clean that directory")
 
 
-def _write(paths: Paths, scope: Scope, shown: Path, loaded: _Loaded, new_text: str) -> Path | None:
+def _as_written(loaded: _Loaded, text: str, *, own_layout: bool = False) -> bytes:
+    """``text`` as the file holds it: with its BOM, and -- unless ``text`` kept the file's own layout, line
+    endings included -- with its CRLF line endings, so the diff shows only what changed."""
+    if loaded.raw is not None and loaded.raw.startswith(b"\xef\xbb\xbf"):
+        text = "\ufeff" + text  # as the file was: a BOM, which Claude Code accepts
+    if not own_layout and loaded.raw is not None and b"\r\n" in loaded.raw:
+        text = text.replace("\n", "\r\n")
+    return text.encode("utf-8")
+
+
+def _write(paths: Paths, scope: Scope, shown: Path, loaded: _Loaded, data: bytes | None) -> Path | None:
+    """Replace the file with ``data`` (None: remove it), after a backup; returns the backup."""
     # Claude Code (or the user) may have saved the file since we read it: never overwrite that edit.
     try:
         now = loaded.path.read_bytes()
@@ -488,13 +507,12 @@ def _write(paths: Paths, scope: Scope, shown: Path, loaded: _Loaded, new_text: s
         raise InstallError(f"{shown} changed while ultramax was updating it; run the command again")
     if loaded.raw is not None and not loaded.path.stat().st_mode & 0o200:
         raise InstallError(f"{shown} is read-only; make it writable (chmod u+w) if ultramax may change it")
-    if loaded.raw is not None and loaded.raw.startswith(b"\xef\xbb\xbf"):
-        new_text = "\ufeff" + new_text  # as the file was: a BOM, which Claude Code accepts
-    if loaded.raw is not None and b"\r\n" in loaded.raw:
-        new_text = new_text.replace("\n", "\r\n")  # and its line endings, so the diff shows only what changed
     backup = _backup(paths, scope, loaded) if loaded.raw is not None else None
     try:
-        atomic_write_text(loaded.path, new_text)  # keeps the file's mode; a new file gets 0644
+        if data is None:
+            loaded.path.unlink(missing_ok=True)
+        else:
+            atomic_write_bytes(loaded.path, data)  # keeps the file's mode; a new file gets 0644
     except OSError as exc:
         raise InstallError(f"cannot write {shown} ({exc}); check the permissions of {loaded.path.parent}") from exc
     return backup
@@ -516,20 +534,24 @@ def _default_timeout_ms(paths: Paths, scope: Scope, project_dir: Path) -> int:
     return int(value)
 
 
-_Change = Callable[[dict[str, Any]], tuple[int, int, int, list[str]]]
-
-
-def _apply(paths: Paths, scope: Scope, project_dir: Path, dry_run: bool, change: _Change) -> InstallResult:
+def _apply(
+    paths: Paths, scope: Scope, project_dir: Path, dry_run: bool, wanted: dict[str, dict[str, Any]]
+) -> InstallResult:
     shown = settings_path(paths, scope, project_dir)
     loaded = _load(shown)
     data = copy.deepcopy(loaded.data)
-    added, replaced, removed, actions = change(data)
+    added, replaced, removed, actions = _merge(data, wanted)
     new_text = _render(data, loaded.indent)
     changed = data != loaded.data
     if not changed:
         return InstallResult(shown, scope, False, dry_run=dry_run)
     diff = _diff(shown, loaded.text, new_text)
-    backup = None if dry_run else _write(paths, scope, shown, loaded, new_text)
+    backup = None
+    if not dry_run:
+        written = _as_written(loaded, new_text)
+        backup = _write(paths, scope, shown, loaded, written)
+        held = bool(find_ultramax_hooks(loaded.data))
+        remember_install(paths, loaded.path, before=loaded.raw, backup=backup, held_ultramax=held, written=written)
     return InstallResult(shown, scope, True, added, replaced, removed, backup, diff, dry_run, tuple(actions))
 
 
@@ -552,7 +574,7 @@ def install(
         raise InstallError(f"timeout_ms must be at least 50 (got {timeout_ms}); it is in milliseconds")
     interpreter = python or Path(sys.executable)
     wanted = {e: desired_handler(e, python=interpreter, timeout_ms=timeout_ms) for e in HOOK_EVENTS}
-    return _apply(paths, scope, project_dir, dry_run, lambda data: _merge(data, wanted))
+    return _apply(paths, scope, project_dir, dry_run, wanted)
 
 
 def _remove_all(data: dict[str, Any]) -> tuple[int, int, int, list[str]]:
@@ -573,6 +595,69 @@ def _remove_all(data: dict[str, Any]) -> tuple[int, int, int, list[str]]:
     return 0, 0, removed, actions
 
 
+def _removal_paths(data: dict[str, Any]) -> list[JsonPath]:
+    """Where ``_remove_all`` takes something out of ``data``: handlers, or the group, event or ``hooks`` object
+    that removing them empties (never one that was empty already: that one is the user's)."""
+    hooks = data.get("hooks")
+    if not isinstance(hooks, dict):
+        return []
+    out: list[JsonPath] = []
+    emptied = 0
+    for event, groups in hooks.items():
+        refs = [r for r in _iter_handlers({event: groups}) if is_ultramax_handler(r.handler)]
+        if not refs:
+            continue
+        by_group: dict[int, list[int]] = {}
+        for ref in refs:
+            by_group.setdefault(ref.group_index, []).append(ref.handler_index)
+        gone = [gi for gi, his in by_group.items() if len(his) == len(groups[gi]["hooks"])]
+        if len(gone) == len(groups):
+            out.append(("hooks", event))
+            emptied += 1
+            continue
+        out += [("hooks", event, gi) for gi in gone]
+        out += [("hooks", event, gi, "hooks", hi) for gi, his in by_group.items() if gi not in gone for hi in his]
+    if hooks and emptied == len(hooks):
+        return [("hooks",)]
+    return out
+
+
 def uninstall(paths: Paths, *, scope: Scope, project_dir: Path, dry_run: bool = False) -> InstallResult:
-    """Remove ultramax's handlers (and only them) from the scope's settings file."""
-    return _apply(paths, scope, project_dir, dry_run, _remove_all)
+    """Undo ``install`` in the scope's settings file: give the file back byte for byte as it was before install
+    if nothing changed it since; otherwise remove ultramax's handlers (and only them), keeping the file's
+    layout. ``note`` in the result says which, and why."""
+    shown = settings_path(paths, scope, project_dir)
+    loaded = _load(shown)
+    removed = len(find_ultramax_hooks(loaded.data))
+    restore, why = restorable(paths, loaded.path, loaded.raw)
+    if restore is not None:
+        new_text = restore.data.decode("utf-8-sig") if restore.data is not None else ""
+        if restore.data is None:
+            note = "no file, as before `ultramax install`: nothing changed it since"
+        else:
+            note = f"the file as it was before `ultramax install`, byte for byte (its backup {restore.backup}): "
+            note += "nothing changed it since"
+        backup = None
+        if not dry_run:
+            backup = _write(paths, scope, shown, loaded, restore.data)
+            forget_install(paths, loaded.path)
+        diff = _diff(shown, loaded.text, new_text)
+        return InstallResult(shown, scope, True, 0, 0, removed, backup, diff, dry_run, ("restore",), True, note)
+    data = copy.deepcopy(loaded.data)
+    _added, _replaced, removed, actions = _remove_all(data)
+    if data == loaded.data:
+        if not dry_run:
+            forget_install(paths, loaded.path)  # a record of hooks that are no longer there
+        return InstallResult(shown, scope, False, dry_run=dry_run)
+    edited = remove_entries(loaded.text, _removal_paths(loaded.data), data)
+    if edited is not None:
+        note = f"ultramax's entries taken out, everything else kept as it is ({why})"
+    else:  # a layout the text editor does not foresee: the same content, in ultramax's layout
+        note = f"ultramax's entries taken out, the rest rewritten with the same content ({why})"
+    new_text = edited if edited is not None else _render(data, loaded.indent)
+    backup = None
+    if not dry_run:
+        backup = _write(paths, scope, shown, loaded, _as_written(loaded, new_text, own_layout=edited is not None))
+        forget_install(paths, loaded.path)
+    diff = _diff(shown, loaded.text, new_text)
+    return InstallResult(shown, scope, True, 0, 0, removed, backup, diff, dry_run, tuple(actions), False, note)

@@ -101,6 +101,7 @@ def cmd_uninstall(args: argparse.Namespace, ctx: CliContext) -> int:
         print(f"{result.path}: no ultramax hooks; nothing written")
     else:
         _show(result, "ultramax hooks removed from")
+        print(("would leave: " if result.dry_run else "left: ") + result.note)
     return 0
 
 
