@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-import ultramax.doctor as doctor_module
+import ultramax.daemon.handover as handover_module
 from tests.conftest import (
     CLIENT,
     DaemonProcess,
@@ -30,6 +30,7 @@ from tests.conftest import (
 )
 from ultramax.audit import verify
 from ultramax.daemon import daemon_request, daemon_status, stop_daemon
+from ultramax.daemon.handover import restart_command
 from ultramax.doctor import run_doctor
 from ultramax.errors import DaemonError
 from ultramax.pipeline.stages.telemetry import SLOW_SECONDS
@@ -335,7 +336,7 @@ def test_doctor_warns_when_the_running_daemon_is_another_install_of_ultramax(
 ) -> None:
     [ours] = [c for c in run_doctor(umx.paths, umx.root, managed_settings=()) if c.name == "daemon"]
     assert ours.status == "ok"
-    monkeypatch.setattr(doctor_module, "__version__", "0.0.0-upgraded")  # as after an upgrade in place
+    monkeypatch.setattr(handover_module, "__version__", "0.0.0-upgraded")  # as after an upgrade in place
     [check] = [c for c in run_doctor(umx.paths, umx.root, managed_settings=()) if c.name == "daemon"]
     assert check.status == "warn" and "hooks are answered by the other one" in check.message
-    assert check.fix == "ultramax daemon stop && ultramax daemon start"
+    assert check.fix == f"ultramax install (it restarts the daemon), or {restart_command()}"

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from ultramax import __version__
 from ultramax.config import load_settings
 from ultramax.daemon.control import daemon_status
+from ultramax.daemon.handover import other_install, restart_command, this_package
 from ultramax.errors import UltramaxError, json_problem
 from ultramax.fsutil import disk_is_full
 from ultramax.install import (
@@ -516,16 +517,15 @@ def _socket_refuses(path: Path) -> bool:
 def _check_daemon(paths: Paths) -> Check:
     status = daemon_status(paths)
     if status.running:
-        here = str(Path(__file__).resolve().parent)
-        theirs = (status.detail.get("version"), status.detail.get("package"))
-        if theirs[1] is not None and theirs != (__version__, here):
+        old = other_install(status)
+        if old is not None:
             # started from another install (an upgrade, another virtual environment): hooks get its answers
             return Check(
                 "daemon",
                 "warn",
-                f"the running daemon (pid {status.pid}) is ultramax {theirs[0]} from {theirs[1]}; this is "
-                f"{__version__} from {here}, so hooks are answered by the other one",
-                "ultramax daemon stop && ultramax daemon start",
+                f"the running daemon is {old}; this is ultramax {__version__} from {this_package()}, so hooks "
+                "are answered by the other one",
+                f"ultramax install (it restarts the daemon), or {restart_command()}",
             )
         return Check("daemon", "ok", f"daemon running (pid {status.pid}, socket {status.socket})")
     if paths.socket.is_socket():

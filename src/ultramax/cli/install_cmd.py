@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ultramax.cli.base import CliContext, Subparsers, emit_json
+from ultramax.daemon.handover import Handover, replace_other_daemon
 from ultramax.doctor import Check, check_disabled, check_duplicates, collect_sources, run_doctor, worst
 from ultramax.install import HOOK_EVENTS, InstallResult, install, uninstall
 
@@ -72,9 +73,12 @@ def cmd_install(args: argparse.Namespace, ctx: CliContext) -> int:
     sources = collect_sources(ctx.paths, ctx.project_dir)
     duplicates = None if args.dry_run else check_duplicates(sources)
     disabled = [c for c in check_disabled(sources) if c.status != "ok"]
+    # a daemon from another install would keep answering the hooks with its code: hand over to this one
+    handover = replace_other_daemon(ctx.paths, dry_run=args.dry_run)
     if args.json:
         data = result.to_dict()
         data["duplicates"] = duplicates.to_dict() if duplicates and duplicates.status != "ok" else None
+        data["daemon"] = handover.to_dict() if handover.old else None
         emit_json(data)
         return 0
     _show(result, f"ultramax hooks ({len(HOOK_EVENTS)} events) registered in")
@@ -88,9 +92,26 @@ def cmd_install(args: argparse.Namespace, ctx: CliContext) -> int:
         print(f"warning: {duplicates.message}\n  fix: {duplicates.fix}", file=sys.stderr)
     for check in disabled:  # registered, but Claude Code will run none of them
         print(f"warning: {check.message}\n  fix: {check.fix}", file=sys.stderr)
+    _show_handover(handover, args.dry_run)
     if result.changed and not result.dry_run:
         print("check the set-up with `ultramax doctor`")
     return 0
+
+
+def _show_handover(handover: Handover, dry_run: bool) -> None:
+    if handover.old is None:
+        return
+    if dry_run:
+        print(f"dry run: the running daemon is {handover.old}; install would restart it from this install")
+    elif handover.error is None:
+        print(f"restarted the daemon from this install (pid {handover.new_pid}): {handover.old} was answering hooks")
+    else:
+        state = "it is stopped: hooks run in-process (slower) until one starts" if handover.stopped else "it still runs"
+        print(
+            f"warning: the running daemon was {handover.old}, whose code answers the hooks, and restarting it from "
+            f"this install failed ({handover.error}); {state}\n  fix: {handover.fix}",
+            file=sys.stderr,
+        )
 
 
 def cmd_uninstall(args: argparse.Namespace, ctx: CliContext) -> int:
