@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import UltramaxEnv, wait_for
-from tests.mcp.harness import Gateway, Servers, process_gone, require_servers, result_text, write_pools
+from tests.mcp.harness import Gateway, Servers, process_gone, result_text, write_pools
 
 INTERVAL_MS = 200
 
@@ -31,16 +31,6 @@ def pools(servers: Servers, *, rules: list[dict[str, Any]] | None = None, timeou
         },
         "routing": {"rules": rules or []},
     }  # fmt: skip
-
-
-@pytest.fixture
-def servers() -> Servers:
-    return Servers(require_servers())
-
-
-@pytest.fixture
-def project(umx: UltramaxEnv) -> Path:
-    return umx.project("webapp")
 
 
 @pytest.fixture

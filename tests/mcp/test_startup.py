@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import mcp_types as types
-import pytest
 
 from tests.conftest import UltramaxEnv, wait_for
-from tests.mcp.harness import Gateway, Servers, process_gone, require_servers, write_pools
+from tests.mcp.harness import Gateway, Servers, process_gone, write_pools
 from ultramax.mcp.control import query_gateway
 
 HUNG_SERVER = Path(__file__).with_name("hung_server.py")
@@ -32,16 +31,6 @@ def hung(record: Path, *, answer_when: Path | None = None) -> dict[str, Any]:
 
 def pids(record: Path) -> list[int]:
     return [int(line) for line in record.read_text().split()] if record.exists() else []
-
-
-@pytest.fixture
-def servers() -> Servers:
-    return Servers(require_servers())
-
-
-@pytest.fixture
-def project(umx: UltramaxEnv) -> Path:
-    return umx.project("webapp")
 
 
 def test_a_server_that_never_answers_its_handshake_holds_up_neither_the_listing_nor_the_shutdown(
