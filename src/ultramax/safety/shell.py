@@ -249,7 +249,7 @@ class _Walker(ProgramHandlers):
         nodes = [c for i, c in enumerate(node.children)
                  if node.field_name_for_child(i) == "redirect" or c.type in _REDIRECTS]  # fmt: skip
         text, continuation, subs = self.apply_redirects(nodes, st, redirects, extra)
-        stdin_text = text if text is not None else io.stdin_text
+        stdin_text = text if text is not None or subs else io.stdin_text
         sio = WalkIO(subs or (io.stdin_from if stdin_text is io.stdin_text else ()), stdin_text,
                   "file" if any(op.startswith((">", "&>")) and _is_file(w) for op, w in redirects) else io.sink,
                   io.final_sink, tuple(redirects), tuple(extra))  # fmt: skip
@@ -394,7 +394,7 @@ class _Walker(ProgramHandlers):
         stdin_text = io.stdin_text
         if redirect_nodes:
             text, _, subs = self.apply_redirects(redirect_nodes, st, redirects, extra)
-            if text is not None:
+            if text is not None or subs:
                 stdin_text = text
                 io = WalkIO(subs, stdin_text, io.sink, io.final_sink, io.redirects, io.extra_args)
         argv.extend(extra)
@@ -444,7 +444,13 @@ class _Walker(ProgramHandlers):
                 stdin_text = " ".join(w.text for w in words) + "\n"
                 subs = tuple(i for w in words for i in w.subs)
             else:
+                before = len(redirects)
                 self.file_redirect(child, st, redirects, extra)
+                if len(redirects) > before and redirects[-1][0] == "<" and redirects[-1][1].procsub:
+                    # `cmd < <(producer)`: the producer's output is the command's stdin, as with a pipe
+                    subs = redirects[-1][1].subs
+                    outs = [self.commands[i].static_out for i in subs if i < len(self.commands)]
+                    stdin_text = "".join(o for o in outs if o is not None) if subs and None not in outs else None
         return stdin_text, continuation, subs
 
     def finish(self, argv: list[Word], st: WalkState, io: WalkIO, assigns: dict[str, str], raw: str, *,
