@@ -19,7 +19,7 @@ from ultramax.safety.programs import (
     XARGS_VALUE,
     producer_roots,
 )
-from ultramax.safety.shellmodel import ENTRY, Command, ShellContext, Word, canonical_name
+from ultramax.safety.shellmodel import ENTRY, NUL, Command, ShellContext, Word, canonical_name
 from ultramax.safety.shellstate import WalkCall, WalkIO, WalkOut, WalkState
 
 __all__ = ["ProgramHandlers", "split_words"]
@@ -264,7 +264,7 @@ class ProgramHandlers:
         text = io.stdin_text
         if text is not None and DYN not in text:
             if null:
-                items = [t for t in text.split("\0") if t]
+                items = [t for t in text.split(NUL) if t]
             elif delim:
                 items = [t for t in text.split(delim) if t.strip()]
             else:

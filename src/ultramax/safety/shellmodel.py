@@ -9,10 +9,24 @@ from dataclasses import dataclass, field
 
 from ultramax.safety.pathclass import DYN, PathContext
 
-__all__ = ["BUDGET_S", "DYN", "ENTRY", "MAX_DEPTH", "Analysis", "Command", "ShellContext", "Word", "canonical_name"]
+__all__ = [
+    "BUDGET_S",
+    "DYN",
+    "ENTRY",
+    "MAX_DEPTH",
+    "NUL",
+    "Analysis",
+    "Command",
+    "ShellContext",
+    "Word",
+    "canonical_name",
+]
 
 ENTRY = "\x01"
 """Stands for "some entry below this directory" (what find -exec and xargs after find/ls receive)."""
+
+NUL = "\x02"
+"""Stands for a NUL byte in a command's known output (``printf '%s\\0'``), which ``xargs -0`` splits on."""
 
 MAX_DEPTH = 6
 """How deep code-in-code (``bash -c "bash -c '...'"``) is followed before the failure policy applies."""

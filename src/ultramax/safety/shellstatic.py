@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 
 from ultramax.safety.pathclass import DYN, resolve
-from ultramax.safety.shellmodel import Command, ShellContext
+from ultramax.safety.shellmodel import NUL, Command, ShellContext
 
 __all__ = ["ansi_c", "static_output"]
 
@@ -34,9 +34,11 @@ def static_output(cmd: Command, ctx: ShellContext) -> str | None:
     if fn is None:
         return None
     try:
-        return fn(texts, cmd, ctx)
+        out = fn(texts, cmd, ctx)
     except (ValueError, binascii.Error, UnicodeDecodeError, IndexError, TypeError):
         return None
+    # a NUL byte in the output (printf '%s\0') must not read as the run-time marker DYN
+    return out.replace("\x00", NUL) if out is not None else None
 
 
 def _echo(args: list[str], cmd: Command, ctx: ShellContext) -> str:
@@ -113,6 +115,57 @@ def _rev(args: list[str], cmd: Command, ctx: ShellContext) -> str | None:
     return "\n".join(line[::-1] for line in cmd.stdin_text.split("\n"))
 
 
+_TR_CLASSES = {
+    "[:lower:]": "abcdefghijklmnopqrstuvwxyz",
+    "[:upper:]": "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "[:digit:]": "0123456789",
+    "[:alpha:]": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "[:alnum:]": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+    "[:space:]": " \t\n\r\v\f",
+    "[:blank:]": " \t",
+}
+
+
+def _tr_set(spec: str) -> str:
+    """The characters of a tr set: ranges (a-z), character classes ([:upper:]) and backslash escapes."""
+    for name, chars in _TR_CLASSES.items():
+        spec = spec.replace(name, chars)
+    if "[" in spec and "]" in spec:
+        raise ValueError("tr: repetition or equivalence classes")
+    chars = ansi_c(spec) if "\\" in spec else spec
+    out: list[str] = []
+    i = 0
+    while i < len(chars):
+        if i + 2 < len(chars) and chars[i + 1] == "-" and ord(chars[i]) <= ord(chars[i + 2]):
+            out.extend(chr(c) for c in range(ord(chars[i]), ord(chars[i + 2]) + 1))
+            i += 3
+        else:
+            out.append(chars[i])
+            i += 1
+    return "".join(out)
+
+
+def _tr(args: list[str], cmd: Command, ctx: ShellContext) -> str | None:
+    """tr SET1 SET2 (translate) and tr -d SET1 (delete) on text known in advance (ROT13 and the like)."""
+    if cmd.stdin_text is None:
+        return None
+    delete = args[:1] == ["-d"]
+    sets = args[1:] if delete else args
+    if any(a.startswith("-") and len(a) > 1 for a in sets) or len(sets) != (1 if delete else 2):
+        return None
+    source = _tr_set(sets[0])
+    if delete:
+        return "".join(ch for ch in cmd.stdin_text if ch not in source)
+    target = _tr_set(sets[1])
+    if not target:
+        return None
+    target = target + target[-1] * max(0, len(source) - len(target))
+    table: dict[int, str] = {}
+    for a, b in zip(source, target, strict=False):
+        table[ord(a)] = b  # later occurrences win, as in GNU tr
+    return cmd.stdin_text.translate(table)
+
+
 def _pwd(args: list[str], cmd: Command, ctx: ShellContext) -> str | None:
     return cmd.cwd + "\n" if cmd.cwd else None
 
@@ -162,6 +215,7 @@ _STATIC: dict[str, Callable[[list[str], Command, ShellContext], str | None]] = {
     "base32": _base64,
     "xxd": _xxd,
     "rev": _rev,
+    "tr": _tr,
     "pwd": _pwd,
     "git": _git,
     "mktemp": _mktemp,

@@ -42,6 +42,7 @@ _SECRET_VAR = re.compile(
 _PRINTERS = frozenset({"echo", "printf", "printenv", "print"})
 _FILTERS = frozenset({"grep", "egrep", "fgrep", "rg", "ag", "awk", "gawk", "sed"})
 _DECODE_FLAGS = frozenset({"-d", "--decode", "-D"})
+_TRANSFORMERS = frozenset({"tr", "sed", "rev", "awk", "gawk", "mawk", "cut", "fold", "iconv", "perl", "ruby"})
 _PERSISTENT = frozenset({"shell_rc", "autostart", "git_hooks"})
 _CREDENTIAL_CONSUMERS = frozenset({"docker", "podman", "nerdctl", "buildah", "skopeo", "crane", "oras", "helm", "gh",
                                    "kubectl", "npm", "pnpm", "yarn", "twine", "aws", "az", "gcloud", "vault", "flyctl",
@@ -427,6 +428,8 @@ class CommandView(Subject):
 
     def _decodes(self) -> bool:
         name = self.name
+        if name in _TRANSFORMERS and self.stdin_kinds and self.stdin_kinds <= {"static", "decoded"}:
+            return True  # literal text rewritten (tr, sed, rev ...) into something the analysis cannot compute
         if name in ("base64", "base32", "basenc"):
             return bool(self.flags & _DECODE_FLAGS)
         if name == "xxd":
