@@ -611,7 +611,11 @@ class _Walker(ProgramHandlers):
             return self.container(name, c)
         if name == "git":
             result = rec(c)
-            self.git_alias(args, st, io)
+            expanded = self.git_alias(args, st, io)
+            if expanded is not None:
+                inner = st.copy()
+                inner.via = (*st.via, "git alias")
+                out.add(self.finish([argv[0], *expanded], inner, io, dict(assigns), raw, synthetic=True))
             for key in ("GIT_SSH_COMMAND", "GIT_SSH", "GIT_EDITOR", "GIT_PAGER", "GIT_EXTERNAL_DIFF", "GIT_ASKPASS"):
                 value = assigns.get(key) or st.vars.get(key)
                 if value and DYN not in value:

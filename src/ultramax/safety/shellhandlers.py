@@ -405,14 +405,17 @@ class ProgramHandlers:
         out.add(self.finish(list(inner_argv), inner, WalkIO(io.stdin_from, io.stdin_text), {}, raw, synthetic=True))
         return result
 
-    def git_alias(self, args: Sequence[Word], st: WalkState, io: WalkIO) -> None:
-        aliases: dict[str, str] = {}
+    def git_alias(self, args: Sequence[Word], st: WalkState, io: WalkIO) -> list[Word] | None:
+        """Follow git aliases: ``!cmd`` ones run a shell command; the others expand to git arguments, returned
+        (with the global options) for the caller to run as git. Aliases come from ``-c alias.X=...`` and from
+        ``git config alias.X ...`` earlier in the same command line."""
+        aliases: dict[str, str] = dict(st.git_aliases)
         i = 0
         while i < len(args) and args[i].text.startswith("-"):
             if args[i].text == "-c" and i + 1 < len(args):
                 key, _, value = args[i + 1].text.partition("=")
-                if key.lower().startswith("alias.") and value.startswith("!"):
-                    aliases[key[6:]] = value[1:]
+                if key.lower().startswith("alias.") and value and DYN not in value:
+                    aliases[key[6:]] = value
                 elif key.lower() in GIT_COMMAND_KEYS and value and DYN not in value:
                     self.nested(value, st, WalkIO(), f"git -c {key}")
                 i += 2
@@ -422,7 +425,28 @@ class ProgramHandlers:
                 if key.lower() in GIT_COMMAND_KEYS and value and DYN not in value:
                     self.nested(value, st, WalkIO(), f"git -c {key}")
             i += 2 if args[i].text in ("-C", "--git-dir", "--work-tree", "--namespace") else 1
-        if i < len(args) and args[i].text in aliases:
-            self.nested(aliases[args[i].text], st, io, "git alias")
+        rest = list(args[i:])
+        if rest and rest[0].text == "config":
+            self.git_config_alias(rest[1:], st)
+            return None
+        if not rest or rest[0].text not in aliases:
+            return None
+        value = aliases[rest[0].text]
+        if value.startswith("!"):
+            self.nested(value[1:], st, io, "git alias")
+            return None
+        expansion = [Word(t) for t in split_words(value)]
+        if not expansion or expansion[0].text == rest[0].text:
+            return None
+        return [*args[:i], *expansion, *rest[1:]]
+
+    @staticmethod
+    def git_config_alias(args: Sequence[Word], st: WalkState) -> None:
+        """``git config [--global] alias.NAME VALUE``: the alias holds for the rest of the command line."""
+        words = [w for w in args if not w.text.startswith("-")]
+        if words and words[0].text in ("set", "add"):
+            words = words[1:]
+        if len(words) >= 2 and words[0].text.lower().startswith("alias.") and not words[1].dynamic:
+            st.git_aliases[words[0].text[6:]] = words[1].text
 
     # -- words ---------------------------------------------------------------------------------------------

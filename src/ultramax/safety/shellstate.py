@@ -32,6 +32,7 @@ class WalkState:
     privileged: bool = False
     var_subs: dict[str, tuple[int, ...]] = field(default_factory=dict)
     chroot: str | None = None
+    git_aliases: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def initial(cls, ctx: ShellContext) -> WalkState:
@@ -40,7 +41,7 @@ class WalkState:
     def copy(self) -> WalkState:
         return WalkState(self.cwd, dict(self.vars), dict(self.functions), self.depth, self.via, self.remote,
                       self.container, self.mounts, self.calling, self.privileged, dict(self.var_subs),
-                      self.chroot)  # fmt: skip
+                      self.chroot, dict(self.git_aliases))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
