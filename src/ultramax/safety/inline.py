@@ -23,7 +23,7 @@ from ultramax.safety.pathclass import DYN, expand_user
 if TYPE_CHECKING:
     from ultramax.safety.shell import Word
 
-__all__ = ["actions", "awk_program", "code_argument", "language"]
+__all__ = ["actions", "awk_program", "code_argument", "inplace_files", "language", "path_names"]
 
 Action = tuple[str, ...]
 
@@ -131,6 +131,37 @@ def code_argument(lang: str, args: Sequence[Word]) -> tuple[Word | None, Word | 
     if i < n:
         return None, args[i], "file"
     return None, None, "stdin"
+
+
+def inplace_files(lang: str, args: Sequence[Word]) -> list[Word]:
+    """The files ``perl -i``/``ruby -i`` edit in place (the arguments after the code), or [] without ``-i``."""
+    if lang not in ("perl", "ruby"):
+        return []
+    inplace = False
+    code_seen = False
+    files: list[Word] = []
+    i = 0
+    while i < len(args):
+        text = args[i].text
+        if text == "--":
+            files.extend(args[i + 1 :])
+            break
+        if text.startswith("-") and not text.startswith("--") and len(text) > 1 and not code_seen:
+            letters = text[1:]
+            if letters[:1] not in ("I", "M", "m", "r", "x", "0") and re.fullmatch(r"[a-hj-zA-Z]*i.*", letters):
+                inplace = True
+            if re.fullmatch(r"[a-zA-Z]*[eE]", letters) and "i" not in letters[:-1]:
+                code_seen = True
+                i += 2
+                continue
+            i += 2 if letters in ("I", "M", "m", "r") else 1
+            continue
+        if not code_seen:
+            code_seen = True  # the script file
+        else:
+            files.append(args[i])
+        i += 1
+    return files if inplace else []
 
 
 def awk_program(args: Sequence[Word]) -> Word | None:
@@ -328,8 +359,30 @@ _GLUE_WORDS = frozenset(
 )
 
 
-def path_of(arg: str, home: str) -> str:
-    """The path an expression in code names: literals, HOME expressions and joins; ``DYN`` when unknown."""
+_ASSIGN = re.compile(
+    r"(?:^|[;\n{])\s*(?:const\s+|let\s+|var\s+|my\s+|local\s+)?[$@]?([A-Za-z_]\w*)\s*=(?![=~>])\s*([^;\n]+)"
+)
+
+
+def path_names(code: str, home: str) -> dict[str, str]:
+    """Variables the code assigns a known path to (``p = os.path.expanduser('~/.x')``, ``my $f = "~/.x"``)."""
+    names: dict[str, str] = {}
+    for m in _ASSIGN.finditer(code):
+        expr = m.group(2).strip()
+        if not list(_literals(expr)) and not _HOME_EXPR.search(expr):
+            continue
+        path = path_of(expr, home)
+        if path.startswith("/") and DYN not in path:
+            names[m.group(1)] = path
+    return names
+
+
+def path_of(arg: str, home: str, names: dict[str, str] | None = None) -> str:
+    """The path an expression in code names: literals, HOME expressions and joins; ``DYN`` when unknown.
+    ``names`` are variables known to hold a path (``path_names``)."""
+    bare = arg.strip().lstrip("$")
+    if names and bare in names:
+        return names[bare]
     marked = _HOME_EXPR.sub(HOME_MARK, arg)
     ordered: list[str] = []
     glue: list[str] = []
@@ -462,6 +515,7 @@ def actions(lang: str, code: str, home: str) -> list[Action]:
     if len(code) > 20000:
         code = code[:20000]
     found: list[Action] = []
+    names = path_names(code, home)
     if lang == "osascript":
         for m in re.finditer(r"do shell script\s+(\"(?:\\.|[^\"\\])*\"|'[^']*')", code):
             value = _only_literal(m.group(1))
@@ -497,7 +551,7 @@ def actions(lang: str, code: str, home: str) -> list[Action]:
             if lang == "pwsh":
                 is_rec = bool(re.search(r"(?i)-r(?:ecurse)?\b", args))
                 first = re.sub(r"(?i)-(?:path|literalpath|recurse|force|r|fo)\b", " ", args).strip().split(" ")[0]
-            path = path_of(first, home) if first else DYN
+            path = path_of(first, home, names) if first else DYN
             found.append(("argv", "rm", "-rf", path) if is_rec else ("argv", "rm", "-f", path))
     if lang == "python":
         for m in _PATH_METHOD.finditer(code):
@@ -506,7 +560,7 @@ def actions(lang: str, code: str, home: str) -> list[Action]:
             method = re.match(r"(?:\.(?:expanduser|resolve|absolute)\(\))*\.(unlink|rmdir|read_text|read_bytes|"
                               r"write_text|write_bytes)\(", tail)  # fmt: skip
             if method:
-                path = path_of(args, home)
+                path = path_of(args, home, names)
                 verb = method.group(1)
                 if verb in ("unlink", "rmdir"):
                     found.append(("argv", "rm", "-f", path))
@@ -520,7 +574,7 @@ def actions(lang: str, code: str, home: str) -> list[Action]:
             parts = _split_top(args)
             if not parts:
                 continue
-            path = path_of(parts[0], home)
+            path = path_of(parts[0], home, names)
             if verb == "open":
                 mode = _only_literal(parts[1]) if len(parts) > 1 else "r"
                 verb_now = "tee" if mode and any(c in mode for c in "wax+") else "cat"

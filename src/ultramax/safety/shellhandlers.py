@@ -119,9 +119,12 @@ class ProgramHandlers:
             code_word = Word(text) if text is not None else None
         result = self.record(c,
                              source=source, word=code_word if source == "arg" else script)  # fmt: skip
+        cmd = self.commands[result.indices[-1]]
+        edited = inline.inplace_files(lang, argv[1:])
+        if edited:  # perl -pi -e CODE FILE...: the files are rewritten (sponge writes without printing them)
+            self.apply_action(("argv", "sponge", *(w.text for w in edited)), cmd, st, label=f"{name} -i", out=out)
         if code_word is None or code_word.dynamic or source is None:
             return result
-        cmd = self.commands[result.indices[-1]]
         label = f"{name} -c" if source == "arg" else f"{name} stdin"
         for action in inline.actions(lang, code_word.text, self.ctx.home):
             self.apply_action(action, cmd, st, label=label, out=out)

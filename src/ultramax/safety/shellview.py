@@ -295,8 +295,8 @@ class CommandView(Subject):
     def read_words(self) -> list[Word]:
         spec = self.spec
         words = self.select(spec.reads)
-        if self.name == "sed" and not self.flags & {"-i"}:
-            words = self.select("args_after:1")
+        if self.name == "sed" and "-i" in self.flags:
+            words = []  # in-place: the files are rewritten, their content is not printed
         words += [w for op, w in self.cmd.redirects if op.startswith("<") and op not in ("<<", "<<<") and _is_path(w)]
         words += self._uploads()
         return words
