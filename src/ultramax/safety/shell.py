@@ -43,7 +43,7 @@ from ultramax.safety.programs import (
 from ultramax.safety.shellhandlers import ProgramHandlers, split_words
 from ultramax.safety.shellmodel import ENTRY, Analysis, Command, ShellContext, Word, canonical_name
 from ultramax.safety.shellstate import WalkCall, WalkIO, WalkOut, WalkState, WalkStop
-from ultramax.safety.shellstatic import ansi_c, static_output
+from ultramax.safety.shellstatic import ansi_c, printf_format, static_output
 
 __all__ = ["DYN", "ENTRY", "Analysis", "Command", "ShellContext", "Word", "analyze", "canonical_name"]
 
@@ -475,6 +475,7 @@ class _Walker(ProgramHandlers):
                 st.calling = st.calling | {name}
                 for j, a in enumerate(argv[1:10], start=1):
                     st.vars[str(j)] = a.text
+                st.vars["@"] = st.vars["*"] = " ".join(a.text for a in argv[1:])
                 try:
                     out.add(self.walk(body, st, io))
                 finally:
@@ -652,6 +653,15 @@ class _Walker(ProgramHandlers):
             return rec(c)
         if name == "popd":
             st.cwd = None
+        words = [w.text for w in args]
+        if name == "printf" and len(words) > 2 and words[0] == "-v":  # printf -v VAR FORMAT ARG...
+            st.vars[words[1]] = DYN if any(DYN in t for t in words[2:]) else printf_format(words[2:])
+        if name == "set" and "--" in words:  # set -- a b c: new positional parameters
+            values = args[words.index("--") + 1 :]
+            for j in range(1, 10):
+                st.vars[str(j)] = values[j - 1].text if j <= len(values) else ""
+            st.vars["@"] = st.vars["*"] = " ".join(w.text for w in values)
+            st.vars["#"] = str(len(values))
         if name in ("export", "declare", "typeset", "local", "readonly"):
             for w in args:
                 if "=" in w.text and not w.text.startswith("-"):
@@ -788,7 +798,8 @@ class _Walker(ProgramHandlers):
         subs = st.var_subs.get(name, ())
         if value is None:
             return _Seg(DYN, quoted=quoted, vars=(name,), subs=subs)
-        return _Seg(value, quoted=quoted, split=not quoted, vars=(name,) if DYN in value else (), subs=subs)
+        split = not quoted or name == "@"  # "$@" is one word per positional parameter
+        return _Seg(value, quoted=quoted, split=split, vars=(name,) if DYN in value else (), subs=subs)
 
     def lookup(self, name: str, st: WalkState, local: dict[str, str]) -> str | None:
         if name in local:
@@ -814,6 +825,14 @@ class _Walker(ProgramHandlers):
         text = _text(node)
         for child in children:
             self._find_substitutions(child, st, sink)
+        if children and children[0].type == "subscript" and children[0].named_children:
+            # ${a[@]} / ${a[*]}: the whole array (arrays are kept as their words joined by spaces)
+            index = [_text(n) for n in children[0].named_children[1:]]
+            value = self.lookup(_text(children[0].named_children[0]), st, local)
+            whole = index in (["@"], ["*"]) and text[2:-1] == _text(children[0])
+            if whole and value is not None and DYN not in value:
+                return _Seg(value, quoted=quoted, split=not quoted or index == ["@"])
+            return _Seg(DYN, quoted=quoted)
         if not children or children[0].type != "variable_name":
             return _Seg(DYN, quoted=quoted)
         name = _text(children[0])
@@ -822,6 +841,18 @@ class _Walker(ProgramHandlers):
             return self.variable(name, st, local, quoted)
         rest = inner[len(name) :]
         value = self.lookup(name, st, local)
+        known = value is not None and DYN not in value
+        if rest.startswith((":?", "?")):  # the value, or an error (nothing runs) when it is unset
+            if known and value:
+                return _Seg(value, quoted=quoted, split=not quoted)
+            return _Seg(DYN, quoted=quoted, vars=(name,))
+        if rest.startswith((":+", "+")):  # the alternative when the variable is set (and non-empty for :+)
+            alternative = rest[2:] if rest.startswith(":+") else rest[1:]
+            if known and (value or not rest.startswith(":")) and "$" not in alternative:
+                return _Seg(alternative, quoted=quoted, split=not quoted)
+            if value == "" and rest.startswith(":"):
+                return _Seg("", quoted=quoted)
+            return _Seg(DYN, quoted=quoted, vars=(name,))
         if rest.startswith((":-", "-", ":=", "=")):
             if value not in (None, "") and value is not None and DYN not in value:
                 return _Seg(value, quoted=quoted, split=not quoted)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from ultramax.safety.pathclass import DYN, resolve
 from ultramax.safety.shellmodel import NUL, Command, ShellContext
 
-__all__ = ["ansi_c", "static_output"]
+__all__ = ["ansi_c", "printf_format", "static_output"]
 
 
 def ansi_c(body: str) -> str:
@@ -58,6 +58,13 @@ _FMT = re.compile(r"%(%|[-+ #0]*\d*(?:\.\d+)?[sbdiuxXoqc])")
 
 
 def _printf(args: list[str], cmd: Command, ctx: ShellContext) -> str:
+    if args[:1] == ["-v"]:
+        return ""  # printf -v VAR assigns the text to VAR and prints nothing
+    return printf_format(args)
+
+
+def printf_format(args: list[str]) -> str:
+    """The text ``printf FORMAT ARG...`` produces (the format is reused while arguments remain)."""
     if args and args[0] == "--":
         args = args[1:]
     if not args:
@@ -166,6 +173,16 @@ def _tr(args: list[str], cmd: Command, ctx: ShellContext) -> str | None:
     return cmd.stdin_text.translate(table)
 
 
+def _which(args: list[str], cmd: Command, ctx: ShellContext) -> str | None:
+    """which NAME / command -v NAME / type -P NAME: the program's path (its canonical name is NAME again)."""
+    names = [a for a in args if not a.startswith("-")]
+    if cmd.name in ("command", "type") and not any(a in ("-v", "-P", "-p") for a in args):
+        return None
+    if not names or any("/" in n or not n for n in names):
+        return None
+    return "".join(f"/usr/bin/{n}\n" for n in names)
+
+
 def _pwd(args: list[str], cmd: Command, ctx: ShellContext) -> str | None:
     return cmd.cwd + "\n" if cmd.cwd else None
 
@@ -217,6 +234,9 @@ _STATIC: dict[str, Callable[[list[str], Command, ShellContext], str | None]] = {
     "rev": _rev,
     "tr": _tr,
     "pwd": _pwd,
+    "which": _which,
+    "command": _which,
+    "type": _which,
     "git": _git,
     "mktemp": _mktemp,
     "basename": _basename,
