@@ -23,7 +23,7 @@ from ultramax.safety.mcp_risk import parse_mcp_name
 from ultramax.safety.pathclass import PathContext, classify, resolve
 from ultramax.safety.queries import sql_classes
 from ultramax.safety.rules import ClaudePattern, Finding, PathSubject, RuleSet, Subject
-from ultramax.safety.shellview import evaluate_bash, persisted_code_denied
+from ultramax.safety.shellview import evaluate_bash, persisted_code_facts
 
 __all__ = ["FILE_TOOLS", "evaluate_file", "evaluate_mcp", "evaluate_other", "mcp_verbs", "parse_mcp_name"]
 
@@ -76,8 +76,8 @@ def evaluate_file(tool: str, data: Mapping[str, Any], ruleset: RuleSet, mode: st
     facts: set[str] = set()
     if FILE_TOOLS.get(tool) == "write" and classes & _PERSISTENT:
         content = _content(tool, data)
-        if content and persisted_code_denied(content, ruleset, mode, pctx):
-            facts.add("persists_denied_code")
+        if content:
+            facts |= persisted_code_facts(content, ruleset, mode, pctx)
     label = path or raw
     findings = ruleset.findings(tool, PathSubject(classes, label, facts), mode, label=label)
     return _user(findings, ruleset, tool, lambda p: p.matches_tool(tool) and p.matches_path(path, pctx), label)

@@ -601,12 +601,13 @@ class CommandView(Subject):
                 facts.add("prints_secret_var")
             if names and self.bx.dotenv_at is not None and self.bx.dotenv_at < self.cmd.index:
                 facts.add("prints_dotenv_var")
-        if self.bx.depth < 2 and any(c & _PERSISTENT for c in self.write_classes):
-            content = self.cmd.static_out
+        crontab = name == "crontab" and self.cmd.stdin_text is not None
+        if self.bx.depth < 2 and (crontab or any(c & _PERSISTENT for c in self.write_classes)):
+            content = self.cmd.stdin_text if crontab else self.cmd.static_out
             bx = self.bx
-            if content and persisted_code_denied(content, bx.ruleset, bx.mode, bx.pctx, depth=bx.depth,
-                                                 deadline=bx.deadline):  # fmt: skip
-                facts.add("persists_denied_code")
+            if content:
+                facts |= persisted_code_facts(content, bx.ruleset, bx.mode, bx.pctx, depth=bx.depth,
+                                              deadline=bx.deadline)  # fmt: skip
         return frozenset(facts)
 
 
@@ -621,16 +622,50 @@ def _is_path(w: Word) -> bool:
 def persisted_code_denied(content: str, ruleset: RuleSet, mode: str, pctx: PathContext, *, depth: int = 0,
                           deadline: float | None = None) -> bool:  # fmt: skip
     """Whether code written into a start-up file, cron table or hook would itself be denied when it runs."""
+    return "persists_denied_code" in persisted_code_facts(content, ruleset, mode, pctx, depth=depth,
+                                                          deadline=deadline)  # fmt: skip
+
+
+_UNIT_EXEC = re.compile(r"^\s*Exec[A-Za-z]*\s*=\s*[-@:+!|]*\s*")
+"""systemd units (ExecStart=, ExecStartPre= ... with their -@:+! prefixes) and .desktop entries (Exec=)."""
+_HIJACK_VAR = re.compile(
+    r"(?:^|[\s;])(?:export\s+|declare\s+-x\s+)?(PATH|LD_PRELOAD|LD_LIBRARY_PATH|DYLD_INSERT_LIBRARIES)=[\"']?([^\"'\s;]*)"
+)
+_HIJACKED = frozenset({"sudo", "su", "doas", "pkexec", "passwd", "ssh", "scp", "gpg"})
+
+
+def persisted_code_facts(content: str, ruleset: RuleSet, mode: str, pctx: PathContext, *, depth: int = 0,
+                         deadline: float | None = None) -> set[str]:  # fmt: skip
+    """What code written into a start-up file, cron table, unit or hook would do when it runs later:
+    ``persists_denied_code`` when it would itself be denied; ``persists_hijack`` when it runs a program or
+    library from a world-writable temporary directory, puts one first on PATH (or in LD_PRELOAD), or
+    aliases sudo, su, ssh and the like (the classic ways to capture a password or keep a foothold)."""
+    facts: set[str] = set()
     texts = [content]
     for line in content.splitlines():
         stripped = re.sub(r"^\s*(?:@\w+|(?:\S+\s+){5})(?:root\s+|[a-z_][a-z0-9_-]*\s+(?=\S))?", "", line)
-        if stripped != line:
-            texts.append(stripped)
+        unit = _UNIT_EXEC.sub("", line)
+        texts += [t for t in (stripped, unit) if t != line]
+        for m in _HIJACK_VAR.finditer(line):
+            if any(_temporary(part, pctx) for part in m.group(2).split(":") if part.startswith("/")):
+                facts.add("persists_hijack")
     for text in texts:
         result = evaluate_bash(text, ruleset, mode, pctx, depth=depth + 1, deadline=deadline)
         if any(f.permission == "deny" for f in result.findings):
-            return True
-    return False
+            facts.add("persists_denied_code")
+        for view in result.views:
+            cmd = view.cmd
+            program = cmd.argv[0].text if cmd.argv else ""
+            script = cmd.exec_word.text if cmd.exec_source == "file" and cmd.exec_word is not None else ""
+            if any(p.startswith("/") and _temporary(p, pctx) for p in (program, script)):
+                facts.add("persists_hijack")
+            if view.name == "alias" and any(w.text.partition("=")[0] in _HIJACKED for w in cmd.args):
+                facts.add("persists_hijack")
+    return facts
+
+
+def _temporary(path: str, pctx: PathContext) -> bool:
+    return bool(classify_word(path, pctx, pctx.cwd) & {"temp", "temp_root"})
 
 
 def shell_context(pctx: PathContext) -> ShellContext:
@@ -701,4 +736,4 @@ def apply_user_patterns(findings: list[Finding], bx: BashContext, command: str) 
     return out
 
 
-__all__ += ["BashContext", "persisted_code_denied", "shell_context"]
+__all__ += ["BashContext", "persisted_code_denied", "persisted_code_facts", "shell_context"]
