@@ -168,6 +168,8 @@ class CommandView(Subject):
                 while i + 1 < len(tokens) and tokens[i + 1].text not in (";", "+", "\\;"):
                     i += 1
                 i += 1
+            elif self.name == "chmod" and not positionals and re.fullmatch(r"-[rwxXst]+(?:,\S*)?", t):
+                positionals.append(w)  # chmod -rwx FILE: a symbolic mode that starts with '-'
             elif not ended and len(t) > 1 and t[0] == "-" and DYN not in t[:2]:
                 if t.startswith("--"):
                     opt, eq, val = t.partition("=")
@@ -195,6 +197,8 @@ class CommandView(Subject):
                             elif nxt is not None:
                                 add(opt, nxt)
                                 i += 1
+                            else:
+                                add(opt, None)  # last word: a flag after all (git clean -fdn)
                             break
                         add(opt, None)
             else:
