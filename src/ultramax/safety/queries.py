@@ -8,6 +8,8 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
+from ultramax.safety.pathclass import DYN
+
 __all__ = ["redis_classes", "sql_classes"]
 
 
@@ -61,6 +63,8 @@ def redis_classes(words: Sequence[str]) -> frozenset[str]:
     head = words[0].lower()
     if head in ("flushall", "flushdb"):
         return frozenset({"flush_all"})
+    if head in ("del", "unlink") and any(DYN in w for w in words[1:]):
+        return frozenset({"delete_dynamic"})  # keys only known at run time (redis-cli --scan | xargs redis-cli DEL)
     if head in ("shutdown", "debug", "slaveof", "replicaof", "migrate", "failover") or (
         head in ("config", "cluster", "acl", "script", "function") and len(words) > 1
         and words[1].lower() in ("set", "reset", "flush", "deluser", "resetstat", "rewrite")
