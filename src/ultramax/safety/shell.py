@@ -106,6 +106,8 @@ _WORDISH = frozenset({"word", "string", "raw_string", "concatenation", "simple_e
                       "command_substitution", "process_substitution", "ansi_c_string", "number",
                       "arithmetic_expansion", "translated_string", "brace_expression"})  # fmt: skip
 _REDIRECTS = frozenset({"file_redirect", "heredoc_redirect", "herestring_redirect"})
+_BRACE_WORD = re.compile(r"(?:(?<=^)|(?<=[\s;&|(]))\{([^{}\s'\"$`\\]*,[^{}\s'\"$`\\]*)\}(?=$|[\s;&|)])")
+"""A whole word that is a brace expansion: bash turns ``{a,b,c}`` into the words ``a b c``."""
 _KNOWN_DEFAULTS = ("HOME", "PWD", "USER", "LOGNAME", "TMPDIR", "IFS", "SHELL")
 
 
@@ -129,6 +131,13 @@ class _Walker(ProgramHandlers):
         st.via = via
         tree = self.parse(_UNSAFE_CHARS.sub("\ufffd", text).encode("utf-8"))
         root = tree.root_node
+        if root.has_error and "," in text and "{" in text:
+            # a brace expansion as the command word ({rm,-rf,/etc}) is a syntax error to the parser: expand it
+            expanded = _BRACE_WORD.sub(lambda m: " ".join(m.group(1).split(",")), text)
+            if expanded != text:
+                alt = self.parse(_UNSAFE_CHARS.sub("\ufffd", expanded).encode("utf-8"))
+                if not alt.root_node.has_error:
+                    root = alt.root_node
         if root.has_error:
             self.facts.add("parse_error")
             if self.error is None:
