@@ -621,7 +621,8 @@ class _Walker(ProgramHandlers):
             return self.container(name, c)
         if name == "git":
             result = rec(c)
-            expanded = self.git_alias(args, st, io)
+            env = {k: v for k, v in (*st.vars.items(), *assigns.items()) if k.startswith("GIT_CONFIG_")}
+            expanded = self.git_alias(args, st, io, env)
             if expanded is not None:
                 inner = st.copy()
                 inner.via = (*st.via, "git alias")

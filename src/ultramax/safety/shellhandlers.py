@@ -5,7 +5,7 @@ aliases. A mixin of ``ultramax.safety.shell``'s walker, which provides the membe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ultramax.safety.pathclass import DYN
 from ultramax.safety.programs import (
@@ -408,26 +408,40 @@ class ProgramHandlers:
         out.add(self.finish(list(inner_argv), inner, WalkIO(io.stdin_from, io.stdin_text), {}, raw, synthetic=True))
         return result
 
-    def git_alias(self, args: Sequence[Word], st: WalkState, io: WalkIO) -> list[Word] | None:
+    def git_alias(self, args: Sequence[Word], st: WalkState, io: WalkIO,
+                  env: Mapping[str, str] | None = None) -> list[Word] | None:  # fmt: skip
         """Follow git aliases: ``!cmd`` ones run a shell command; the others expand to git arguments, returned
-        (with the global options) for the caller to run as git. Aliases come from ``-c alias.X=...`` and from
-        ``git config alias.X ...`` earlier in the same command line."""
+        (with the global options) for the caller to run as git. Configuration comes from ``-c key=value``
+        (``-ckey=value``), from ``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n`` in the
+        environment and from ``git config alias.X ...`` earlier in the same command line; keys that name a
+        program (core.sshCommand ...) are followed as code too."""
         aliases: dict[str, str] = dict(st.git_aliases)
+        config: list[tuple[str, str]] = []
+        env = env or {}
+        count = env.get("GIT_CONFIG_COUNT", "")
+        for n in range(min(int(count), 16) if count.isdigit() else 0):
+            key, value = env.get(f"GIT_CONFIG_KEY_{n}"), env.get(f"GIT_CONFIG_VALUE_{n}")
+            if key is not None and value is not None:
+                config.append((key, value))
         i = 0
         while i < len(args) and args[i].text.startswith("-"):
-            if args[i].text == "-c" and i + 1 < len(args):
+            text = args[i].text
+            if text == "-c" and i + 1 < len(args):
                 key, _, value = args[i + 1].text.partition("=")
-                if key.lower().startswith("alias.") and value and DYN not in value:
-                    aliases[key[6:]] = value
-                elif key.lower() in GIT_COMMAND_KEYS and value and DYN not in value:
-                    self.nested(value, st, WalkIO(), f"git -c {key}")
+                config.append((key, value))
                 i += 2
                 continue
-            if args[i].text.startswith("-c") and "=" in args[i].text:
-                key, _, value = args[i].text[2:].partition("=")
-                if key.lower() in GIT_COMMAND_KEYS and value and DYN not in value:
-                    self.nested(value, st, WalkIO(), f"git -c {key}")
-            i += 2 if args[i].text in ("-C", "--git-dir", "--work-tree", "--namespace") else 1
+            if text.startswith("-c") and "=" in text:
+                key, _, value = text[2:].partition("=")
+                config.append((key, value))
+            i += 2 if text in ("-C", "--git-dir", "--work-tree", "--namespace") else 1
+        for key, value in config:
+            if not value or DYN in value:
+                continue
+            if key.lower().startswith("alias."):
+                aliases[key[6:]] = value
+            elif key.lower() in GIT_COMMAND_KEYS:
+                self.nested(value, st, WalkIO(), f"git -c {key}")
         rest = list(args[i:])
         if rest and rest[0].text == "config":
             self.git_config_alias(rest[1:], st)
