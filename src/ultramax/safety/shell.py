@@ -119,6 +119,7 @@ class _Walker(ProgramHandlers):
         self.facts: set[str] = set()
         self.error: str | None = None
         self.level = 0
+        self.files: dict[str, str | None] = {}
         self.ticks = 0
 
     # -- entry points ------------------------------------------------------------------------------------
@@ -376,9 +377,12 @@ class _Walker(ProgramHandlers):
         redirect_nodes: list[Any] = []
         last_end = -1
         name_seen = False
+        fd_arg = _fd_before_redirect(node)
         for i, child in enumerate(node.children):
             fname = node.field_name_for_child(i)
             t = child.type
+            if child is fd_arg or (fd_arg is not None and child.start_byte == fd_arg.start_byte):
+                continue
             if fname in ("name", "argument"):
                 if fname == "name":
                     name_seen = True
@@ -570,6 +574,8 @@ class _Walker(ProgramHandlers):
             idx = rec(c, source="stdin") if stdin_source else rec(c, source="file", word=args[0] if args else None)
             if args and args[0].text in ("/dev/stdin", "-") and io.stdin_text is not None and DYN not in io.stdin_text:
                 out.add(self.nested(io.stdin_text, st, io, "source"))
+            elif args and (script := self.written_script(args[0], st)) is not None:
+                out.add(self.nested(script, st, io, "source"))
             return idx
         if name in INTERPRETERS or PY_VERSIONED.match(name):
             return self.interpreter(name, c)
@@ -672,6 +678,8 @@ class _Walker(ProgramHandlers):
                 st.vars[str(j)] = values[j - 1].text if j <= len(values) else ""
             st.vars["@"] = st.vars["*"] = " ".join(w.text for w in values)
             st.vars["#"] = str(len(values))
+        if "/" in argv[0].text and (script := self.written_script(argv[0], st)) is not None:
+            return self.run_written(script, c)  # ./x.sh after writing x.sh in the same command line
         if name in ("export", "declare", "typeset", "local", "readonly"):
             for w in args:
                 if "=" in w.text and not w.text.startswith("-"):
@@ -721,7 +729,35 @@ class _Walker(ProgramHandlers):
         self.commands.append(cmd)
         out.indices.append(cmd.index)
         out.text = cmd.static_out
+        self.remember_writes(cmd, st)
         return out
+
+    def remember_writes(self, cmd: Command, st: WalkState) -> None:
+        """Files this command writes, with their text when it is known: a script written earlier in the
+        command line and then run (``echo ... > x.sh; bash x.sh``) is analysed as the code it holds."""
+        targets = [(op, w) for op, w in cmd.redirects if ">" in op and _is_file(w)]
+        if cmd.name == "tee":
+            append = any(w.text in ("-a", "--append") for w in cmd.args)
+            targets += [(">>" if append else ">", w) for w in cmd.args if not w.text.startswith("-")]
+        for op, w in targets:
+            path = resolve(w.text, self.ctx.paths, st.cwd) if not w.dynamic else None
+            if path is None or path.startswith("/dev/"):
+                continue
+            text = cmd.static_out
+            if text is None or DYN in text:
+                self.files[path] = None
+            elif op.endswith(">>") and path in self.files:
+                known = self.files[path]
+                self.files[path] = None if known is None else known + text
+            else:
+                self.files[path] = text
+
+    def written_script(self, word: Word | None, st: WalkState) -> str | None:
+        """The text of a file written earlier in the same command line, when known."""
+        if word is None or word.dynamic:
+            return None
+        path = resolve(word.text, self.ctx.paths, st.cwd)
+        return self.files.get(path) if path else None
 
     def nested(self, text: str, st: WalkState, io: WalkIO, how: str, *, remote: bool = False,
                privileged: bool = False) -> WalkOut:  # fmt: skip
@@ -964,6 +1000,20 @@ def _unescape_dq(text: str) -> str:
     if "\\" not in text:
         return text
     return _DQ_ESCAPE.sub(lambda m: "" if m.group(1) == "\n" else m.group(1), text)
+
+
+def _fd_before_redirect(node: Any) -> Any:
+    """tree-sitter-bash reads ``cmd 0< file`` as the argument ``0`` and then ``< file``: that number is the
+    redirect's file descriptor, not an argument. Returns it (or None)."""
+    parent = node.parent
+    if parent is None or parent.type != "redirected_statement" or not node.named_children:
+        return None
+    last = node.children[-1]
+    if last.type != "number" or not _text(last).isdigit() or last.end_byte != node.end_byte:
+        return None
+    if any(c.type in _REDIRECTS and c.start_byte == last.end_byte for c in parent.children):
+        return last
+    return None
 
 
 def _is_file(word: Word) -> bool:

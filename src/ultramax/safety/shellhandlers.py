@@ -15,6 +15,7 @@ from ultramax.safety.programs import (
     FIND_FILTERS,
     GIT_COMMAND_KEYS,
     PARALLEL_VALUE,
+    SHELLS,
     SSH_VALUE,
     XARGS_VALUE,
     producer_roots,
@@ -50,6 +51,27 @@ class ProgramHandlers:
     def nested(self, text: str, st: WalkState, io: WalkIO, how: str, *, remote: bool = False,
                privileged: bool = False) -> WalkOut:  # fmt: skip
         raise NotImplementedError
+
+    def written_script(self, word: Word | None, st: WalkState) -> str | None:
+        raise NotImplementedError
+
+    def run_written(self, script: str, c: WalkCall) -> WalkOut:
+        """A file written earlier in the command line and executed by path: follow its shebang."""
+        result = self.record(c)
+        first = script.split("\n", 1)[0]
+        words = first[2:].split() if first.startswith("#!") else []
+        if words and canonical_name(words[0]) == "env":
+            words = [w for w in words[1:] if not w.startswith("-")]
+        program = canonical_name(words[0]) if words else "sh"
+        if program in SHELLS or not words:
+            c.out.add(self.nested(script, c.st, WalkIO(), c.argv[0].text, privileged=c.privileged))
+            return result
+        from ultramax.safety import inline
+
+        cmd = self.commands[result.indices[-1]]
+        for action in inline.actions(inline.language(program), script, self.ctx.home):
+            self.apply_action(action, cmd, c.st, label=c.argv[0].text, out=c.out)
+        return result
 
     def shell(self, name: str, c: WalkCall) -> WalkOut:
         argv, st, io, privileged, out = c.argv, c.st, c.io, c.privileged, c.out
@@ -100,8 +122,12 @@ class ProgramHandlers:
                 out.add(self.nested(code.text, st, io, label, privileged=privileged))
             return result
         if script is not None:
-            return self.record(c,
-                               source="file", word=script)  # fmt: skip
+            result = self.record(c,
+                                 source="file", word=script)  # fmt: skip
+            written = self.written_script(script, st)
+            if written is not None:
+                out.add(self.nested(written, st, WalkIO(), f"{name} {script.text}", privileged=privileged))
+            return result
         result = self.record(c,
                              source="stdin")  # fmt: skip
         if io.stdin_text is not None and DYN not in io.stdin_text:
@@ -117,6 +143,9 @@ class ProgramHandlers:
         if source == "stdin":
             text = io.stdin_text
             code_word = Word(text) if text is not None else None
+        written = self.written_script(script, st) if source == "file" else None
+        if written is not None:
+            code_word = Word(written)  # a script written earlier in the same command line
         result = self.record(c,
                              source=source, word=code_word if source == "arg" else script)  # fmt: skip
         cmd = self.commands[result.indices[-1]]
@@ -125,7 +154,7 @@ class ProgramHandlers:
             self.apply_action(("argv", "sponge", *(w.text for w in edited)), cmd, st, label=f"{name} -i", out=out)
         if code_word is None or code_word.dynamic or source is None:
             return result
-        label = f"{name} -c" if source == "arg" else f"{name} stdin"
+        label = f"{name} -c" if source == "arg" else f"{name} {script.text}" if script is not None else f"{name} stdin"
         for action in inline.actions(lang, code_word.text, self.ctx.home):
             self.apply_action(action, cmd, st, label=label, out=out)
         return result
