@@ -80,6 +80,12 @@ class BashContext:
                 self.truncated = True
                 break
             self.views.append(CommandView(cmd, self))
+        self.links: dict[str, str] = {}
+        for view in self.views:
+            if view.name == "ln" and "-s" in view.flags and len(view.pos_words) == 2:
+                target, link = (view.resolve(w) for w in view.pos_words)
+                if target and link:
+                    self.links[link] = target  # ln -s SECRET x && cat x reads the secret
         self.out: list[frozenset[str]] = []
         self.files: dict[str, frozenset[str]] = {}
         self.dotenv_at: int | None = None
@@ -257,8 +263,13 @@ class CommandView(Subject):
                     host = src.rstrip("/") + text[len(dst.rstrip("/")) :]
                     return classify_word(host, self.bx.pctx, self.bx.pctx.cwd, glob=word.glob)
             return frozenset({"container" if cmd.container == "run" else "container_live"})
-        return classify_word(text, self.path_context, cmd.cwd if not cmd.remote else self.path_context.cwd,
-                             glob=word.glob)  # fmt: skip
+        classes = classify_word(text, self.path_context, cmd.cwd if not cmd.remote else self.path_context.cwd,
+                                glob=word.glob)  # fmt: skip
+        if self.bx.links and not cmd.remote and self.name != "ln":
+            target = self.bx.links.get(self.resolve(word) or "")
+            if target is not None:
+                classes = classes | classify_word(target, self.path_context, cmd.cwd)
+        return classes
 
     def resolve(self, word: Word) -> str | None:
         return resolve(word.text, self.path_context, self.cmd.cwd)
@@ -479,6 +490,11 @@ class CommandView(Subject):
         return name in ("dotenv", "env-cmd") or (name == "export" and any("secret" in self.bx.kinds_of(w.subs)
                                                                            for w in self.tokens))  # fmt: skip
 
+    def _served_directory(self) -> Word | None:
+        words = [w.text for w in self.tokens]
+        served = _served_directory_of(self.name or "", words, self.cmd.cwd)
+        return Word(served) if served is not None and DYN not in served else None
+
     @cached_property
     def arg_kinds(self) -> frozenset[str]:
         out: set[str] = set()
@@ -605,6 +621,9 @@ class CommandView(Subject):
                 facts.add("prints_secret_var")
             if names and self.bx.dotenv_at is not None and self.bx.dotenv_at < self.cmd.index:
                 facts.add("prints_dotenv_var")
+        served = self._served_directory()
+        if served is not None and self.classes_of(served) & _SERVED_SECRETS:
+            facts.add("serves_secrets")
         crontab = name == "crontab" and self.cmd.stdin_text is not None
         if self.bx.depth < 2 and (crontab or any(c & _PERSISTENT for c in self.write_classes)):
             content = self.cmd.stdin_text if crontab else self.cmd.static_out
@@ -616,6 +635,33 @@ class CommandView(Subject):
 
 
 _GLOBS = frozenset({"*", "?"})
+_SERVED_SECRETS = frozenset({"root", "home", "parent", "secret_dir", "contains_secrets", "secret"})
+_STATIC_SERVERS = frozenset({"http-server", "serve", "live-server", "httpd", "static-server"})
+
+
+def _served_directory_of(name: str, words: list[str], cwd: str | None) -> str | None:
+    """The directory a one-line static file server shares on the network (python -m http.server, php -S,
+    npx http-server, ruby -run -e httpd, busybox httpd), or None when the command is not one."""
+
+    def after(*opts: str) -> str | None:
+        for i, w in enumerate(words):
+            if w in opts and i + 1 < len(words):
+                return words[i + 1]
+            for opt in opts:
+                if opt.startswith("--") and w.startswith(opt + "="):
+                    return w.split("=", 1)[1]
+        return None
+
+    if name.startswith(("python", "pypy")) and "http.server" in words and "-m" in words:
+        return after("--directory", "-d") or cwd
+    if name == "php" and "-S" in words:
+        return after("-t") or cwd
+    if name == "ruby" and "httpd" in words and "-run" in words:
+        rest = words[words.index("httpd") + 1 :]
+        return next((w for w in rest if not w.startswith("-") and not w.isdigit()), cwd)
+    if name in _STATIC_SERVERS:
+        return after("-h", "--home", "-d", "--dir") or next((w for w in words if not w.startswith("-")), cwd)
+    return None
 
 
 def _is_path(w: Word) -> bool:
