@@ -637,6 +637,8 @@ class _Walker(ProgramHandlers):
                 value = assigns.get(key) or st.vars.get(key)
                 if value and DYN not in value:
                     out.add(self.nested(value, st, WalkIO(), f"git {key}"))
+            for how, git_code in self.git_runs(args):
+                out.add(self.nested(git_code, st, WalkIO(), how))
             return result
         if name in ("at", "batch") and io.stdin_text is not None:
             result = rec(c)

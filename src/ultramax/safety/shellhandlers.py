@@ -26,6 +26,12 @@ from ultramax.safety.shellstate import WalkCall, WalkIO, WalkOut, WalkState
 __all__ = ["ProgramHandlers", "split_words"]
 
 
+def shlex_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
 def split_words(text: str) -> list[str]:
     import shlex
 
@@ -485,6 +491,28 @@ class ProgramHandlers:
         if not expansion or expansion[0].text == rest[0].text:
             return None
         return [*args[:i], *expansion, *rest[1:]]
+
+    @staticmethod
+    def git_runs(args: Sequence[Word]) -> list[tuple[str, str]]:
+        """Commands git itself runs: submodule foreach CMD, rebase --exec/-x CMD, bisect run CMD ARGS."""
+        i = 0
+        while i < len(args) and args[i].text.startswith("-"):
+            i += 2 if args[i].text in ("-C", "-c", "--git-dir", "--work-tree", "--namespace") else 1
+        words = [w.text for w in args[i:]]
+        found: list[tuple[str, str]] = []
+        if words[:2] == ["submodule", "foreach"]:
+            code = [w for w in words[2:] if w not in ("--recursive", "-q", "--quiet")]
+            if code:
+                found.append(("git submodule foreach", " ".join(code)))
+        elif words[:2] == ["bisect", "run"] and len(words) > 2:
+            found.append(("git bisect run", " ".join(shlex_quote(w) for w in words[2:])))
+        elif words[:1] == ["rebase"]:
+            for k, w in enumerate(words):
+                if w in ("--exec", "-x") and k + 1 < len(words):
+                    found.append(("git rebase --exec", words[k + 1]))
+                elif w.startswith("--exec="):
+                    found.append(("git rebase --exec", w.split("=", 1)[1]))
+        return [(how, code) for how, code in found if DYN not in code]
 
     @staticmethod
     def git_config_alias(args: Sequence[Word], st: WalkState) -> None:
