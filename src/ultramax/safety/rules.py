@@ -408,6 +408,7 @@ class ToolSpec:
     sql_options: frozenset[str] = frozenset()
     sql_positional: int | None = None
     sql_stdin: bool = False
+    sql_files: frozenset[str] = frozenset()
     redis: bool = False
     abbreviations: bool = False
 
@@ -431,6 +432,7 @@ class ToolSpec:
             sql_options=frozenset(data.get("sql_options", ())),
             sql_positional=data.get("sql_positional"),
             sql_stdin=bool(data.get("sql_stdin", False)),
+            sql_files=frozenset(data.get("sql_files", ())),
             redis=bool(data.get("redis", False)),
             abbreviations=bool(data.get("abbreviations", False)),
         )

@@ -94,6 +94,7 @@ def _analyze_cached(command: str, ctx: ShellContext) -> Analysis:
     analysis.commands = walker.commands
     analysis.facts = walker.facts
     analysis.error = walker.error
+    analysis.files = walker.files
     analysis.ms = (time.perf_counter() - t0) * 1000
     return analysis
 

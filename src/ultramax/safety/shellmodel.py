@@ -109,6 +109,8 @@ class Analysis:
     facts: set[str] = field(default_factory=set)
     error: str | None = None
     ms: float = 0.0
+    files: dict[str, str | None] = field(default_factory=dict)
+    """Files the command line writes, with their text when it is known (``echo ... > q.sql``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -580,6 +580,9 @@ class CommandView(Subject):
             found = set(redis_classes(self.positionals))
             for line in (self.cmd.stdin_text or "").splitlines():
                 found |= redis_classes(line.split())
+            if self.positionals[:1] and self.positionals[0].lower() == "eval" and len(self.positionals) > 1:
+                for called in re.findall(r"redis\.p?call\(\s*['\"](\w+)", self.positionals[1]):
+                    found |= redis_classes([called])  # a Lua script's redis.call('flushall')
             return frozenset(found)
         texts: list[str] = []
         for opt in spec.sql_options:
@@ -588,10 +591,26 @@ class CommandView(Subject):
             texts += self.positionals[spec.sql_positional :]
         if spec.sql_stdin and self.cmd.stdin_text:
             texts.append(self.cmd.stdin_text)
+        sources = [w for opt in spec.sql_files for w in self.values.get(opt, [])]
+        if spec.sql_stdin and self.cmd.stdin_text is None:
+            sources += [w for op, w in self.cmd.redirects if op == "<" and _is_path(w)]
+        for w in sources:  # a SQL file written earlier in the command line, or a process substitution
+            text = self.known_text(w)
+            if text is not None:
+                texts.append(text)
         out: set[str] = set()
         for text in texts:
             out |= sql_classes(text.replace(DYN, " "))
         return frozenset(out)
+
+    def known_text(self, w: Word) -> str | None:
+        """The content of a file argument when the command line itself produced it."""
+        if w.procsub:
+            commands = self.bx.analysis.commands
+            outs = [commands[i].static_out for i in w.subs if i < len(commands)]
+            return "".join(o for o in outs if o is not None) if w.subs and None not in outs else None
+        path = self.resolve(w)
+        return self.bx.analysis.files.get(path) if path else None
 
     @cached_property
     def dynamic(self) -> frozenset[str]:  # type: ignore[override]
