@@ -37,7 +37,7 @@ FILE_TOOLS: dict[str, str] = {
     "NotebookEdit": "write",
 }
 _PATH_KEYS = ("file_path", "notebook_path", "path")
-_PERSISTENT = frozenset({"shell_rc", "autostart", "git_hooks"})
+_PERSISTENT = frozenset({"shell_rc", "autostart", "git_hooks", "ssh_config"})
 
 
 def _user(findings: list[Finding], ruleset: RuleSet, tool: str, test: Any, subject: str) -> list[Finding]:

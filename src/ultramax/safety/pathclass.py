@@ -8,9 +8,9 @@ symlinks are followed as well and the classes of both spellings are kept. The cl
 Location classes (exactly one): ``root``, ``system``, ``device``, ``null``, ``home``, ``user_data``, ``cache``,
 ``parent`` (an ancestor of the project or of the working directory), ``project_root``, ``project``,
 ``temp_root``, ``temp``, ``outside``, ``remote``. Content classes (any number): ``regenerable``, ``secret``,
-``secret_dir``, ``contains_secrets``, ``dotenv``, ``template``, ``ssh_auth``, ``ssh_config``, ``shell_rc``,
-``autostart``, ``sudoers``, ``database_file``, ``git_dir``, ``git_hooks``, ``git_internal``, ``git_lock``, ``guard``,
-``kill_switch``, ``override``, ``claude_state``.
+``secret_dir`` (``secret_dir_root`` for the directory itself), ``contains_secrets``, ``dotenv``, ``template``,
+``ssh_auth``, ``ssh_config``, ``shell_rc``, ``autostart``, ``sudoers``, ``database_file``, ``git_dir``,
+``git_hooks``, ``git_internal``, ``git_lock``, ``guard``, ``kill_switch``, ``override``, ``claude_state``.
 """
 
 from __future__ import annotations
@@ -325,6 +325,8 @@ def _content(path: str, ctx: PathContext, comp: _Compiled) -> set[str]:
         out |= {"secret", "dotenv"}
     if _covered(path, comp.secret_dirs):
         out.add("secret_dir")
+        if path in comp.secret_dirs:
+            out.add("secret_dir_root")
         ssh = expand_user("~/.ssh", ctx.home)
         if _under(path, ssh) and path != ssh and not exception:
             base = name.lower()

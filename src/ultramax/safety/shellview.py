@@ -17,7 +17,7 @@ from fnmatch import fnmatchcase
 from functools import cached_property
 
 from ultramax.safety.pathclass import DYN, PathContext, resolve
-from ultramax.safety.programs import INTERPRETERS, SHELLS
+from ultramax.safety.programs import GIT_COMMAND_KEYS, INTERPRETERS, SHELLS
 from ultramax.safety.queries import redis_classes, sql_classes
 from ultramax.safety.rules import (
     FactSubject,
@@ -43,7 +43,7 @@ _PRINTERS = frozenset({"echo", "printf", "printenv", "print"})
 _FILTERS = frozenset({"grep", "egrep", "fgrep", "rg", "ag", "awk", "gawk", "sed"})
 _DECODE_FLAGS = frozenset({"-d", "--decode", "-D"})
 _TRANSFORMERS = frozenset({"tr", "sed", "rev", "awk", "gawk", "mawk", "cut", "fold", "iconv", "perl", "ruby"})
-_PERSISTENT = frozenset({"shell_rc", "autostart", "git_hooks"})
+_PERSISTENT = frozenset({"shell_rc", "autostart", "git_hooks", "ssh_config"})
 _CREDENTIAL_CONSUMERS = frozenset({"docker", "podman", "nerdctl", "buildah", "skopeo", "crane", "oras", "helm", "gh",
                                    "kubectl", "npm", "pnpm", "yarn", "twine", "aws", "az", "gcloud", "vault", "flyctl",
                                    "fly", "heroku", "glab", "cosign", "notation", "regctl", "git"})  # fmt: skip
@@ -490,6 +490,19 @@ class CommandView(Subject):
         return name in ("dotenv", "env-cmd") or (name == "export" and any("secret" in self.bx.kinds_of(w.subs)
                                                                            for w in self.tokens))  # fmt: skip
 
+    def _git_configured_program(self) -> str | None:
+        """``git config [--global] KEY VALUE`` where KEY names a program git runs later (core.sshCommand,
+        core.fsmonitor, core.pager ... or a ``!`` alias): VALUE is code that persists."""
+        if self.name != "git" or self.match_subcommand((("config",),)) is None:
+            return None
+        words = [p for p in self.positionals[1:] if p not in ("set", "add")]
+        if len(words) < 2 or DYN in words[1]:
+            return None
+        key = words[0].lower()
+        if key in GIT_COMMAND_KEYS or (key.startswith("alias.") and words[1].startswith("!")):
+            return words[1].removeprefix("!")
+        return None
+
     def _served_directory(self) -> Word | None:
         words = [w.text for w in self.tokens]
         served = _served_directory_of(self.name or "", words, self.cmd.cwd)
@@ -644,8 +657,9 @@ class CommandView(Subject):
         if served is not None and self.classes_of(served) & _SERVED_SECRETS:
             facts.add("serves_secrets")
         crontab = name == "crontab" and self.cmd.stdin_text is not None
-        if self.bx.depth < 2 and (crontab or any(c & _PERSISTENT for c in self.write_classes)):
-            content = self.cmd.stdin_text if crontab else self.cmd.static_out
+        configured = self._git_configured_program()
+        if self.bx.depth < 2 and (crontab or configured or any(c & _PERSISTENT for c in self.write_classes)):
+            content = self.cmd.stdin_text if crontab else configured or self.cmd.static_out
             bx = self.bx
             if content:
                 facts |= persisted_code_facts(content, bx.ruleset, bx.mode, bx.pctx, depth=bx.depth,
@@ -695,8 +709,12 @@ def persisted_code_denied(content: str, ruleset: RuleSet, mode: str, pctx: PathC
                                                           deadline=deadline)  # fmt: skip
 
 
-_UNIT_EXEC = re.compile(r"^\s*Exec[A-Za-z]*\s*=\s*[-@:+!|]*\s*")
-"""systemd units (ExecStart=, ExecStartPre= ... with their -@:+! prefixes) and .desktop entries (Exec=)."""
+_UNIT_EXEC = re.compile(
+    r"^\s*(?:Exec[A-Za-z]*\s*=\s*[-@:+!|]*|(?:ProxyCommand|LocalCommand|KnownHostsCommand)(?:\s*=\s*|\s+)"
+    r"|Match\s+(?:\S+\s+)*?exec\s+)\s*[\"']?"
+)
+"""Lines whose value is a command: systemd units (ExecStart=, ExecStartPre= ... with their -@:+! prefixes),
+.desktop entries (Exec=) and ssh_config (ProxyCommand, LocalCommand, KnownHostsCommand, Match exec)."""
 _HIJACK_VAR = re.compile(
     r"(?:^|[\s;])(?:export\s+|declare\s+-x\s+)?(PATH|LD_PRELOAD|LD_LIBRARY_PATH|DYLD_INSERT_LIBRARIES)=[\"']?([^\"'\s;]*)"
 )
