@@ -112,6 +112,11 @@ _MCP_PATH_KEYS = ("path", "file_path", "filepath", "filename", "file", "paths", 
                   "directory", "dir", "src", "dest", "from", "to", "uri")  # fmt: skip
 
 
+_MOVE_WORDS = frozenset({"move", "rename", "mv"})
+_MOVE_SOURCE_KEYS = frozenset({"source", "src", "from", "path", "old_path", "oldpath"})
+_MOVE_CATASTROPHIC = frozenset({"root", "system", "home", "parent", "project_root", "git_dir", "secret_dir"})
+
+
 def _tokens(name: str) -> list[str]:
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
     return [t for t in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if t]
@@ -186,10 +191,16 @@ def evaluate_mcp(tool: str, data: Mapping[str, Any], ruleset: RuleSet, mode: str
             facts.add("read_only_hint")
             verbs = frozenset({"read"})
     sql: set[str] = set()
+    tokens = set(_tokens(name))
+    if tokens & {"flushall", "flushdb"}:
+        sql.add("flush_all")  # redis flushall as a tool of its own
     commands: list[str] = []
     paths: list[str] = []
+    moved: list[str] = []
     for key, value in data.items():
         low = str(key).lower()
+        if isinstance(value, str) and low in _MOVE_SOURCE_KEYS and tokens & _MOVE_WORDS:
+            moved.append(value.removeprefix("file://"))
         if isinstance(value, str):
             if low in _SQL_KEYS:
                 sql |= sql_classes(value)
@@ -210,4 +221,10 @@ def evaluate_mcp(tool: str, data: Mapping[str, Any], ruleset: RuleSet, mode: str
         path = resolve(raw, pctx)
         classes = classify(path, pctx)
         findings += ruleset.findings(op, PathSubject(classes, path or raw), mode, label=f"{tool} {path or raw}")
+    for raw in moved[:4]:  # moving the project, HOME or a system directory away deletes it where it was
+        path = resolve(raw, pctx)
+        classes = classify(path, pctx)
+        if classes & _MOVE_CATASTROPHIC:
+            findings += ruleset.findings("mcp:delete", PathSubject(classes, path or raw), mode,
+                                         label=f"{tool} {path or raw}")  # fmt: skip
     return _user(findings, ruleset, tool, lambda p: p.matches_tool(tool), tool)
