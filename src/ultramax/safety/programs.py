@@ -78,12 +78,41 @@ WRAPPERS: dict[str, tuple[frozenset[str], int]] = {
     "runuser": (frozenset({"-u", "-g", "-G", "--user", "--group"}), 0),
     "watchexec": (frozenset({"-w", "--watch", "-e", "--exts", "-i", "--ignore", "-s", "--signal"}), 0),
     "env": (frozenset({"-u", "--unset", "-C", "--chdir", "-P"}), 0),
+    "pkexec": (frozenset({"--user"}), 0),
+    "run0": (frozenset({"-u", "--user", "-g", "--group", "-D", "--chdir", "--unit", "--property", "--description",
+                        "--slice", "--nice", "--setenv", "--machine"}), 0),
+    "gosu": (frozenset(), 1),
+    "su-exec": (frozenset(), 1),
+    "setpriv": (frozenset({"--groups", "--inh-caps", "--ambient-caps", "--bounding-set", "--securebits",
+                           "--selinux-label", "--apparmor-profile", "--ruid", "--euid", "--rgid", "--egid",
+                           "--reuid", "--regid", "--pdeathsig"}), 0),
+    "taskset": (frozenset(), 1),
+    "chrt": (frozenset({"-T", "--sched-runtime", "-P", "--sched-period", "-D", "--sched-deadline"}), 1),
+    "numactl": (frozenset({"-N", "-m", "-C", "-i", "-p", "-P", "--cpunodebind", "--membind", "--physcpubind",
+                           "--interleave", "--preferred", "--preferred-many"}), 0),
+    "prlimit": (frozenset({"-p", "--pid", "-o", "--output"}), 0),
+    "cpulimit": (frozenset({"-l", "--limit", "-c", "--cpu", "-i"}), 0),
+    "xvfb-run": (frozenset({"-n", "--server-num", "-s", "--server-args", "-f", "--auth-file", "-e",
+                            "--error-file", "-p", "--xauth-protocol", "-w", "--wait", "-l"}), 0),
+    "dbus-run-session": (frozenset(), 0),
+    "dbus-launch": (frozenset(), 0),
+    "nocache": (frozenset(), 0),
+    "catchsegv": (frozenset(), 0),
+    "valgrind": (frozenset(), 0),
+    "tini": (frozenset({"-p", "-e"}), 0),
+    "dumb-init": (frozenset({"-r", "--rewrite"}), 0),
+    "torify": (frozenset(), 0),
+    "tsocks": (frozenset(), 0),
+    "trickle": (frozenset({"-u", "-d", "-w", "-t", "-l", "-n"}), 0),
+    "entr": (frozenset(), 0),
     "uvx": (frozenset({"--from", "--with", "-p", "--python"}), 0),
     "bunx": (frozenset({"-p", "--package"}), 0),
     "pnpx": (frozenset({"-p", "--package"}), 0),
     "npx": (frozenset({"-p", "--package", "--registry", "--cache", "--userconfig"}), 0),
 }  # fmt: skip
-PRIVILEGED = frozenset({"sudo", "doas", "runuser", "chroot", "nsenter", "systemd-run"})
+PRIVILEGED = frozenset(
+    {"sudo", "doas", "runuser", "chroot", "nsenter", "systemd-run", "pkexec", "run0", "gosu", "su-exec", "setpriv"}
+)
 SSH_VALUE = frozenset(
     [
         "-b",

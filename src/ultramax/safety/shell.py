@@ -596,6 +596,23 @@ class _Walker(ProgramHandlers):
             elif rest:
                 out.add(self.nested(" ".join(w.text for w in rest), st, io, "watch"))
             return result
+        if name == "hyperfine":  # every positional, and --prepare/--setup/--cleanup, is a shell command
+            result = rec(c)
+            code_opts = ("-p", "--prepare", "-s", "--setup", "-c", "--cleanup", "--conclude")
+            value_opts = ("-w", "--warmup", "-r", "--runs", "-m", "--min-runs", "-M", "--max-runs", "-L",
+                          "--parameter-list", "-P", "--parameter-scan", "-D", "--parameter-step-size", "-S",
+                          "--shell", "-u", "--time-unit", "--export-json", "--export-csv", "--export-markdown",
+                          "--style", "--sort", "-n", "--command-name", "--output", "--input")  # fmt: skip
+            k = 0
+            while k < len(args):
+                text = args[k].text
+                code = args[k + 1] if text in code_opts and k + 1 < len(args) else None
+                if code is None and not text.startswith("-"):
+                    code = args[k]
+                if code is not None and not code.dynamic:
+                    out.add(self.nested(code.text, st, WalkIO(), "hyperfine"))
+                k += 2 if text in code_opts or text in value_opts else 1
+            return result
         if name in ("tmux", "screen", "byobu"):
             result = rec(c)
             if name == "screen":
