@@ -515,6 +515,8 @@ def actions(lang: str, code: str, home: str) -> list[Action]:
     if len(code) > 20000:
         code = code[:20000]
     found: list[Action] = []
+    if lang == "python":
+        code = _python_imports(code)
     names = path_names(code, home)
     if lang == "osascript":
         for m in re.finditer(r"do shell script\s+(\"(?:\\.|[^\"\\])*\"|'[^']*')", code):
@@ -585,6 +587,28 @@ def actions(lang: str, code: str, home: str) -> list[Action]:
             found.append(("argv", verb_now, path))
     found.extend(_facts(lang, code))
     return found
+
+
+_PY_MODULES = frozenset({"os", "subprocess", "shutil", "pathlib", "pty", "socket", "urllib.request", "requests",
+                         "base64", "codecs", "commands"})  # fmt: skip
+
+
+def _python_imports(code: str) -> str:
+    """Undo import aliases so calls read as the module's own names: ``import subprocess as s; s.call(...)``
+    becomes ``subprocess.call(...)``, ``from os import system; system(...)`` becomes ``os.system(...)``."""
+    for module, alias in re.findall(r"\bimport\s+([\w.]+)\s+as\s+(\w+)", code):
+        if module in _PY_MODULES:
+            code = re.sub(rf"(?<![\w.]){re.escape(alias)}\s*\.", module + ".", code)
+    for module, names in re.findall(r"\bfrom\s+([\w.]+)\s+import\s+([\w ,()]+)", code):
+        if module not in _PY_MODULES:
+            continue
+        for item in names.replace("(", " ").replace(")", " ").split(","):
+            parts = item.split()
+            if not parts:
+                continue
+            name, alias = parts[0], parts[2] if len(parts) == 3 and parts[1] == "as" else parts[0]
+            code = re.sub(rf"(?<![\w.]){re.escape(alias)}(?=\s*\()", f"{module}.{name}", code)
+    return code
 
 
 def _shell_call(lang: str, code: str, pos: int) -> list[Action]:
