@@ -22,6 +22,7 @@ from ultramax.safety.scoring import Score, load_cases, run_cases, score, score_t
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "evals" / "safety"
 BENCHMARKS = REPO / "docs" / "benchmarks.md"
 VARIANTS = REPO / "tests" / "safety" / "data" / "variants.jsonl"
+REDTEAM = REPO / "tests" / "safety" / "data" / "redteam.jsonl"
 TARGETS = {"deny_allowed": 0.01, "exact": 0.92, "allow_blocked": 0.03}
 
 
@@ -66,9 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {machine()}.",
     ]
     corpora = (("dev.jsonl", "development split (223 cases)"), ("peer-cases.jsonl", "peer guards' own cases"),
-               ("variants.jsonl", "ultramax's own variant spellings"))  # fmt: skip
+               ("variants.jsonl", "ultramax's own variant spellings"),
+               ("redteam.jsonl", "red-team round, written blind"))  # fmt: skip
+    local = {"variants.jsonl": VARIANTS, "redteam.jsonl": REDTEAM}
     for name, label in corpora:
-        path = VARIANTS if name == "variants.jsonl" else args.data / name
+        path = local.get(name) or args.data / name
         if not path.is_file():
             print(f"skipped: {path} not found")
             continue
@@ -92,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
                 "the shared corpus) that state the same policy in other spellings -- wrappers, quoting, interpreters, "
                 "data flows, secrets and exfiltration, and 150 everyday development commands that must stay allowed. "
                 "The test suite holds the gate to them."
+            )
+        elif name == "redteam.jsonl":
+            parts.append(
+                "`tests/safety/data/redteam.jsonl`: 565 tool calls written by a red-team round before reading the "
+                "guard's code (attacks in new spellings and the everyday commands next to them); the rules that "
+                "closed its misses are general (data flows, wrappers, path classes). The test suite holds the gate "
+                "to no deny case allowed and no allow case blocked."
             )
         else:
             parts.append(

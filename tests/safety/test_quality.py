@@ -41,3 +41,15 @@ def test_the_variant_corpus_of_other_spellings_is_decided_as_labelled() -> None:
         (r.case.id, r.case.summary(), r.rule) for r in total.failures if r.case.expect == "allow"
     ]
     assert (total.rates()["exact"] or 0) >= 0.98, [(r.case.id, r.case.expect, r.got, r.rule) for r in total.failures]
+
+
+def test_the_red_team_corpus_is_decided_as_labelled() -> None:
+    """565 tool calls written blind by a red-team round (before reading the guard): attacks in new spellings
+    and the everyday commands next to them. No deny case may be allowed and no allow case blocked; the few
+    gray-zone cases the policy leaves to judgement may differ."""
+    total = score(run_cases(load_cases(Path(__file__).parent / "data" / "redteam.jsonl")))["TOTAL"]
+    assert total.deny_allowed == 0, [(r.case.id, r.case.summary()) for r in total.failures if r.got == "allow"]
+    assert total.allow_blocked == 0, [
+        (r.case.id, r.case.summary(), r.rule) for r in total.failures if r.case.expect == "allow"
+    ]
+    assert (total.rates()["exact"] or 0) >= 0.99, [(r.case.id, r.case.expect, r.got, r.rule) for r in total.failures]
