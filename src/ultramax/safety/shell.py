@@ -378,8 +378,9 @@ class _Walker(ProgramHandlers):
         redirect_nodes: list[Any] = []
         last_end = -1
         name_seen = False
-        fd_arg = _fd_before_redirect(node)
-        for i, child in enumerate(node.children):
+        children = node.children
+        fd_arg = _fd_before_redirect(node, children[-1]) if children and children[-1].type == "number" else None
+        for i, child in enumerate(children):
             fname = node.field_name_for_child(i)
             t = child.type
             if child is fd_arg or (fd_arg is not None and child.start_byte == fd_arg.start_byte):
@@ -689,7 +690,7 @@ class _Walker(ProgramHandlers):
             return rec(c)
         if name == "popd":
             st.cwd = None
-        words = [w.text for w in args]
+        words = [w.text for w in args] if name in ("printf", "set") else []
         if name == "printf" and len(words) > 2 and words[0] == "-v":  # printf -v VAR FORMAT ARG...
             st.vars[words[1]] = DYN if any(DYN in t for t in words[2:]) else printf_format(words[2:])
         if name == "set" and "--" in words:  # set -- a b c: new positional parameters
@@ -755,6 +756,8 @@ class _Walker(ProgramHandlers):
     def remember_writes(self, cmd: Command, st: WalkState) -> None:
         """Files this command writes, with their text when it is known: a script written earlier in the
         command line and then run (``echo ... > x.sh; bash x.sh``) is analysed as the code it holds."""
+        if not cmd.redirects and cmd.name != "tee":
+            return
         targets = [(op, w) for op, w in cmd.redirects if ">" in op and _is_file(w)]
         if cmd.name == "tee":
             append = any(w.text in ("-a", "--append") for w in cmd.args)
@@ -1022,14 +1025,13 @@ def _unescape_dq(text: str) -> str:
     return _DQ_ESCAPE.sub(lambda m: "" if m.group(1) == "\n" else m.group(1), text)
 
 
-def _fd_before_redirect(node: Any) -> Any:
-    """tree-sitter-bash reads ``cmd 0< file`` as the argument ``0`` and then ``< file``: that number is the
-    redirect's file descriptor, not an argument. Returns it (or None)."""
-    parent = node.parent
-    if parent is None or parent.type != "redirected_statement" or not node.named_children:
+def _fd_before_redirect(node: Any, last: Any) -> Any:
+    """tree-sitter-bash reads ``cmd 0< file`` as the argument ``0`` and then ``< file``: that number (the
+    command's ``last`` child) is the redirect's file descriptor, not an argument. Returns it (or None)."""
+    if last.end_byte != node.end_byte:
         return None
-    last = node.children[-1]
-    if last.type != "number" or not _text(last).isdigit() or last.end_byte != node.end_byte:
+    parent = node.parent
+    if parent is None or parent.type != "redirected_statement" or not _text(last).isdigit():
         return None
     if any(c.type in _REDIRECTS and c.start_byte == last.end_byte for c in parent.children):
         return last

@@ -653,9 +653,10 @@ class CommandView(Subject):
                 facts.add("prints_secret_var")
             if names and self.bx.dotenv_at is not None and self.bx.dotenv_at < self.cmd.index:
                 facts.add("prints_dotenv_var")
-        served = self._served_directory()
-        if served is not None and self.classes_of(served) & _SERVED_SECRETS:
-            facts.add("serves_secrets")
+        if name and (name in _SERVER_NAMES or name.startswith(("python", "pypy"))):
+            served = self._served_directory()
+            if served is not None and self.classes_of(served) & _SERVED_SECRETS:
+                facts.add("serves_secrets")
         crontab = name == "crontab" and self.cmd.stdin_text is not None
         configured = self._git_configured_program()
         if self.bx.depth < 2 and (crontab or configured or any(c & _PERSISTENT for c in self.write_classes)):
@@ -670,6 +671,7 @@ class CommandView(Subject):
 _GLOBS = frozenset({"*", "?"})
 _SERVED_SECRETS = frozenset({"root", "home", "parent", "secret_dir", "contains_secrets", "secret"})
 _STATIC_SERVERS = frozenset({"http-server", "serve", "live-server", "httpd", "static-server"})
+_SERVER_NAMES = _STATIC_SERVERS | {"php", "ruby"}
 
 
 def _served_directory_of(name: str, words: list[str], cwd: str | None) -> str | None:
