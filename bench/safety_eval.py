@@ -100,8 +100,11 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(
                 "`tests/safety/data/redteam.jsonl`: 565 tool calls written by a red-team round before reading the "
                 "guard's code (attacks in new spellings and the everyday commands next to them); the rules that "
-                "closed its misses are general (data flows, wrappers, path classes). The test suite holds the gate "
-                "to no deny case allowed and no allow case blocked."
+                "closed its misses are general (data flows, wrappers, path classes). Scored blind, before those "
+                "rules (2026-11-24), the gate matched 521 of the 565 (92%), answered 6 of 280 deny cases allow and "
+                "blocked 4 allow cases; the table is after them, so it is not a held-out figure. Four expectations "
+                "were corrected under the policy (R285, R489, R343, R524). The test suite holds the gate to no deny "
+                "case allowed and no allow case blocked."
             )
         else:
             parts.append(
