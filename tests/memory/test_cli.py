@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +63,12 @@ def test_a_damaged_database_is_a_clear_error_naming_the_file_and_the_way_back(
     for i in range(60):
         run(capsys, "save", "--project", "acme", "--content", f"decision {i}: billing listens on port 81{i}")
     path = umx.paths.home / "memory.db"
-    with path.open("r+b") as fh:
-        fh.seek(path.stat().st_size // 2)
-        fh.write(b"\xde\xad\xbe\xef" * 2048)
+    with closing(sqlite3.connect(path)) as conn:  # everything into the main file, so no page is read from the WAL
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+    with path.open("r+b") as fh:  # the header page is kept, so it is damage and not "not a database"
+        fh.seek(page)
+        fh.write(b"\xde\xad\xbe\xef" * ((path.stat().st_size - page) // 4))
     for argv in (("search", "--project", "acme", "--query", "billing port"), ("save", "--content", "x y z")):
         code, _out, err = run(capsys, *argv)
         assert code == 1 and "Traceback" not in err
