@@ -57,6 +57,18 @@ def test_saving_to_a_project_that_does_not_exist_creates_it_and_says_so(
     assert code == 0 and "created" not in err
 
 
+def test_list_projects_counts_passages_in_words_that_agree(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "save", "--project", "one", "--content", "the staging db is stg-main")
+    run(capsys, "create-project", "none")
+    code, out, _ = run(capsys, "list-projects")
+    assert code == 0
+    lines = {line.split()[1]: line for line in out.splitlines()}
+    assert "  1 passage" in lines["one"] and "passages" not in lines["one"]
+    assert "  0 passages" in lines["none"]
+
+
 def test_a_damaged_database_is_a_clear_error_naming_the_file_and_the_way_back(
     umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -183,6 +195,37 @@ def test_a_diff_naming_a_version_the_block_does_not_have_is_an_error(
     code, out, err = run(capsys, "memory", "blocks", "diff", "persona", option, "9", *p)
     assert code == 1 and out == ""
     assert "block 'persona' has no version 9 (it has v1 to v4" in err
+
+
+def test_a_block_edit_from_a_file_that_cannot_be_read_says_why_and_changes_nothing(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    p = ("--project", "acme")
+    run(capsys, "memory", "blocks", "edit", "persona", "--value", "terse answers", *p)
+    binary = tmp_path / "persona.bin"
+    binary.write_bytes(b"\xff\xfe")
+    for path, problem in (
+        (tmp_path / "missing.md", "No such file or directory"),
+        (tmp_path, "Is a directory"),
+        (binary, "is not UTF-8 text (byte 0xff at offset 0)"),
+    ):
+        code, _, err = run(capsys, "memory", "blocks", "edit", "persona", "--file", str(path), *p)
+        assert code == 1 and problem in err and "nothing was changed" in err
+        assert "Traceback" not in err
+    assert run_json(capsys, "memory", "blocks", "show", "persona", "--json", *p)[0]["value"] == "terse answers"
+
+
+@pytest.mark.parametrize(("editor", "problem"), [("false", "exited with status 1"), ("no-such-editor", "cannot start")])
+def test_an_editor_that_fails_or_is_missing_is_a_clear_error_and_changes_nothing(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, editor: str, problem: str
+) -> None:
+    p = ("--project", "acme")
+    run(capsys, "memory", "blocks", "edit", "persona", "--value", "terse answers", *p)
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", editor)
+    code, _, err = run(capsys, "memory", "blocks", "edit", "persona", *p)
+    assert code == 1 and problem in err and "nothing was changed" in err
+    assert run_json(capsys, "memory", "blocks", "show", "persona", "--json", *p)[0]["value"] == "terse answers"
 
 
 def test_changing_only_a_blocks_limit_needs_no_editor_and_keeps_its_value(

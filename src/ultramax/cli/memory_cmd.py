@@ -185,7 +185,7 @@ def cmd_list_projects(args: argparse.Namespace, ctx: CliContext) -> int:
     for p in projects:
         where = f"  {p.path}" if p.path else ""
         capture = "" if p.capture else "  (capture off)"
-        print(f"  - {p.name}  {counts.get(p.name, 0)} passages{capture}{where}")
+        print(f"  - {p.name}  {count(counts.get(p.name, 0), 'passage')}{capture}{where}")
     return 0
 
 
@@ -261,7 +261,7 @@ def cmd_blocks_edit(args: argparse.Namespace, ctx: CliContext) -> int:
     elif args.append is not None:
         new = f"{(current.value if current else '').rstrip()}\n{args.append}".strip()
     elif args.file is not None:
-        new = sys.stdin.read() if str(args.file) == "-" else args.file.read_text(encoding="utf-8")
+        new = _read_value(args.file)
     elif args.limit is not None:  # only the limit changes: no editor, the value stays
         new = current.value if current else ""
     else:
@@ -273,6 +273,22 @@ def cmd_blocks_edit(args: argparse.Namespace, ctx: CliContext) -> int:
     return 0
 
 
+def _read_value(path: Path) -> str:
+    """A block's new value from ``--file`` ('-' = stdin); a file that cannot be read is a clear error."""
+    if str(path) == "-":
+        return sys.stdin.read()
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MemoryStoreError(
+            f"cannot read {path}: {exc.strerror or exc}; nothing was changed. Give a text file, or '-' for stdin"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise MemoryStoreError(
+            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); nothing was changed"
+        ) from None
+
+
 def _edit_in_editor(text: str) -> str:
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
     if not editor:
@@ -281,7 +297,17 @@ def _edit_in_editor(text: str) -> str:
         fh.write(text)
         name = fh.name
     try:
-        subprocess.run([*editor.split(), name], check=True)
+        try:
+            subprocess.run([*editor.split(), name], check=True)
+        except OSError as exc:
+            raise MemoryStoreError(
+                f"cannot start the editor {editor!r} ($VISUAL or $EDITOR): {exc.strerror or exc}; nothing was changed."
+                " Set $EDITOR to an editor on PATH, or give --value, --append or --file"
+            ) from None
+        except subprocess.CalledProcessError as exc:
+            raise MemoryStoreError(
+                f"the editor {editor!r} exited with status {exc.returncode}; nothing was changed"
+            ) from None
         return Path(name).read_text(encoding="utf-8")
     finally:
         Path(name).unlink(missing_ok=True)
