@@ -204,3 +204,18 @@ def test_activating_a_mode_that_the_local_settings_override_says_so_and_fails(
     assert main(["--project-dir", str(project), "mode", "activate", "alphaforge"]) == 1
     err = capsys.readouterr().err
     assert "alphaforge was written to" in err and "development stays in force" in err and "settings.local.json" in err
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_a_project_dir_that_is_not_a_directory_is_refused_and_nothing_is_created(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], tmp_path: Path, kind: str
+) -> None:
+    target = tmp_path / "no-such-project"
+    if kind == "file":
+        target.write_text("not a project", encoding="utf-8")
+    assert main(["--project-dir", str(target), "mode", "activate", "alphaforge"]) == 1
+    err = capsys.readouterr().err
+    why = "does not exist" if kind == "missing" else "is not a directory"
+    assert f"--project-dir {target}: {why}" in err
+    assert not (tmp_path / "no-such-project" / ".claude").exists()
+    assert (kind == "file") == target.exists()

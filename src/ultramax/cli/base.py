@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 
+from ultramax.errors import UltramaxError
 from ultramax.paths import Paths
 
 __all__ = ["CliContext", "Handler", "Subparsers", "count", "emit_json", "project_root", "whole_number"]
@@ -27,7 +28,15 @@ class CliContext:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> CliContext:
-        project = Path(args.project_dir).resolve() if getattr(args, "project_dir", None) else project_root(Path.cwd())
+        given = getattr(args, "project_dir", None)
+        if given:
+            project = Path(given).expanduser().resolve()
+            if not project.is_dir():
+                # a mistyped path would otherwise be acted on as a project (and `mode activate` would create it)
+                why = "does not exist" if not project.exists() else "is not a directory"
+                raise UltramaxError(f"--project-dir {given}: {why}; give the directory of an existing project")
+        else:
+            project = project_root(Path.cwd())
         return cls(paths=Paths.from_env(), project_dir=project)
 
 
