@@ -162,6 +162,16 @@ def test_unusable_input_in_the_alphaforge_project_is_denied(
     assert audit_records(umx)[0]["decision"] == "deny"
 
 
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_asking_the_hook_client_for_help_prints_its_usage_and_decides_nothing(
+    umx: UltramaxEnv, run_hook: HookRunner, flag: str
+) -> None:
+    run = run_hook(flag, b"", project_dir=umx.project("webapp"))
+    assert (run.code, run.stderr) == (0, "")
+    assert run.stdout.startswith("usage: ultramax-hook EVENT") and "ultramax install" in run.stdout
+    assert not umx.paths.audit_log.exists(), "no hook event was audited"
+
+
 def test_a_payload_for_another_event_is_refused_naming_both(
     backend: Backend, umx: UltramaxEnv, run_hook: HookRunner, make_payload: PayloadFactory
 ) -> None:

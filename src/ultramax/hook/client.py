@@ -90,10 +90,24 @@ def _emit(reply: bytes) -> int:
     return int(fields[0])
 
 
+USAGE = b"""usage: ultramax-hook EVENT [--timeout-ms=MS] < payload.json
+
+The command Claude Code runs for each hook event (`ultramax install` registers it): reads the event's JSON
+from stdin, has the ultramax daemon decide it, and prints the decision for Claude Code. EVENT is the hook
+event name (PreToolUse, UserPromptSubmit, ...). To try a decision by hand: `ultramax safety check 'CMD'`.
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if "--help" in args or "-h" in args:
+        _write(1, USAGE)
+        return 0
     positional = [a for a in args if not a.startswith("--")]
     event = positional[0] if positional else ""
+    if not event and posix.isatty(0):  # run by hand with nothing to read: say what it is instead of waiting
+        _write(2, USAGE)
+        return 2
     timeout_ms = _timeout_ms(args)
     try:
         payload = _read_stdin()
