@@ -294,6 +294,28 @@ def test_the_cli_says_when_there_is_nothing_to_tail_and_counts_one_record_as_one
     assert capsys.readouterr().out.startswith("audit chain verified: 1 record, last seq 1")
 
 
+@pytest.mark.parametrize(
+    ("argv", "extra", "usage"),
+    [
+        (
+            ["audit", "verify", "--file", "copy.jsonl"],
+            "--file copy.jsonl",
+            "usage: ultramax audit verify [-h] [--json]",
+        ),
+        (["mcp", "import", "pools.json"], "pools.json", "usage: ultramax mcp import [-h]"),
+    ],
+)
+def test_an_argument_a_command_does_not_take_is_reported_with_that_commands_usage(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], argv: list[str], extra: str, usage: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    command = usage.removeprefix("usage: ").split(" [")[0]
+    assert exited.value.code == 2
+    assert err.startswith(usage) and f"{command}: error: unrecognized arguments: {extra}\n" in err
+
+
 def test_a_write_interrupted_by_a_signal_leaves_no_partial_record(
     log_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
