@@ -294,6 +294,18 @@ def test_the_cli_says_when_there_is_nothing_to_tail_and_counts_one_record_as_one
     assert capsys.readouterr().out.startswith("audit chain verified: 1 record, last seq 1")
 
 
+@pytest.mark.parametrize("n", ["0", "-3"])
+def test_tailing_fewer_than_one_record_is_refused_rather_than_showing_one(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], n: str
+) -> None:
+    AuditLog(umx.paths.audit_log).append({"event": "PreToolUse", "session": "s1", "decision": "deny"})
+    with pytest.raises(SystemExit) as exited:
+        main(["audit", "tail", "-n", n])
+    out = capsys.readouterr()
+    assert exited.value.code == 2 and out.out == ""
+    assert f"argument -n: must be 1 or more, not {n}" in out.err
+
+
 @pytest.mark.parametrize(
     ("argv", "extra", "usage"),
     [

@@ -7,7 +7,7 @@ import json
 from collections import deque
 
 from ultramax.audit import deferred_records, read_records, verify
-from ultramax.cli.base import CliContext, Subparsers, count, emit_json
+from ultramax.cli.base import CliContext, Subparsers, count, emit_json, whole_number
 
 __all__ = ["register"]
 
@@ -19,7 +19,7 @@ def register(sub: Subparsers) -> None:
     ver.add_argument("--json", action="store_true", help="machine-readable output")
     ver.set_defaults(func=cmd_verify)
     tail = cmds.add_parser("tail", help="the most recent records")
-    tail.add_argument("-n", type=int, default=20, help="how many (default 20)")
+    tail.add_argument("-n", type=whole_number(1), default=20, help="how many (default 20)")
     tail.add_argument("--json", action="store_true", help="raw JSON lines")
     tail.set_defaults(func=cmd_tail)
 
@@ -51,7 +51,7 @@ def cmd_verify(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def cmd_tail(args: argparse.Namespace, ctx: CliContext) -> int:
-    lines = deque((raw for _n, raw in read_records(ctx.paths.audit_log)), maxlen=max(1, args.n))
+    lines = deque((raw for _n, raw in read_records(ctx.paths.audit_log)), maxlen=args.n)
     if not lines and not args.json:
         print(f"no audit records yet ({ctx.paths.audit_log}): hooks write one for every event they decide")
     for raw in lines:
