@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -196,6 +197,17 @@ def test_proxy_turns_an_address_the_socket_layer_refuses_into_a_config_error(
     assert main(["proxy", "--port", "0"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("ultramax: cannot run the proxy on 127.0.0.1:0") and "--port" in err
+
+
+def test_proxy_on_a_port_already_in_use_says_so_and_how_to_choose_another(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["proxy", "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"ultramax: cannot listen on 127.0.0.1:{port}: something already listens there")
+    assert "--port or routing.proxyPort" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("hours", ["-1", "nan", "inf", "soon"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -408,6 +409,11 @@ def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
     try:
         asyncio.run(serve())
     except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: something already listens there (another `ultramax proxy`?); "
+                "stop it, or choose another port with --port or routing.proxyPort (0 picks a free one)"
+            ) from exc
         raise ConfigError(f"cannot listen on {host}:{port} ({exc})") from exc
     except (ValueError, OverflowError) as exc:  # an address the socket layer or the upstream client refuses
         raise ConfigError(
