@@ -592,6 +592,20 @@ def test_a_later_change_by_another_ultramax_command_is_kept_too(env: Env) -> Non
     assert read(env.paths.user_settings) == {"model": "opus", "ultramax": {"hookTimeoutMs": 3000}}
 
 
+def test_reinstalling_over_a_file_edited_since_the_first_install_says_the_last_install_found_its_hooks(
+    env: Env,
+) -> None:
+    install(env.paths, scope="user", project_dir=env.project)
+    data = read(env.paths.user_settings)
+    edited = {**data, "model": "opus", "ultramax": {"hookTimeoutMs": 3000}}
+    write_settings(env.paths.user_settings, edited)
+    assert install(env.paths, scope="user", project_dir=env.project).replaced  # the hooks take the new timeout
+    result = uninstall(env.paths, scope="user", project_dir=env.project)
+    assert not result.restored
+    assert "already held ultramax hooks (an earlier install's) when `ultramax install` last wrote it" in result.note
+    assert read(env.paths.user_settings) == {"model": "opus", "ultramax": {"hookTimeoutMs": 3000}}
+
+
 def test_a_file_that_held_ultramax_hooks_before_install_is_never_given_back_with_them(env: Env) -> None:
     old = {"type": "command", "command": OLD_COMMAND.format(event="Stop")}
     write_settings(env.paths.user_settings, {"model": "opus", "hooks": {"Stop": [{"hooks": [old]}]}})

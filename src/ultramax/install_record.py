@@ -94,7 +94,7 @@ def restorable(paths: Paths, path: Path, current: bytes | None) -> tuple[Restore
         return None, "it changed since `ultramax install` wrote it"
     original = record.get("original")
     if not isinstance(original, dict):
-        return None, "it already held ultramax hooks when `ultramax install` first wrote it"
+        return None, "it already held ultramax hooks (an earlier install's) when `ultramax install` last wrote it"
     if original.get("backup") is None:
         return Restore(None, None), ""
     backup = Path(str(original["backup"]))
