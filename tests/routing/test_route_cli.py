@@ -50,6 +50,9 @@ def test_route_eval_says_which_model_scored_the_prompts_so_a_fallback_run_is_vis
     assert scored["tier model"] > 15 and scored["tier model, sure without the embedding"] > 0
     assert scored["tier model fallback"] == 0
     assert sum(scored.values()) == 45
+    assert main(["route", "eval", str(DEV_SET)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("scored by"))
+    assert line.split(None, 2)[2].split("; ") == [f"{k} {v}" for k, v in scored.items() if v]
     umx.update_user_settings({"routing": {"sentenceEmbedding": False}})
     assert main(["route", "eval", str(DEV_SET)]) == 0
     out = capsys.readouterr().out

@@ -279,7 +279,8 @@ def cmd_eval(args: argparse.Namespace, ctx: CliContext) -> int:
         f"cost           ${report['estimated_cost']:.4f} vs ${report['always_top_tier_cost']:.4f} always "
         f"{report['top_tier']} ({report['cost_vs_top_tier']:.1%}; each prompt alone, no prompt cache)"
     )
-    print("scored by      " + ", ".join(f"{k} {v}" for k, v in report["scored_by"].items() if v))
+    # "; " between counts: a scorer's own name may hold a comma ("tier model, sure without the embedding")
+    print("scored by      " + "; ".join(f"{k} {v}" for k, v in report["scored_by"].items() if v))
     tiers = [t.name for t in _router(ctx).catalog.routable]
     print("label \\ routed  " + "".join(f"{t:>8}" for t in tiers))
     for label in tiers:
