@@ -92,3 +92,34 @@ def test_a_secret_value_is_redacted_whatever_the_syntax_and_the_rest_kept(text: 
 )
 def test_code_that_names_a_secret_without_holding_one_is_left_untouched(text: str) -> None:
     assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "secret", "kept"),
+    [
+        ("the db password is hunter2", "hunter2", "the db password is "),
+        ("the root password was s3cret! so rotate it", "s3cret!", " so rotate it"),
+        ("the password for staging is Tr0ub4dor&3.", "Tr0ub4dor&3", "the password for staging is "),
+        ("the api key of the prod db is 9f8e7d6c5b4a", "9f8e7d6c5b4a", "the api key of the prod db is "),
+    ],
+)
+def test_a_password_told_in_a_sentence_is_redacted_and_the_sentence_kept(text: str, secret: str, kept: str) -> None:
+    out = redact(text)
+    assert secret not in out and "[REDACTED:secret]" in out
+    assert kept in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the password is required",
+        "the password is in the vault",
+        "the password was changed yesterday",
+        "reset your password in settings",
+        "The secret is out: we ship Friday",
+        "the secret is /run/secrets/db",
+        "the token is abc",
+    ],
+)
+def test_a_sentence_about_a_password_that_holds_none_is_left_as_written(text: str) -> None:
+    assert redact(text) == text

@@ -24,12 +24,20 @@ _NAME_OP = re.compile(
     r"(?P<op>[ \t]*(?::=|=>|=(?!=)|:(?![:/]))[ \t]*(?:\\\r?\n[ \t]*)?)"
 )
 _VALUE = re.compile(r"(?P<q>\\?[\"'`])(?P<quoted>[^\n]*?)(?:(?P=q)|$)|(?P<bare>[^\s'\"`;]+)", re.M)
-# Prose: "my token is 5924754ec21e...", "the password was Tr0ub4dor3". Found from the verb, which is rarer
-# than the nouns, then the noun before it is checked.
-_PROSE = re.compile(r"(?<=[ \t])(?:is|was)[ \t]+[\"'`]?(?P<bare>[^\s'\"`,;]{8,})")
-_PROSE_NOUN = re.compile(r"(?i)\b(?:token|secret|password|passwd|passphrase|api[ _\-]?key|access[ _\-]?key)[ \t]+$")
+# Prose: "my token is 5924754ec21e...", "the password was Tr0ub4dor3", "the db password for staging is
+# hunter2". Found from the verb, which is rarer than the nouns, then the noun before it is checked -- with
+# up to four words saying whose it is ("for staging", "of the prod db") between them.
+_PROSE = re.compile(r"(?<=[ \t])(?:is|was)[ \t]+[\"'`]?(?P<bare>[^\s'\"`,;]{6,})")
+_PROSE_NOUN = re.compile(
+    r"(?i)\b(?:token|secret|password|passwd|passphrase|api[ _\-]?key|access[ _\-]?key)"
+    r"(?:[ \t]+(?:for|of|on|to|in|at)(?:[ \t]+[\w.\-@:/]+){1,4})?[ \t]+$"
+)
+# a short value is a password only with a letter and a digit or a symbol in it ("hunter2", "s3cret!"), not a
+# word ("required", "changed")
+_SHORT_SECRET = re.compile(r"(?=.*[A-Za-z])(?=.*[\d!#$%&*+?@^~])")
 _CHAIN = re.compile(r"[A-Za-z_$][\w$]*(?:(?:\?\.|\.|::|->)[A-Za-z_$][\w$]*)*")
 _TRAILING = re.compile(r"[,)\]}:]+$")
+_TRAILING_STOP = re.compile(r"[.!?:)]+$")
 _PROSE_NEXT = re.compile(r"[ \t]+\w")
 # after a value: an annotation's default (token: TokenOpt = None) or an expression going on (x if y else z)
 _ANNOTATION_AFTER = re.compile(r"[ \t]*=(?!=)|[ \t]+\|[ \t]")
@@ -136,11 +144,15 @@ def _secret_span(text: str, m: re.Match[str]) -> tuple[int, int] | None:
 
 
 def _prose(m: re.Match[str]) -> str:
-    value = m.group("bare")
-    if value.startswith("[REDACTED:") or not _literal(value) or is_reference(value):
+    value = _TRAILING_STOP.sub("", m.group("bare"))  # the full stop ending the sentence is not the password's
+    if value.startswith("[REDACTED:") or is_reference(value) or is_path(value):
         return m.group(0)
-    if not _PROSE_NOUN.search(m.string, max(0, m.start() - 40), m.start()):
+    if not (_literal(value) or (len(value) >= 6 and _SHORT_SECRET.match(value))):
         return m.group(0)
+    if not _PROSE_NOUN.search(m.string, max(0, m.start() - 80), m.start()):
+        return m.group(0)
+    if len(value) < len(m.group("bare")):
+        return m.group(0)[: m.start("bare") - m.start()] + "[REDACTED:secret]" + m.group("bare")[len(value) :]
     return m.group(0)[: m.start("bare") - m.start()] + "[REDACTED:secret]"
 
 
