@@ -31,6 +31,14 @@ def test_route_explain_names_the_tier_the_model_and_the_reasons(capsys: pytest.C
     assert data["tier"] == "opus" and data["analysis"]["task_type"] == "architecture"
 
 
+def test_route_explain_for_a_model_outside_the_catalog_says_it_has_no_tier_and_passes_through(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["route", "explain", "--model", "nosuch", "Fix the typo in README.md"]) == 0
+    out = capsys.readouterr().out
+    assert "tier:       (none: the model is not in the catalog)" in out and "nosuch (as requested)" in out
+
+
 def test_route_eval_on_the_claude_code_dev_set_reaches_the_issues_goal(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["route", "eval", str(DEV_SET), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

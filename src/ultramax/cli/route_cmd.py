@@ -93,7 +93,7 @@ def cmd_explain(args: argparse.Namespace, ctx: CliContext) -> int:
         emit_json(decision.to_dict())
         return 0
     a = decision.analysis
-    print(f"tier:       {decision.tier}")
+    print(f"tier:       {decision.tier or '(none: the model is not in the catalog)'}")
     print(f"model:      {decision.model}" + ("" if decision.changed else " (as requested)"))
     if a is not None:
         learned = (
