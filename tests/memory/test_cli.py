@@ -159,7 +159,7 @@ def test_blocks_edit_show_history_diff_and_undo(umx: UltramaxEnv, capsys: pytest
     )
 
 
-def test_a_block_edit_over_the_limit_is_refused_with_the_numbers(
+def test_a_block_edit_over_the_limit_is_refused_with_the_numbers_and_the_way_to_raise_it(
     umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     run(capsys, "create-project", "acme")
@@ -167,6 +167,7 @@ def test_a_block_edit_over_the_limit_is_refused_with_the_numbers(
     big.write_text("x" * 5001)
     code, _, err = run(capsys, "memory", "blocks", "edit", "learnings", "--file", str(big), "--project", "acme")
     assert code == 1 and "5,001 characters; its limit is 5,000" in err
+    assert "ultramax memory blocks edit learnings --limit N" in err, "says how to raise the limit"
 
 
 def test_a_diff_keeps_last_lines_without_a_newline_apart_and_marks_them(

@@ -839,7 +839,7 @@ def _check_limit(label: str, value: str, limit: int) -> None:
     if len(value) > limit:
         raise BlockLimitError(
             f"Edit failed: block {label!r} would hold {len(value):,} characters; its limit is {limit:,}. "
-            "Shorten the value or raise the limit explicitly."
+            f"Shorten the value or raise the limit explicitly: `ultramax memory blocks edit {label} --limit N`."
         )
 
 
