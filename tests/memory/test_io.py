@@ -257,3 +257,28 @@ def test_an_export_that_fails_midway_leaves_the_previous_file_whole(
     assert f"cannot write the export to {out}: No space left on device; any earlier file there is untouched" in err
     assert out.read_text() == "previous export\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["memory.jsonl"]
+
+
+def test_reimporting_an_export_adds_no_version_to_a_block_it_already_holds(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run(capsys, "save", "--project", "acme", "--content", "billing listens on 8123")
+    note = tmp_path / "human.md"
+    note.write_text("Prefers small commits.")
+    assert run(capsys, "memory", "blocks", "edit", "human", "--file", str(note), "--project", "acme")[0] == 0
+    _, before, _ = run(capsys, "memory", "blocks", "show", "--project", "acme")
+    dump = write_lines(tmp_path / "m.jsonl", exported(capsys, "acme"))
+    code, out, _ = run(capsys, "memory", "import", str(dump))
+    assert code == 0 and "0 blocks" in out and "already as in the file" in out
+    _, after, _ = run(capsys, "memory", "blocks", "show", "--project", "acme")
+    assert after == before, "the same values, and no new version of any block"
+
+
+def test_an_import_of_a_file_with_no_records_warns_that_it_held_none(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    code, out, err = run(capsys, "memory", "import", str(empty))
+    assert code == 0 and out.strip() == "imported 0 projects, 0 blocks, 0 passages"
+    assert f"warning: {empty} holds no records" in err

@@ -427,10 +427,14 @@ def cmd_import(args: argparse.Namespace, ctx: CliContext) -> int:
         print(f"created memory project {args.project!r} (see `ultramax list-projects`)", file=sys.stderr)
     service.flush()
     skipped = f"; skipped {count(counts.duplicates, 'passage')} already in memory" if counts.duplicates else ""
+    if counts.unchanged_blocks:
+        skipped += f"; {count(counts.unchanged_blocks, 'block')} already as in the file"
     print(
         f"imported {count(counts.projects, 'project')}, {count(counts.blocks, 'block')}, "
         f"{count(counts.passages, 'passage')}{skipped}"
     )
+    if not (counts.projects or counts.blocks or counts.passages or counts.duplicates or counts.unchanged_blocks):
+        print(f"warning: {source} holds no records; was it written by `ultramax memory export`?", file=sys.stderr)
     return 0
 
 

@@ -280,6 +280,8 @@ class ImportCounts:
     passages: int = 0
     duplicates: int = 0
     """Passages not stored because the project holds the same text already (or an earlier line did)."""
+    unchanged_blocks: int = 0
+    """Blocks the project holds already exactly as the file has them: no new version is written."""
 
 
 def import_records(
@@ -327,6 +329,15 @@ def _apply(
         counts.projects += 1
     elif isinstance(record, BlockRecord):
         store.ensure_project(record.project)
+        current = next((blk for blk in store.blocks(record.project) if blk.label == record.label), None)
+        if (
+            current is not None
+            and current.value == record.value
+            and record.limit in (None, current.limit)
+            and record.description in (None, current.description)
+        ):
+            counts.unchanged_blocks += 1  # re-importing an export must not add a no-op version
+            return
         store.write_block(
             record.project,
             record.label,
