@@ -115,3 +115,20 @@ def test_a_server_deaf_to_eof_and_sigterm_is_killed_when_the_gateway_stops_not_w
     assert stopped_in < 2.0, "the gateway is gone before its client's 2 s of patience run out"
     assert process_gone(gateway_pid)
     assert pids(record) and all(process_gone(pid) for pid in pids(record))
+
+
+def test_a_restart_asked_for_while_a_crashing_server_waits_out_its_backoff_starts_it_at_once(
+    umx: UltramaxEnv, project: Path, servers: Servers
+) -> None:
+    record = umx.root / "crash.pids"
+    script = "import os; open(os.environ['REC'], 'a').write(f'{os.getpid()}\\n')"  # then exit at once
+    crash = {"command": sys.executable, "args": ["-c", script], "env": {"REC": str(record)}}
+    write_pools(umx, {"pools": {"primary": {"servers": {"everything": servers.everything(), "crash": crash}}}})
+    with Gateway(umx, project) as gw:
+        # backoff doubles from 0.2 s: after six exits the next wait is 12.8 s
+        wait_for(lambda: len(pids(record)) >= 6, 30, "the crashing server to be started six times")
+        started = len(pids(record))
+        asked = time.monotonic()
+        assert query_gateway(gw.info(), {"op": "restart", "server": "crash"})["restarted"] == ["crash"]
+        wait_for(lambda: len(pids(record)) > started, 5, "a start right after the restart was asked for")
+        assert time.monotonic() - asked < 5.0

@@ -221,7 +221,7 @@ class Gateway:
         if not chosen:
             raise UltramaxError(f"no running MCP server called {server!r}; running: {', '.join(self.upstreams)}")
         for up in chosen:
-            up.request_restart("restart requested")
+            up.request_restart("restart requested", now=True)
         return [u.id for u in chosen]
 
     def status(self) -> dict[str, Any]:

@@ -167,6 +167,7 @@ class Upstream:
         self._client: Client | None = None
         self._changed = anyio.Event()
         self._restart = anyio.Event()
+        self._restart_now = anyio.Event()  # an operator's restart: no backoff
         self._stop = anyio.Event()
         self._restart_reason = ""
         self._startup_timeout = spec.startup_timeout_s  # grows while starts run out of time
@@ -208,8 +209,12 @@ class Upstream:
         while not self.available():
             await self._changed.wait()
 
-    def request_restart(self, reason: str) -> None:
-        """Tear the server down and start it again (used by health, failed calls and ``ultramax mcp restart``)."""
+    def request_restart(self, reason: str, *, now: bool = False) -> None:
+        """Tear the server down and start it again (used by health, failed calls and ``ultramax mcp restart``).
+        ``now`` (an operator's restart) also cuts short a backoff in progress; health and failed calls do not,
+        or a server that keeps failing would be restarted in a loop."""
+        if now:
+            self._restart_now.set()
         if not self._restart.is_set():
             self._restart_reason = reason
             self._restart.set()
@@ -290,15 +295,24 @@ class Upstream:
             changed.set()
 
     async def _wait_stop(self) -> None:
-        while not self.stopping():
-            await self._restart.wait()
-            if self.stopping():
+        """Wait out a backoff: until stopped, or until an operator asks for a restart."""
+        while not self.stopping() and not self._restart_now.is_set():
+            async with anyio.create_task_group() as tg:
+
+                async def on(event: anyio.Event) -> None:
+                    await event.wait()
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(on, self._restart)
+                tg.start_soon(on, self._restart_now)
+            if self.stopping() or self._restart_now.is_set():
                 return
             self._restart = anyio.Event()
 
     async def _one_lifetime(self) -> str:
         """Start (within the startup timeout), serve until something ends it, tear down. Returns why it ended."""
         self._restart = anyio.Event()
+        self._restart_now = anyio.Event()
         self.starts += 1
         self._up_since = None
         limit = self._startup_timeout
