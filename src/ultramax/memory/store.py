@@ -5,7 +5,8 @@ embeddings as float32 BLOBs next to the text; the vector index itself lives in m
 is rebuilt from these BLOBs. Standard library only: the hook fallback and the CLI use it without numpy.
 
 Every process may open the store -- the daemon (its background writer captures hook events), the CLI, the
-MCP server -- because every write is one short ``BEGIN IMMEDIATE`` transaction with a busy timeout. A
+MCP server -- because every write is one short ``BEGIN IMMEDIATE`` transaction with a busy timeout (cut to
+the time left when the hook's in-process fallback runs against a deadline: ``ultramax.deadline``). A
 PostgreSQL + pgvector backend implements the same protocol without touching callers.
 """
 
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from ultramax.deadline import limit_sqlite_wait
 from ultramax.fsutil import disk_is_full, private_dir
 from ultramax.memory.fts import BM25_WEIGHTS, identifier_terms
 from ultramax.memory.migrations import migrate
@@ -189,10 +191,12 @@ class SQLiteStore:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
+            limit_sqlite_wait(conn, self.busy_timeout_ms)  # the hook fallback's deadline, if one is set
             return conn
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            limit_sqlite_wait(conn, int(self.busy_timeout_ms))
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise MemoryStoreError(f"{self.path}: cannot switch the memory database to WAL mode (got {mode})")

@@ -5,7 +5,8 @@ the pre-trade judgements post-execution verification compares against, and the p
 (whose one-time tokens make the file a secret: it is created 0600 before SQLite opens it, and SQLite gives
 its ``-wal`` and ``-shm`` files the same mode). WAL lets the daemon and an in-process hook read and write at
 once; every write is one short ``BEGIN IMMEDIATE`` transaction, so concurrent writers queue on SQLite's lock
-(``busy_timeout``) instead of failing. Every commit survives a crash; fills, breaker trips and confirmations
+(``busy_timeout``, cut to the time left when the hook's in-process fallback runs against a deadline:
+``ultramax.deadline``) instead of failing. Every commit survives a crash; fills, breaker trips and confirmations
 are also fsynced (``write(durable=True)``) so they survive a power loss.
 
 One ``SafetyStore`` per database per process, shared by the layers (``SafetyStore.for_paths``); the
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ultramax.deadline import limit_sqlite_wait
 from ultramax.fsutil import private_dir
 from ultramax.paths import Paths
 
@@ -29,6 +31,7 @@ __all__ = ["SCHEMA_VERSION", "SafetyStore"]
 
 SCHEMA_VERSION = 1
 MAX_OPEN_STORES = 8
+BUSY_TIMEOUT_MS = 10_000  # how long a writer queues for the lock (less under a deadline)
 
 _MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -154,15 +157,17 @@ class SafetyStore:
     def _connect(self) -> sqlite3.Connection:
         conn = self._conn
         if conn is not None:
+            limit_sqlite_wait(conn, BUSY_TIMEOUT_MS)  # the hook fallback's deadline, if one is set
             return conn
         private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # 0600 before SQLite creates -wal/-shm alike
         os.close(fd)
         if self.path.stat().st_mode & 0o077:
             os.chmod(self.path, 0o600)
-        conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        limit_sqlite_wait(conn, BUSY_TIMEOUT_MS)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         self._migrate(conn)
