@@ -14,17 +14,23 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ultramax.deadline import deadline_in
 from ultramax.paths import Paths
 
 if TYPE_CHECKING:
     from ultramax.runtime import Runtime
 
-__all__ = ["AUDIT_WAIT_S", "run_in_process", "spawn_daemon"]
+__all__ = ["AUDIT_WAIT_S", "SQLITE_RESERVE_S", "run_in_process", "spawn_daemon"]
 
 AUDIT_WAIT_S = 0.5
 """How long the record of a timed-out run waits for the audit log's lock before it is deferred instead: the
 hook has already used its time, and Claude Code kills it after ``timeout`` seconds (a killed PreToolUse hook
 fails open)."""
+
+
+SQLITE_RESERVE_S = 0.25
+"""What is left of the in-process run's budget when a SQLite store gives up waiting for a lock another process
+holds: time to decide the event without that store (a stage failure like any other) and audit the decision."""
 
 
 class _OutOfTime(BaseException):
@@ -39,7 +45,10 @@ def run_in_process(event: str, payload: bytes, project: str, reason: str, timeou
     """Decide the event with an in-process Runtime, print the reply and return the exit code.
 
     The run is bounded by ``timeout_ms`` too (SIGALRM interrupts even a blocked system call), so the hook
-    never hangs past its configured time: out of time is answered by the failure policy, and audited.
+    never hangs past its configured time: out of time is answered by the failure policy, and audited. The one
+    wait SIGALRM cannot interrupt, SQLite's for a lock held by another process, is bounded by a deadline
+    (``ultramax.deadline``) that ends ``SQLITE_RESERVE_S`` before the budget: the store gives up, and its stage
+    fails like any other.
     """
     from ultramax.decisions import Decision, HookReply, render
     from ultramax.runtime import Runtime
@@ -55,7 +64,10 @@ def run_in_process(event: str, payload: bytes, project: str, reason: str, timeou
     signal.setitimer(signal.ITIMER_REAL, budget_ms / 1000)
     timed_out = False
     try:
-        reply = runtime.handle(event or None, payload, project_hint=project or None, fallback=reason).reply
+        # SIGALRM cannot cut short a wait for a SQLite lock (it loops in C): the stores cap those waits at the
+        # time left, leaving SQLITE_RESERVE_S to decide without them and audit
+        with deadline_in(budget_ms / 1000 - SQLITE_RESERVE_S):
+            reply = runtime.handle(event or None, payload, project_hint=project or None, fallback=reason).reply
     except _OutOfTime:
         timed_out = True
     finally:
