@@ -32,6 +32,7 @@ from ultramax.install import (
     plugin_manifest,
     uninstall,
 )
+from ultramax.jsontext import edit_text
 from ultramax.paths import Paths
 
 USER_SETTINGS: dict[str, Any] = {
@@ -306,13 +307,12 @@ def test_a_file_changed_by_someone_else_during_install_is_not_overwritten(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_settings(env.paths.user_settings, USER_SETTINGS)
-    render = install_mod._render
 
-    def render_while_claude_saves(data: dict[str, Any], indent: int | str) -> str:
+    def edit_while_claude_saves(text: str, old: Any, new: Any, *, indent: str) -> str | None:
         env.paths.user_settings.write_text('{"model": "haiku"}\n')
-        return render(data, indent)
+        return edit_text(text, old, new, indent=indent)
 
-    monkeypatch.setattr(install_mod, "_render", render_while_claude_saves)
+    monkeypatch.setattr("ultramax.install.edit_text", edit_while_claude_saves)
     with pytest.raises(InstallError, match="changed while"):
         install(env.paths, scope="user", project_dir=env.project)
     assert read(env.paths.user_settings) == {"model": "haiku"}
@@ -518,7 +518,7 @@ def test_uninstall_after_a_later_edit_keeps_the_edit_and_takes_out_only_ultramax
     env.paths.user_settings.write_bytes(HAND_WRITTEN)
     install(env.paths, scope="user", project_dir=env.project)
     installed = env.paths.user_settings.read_bytes()
-    edited = installed.replace(b'"model": "opus"', b'"model": "sonnet",\r\n    "theme": "dark"')
+    edited = installed.replace(b'"model" : "opus"', b'"model": "sonnet",\r\n    "theme": "dark"')
     assert edited != installed
     env.paths.user_settings.write_bytes(edited)  # the user's own edit, after install
 
@@ -630,7 +630,8 @@ def test_a_dry_run_uninstall_shows_the_restore_and_writes_nothing(env: Env) -> N
     install(env.paths, scope="user", project_dir=env.project)
     installed = env.paths.user_settings.read_bytes()
     result = uninstall(env.paths, scope="user", project_dir=env.project, dry_run=True)
-    assert result.restored and result.dry_run and result.backup is None and '+\t"model" : "opus",' in result.diff
+    assert result.restored and result.dry_run and result.backup is None
+    assert str(install_mod.client_path()) in result.diff and only_removals(result.diff), result.diff
     assert env.paths.user_settings.read_bytes() == installed
     assert uninstall(env.paths, scope="user", project_dir=env.project).restored  # the record is still there
 

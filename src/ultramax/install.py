@@ -7,7 +7,11 @@ console script or the ``ultramax.hook.client`` module), so a handler left by an 
 venv, another interpreter, another timeout -- is rewritten in place instead of being added a second time.
 
 Every write is preceded by a private, timestamped backup of the old file and is atomic; a file that is not
-valid JSON is refused and left alone. The same handler table generates the plugin's ``hooks/hooks.json``.
+valid JSON is refused and left alone. The change is made in the file's text (``ultramax.jsontext``): ultramax's
+entries are inserted or rewritten in the layout around them, and every other byte -- indentation, key order,
+number spelling, line endings, BOM -- stays as the user left it. Only a change that cannot be made that way
+(keys reordered or repeated) rewrites the file with the same content in ultramax's layout, and says so.
+The same handler table generates the plugin's ``hooks/hooks.json``.
 
 Uninstall gives a file back exactly as it was before install (from that backup) when nothing changed it since
 install wrote it (``ultramax.install_record``); otherwise it cuts only ultramax's entries out of the text,
@@ -33,7 +37,7 @@ from ultramax.config import load_settings, parse_settings_bytes
 from ultramax.errors import ConfigError, InstallError
 from ultramax.fsutil import atomic_write_bytes, private_dir
 from ultramax.install_record import forget_install, remember_install, restorable
-from ultramax.jsontext import JsonPath, remove_entries
+from ultramax.jsontext import JsonPath, edit_text, remove_entries
 from ultramax.paths import Paths, project_settings_files
 
 __all__ = [
@@ -43,6 +47,7 @@ __all__ = [
     "HookRef",
     "InstallResult",
     "Scope",
+    "SettingsEdit",
     "desired_handler",
     "edit_settings",
     "find_ultramax_hooks",
@@ -285,7 +290,8 @@ class InstallResult:
     dry_run: bool = False
     actions: tuple[str, ...] = field(default_factory=tuple)
     restored: bool = False  # uninstall gave the file back exactly as it was before install
-    note: str = ""  # uninstall: how it undid install, and why that way
+    note: str = ""  # how the file was changed (uninstall: how it undid install, and why that way)
+    layout_kept: bool = True  # every byte outside ultramax's entries as it was; False: re-rendered (see note)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -367,23 +373,66 @@ def _detect_indent(text: str) -> int | str:
     return 2
 
 
+@dataclass(frozen=True, slots=True)
+class SettingsEdit:
+    """What ``edit_settings`` did to a settings file."""
+
+    path: Path  # the file written (a symlinked settings.json is written through)
+    backup: Path | None  # what was there before (None when nothing was, or nothing changed)
+    layout_kept: bool  # every byte outside the change kept; False: re-rendered with the same content
+    note: str  # how the file was changed, and why that way
+
+
 def edit_settings(
     paths: Paths, scope: Scope, project_dir: Path, change: Callable[[dict[str, Any]], None]
-) -> tuple[Path, Path | None]:
-    """Apply ``change`` to a scope's settings file as install does: through a symlink, keeping its indent,
-    line endings and BOM, refusing a file that does not parse or is read-only, with a backup of what was there.
-    Returns the file and the backup (None when nothing was there or nothing changed)."""
+) -> SettingsEdit:
+    """Apply ``change`` to a scope's settings file as install does: through a symlink, in the file's text so
+    every byte outside the change stays as it was (else re-rendered in its indent, line endings and BOM, and
+    said so in ``note``), refusing a file that does not parse or is read-only, with a backup of what was there."""
     path = settings_path(paths, scope, project_dir)
     loaded = _load(path)
     data = copy.deepcopy(loaded.data)
     change(data)
     if data == loaded.data and loaded.raw is not None:
-        return loaded.path, None
-    return loaded.path, _write(paths, scope, path, loaded, _as_written(loaded, _render(data, loaded.indent)))
+        return SettingsEdit(loaded.path, None, True, "nothing to change")
+    new = _new_text(loaded, data)
+    backup = _write(paths, scope, path, loaded, _as_written(loaded, new.text))
+    return SettingsEdit(loaded.path, backup, new.layout_kept, new.note)
 
 
 def _render(data: dict[str, Any], indent: int | str) -> str:
     return json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class _NewText:
+    text: str
+    layout_kept: bool
+    note: str
+
+
+def _new_text(loaded: _Loaded, data: dict[str, Any]) -> _NewText:
+    """The file's text (without its BOM) holding ``data``: edited in place where it can be, else rendered in the
+    file's indentation and line endings; the note says which."""
+    if loaded.raw is not None and loaded.text.strip():
+        unit = loaded.indent if isinstance(loaded.indent, str) else " " * loaded.indent
+        edited = edit_text(loaded.text, loaded.data, data, indent=unit)
+        if edited is not None:
+            return _NewText(edited, True, "ultramax's entries written into the file as it was; every other byte kept")
+        note = (
+            "the file rewritten with the same content in ultramax's layout, keeping its indentation and line "
+            "endings: the change could not be made in its text as written (a key written twice, or keys moved)"
+        )
+        layout_kept = False
+    else:  # no file, or an empty one: no layout to keep
+        note, layout_kept = "a new file in ultramax's layout", True
+    return _NewText(_rendered(loaded, data), layout_kept, note)
+
+
+def _rendered(loaded: _Loaded, data: dict[str, Any]) -> str:
+    """``data`` in ultramax's layout with the file's indentation and line endings (CRLF if it had them)."""
+    text = _render(data, loaded.indent)
+    return text.replace("\n", "\r\n") if loaded.raw is not None and b"\r\n" in loaded.raw else text
 
 
 def _matches_all(group: dict[str, Any]) -> bool:
@@ -484,13 +533,10 @@ def _backup(paths: Paths, scope: Scope, loaded: _Loaded) -> Path:
     raise InstallError(f"cannot create a backup of {loaded.path} in {paths.backups_dir}; clean that directory")
 
 
-def _as_written(loaded: _Loaded, text: str, *, own_layout: bool = False) -> bytes:
-    """``text`` as the file holds it: with its BOM, and -- unless ``text`` kept the file's own layout, line
-    endings included -- with its CRLF line endings, so the diff shows only what changed."""
+def _as_written(loaded: _Loaded, text: str) -> bytes:
+    """``text`` (the file's text without its BOM) as the file holds it: with its BOM if it had one."""
     if loaded.raw is not None and loaded.raw.startswith(b"\xef\xbb\xbf"):
         text = "\ufeff" + text  # as the file was: a BOM, which Claude Code accepts
-    if not own_layout and loaded.raw is not None and b"\r\n" in loaded.raw:
-        text = text.replace("\n", "\r\n")
     return text.encode("utf-8")
 
 
@@ -541,18 +587,31 @@ def _apply(
     loaded = _load(shown)
     data = copy.deepcopy(loaded.data)
     added, replaced, removed, actions = _merge(data, wanted)
-    new_text = _render(data, loaded.indent)
     changed = data != loaded.data
     if not changed:
         return InstallResult(shown, scope, False, dry_run=dry_run)
-    diff = _diff(shown, loaded.text, new_text)
+    new = _new_text(loaded, data)
+    diff = _diff(shown, loaded.text, new.text)
     backup = None
     if not dry_run:
-        written = _as_written(loaded, new_text)
+        written = _as_written(loaded, new.text)
         backup = _write(paths, scope, shown, loaded, written)
         held = bool(find_ultramax_hooks(loaded.data))
         remember_install(paths, loaded.path, before=loaded.raw, backup=backup, held_ultramax=held, written=written)
-    return InstallResult(shown, scope, True, added, replaced, removed, backup, diff, dry_run, tuple(actions))
+    return InstallResult(
+        shown,
+        scope,
+        True,
+        added,
+        replaced,
+        removed,
+        backup,
+        diff,
+        dry_run,
+        tuple(actions),
+        note=new.note,
+        layout_kept=new.layout_kept,
+    )
 
 
 def install(
@@ -654,10 +713,11 @@ def uninstall(paths: Paths, *, scope: Scope, project_dir: Path, dry_run: bool = 
         note = f"ultramax's entries taken out, everything else kept as it is ({why})"
     else:  # a layout the text editor does not foresee: the same content, in ultramax's layout
         note = f"ultramax's entries taken out, the rest rewritten with the same content ({why})"
-    new_text = edited if edited is not None else _render(data, loaded.indent)
+    new_text = edited if edited is not None else _rendered(loaded, data)
     backup = None
     if not dry_run:
-        backup = _write(paths, scope, shown, loaded, _as_written(loaded, new_text, own_layout=edited is not None))
+        backup = _write(paths, scope, shown, loaded, _as_written(loaded, new_text))
         forget_install(paths, loaded.path)
     diff = _diff(shown, loaded.text, new_text)
-    return InstallResult(shown, scope, True, 0, 0, removed, backup, diff, dry_run, tuple(actions), False, note)
+    kept = edited is not None
+    return InstallResult(shown, scope, True, 0, 0, removed, backup, diff, dry_run, tuple(actions), False, note, kept)

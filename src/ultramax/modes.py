@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ultramax.config import Settings
 from ultramax.errors import ConfigError, ModeError
 from ultramax.paths import Paths, project_settings_files
 
-__all__ = ["ModeConfig", "ModeSelection", "activate_mode", "detect_mode", "get_mode", "load_modes"]
+if TYPE_CHECKING:
+    from ultramax.install import SettingsEdit
+
+__all__ = ["ModeConfig", "ModeSelection", "activate_mode", "detect_mode", "get_mode", "load_modes", "write_mode"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +132,19 @@ def detect_mode(project_dir: Path | None, settings: Settings | None = None) -> M
 
 
 def activate_mode(project_dir: Path, name: str, paths: Paths | None = None) -> Path:
-    """Write the mode into the project's shared Claude Code settings and return the file written.
+    """Write the mode into the project's shared Claude Code settings and return the file written
+    (``write_mode`` also says how the file was edited)."""
+    return write_mode(project_dir, name, paths).path
+
+
+def write_mode(project_dir: Path, name: str, paths: Paths | None = None) -> SettingsEdit:
+    """Write the mode into the project's shared Claude Code settings; returns what was done to the file.
 
     Sets the marker (``ultramax.mode``), the mode's pipeline stages, skills and MCP servers, and the safety
     level; every other key is preserved. The file is edited as ``ultramax install`` edits it: through a
-    symlink, keeping its indent, line endings and BOM, with a backup; one that is not valid JSON or is
-    read-only is refused, never overwritten, and so is the user's own settings file (run from the home folder).
+    symlink, in its text so every byte outside those keys stays as it was, with a backup; one that is not
+    valid JSON or is read-only is refused, never overwritten, and so is the user's own settings file (run from
+    the home folder).
     """
     from ultramax.errors import InstallError
     from ultramax.install import edit_settings
@@ -159,7 +169,6 @@ def activate_mode(project_dir: Path, name: str, paths: Paths | None = None) -> P
         data["safety"] = {**(safety or {}), "level": mode.safety_level}
 
     try:
-        path, _backup = edit_settings(paths or Paths.from_env(), "project", project_dir, change)
+        return edit_settings(paths or Paths.from_env(), "project", project_dir, change)
     except InstallError as exc:  # the file cannot be edited safely: say so as a settings problem
         raise ConfigError(str(exc)) from exc
-    return path

@@ -64,6 +64,8 @@ def _show(result: InstallResult, verb: str) -> None:
         print(f"{verb} {result.path} ({_counts(result)})")
         if result.backup:
             print(f"previous file saved as {result.backup}")
+    if result.changed and not result.layout_kept:
+        print(f"note: {result.note}", file=sys.stderr)
 
 
 def cmd_install(args: argparse.Namespace, ctx: CliContext) -> int:

@@ -7,7 +7,7 @@ import sys
 
 from ultramax.cli.base import CliContext, Subparsers, emit_json
 from ultramax.config import load_settings
-from ultramax.modes import activate_mode, detect_mode, get_mode, load_modes
+from ultramax.modes import detect_mode, get_mode, load_modes, write_mode
 from ultramax.pipeline.registry import default_registry
 
 __all__ = ["register"]
@@ -74,7 +74,10 @@ def cmd_list(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def cmd_activate(args: argparse.Namespace, ctx: CliContext) -> int:
-    path = activate_mode(ctx.project_dir, args.name, ctx.paths)
+    edit = write_mode(ctx.project_dir, args.name, ctx.paths)
+    path = edit.path
+    if not edit.layout_kept:
+        print(f"note: {path}: {edit.note}", file=sys.stderr)
     wanted = get_mode(args.name)
     selection = detect_mode(ctx.project_dir, load_settings(ctx.paths, ctx.project_dir))
     if selection.mode.name != wanted.name:  # settings.local.json (read after the shared file) says otherwise
