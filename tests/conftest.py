@@ -8,6 +8,7 @@ the CI machine).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -40,6 +41,19 @@ DEFAULT_CWD = "/home/dev/work/demo"
 
 
 # -- waiting without sleeping ------------------------------------------------------------------------------
+def process_gone(pid: int) -> bool:
+    """The process has exited (a zombie waiting for a parent that is not us counts as exited)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    state = ""
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        state = stat[stat.rfind(")") + 2 :].split()[0]
+    return state == "Z"
+
+
 def wait_for(condition: Callable[[], bool], timeout: float, what: str = "condition") -> None:
     """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
     tick = threading.Event()

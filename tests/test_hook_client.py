@@ -16,6 +16,7 @@ from tests.conftest import (
     PayloadFactory,
     UltramaxEnv,
     finish_daemon,
+    process_gone,
     spawn_daemon_process,
     wait_for,
 )
@@ -281,15 +282,6 @@ def test_a_project_may_accept_larger_payloads_than_the_user_default(
     assert audit_records(umx)[0]["summary"] == "Write file_path=/w/data.csv"
 
 
-def _gone(pid: int) -> bool:
-    """The process has exited (a zombie waiting for a parent that is not us counts as exited)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
 def test_without_a_daemon_the_client_answers_and_starts_one_for_the_next_hook(
     umx: UltramaxEnv, run_hook: HookRunner, make_payload: PayloadFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -306,7 +298,7 @@ def test_without_a_daemon_the_client_answers_and_starts_one_for_the_next_hook(
     finally:
         stopped = stop_daemon(umx.paths)  # whatever happened above, leave no daemon behind
     assert stopped
-    wait_for(lambda: _gone(pid), 20, "the started daemon to exit")
+    wait_for(lambda: process_gone(pid), 20, "the started daemon to exit")
     assert [r["session"] for r in audit_records(umx)] == ["first", "second"]
 
 

@@ -66,6 +66,11 @@ class Env:
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
+    return install_env(tmp_path, monkeypatch)
+
+
+def install_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
+    """A HOME with an empty ~/.claude, a project with .git, and ultramax's state under the test's folder."""
     home = tmp_path / "home"
     (home / ".claude").mkdir(parents=True)
     project = tmp_path / "proj"

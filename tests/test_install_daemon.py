@@ -16,18 +16,9 @@ from pathlib import Path
 import pytest
 
 import ultramax
-from tests.conftest import DaemonProcess, UltramaxEnv, finish_daemon, wait_for
+from tests.conftest import DaemonProcess, UltramaxEnv, finish_daemon, process_gone, wait_for
 from ultramax.daemon import daemon_status, stop_daemon
 from ultramax.daemon.handover import other_install, restart_command, this_package
-
-
-def _gone(pid: int) -> bool:
-    """The process has exited (a zombie waiting for a parent that is not us counts as exited)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 @pytest.fixture
@@ -87,7 +78,7 @@ def test_install_restarts_a_daemon_that_another_install_started(other_daemon: Da
     finally:
         stop_daemon(umx.paths)
     if new_pid is not None:
-        wait_for(lambda: _gone(new_pid), 20, "this install's daemon to exit")
+        wait_for(lambda: process_gone(new_pid), 20, "this install's daemon to exit")
 
 
 def test_install_leaves_a_daemon_of_this_install_alone(daemon: DaemonProcess, umx: UltramaxEnv) -> None:

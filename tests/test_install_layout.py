@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 
 import ultramax.install as install_mod
-from tests.test_install import HAND_WRITTEN, Env, only_removals
+from tests.test_install import HAND_WRITTEN, Env, install_env, only_removals
 from ultramax.cli.base import CliContext
 from ultramax.cli.install_cmd import register
 from ultramax.install import edit_settings, find_ultramax_hooks, install, uninstall
 from ultramax.install_record import forget_install
 from ultramax.modes import get_mode, write_mode
-from ultramax.paths import Paths
 
 BOM = b"\xef\xbb\xbf"
 
@@ -39,16 +38,7 @@ PROJECT_HAND_WRITTEN = (
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
-    home = tmp_path / "home"
-    (home / ".claude").mkdir(parents=True)
-    project = tmp_path / "proj"
-    (project / ".git").mkdir(parents=True)
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home / ".claude"))
-    monkeypatch.setenv("ULTRAMAX_HOME", str(tmp_path / "uh"))
-    monkeypatch.delenv("CLAUDE_PROJECT_DIR", raising=False)
-    monkeypatch.delenv("ULTRAMAX_HOOK_TIMEOUT_MS", raising=False)
-    return Env(Paths.from_env(), project, tmp_path)
+    return install_env(tmp_path, monkeypatch)
 
 
 def ordered(raw: bytes) -> str:

@@ -25,7 +25,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 import ultramax
-from tests.conftest import UltramaxEnv, wait_for
+from tests.conftest import UltramaxEnv, process_gone, wait_for
 from ultramax.mcp.control import GatewayInfo, query_gateway, running_gateways
 
 REPO = Path(__file__).resolve().parents[2]
@@ -251,18 +251,6 @@ class Gateway:
 
 def result_text(result: types.CallToolResult) -> str:
     return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
-
-
-def process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    state = ""
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        state = stat[stat.rfind(")") + 2 :].split()[0]
-    return state == "Z"
 
 
 @contextlib.contextmanager
