@@ -18,15 +18,13 @@ Policy lives in the rule packs (``ultramax.safety.rules``); this module only des
 
 from __future__ import annotations
 
-import posixpath
 import re
 import threading
 import time
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from ultramax.safety.pathclass import DYN, expand_user, resolve
+from ultramax.safety.pathclass import DYN, resolve
 from ultramax.safety.programs import (
     AWKS,
     INTERPRETERS,
@@ -43,7 +41,8 @@ from ultramax.safety.programs import (
 from ultramax.safety.shellhandlers import ProgramHandlers, split_words
 from ultramax.safety.shellmodel import ENTRY, Analysis, Command, ShellContext, Word, canonical_name
 from ultramax.safety.shellstate import WalkCall, WalkIO, WalkOut, WalkState, WalkStop
-from ultramax.safety.shellstatic import ansi_c, printf_format, static_output
+from ultramax.safety.shellstatic import printf_format, static_output
+from ultramax.safety.shellwords import Segment, WordExpander, assemble, node_text, unescape
 
 __all__ = ["DYN", "ENTRY", "Analysis", "Command", "ShellContext", "Word", "analyze", "canonical_name"]
 
@@ -112,7 +111,7 @@ _BRACE_WORD = re.compile(r"(?:(?<=^)|(?<=[\s;&|(]))\{([^{}\s'\"$`\\]*,[^{}\s'\"$
 _KNOWN_DEFAULTS = ("HOME", "PWD", "USER", "LOGNAME", "TMPDIR", "IFS", "SHELL")
 
 
-class _Walker(ProgramHandlers):
+class _Walker(ProgramHandlers, WordExpander):
     def __init__(self, ctx: ShellContext, deadline: float) -> None:
         self.ctx = ctx
         self.deadline = deadline
@@ -213,7 +212,7 @@ class _Walker(ProgramHandlers):
             name = node.child_by_field_name("name")
             body = node.child_by_field_name("body")
             if name is not None and body is not None:
-                st.functions[_text(name)] = body
+                st.functions[node_text(name)] = body
             return WalkOut()
         if t == "variable_assignment":
             self.assign(node, st, {})
@@ -222,7 +221,7 @@ class _Walker(ProgramHandlers):
             return self.declaration(node, st)
         if t == "unset_command":
             for child in node.named_children:
-                st.vars[_text(child)] = ""
+                st.vars[node_text(child)] = ""
             return WalkOut()
         if t == "for_statement":
             return self.for_loop(node, st, io)
@@ -276,7 +275,7 @@ class _Walker(ProgramHandlers):
             return out
         if body is None:
             return self.record(
-                WalkCall([Word(":")], st, sio, {}, _text(node), tuple(redirects), [], False, WalkOut(), False)
+                WalkCall([Word(":")], st, sio, {}, node_text(node), tuple(redirects), [], False, WalkOut(), False)
             )
         return self.walk(body, st, sio)
 
@@ -286,9 +285,9 @@ class _Walker(ProgramHandlers):
         for child in node.children:
             t = child.type
             if t == "heredoc_start":
-                quoted = any(q in _text(child) for q in "'\"\\")
+                quoted = any(q in node_text(child) for q in "'\"\\")
             elif t == "heredoc_body":
-                body = _text(child)
+                body = node_text(child)
                 if not quoted:
                     for sub in child.named_children:
                         if sub.type in ("command_substitution", "process_substitution", "expansion"):
@@ -306,7 +305,7 @@ class _Walker(ProgramHandlers):
         dests: list[Any] = []
         for i, child in enumerate(node.children):
             if not child.is_named:
-                op += _text(child)
+                op += node_text(child)
             elif node.field_name_for_child(i) == "destination":
                 dests.append(child)
         if not dests:
@@ -324,7 +323,7 @@ class _Walker(ProgramHandlers):
         for i, child in enumerate(node.children):
             if node.field_name_for_child(i) == "value":
                 values.extend(self.words(child, st, {}, sink="subst"))
-        name = _text(var) if var is not None else ""
+        name = node_text(var) if var is not None else ""
         out = WalkOut()
         if body is None:
             return out
@@ -349,7 +348,7 @@ class _Walker(ProgramHandlers):
     def assign(self, node: Any, st: WalkState, local: dict[str, str], sink: str = "subst_env") -> tuple[str, str]:
         name_node = node.child_by_field_name("name")
         value_node = node.child_by_field_name("value")
-        name = _text(name_node) if name_node is not None else ""
+        name = node_text(name_node) if name_node is not None else ""
         if name.endswith("]"):
             name = name.split("[", 1)[0]
         value = ""
@@ -361,7 +360,7 @@ class _Walker(ProgramHandlers):
             else:
                 words = self.words(value_node, st, local, sink=sink, split=False)
                 value = "".join(w.text for w in words)
-        if _text(node).split("=", 1)[0].endswith("+"):
+        if node_text(node).split("=", 1)[0].endswith("+"):
             value = st.vars.get(name, DYN) + value
         st.vars[name] = value
         subs = tuple(i for w in words for i in w.subs)
@@ -417,32 +416,32 @@ class _Walker(ProgramHandlers):
             st.vars.update(local)
             if len(redirects) > len(io.redirects):
                 return self.record(
-                    WalkCall([Word(":")], st, io, local, _text(node), tuple(redirects), [], False, WalkOut(), False)
+                    WalkCall([Word(":")], st, io, local, node_text(node), tuple(redirects), [], False, WalkOut(), False)
                 )
             return WalkOut()
-        raw = _text(node)
+        raw = node_text(node)
         return self.finish(argv, st, io, local, raw, redirects=tuple(redirects))
 
     def group_words(self, group: list[Any], st: WalkState, local: dict[str, str]) -> list[Word]:
         """Words of adjacent syntax nodes (one shell word); repairs tree-sitter's split of ``-rf$IFS/``."""
         if len(group) == 1:
             return self.words(group[0], st, local, sink="subst", first=True)
-        segs: list[_Seg] = []
+        segs: list[Segment] = []
         pending = False
         for k, node in enumerate(group):
             if pending and node.type == "word":
-                text = _text(node)
+                text = node_text(node)
                 m = re.match(r"[A-Za-z_]\w*|[0-9@*#?$!-]", text)
                 if m:
                     segs.append(self.variable(m.group(0), st, local, False))
                     text = text[m.end() :]
                 if text:
-                    segs.append(_Seg(_unescape(text), glob=any(c in text for c in "*?[")))
+                    segs.append(Segment(unescape(text), glob=any(c in text for c in "*?[")))
                 pending = False
                 continue
             self.segments(node, st, local, segs, quoted=False, sink="subst", first=k == 0)
             pending = node.type == "concatenation" and node.child_count > 0 and node.children[-1].type == "$"
-        return _assemble(segs, split=True)
+        return assemble(segs, split=True)
 
     def apply_redirects(self, nodes: list[Any], st: WalkState, redirects: list[tuple[str, Word]],
                         extra: list[Word]) -> tuple[str | None, list[Any], tuple[int, ...]]:  # fmt: skip
@@ -794,235 +793,16 @@ class _Walker(ProgramHandlers):
         return self.run_script(text, inner, WalkIO(io.stdin_from, io.stdin_text, io.sink, io.final_sink),
                                via=(*st.via, how), depth=st.depth + 1)  # fmt: skip
 
-    # -- code handed to other interpreters -----------------------------------------------------------------
-    def words(self, node: Any, st: WalkState, local: dict[str, str], *, sink: str, first: bool = False,
-              split: bool = True) -> list[Word]:  # fmt: skip
-        segs: list[_Seg] = []
-        self.segments(node, st, local, segs, quoted=False, sink=sink, first=first)
-        return _assemble(segs, split=split)
-
-    def segments(self, node: Any, st: WalkState, local: dict[str, str], segs: list[_Seg], *, quoted: bool, sink: str,
-                 first: bool) -> None:  # fmt: skip
-        self.tick()
-        t = node.type
-        if t in ("word", "number"):
-            text = _unescape(_text(node)) if not quoted else _text(node)
-            if first and not quoted and text.startswith("~") and not segs:
-                head, sep, tail = text.partition("/")
-                if head == "~+":
-                    text = (st.cwd or DYN) + sep + tail
-                elif head == "~-":
-                    text = DYN + sep + tail
-                else:
-                    text = expand_user(head, self.ctx.home) + sep + tail
-            segs.append(_Seg(text, quoted=quoted, glob=not quoted and any(c in text for c in "*?[")))
-        elif t == "raw_string":
-            segs.append(_Seg(_text(node)[1:-1], quoted=True))
-        elif t == "ansi_c_string":
-            segs.append(_Seg(ansi_c(_text(node)[2:-1]), quoted=True))
-        elif t in ("string", "translated_string"):
-            before = len(segs)
-            for child in node.named_children:
-                if child.type == "string_content":
-                    segs.append(_Seg(_unescape_dq(_text(child)), quoted=True))
-                else:
-                    self.segments(child, st, local, segs, quoted=True, sink=sink, first=False)
-            if len(segs) == before:
-                segs.append(_Seg("", quoted=True))
-        elif t == "concatenation":
-            for k, child in enumerate(node.named_children):
-                self.segments(child, st, local, segs, quoted=quoted, sink=sink, first=first and k == 0)
-        elif t == "simple_expansion":
-            name = _text(node)[1:]
-            segs.append(self.variable(name, st, local, quoted))
-        elif t == "expansion":
-            segs.append(self.expansion(node, st, local, quoted, sink))
-        elif t == "command_substitution":
-            segs.append(self.substitution(node, st, quoted, sink))
-        elif t == "process_substitution":
-            inner = st.copy()
-            out = WalkOut()
-            for child in node.named_children:
-                out.add(self.walk(child, inner, WalkIO(sink="pipe", final_sink="pipe")))
-            segs.append(_Seg("/dev/fd/63", quoted=True, subs=tuple(out.indices), procsub=True))
-        elif t == "arithmetic_expansion":
-            for child in node.named_children:
-                self._find_substitutions(child, st, sink)
-            segs.append(_Seg(DYN, quoted=quoted))
-        else:
-            for child in node.named_children:
-                self._find_substitutions(child, st, sink)
-            text = _text(node)
-            segs.append(_Seg(text, quoted=quoted, glob=not quoted and any(c in text for c in "*?[")))
-
-    def _find_substitutions(self, node: Any, st: WalkState, sink: str) -> None:
-        if node.type in ("command_substitution", "process_substitution"):
-            self.segments(node, st, {}, [], quoted=True, sink=sink, first=False)
-            return
-        for child in node.named_children:
-            self._find_substitutions(child, st, sink)
-
-    def variable(self, name: str, st: WalkState, local: dict[str, str], quoted: bool) -> _Seg:
-        value = self.lookup(name, st, local)
-        subs = st.var_subs.get(name, ())
-        if value is None:
-            return _Seg(DYN, quoted=quoted, vars=(name,), subs=subs)
-        split = not quoted or name == "@"  # "$@" is one word per positional parameter
-        return _Seg(value, quoted=quoted, split=split, vars=(name,) if DYN in value else (), subs=subs)
-
-    def lookup(self, name: str, st: WalkState, local: dict[str, str]) -> str | None:
-        if name in local:
-            return local[name]
-        if name in st.vars:
-            return st.vars[name]
-        if name == "HOME":
-            return self.ctx.home
-        if name == "PWD":
-            return st.cwd
-        if name in ("USER", "LOGNAME"):
-            return posixpath.basename(self.ctx.home)
-        if name == "TMPDIR":
-            return self.ctx.tmpdir
-        if name == "IFS":
-            return " \t\n"
-        if name == "SHELL":
-            return "/bin/bash"
-        return None
-
-    def expansion(self, node: Any, st: WalkState, local: dict[str, str], quoted: bool, sink: str) -> _Seg:
-        children = node.named_children
-        text = _text(node)
-        for child in children:
-            self._find_substitutions(child, st, sink)
-        if children and children[0].type == "subscript" and children[0].named_children:
-            # ${a[@]} / ${a[*]}: the whole array (arrays are kept as their words joined by spaces)
-            index = [_text(n) for n in children[0].named_children[1:]]
-            value = self.lookup(_text(children[0].named_children[0]), st, local)
-            whole = index in (["@"], ["*"]) and text[2:-1] == _text(children[0])
-            if whole and value is not None and DYN not in value:
-                return _Seg(value, quoted=quoted, split=not quoted or index == ["@"])
-            return _Seg(DYN, quoted=quoted)
-        if not children or children[0].type != "variable_name":
-            return _Seg(DYN, quoted=quoted)
-        name = _text(children[0])
-        inner = text[2:-1]
-        if inner == name:
-            return self.variable(name, st, local, quoted)
-        rest = inner[len(name) :]
-        value = self.lookup(name, st, local)
-        known = value is not None and DYN not in value
-        if rest.startswith((":?", "?")):  # the value, or an error (nothing runs) when it is unset
-            if known and value:
-                return _Seg(value, quoted=quoted, split=not quoted)
-            return _Seg(DYN, quoted=quoted, vars=(name,))
-        if rest.startswith((":+", "+")):  # the alternative when the variable is set (and non-empty for :+)
-            alternative = rest[2:] if rest.startswith(":+") else rest[1:]
-            if known and (value or not rest.startswith(":")) and "$" not in alternative:
-                return _Seg(alternative, quoted=quoted, split=not quoted)
-            if value == "" and rest.startswith(":"):
-                return _Seg("", quoted=quoted)
-            return _Seg(DYN, quoted=quoted, vars=(name,))
-        if rest.startswith((":-", "-", ":=", "=")):
-            if value not in (None, "") and value is not None and DYN not in value:
-                return _Seg(value, quoted=quoted, split=not quoted)
-            if value is None:
-                return _Seg(DYN, quoted=quoted, vars=(name,))
-            default = rest.split("-", 1)[-1] if "-" in rest[:2] else rest.split("=", 1)[-1]
-            if DYN not in default and "$" not in default:
-                return _Seg(default, quoted=quoted, split=not quoted)
-        return _Seg(DYN, quoted=quoted, vars=(name,))
-
-    def substitution(self, node: Any, st: WalkState, quoted: bool, sink: str) -> _Seg:
-        inner = st.copy()
-        out = WalkOut()
-        children = [c for c in node.named_children if c.type != "comment"]
-        text: str | None = None
-        for child in children:
-            result = self.walk(child, inner, WalkIO(sink=sink, final_sink=sink))
-            out.add(result)
-            text = result.text if len(children) == 1 else None
-        if text is not None and DYN not in text:
-            return _Seg(text.rstrip("\n"), quoted=quoted, split=not quoted, subs=tuple(out.indices))
-        return _Seg(DYN, quoted=quoted, subs=tuple(out.indices))
-
 
 # -- helpers ----------------------------------------------------------------------------------------------
-@dataclass(slots=True)
-class _Seg:
-    text: str
-    quoted: bool = False
-    glob: bool = False
-    split: bool = False
-    subs: tuple[int, ...] = ()
-    vars: tuple[str, ...] = ()
-    procsub: bool = False
-
-
-def _assemble(segs: list[_Seg], *, split: bool) -> list[Word]:
-    words: list[list[_Seg]] = []
-    cur: list[_Seg] | None = None
-    for seg in segs:
-        if not (split and seg.split) or DYN in seg.text:
-            cur = [*(cur or []), seg]
-            continue
-        pieces = re.split(r"[ \t\n]+", seg.text)
-        for j, piece in enumerate(pieces):
-            if j > 0 and cur is not None:
-                words.append(cur)
-                cur = None
-            if piece:
-                cur = [*(cur or []), _Seg(piece, False, False, False, seg.subs, seg.vars)]
-    if cur is not None:
-        words.append(cur)
-    result: list[Word] = []
-    for parts in words:
-        text = "".join(p.text for p in parts)
-        if not text and not any(p.quoted for p in parts):
-            continue
-        result.append(
-            Word(
-                text,
-                quoted=any(p.quoted for p in parts),
-                glob=any(p.glob for p in parts),
-                subs=tuple(i for p in parts for i in p.subs),
-                vars=tuple(v for p in parts for v in p.vars),
-                procsub=any(p.procsub for p in parts),
-            )
-        )
-    return result
-
-
-def _text(node: Any) -> str:
-    raw = node.text
-    return raw.decode("utf-8", "replace") if raw is not None else ""
-
-
 def _first_error(root: Any) -> str:
     stack = [root]
     while stack:
         node = stack.pop()
         if node.type == "ERROR" or node.is_missing:
-            return f"syntax error near {_text(node)[:40]!r} (offset {node.start_byte})"
+            return f"syntax error near {node_text(node)[:40]!r} (offset {node.start_byte})"
         stack.extend(reversed(node.children))
     return "syntax error"
-
-
-_ESCAPE = re.compile(r"\\(\n|.)", re.DOTALL)
-
-
-def _unescape(text: str) -> str:
-    if "\\" not in text:
-        return text
-    return _ESCAPE.sub(lambda m: "" if m.group(1) == "\n" else m.group(1), text)
-
-
-_DQ_ESCAPE = re.compile(r"\\([\\$`\"\n])")
-
-
-def _unescape_dq(text: str) -> str:
-    if "\\" not in text:
-        return text
-    return _DQ_ESCAPE.sub(lambda m: "" if m.group(1) == "\n" else m.group(1), text)
 
 
 def _fd_before_redirect(node: Any, last: Any) -> Any:
@@ -1031,7 +811,7 @@ def _fd_before_redirect(node: Any, last: Any) -> Any:
     if last.end_byte != node.end_byte:
         return None
     parent = node.parent
-    if parent is None or parent.type != "redirected_statement" or not _text(last).isdigit():
+    if parent is None or parent.type != "redirected_statement" or not node_text(last).isdigit():
         return None
     if any(c.type in _REDIRECTS and c.start_byte == last.end_byte for c in parent.children):
         return last
@@ -1046,12 +826,12 @@ def _self_calls(body: Any, name: str) -> bool:
     stack = [body]
     while stack:
         node = stack.pop()
-        if node.type == "command_name" and _text(node) == name:
+        if node.type == "command_name" and node_text(node) == name:
             return True
         stack.extend(node.children)
     return False
 
 
 def _forks(body: Any) -> bool:
-    text = _text(body)
+    text = node_text(body)
     return "|" in text or "&" in text
