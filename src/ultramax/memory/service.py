@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ultramax.events import HookEvent
 from ultramax.memory.capture import MAX_PASSAGE_CHARS, Capture, clean
 from ultramax.memory.fts import STOPWORDS, fts_query
-from ultramax.memory.inject import prompt_context, session_start_context
+from ultramax.memory.inject import prompt_context, session_start_context, superseded_notes
 from ultramax.memory.models import (
     SEED_KINDS,
     MemoryStoreError,
@@ -316,7 +316,7 @@ class MemoryService:
                 if p.id not in seen:
                     seen.add(p.id)
                     recent.append(p)
-        return session_start_context(project.name, blocks, recent, budget)
+        return session_start_context(project.name, blocks, recent, budget, self._superseded(project, recent))
 
     def prompt_context(
         self,
@@ -366,7 +366,7 @@ class MemoryService:
                 break
         if not picked:
             return None, []
-        text = prompt_context(project.name, picked, budget)
+        text = prompt_context(project.name, picked, budget, self._superseded(project, picked))
         if text is None:
             return None, []
         ids = [p.id for p in picked if f"#{p.id}]" in text]
@@ -376,6 +376,14 @@ class MemoryService:
         if len(self._injected) > 1000:
             self._injected.clear()
         return text, ids
+
+    def _superseded(self, project: Project, items: Sequence[Passage]) -> dict[int, str]:
+        """Notes for the items that name a value a later edit of the project replaced."""
+        if not items:
+            return {}
+        since = min(p.created_at for p in items)
+        changes = self.store.recent(project.name, kinds=("file_change",), since=since, limit=300)
+        return superseded_notes(items, changes)
 
     def _similarity(self, query: str, passage: Passage) -> float | None:
         searcher = self._searcher

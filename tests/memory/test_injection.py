@@ -1,0 +1,100 @@
+"""What injection shows, judged as its reader: the current value rather than a replaced one, no noise, no echoes.
+
+The events are captured through the service into a real SQLite file, dated as a week of work would date them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+from tests.conftest import hook_payload
+from ultramax.events import parse_event
+from ultramax.memory.models import Project
+from ultramax.memory.service import MemoryService
+
+DAY = 86400.0
+WORK = "/w/billing"
+
+
+class Week:
+    """Hook events of several sessions of one project, each session dated ``days_ago``."""
+
+    def __init__(self, service: MemoryService) -> None:
+        self.service = service
+        self.project: Project = service.store.ensure_project("billing")
+
+    def session(self, session_id: str, days_ago: float, *events: tuple[str, dict[str, Any]]) -> list[int]:
+        ids: list[int] = []
+        for event, fields in events:
+            payload = hook_payload(event, session_id=session_id, cwd=WORK, **fields)
+            ids += self.service.capture(self.project, parse_event(payload, event))
+        conn = sqlite3.connect(self.service.store.path)
+        with conn:
+            conn.execute(
+                "UPDATE passages SET created_at = ? + id * 0.001 WHERE session_id = ?",
+                (time.time() - days_ago * DAY, session_id),
+            )
+        conn.close()
+        self.service.flush(30)
+        return ids
+
+    def prompt(self, session_id: str, prompt: str, *, limit: int = 5) -> str:
+        text, _ = self.service.prompt_context(self.project, session_id, prompt, 6000, limit=limit, min_similarity=0.0)
+        return text or ""
+
+
+def prompt(text: str) -> tuple[str, dict[str, Any]]:
+    return "UserPromptSubmit", {"prompt": text}
+
+
+def answer(text: str) -> tuple[str, dict[str, Any]]:
+    return "Stop", {"last_assistant_message": text}
+
+
+def write(path: str, content: str) -> tuple[str, dict[str, Any]]:
+    return "PostToolUse", {"tool_name": "Write", "tool_input": {"file_path": f"{WORK}/{path}", "content": content}}
+
+
+def edit(path: str, old: str, new: str) -> tuple[str, dict[str, Any]]:
+    fields = {"file_path": f"{WORK}/{path}", "old_string": old, "new_string": new}
+    return "PostToolUse", {"tool_name": "Edit", "tool_input": fields}
+
+
+def bash(command: str, stdout: str = "", *, error: str | None = None) -> tuple[str, dict[str, Any]]:
+    tool = {"tool_name": "Bash", "tool_input": {"command": command}}
+    if error is not None:
+        return "PostToolUseFailure", {**tool, "error": error}
+    return "PostToolUse", {**tool, "tool_response": {"stdout": stdout, "stderr": "", "interrupted": False}}
+
+
+def line_of(context: str, needle: str) -> str:
+    [line] = [line for line in context.splitlines() if needle in line]
+    return line
+
+
+def test_a_value_that_a_later_edit_replaced_is_marked_superseded_wherever_it_is_injected(
+    service: MemoryService,
+) -> None:
+    week = Week(service)
+    week.session(
+        "monday",
+        8,
+        prompt("set up the billing service config"),
+        write("config/settings.toml", '[server]\nhost = "0.0.0.0"\nport = 8123\n'),
+        answer("The billing service config is in place; the server listens on port 8123."),
+    )
+    week.session(
+        "thursday",
+        5,
+        prompt("8123 collides with the metrics exporter, move the billing service to 9000"),
+        edit("config/settings.toml", "port = 8123\n", "port = 9000\n"),
+    )
+    context = week.prompt("today", "which port does the billing service server listen on", limit=10)
+    old_answer = line_of(context, "the server listens on port 8123")
+    assert "superseded" in old_answer and "`port = 9000`" in old_answer
+    assert "superseded" in line_of(context, "Wrote ")
+    assert "superseded" not in line_of(context, "collides with the metrics exporter"), "it names the new value"
+    start = service.session_start_context(week.project, 6000) or ""
+    assert "superseded" in line_of(start, "the server listens on port 8123")
