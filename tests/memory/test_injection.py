@@ -98,3 +98,21 @@ def test_a_value_that_a_later_edit_replaced_is_marked_superseded_wherever_it_is_
     assert "superseded" not in line_of(context, "collides with the metrics exporter"), "it names the new value"
     start = service.session_start_context(week.project, 6000) or ""
     assert "superseded" in line_of(start, "the server listens on port 8123")
+
+
+def test_a_decision_and_a_standing_preference_open_the_next_session_however_many_edits_came_after(
+    service: MemoryService,
+) -> None:
+    week = Week(service)
+    week.session(
+        "monday",
+        6,
+        prompt("Let's use Postgres 16, not MySQL -- we need JSONB for the invoice line items."),
+        prompt("always use pytest -q when you run the tests, the verbose output is too long"),
+    )
+    edits = [edit(f"src/billing/module_{i}.py", f"value = {i}\n", f"value = {i + 1}\n") for i in range(8)]
+    week.session("tuesday", 5, prompt("bump every module value by one"), *edits)
+    start = service.session_start_context(week.project, 6000) or ""
+    assert "Let's use Postgres 16, not MySQL" in start
+    assert "always use pytest -q" in start
+    assert start.count("module_") <= 3 * 2, "a few recent edits, not all of them"

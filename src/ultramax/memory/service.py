@@ -46,7 +46,14 @@ __all__ = ["MemoryService"]
 
 log = logging.getLogger("ultramax.memory")
 
-_STARTUP_KINDS = (*SEED_KINDS,)
+_DURABLE_KINDS = tuple(k for k in SEED_KINDS if k not in ("bug_fix", "file_change"))
+_STARTUP_QUOTAS = (
+    (_DURABLE_KINDS, 6),  # decisions and lessons hold until changed: a busy day of edits must not hide them
+    (("bug_fix",), 2),
+    (("answer",), 2),
+    (("prompt",), 4),
+    (("file_change",), 3),
+)
 
 
 class MemoryService:
@@ -311,7 +318,7 @@ class MemoryService:
         blocks = self.store.blocks(project.name)
         recent: list[Passage] = []
         seen: set[int] = set()
-        for kinds, n in ((_STARTUP_KINDS, 6), (("answer",), 2), (("prompt",), 4)):
+        for kinds, n in _STARTUP_QUOTAS:
             for p in self.store.recent(project.name, kinds=kinds, limit=n):
                 if p.id not in seen:
                     seen.add(p.id)
