@@ -116,3 +116,27 @@ def test_a_decision_and_a_standing_preference_open_the_next_session_however_many
     assert "Let's use Postgres 16, not MySQL" in start
     assert "always use pytest -q" in start
     assert start.count("module_") <= 3 * 2, "a few recent edits, not all of them"
+
+
+def test_a_prompt_gets_a_fix_without_its_failure_a_repeated_test_run_once_and_no_earlier_question(
+    service: MemoryService,
+) -> None:
+    week = Week(service)
+    failure = "Exit code 1\nE   stripe.error.SignatureVerificationError: no signature matches the webhook payload"
+    week.session(
+        "tuesday",
+        4,
+        prompt("add the stripe webhook endpoint and verify the webhook signature"),
+        bash("pytest -q", error=failure),
+        edit(
+            "src/billing/webhooks.py", "payload = await request.body()\n", "payload = (await request.body()).decode()\n"
+        ),
+        bash("pytest -q", "....\n5 passed in 0.58s\n"),
+        prompt("what does the webhook signature check need? I need it for the docs"),
+    )
+    week.session("wednesday", 3, prompt("run the webhook tests"), bash("pytest -q", "......\n6 passed in 0.63s\n"))
+    context = week.prompt("today", "the webhook signature check fails again, run the tests", limit=10)
+    assert context.count("SignatureVerificationError") == 1, "the fix tells the failure; it is not shown twice"
+    assert "Fixed: `pytest -q` failed" in context
+    assert context.count("Test run: pytest -q") == 1
+    assert "what does the webhook signature check need" not in context, "an earlier question is no information"

@@ -34,7 +34,16 @@ from ultramax.redact import (
     strip_private,
 )
 
-__all__ = ["CAPTURED_EVENTS", "MAX_PASSAGE_CHARS", "Capture", "classify", "clean", "compact_diff", "strip_private"]
+__all__ = [
+    "CAPTURED_EVENTS",
+    "MAX_PASSAGE_CHARS",
+    "Capture",
+    "classify",
+    "clean",
+    "compact_diff",
+    "is_question",
+    "strip_private",
+]
 
 CAPTURED_EVENTS = frozenset({"UserPromptSubmit", "PostToolUse", "PostToolUseFailure", "Stop", "SubagentStop"})
 MAX_PASSAGE_CHARS = 4000
@@ -78,6 +87,12 @@ def classify(text: str, default: str) -> str:
         if any(not _asks(text, m.start()) for m in pattern.finditer(text)):
             return kind
     return default
+
+
+def is_question(text: str) -> bool:
+    """Whether a prompt opens with a question ("what port does it use now? I need it for nginx"): what it
+    asked is no information; what answered it is its own passage."""
+    return _asks(text, 0)
 
 
 def _asks(text: str, at: int) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ultramax.events import HookEvent
-from ultramax.memory.capture import MAX_PASSAGE_CHARS, Capture, clean
+from ultramax.memory.capture import MAX_PASSAGE_CHARS, Capture, clean, is_question
 from ultramax.memory.fts import STOPWORDS, fts_query
 from ultramax.memory.inject import prompt_context, session_start_context, superseded_notes
 from ultramax.memory.models import (
@@ -319,10 +319,14 @@ class MemoryService:
         recent: list[Passage] = []
         seen: set[int] = set()
         for kinds, n in _STARTUP_QUOTAS:
-            for p in self.store.recent(project.name, kinds=kinds, limit=n):
-                if p.id not in seen:
-                    seen.add(p.id)
-                    recent.append(p)
+            found = [
+                p
+                for p in self.store.recent(project.name, kinds=kinds, limit=n * 3)
+                if p.id not in seen and not (p.kind == "prompt" and is_question(p.text))
+            ]
+            for p in distinct(found, n):
+                seen.add(p.id)
+                recent.append(p)
         return session_start_context(project.name, blocks, recent, budget, self._superseded(project, recent))
 
     def prompt_context(
@@ -354,23 +358,22 @@ class MemoryService:
             use_time_filter=False,
         )
         wanted = " ".join(query.lower().split())
-        picked: list[Passage] = []
+        eligible: list[Passage] = []
         for hit in result.hits:
             p = hit.passage
             if p.id in shown or " ".join(p.text.lower().split()) == wanted:
                 continue
             if session_id and p.session_id == session_id:
                 continue  # this session's own turns are already in the conversation
-            if p.kind == "prompt" and p.text.rstrip().endswith("?"):
+            if p.kind == "prompt" and is_question(p.text):
                 continue  # an earlier question carries no answer; what answered it is its own passage
             sim = hit.similarity if hit.similarity is not None else self._similarity(query, p)
             if sim is not None and sim < min_similarity:
                 continue
             if sim is None and len(shared_words(query, p.text)) < min(2, len(content_words(query))):
                 continue  # keywords only: one common word ("tests") is not relevance
-            picked.append(p)
-            if len(picked) >= limit:
-                break
+            eligible.append(p)
+        picked = distinct(eligible, limit)
         if not picked:
             return None, []
         text = prompt_context(project.name, picked, budget, self._superseded(project, picked))
@@ -416,6 +419,25 @@ class MemoryService:
             out["tiers"] = self._tiers.latency_summary()
             out["hot"] = self._tiers.hot.stats()
         return out
+
+
+def distinct(passages: Sequence[Passage], limit: int) -> list[Passage]:
+    """Up to ``limit`` of ``passages`` (best first) that each say something the others do not: a failure whose
+    fix is among them is told by the fix, and a test command that passed again is shown once."""
+    fixed = {(p.session_id, p.source) for p in passages if p.kind == "bug_fix"}
+    runs: set[str | None] = set()
+    out: list[Passage] = []
+    for p in passages:
+        if "failed" in p.tags and (p.session_id, p.source) in fixed:
+            continue
+        if p.kind == "test_run" and "failed" not in p.tags:
+            if p.source in runs:
+                continue
+            runs.add(p.source)
+        out.append(p)
+        if len(out) >= limit:
+            break
+    return out
 
 
 def split_passages(text: str, size: int) -> list[str]:
