@@ -140,3 +140,17 @@ def test_a_prompt_gets_a_fix_without_its_failure_a_repeated_test_run_once_and_no
     assert "Fixed: `pytest -q` failed" in context
     assert context.count("Test run: pytest -q") == 1
     assert "what does the webhook signature check need" not in context, "an earlier question is no information"
+
+
+def test_injected_memory_quoted_back_in_an_answer_is_not_captured_again(service: MemoryService) -> None:
+    week = Week(service)
+    week.session("monday", 5, edit("config/settings.toml", "port = 8123\n", "port = 9000\n"))
+    quoted = week.prompt("tuesday", "which port is in config/settings.toml now")
+    [item] = [line for line in quoted.splitlines() if line.startswith("- [")]
+    ids = week.session(
+        "tuesday",
+        4,
+        answer(f"From the memory notes:\n{item}\nBilling listens on port 9000; nginx should proxy_pass to :9000."),
+    )
+    [stored] = service.store.get_passages(ids).values()
+    assert stored.text == "From the memory notes:\nBilling listens on port 9000; nginx should proxy_pass to :9000."

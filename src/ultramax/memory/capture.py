@@ -65,6 +65,8 @@ _QUESTION = re.compile(
     r"(?i)\s*(?:should|shall|do|does|did|have|has|had|is|are|was|were|can|could|would|will|which|what|why|how|"
     r"when|where|who|remind me)\b"
 )
+_ECHO = re.compile(r"(?m)^[ \t]*(?:-[ \t]*\[\d{4}-\d{2}-\d{2} · [^\]\n]*#\d+\]|\[ultramax memory\]).*(?:\n|$)")
+"""A line of injected memory (an item, or the header) that the model or the user quoted back."""
 _SHELL_SEPARATORS = re.compile(r"[\s;|&\"'()<>`]+")
 _EDIT_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
 
@@ -149,6 +151,11 @@ def _tail(text: str, lines: int = 12, chars: int = 800) -> str:
     return kept[-chars:]
 
 
+def _unechoed(text: str) -> str:
+    """``text`` without the lines of injected memory it quotes: they are stored already, as themselves."""
+    return _ECHO.sub("", text)
+
+
 @dataclass(frozen=True, slots=True)
 class _Origin:
     session_id: str
@@ -166,7 +173,7 @@ class Capture:
         name = event.hook_event_name
         base = _Origin(event.session_id, name)
         if name == "UserPromptSubmit":
-            prompt = clean(str(getattr(event, "prompt", "") or ""))
+            prompt = clean(_unechoed(str(getattr(event, "prompt", "") or "")))
             if len(prompt) < 12:
                 return []
             self.set_state("last_prompt", prompt[:500])
@@ -180,7 +187,7 @@ class Capture:
                 )
             ]
         if name in ("Stop", "SubagentStop"):
-            answer = clean(str(getattr(event, "last_assistant_message", "") or ""))
+            answer = clean(_unechoed(str(getattr(event, "last_assistant_message", "") or "")))
             if len(answer) < 20:
                 return []
             context = str(self.get_state("last_prompt") or "")
