@@ -154,3 +154,12 @@ def test_injected_memory_quoted_back_in_an_answer_is_not_captured_again(service:
     )
     [stored] = service.store.get_passages(ids).values()
     assert stored.text == "From the memory notes:\nBilling listens on port 9000; nginx should proxy_pass to :9000."
+
+
+def test_a_file_inside_the_project_is_named_as_the_project_names_it(service: MemoryService) -> None:
+    week = Week(service)
+    week.session("monday", 1, edit("config/settings.toml", "port = 8123\n", "port = 9000\n"))
+    [p] = service.store.recent("billing", kinds=("file_change",))
+    assert p.source == "config/settings.toml" and p.text.startswith("Edited config/settings.toml\n")
+    context = week.prompt("today", "which port does config/settings.toml set")
+    assert WORK not in context

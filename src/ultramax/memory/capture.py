@@ -156,10 +156,17 @@ def _unechoed(text: str) -> str:
     return _ECHO.sub("", text)
 
 
+def _relative(path: str, cwd: str | None) -> str:
+    """A path inside the project as the project names it (``config/settings.toml``), others whole."""
+    root = (cwd or "").rstrip("/")
+    return path[len(root) + 1 :] if root and path.startswith(root + "/") else path
+
+
 @dataclass(frozen=True, slots=True)
 class _Origin:
     session_id: str
     source_event: str
+    cwd: str | None = None
 
 
 @dataclass(slots=True)
@@ -171,7 +178,7 @@ class Capture:
 
     def passages(self, event: HookEvent) -> list[NewPassage]:
         name = event.hook_event_name
-        base = _Origin(event.session_id, name)
+        base = _Origin(event.session_id, name, getattr(event, "cwd", None))
         if name == "UserPromptSubmit":
             prompt = clean(_unechoed(str(getattr(event, "prompt", "") or "")))
             if len(prompt) < 12:
@@ -226,7 +233,7 @@ class Capture:
         if not path:
             return []
         env, key = is_env_file(path), is_key_file(path)
-        path = redact_path(path)  # a secret can be a file or folder name
+        path = redact_path(_relative(path, base.cwd))  # a secret can be a file or folder name
         if tool == "Edit":
             body = compact_diff(str(tool_input.get("old_string", "")), str(tool_input.get("new_string", "")))
             summary = f"Edited {path}"
