@@ -91,10 +91,13 @@ def test_a_value_that_a_later_edit_replaced_is_marked_superseded_wherever_it_is_
         prompt("8123 collides with the metrics exporter, move the billing service to 9000"),
         edit("config/settings.toml", "port = 8123\n", "port = 9000\n"),
     )
+    week.session("friday", 4, edit("docker-compose.yml", '- "8123:8123"\n', '- "9000:9000"\n'))
     context = week.prompt("today", "which port does the billing service server listen on", limit=10)
     old_answer = line_of(context, "the server listens on port 8123")
-    assert "superseded" in old_answer and "`port = 9000`" in old_answer
-    assert "superseded" in line_of(context, "Wrote ")
+    assert "superseded" in old_answer and '`- "9000:9000"`' in old_answer, "the newest change holds now"
+    assert "config/settings.toml changed `port = 8123` to `port = 9000`" in line_of(context, "Wrote "), (
+        "a file's own change is the one that tells its current value"
+    )
     assert "superseded" not in line_of(context, "collides with the metrics exporter"), "it names the new value"
     start = service.session_start_context(week.project, 6000) or ""
     assert "superseded" in line_of(start, "the server listens on port 8123")

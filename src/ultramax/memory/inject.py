@@ -70,15 +70,21 @@ def superseded_notes(items: Sequence[Passage], changes: Sequence[Passage]) -> di
     notes: dict[int, str] = {}
     for p in items:
         tokens = _distinctive(p.text)
-        for change, (old, new, gone, came) in edits:
+        found = [
+            (change, old, new)
             # an item naming the new value too is about the change itself ("8123 collides, move to 9000")
-            if change.created_at > p.created_at and change.id != p.id and tokens & gone and not tokens & came:
-                where = change.source or "a file"
-                notes[p.id] = (
-                    f"(superseded: on {iso_date(change.created_at)} {where} changed `{old[:80]}` to `{new[:80]}`, "
-                    f"#{change.id})"
-                )
-                break  # the newest change is the one that holds now
+            for change, (old, new, gone, came) in edits
+            if change.created_at > p.created_at and change.id != p.id and tokens & gone and not tokens & came
+        ]
+        # the newest change of the file the item is about (or names) holds now; else the newest change
+        own = [f for f in found if f[0].source and (f[0].source == p.source or f[0].source in p.text)]
+        if own or found:
+            change, old, new = (own or found)[0]
+            where = change.source or "a file"
+            notes[p.id] = (
+                f"(superseded: on {iso_date(change.created_at)} {where} changed `{old[:80]}` to `{new[:80]}`, "
+                f"#{change.id})"
+            )
     return notes
 
 
