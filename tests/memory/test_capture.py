@@ -256,3 +256,25 @@ def test_a_fix_whose_insert_fails_is_captured_when_the_success_comes_again(servi
     capture("PostToolUse", tool_response=passed, **bash)
     kinds = [p.kind for p in service.store.iter_passages("acme")]
     assert "bug_fix" in kinds, "the failure was still waiting for its fix"
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["grep -rn 'float(' src/billing", "cat log | rg -c TODO", "git grep -n legacy_port", "diff a.txt b.txt",
+     "LC_ALL=C grep -q x f", "test -f build/app.jar"],
+)  # fmt: skip
+def test_a_search_that_found_nothing_is_not_stored_as_a_failure(command: str) -> None:
+    state = State()
+    bash = {"tool_name": "Bash", "tool_input": {"command": command}}
+    assert passages(state, "PostToolUseFailure", error="Exit code 1", **bash) == []
+    assert not state.values.get("last_failure"), "nor waits for a fix"
+
+
+def test_a_search_that_failed_for_real_is_still_stored() -> None:
+    state = State()
+    bash = {"tool_name": "Bash", "tool_input": {"command": "grep -rn x missing_dir"}}
+    (p,) = passages(state, "PostToolUseFailure", error="Exit code 2\ngrep: missing_dir: No such file", **bash)
+    assert "failed" in p.tags
+    (q,) = passages(state, "PostToolUseFailure", error="Exit code 1", tool_name="Bash",
+                    tool_input={"command": "make deploy"})  # fmt: skip
+    assert "failed" in q.tags, "exit 1 of a program that is not a search is a failure"

@@ -69,6 +69,25 @@ _ECHO = re.compile(r"(?m)^[ \t]*(?:-[ \t]*\[\d{4}-\d{2}-\d{2} · [^\]\n]*#\d+\]|
 """A line of injected memory (an item, or the header) that the model or the user quoted back."""
 _SHELL_SEPARATORS = re.compile(r"[\s;|&\"'()<>`]+")
 _EDIT_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
+# Programs whose exit status 1 is an answer, not a failure: no match (grep), a difference (diff, cmp), false
+# (test). Claude Code reports any non-zero exit as a failure whose error starts "Exit code N".
+_ONE_IS_AN_ANSWER = frozenset({"grep", "egrep", "fgrep", "rg", "ag", "ack", "diff", "cmp", "test", "[", "[["})
+_EXIT_ONE = re.compile(r"\AExit code 1\s*\Z")
+
+
+def _answered_no(command: str, error: str) -> bool:
+    """A command whose last program answered "no" (exit 1, nothing on stderr): ``grep`` found no match."""
+    if not _EXIT_ONE.match(error):
+        return False
+    last = re.split(r"\|\||&&|[|;&]", command)[-1]
+    try:
+        words = shlex.split(last)
+    except ValueError:
+        words = last.split()
+    words = [w for w in words if not re.fullmatch(r"[A-Za-z_]\w*=.*", w)]  # VAR=value prefixes
+    if words[:1] == ["git"] and len(words) > 1 and words[1] in ("grep", "diff"):
+        return True
+    return bool(words) and words[0].rsplit("/", 1)[-1] in _ONE_IS_AN_ANSWER
 
 
 def clean(text: str, *, env_file: bool = False, max_chars: int | None = MAX_PASSAGE_CHARS) -> str:
@@ -224,6 +243,8 @@ class Capture:
                 output = _text(getattr(event, "error", None) if name == "PostToolUseFailure" else None) or _text(
                     getattr(event, "tool_response", None)
                 )
+                if failed and _answered_no(str(tool_input.get("command", "")), output):
+                    return []  # a search that found nothing is not a failure to remember, nor one to fix
                 return self._command(str(tool_input.get("command", "")), output, failed, base)
         return []
 
