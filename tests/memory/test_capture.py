@@ -278,3 +278,16 @@ def test_a_search_that_failed_for_real_is_still_stored() -> None:
     (q,) = passages(state, "PostToolUseFailure", error="Exit code 1", tool_name="Bash",
                     tool_input={"command": "make deploy"})  # fmt: skip
     assert "failed" in q.tags, "exit 1 of a program that is not a search is a failure"
+
+
+def test_a_fix_quotes_the_end_of_the_error_it_fixed_without_the_exit_status_line() -> None:
+    state = State()
+    error = "Exit code 1\n" + "\n".join(f"noise line {i} ........................." for i in range(40))
+    error += "\nFAILED tests/test_app.py::test_health - AssertionError: 404 != 200"
+    bash = {"tool_name": "Bash", "tool_input": {"command": "pytest -q"}}
+    passages(state, "PostToolUseFailure", error=error, **bash)
+    fix = next(
+        p for p in passages(state, "PostToolUse", tool_response={"stdout": "3 passed"}, **bash) if p.kind == "bug_fix"
+    )
+    assert "FAILED tests/test_app.py::test_health - AssertionError: 404 != 200" in fix.text
+    assert "Exit code" not in fix.text and "failed with: noise line" in fix.text, "starts at a line"

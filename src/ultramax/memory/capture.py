@@ -75,6 +75,15 @@ _ONE_IS_AN_ANSWER = frozenset({"grep", "egrep", "fgrep", "rg", "ag", "ack", "dif
 _EXIT_ONE = re.compile(r"\AExit code 1\s*\Z")
 
 
+def _last_lines(text: str, limit: int) -> str:
+    """The end of an error, where its conclusion is, cut at a line start so it does not begin mid-word."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    tail = text[-limit:]
+    return tail.split("\n", 1)[1] if "\n" in tail[:-1] else tail
+
+
 def _answered_no(command: str, error: str) -> bool:
     """A command whose last program answered "no" (exit 1, nothing on stderr): ``grep`` found no match."""
     if not _EXIT_ONE.match(error):
@@ -313,7 +322,8 @@ class Capture:
         key = _command_key(command)
         passages: list[NewPassage] = []
         if failed:
-            self.set_state("last_failure", {"key": key, "command": shown, "error": out[-400:]})
+            error = re.sub(r"\AExit code \d+\s*", "", out)  # Claude Code's first line: the status, not the error
+            self.set_state("last_failure", {"key": key, "command": shown, "error": error[-400:]})
             self.set_state("edits_since_failure", [])
             kind = "test_run" if is_test else "command"
             text = f"Command failed: {shown}" + (f"\n{out}" if out else "")
@@ -333,10 +343,8 @@ class Capture:
         if isinstance(failure, dict) and failure.get("key") == key:
             edits = list(self.get_state("edits_since_failure") or [])
             changes = ("; changes: " + ", ".join(edits)) if edits else ""
-            text = clean(
-                f"Fixed: `{failure.get('command')}` failed with: {failure.get('error', '').strip()[:300]}{changes}; "
-                f"then `{shown}` succeeded."
-            )
+            error = _last_lines(str(failure.get("error", "")), 300)
+            text = clean(f"Fixed: `{failure.get('command')}` failed with: {error}{changes}; then `{shown}` succeeded.")
             passages.append(
                 NewPassage(
                     text,
