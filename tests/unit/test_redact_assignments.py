@@ -99,6 +99,7 @@ def test_code_that_names_a_secret_without_holding_one_is_left_untouched(text: st
     [
         ("the db password is hunter2", "hunter2", "the db password is "),
         ("the root password was s3cret! so rotate it", "s3cret!", " so rotate it"),
+        ("the staging password is hunter2-Billing!", "Billing", "the staging password is "),
         ("the password for staging is Tr0ub4dor&3.", "Tr0ub4dor&3", "the password for staging is "),
         ("the api key of the prod db is 9f8e7d6c5b4a", "9f8e7d6c5b4a", "the api key of the prod db is "),
     ],

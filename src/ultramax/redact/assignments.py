@@ -37,7 +37,7 @@ _PROSE_NOUN = re.compile(
 _SHORT_SECRET = re.compile(r"(?=.*[A-Za-z])(?=.*[\d!#$%&*+?@^~])")
 _CHAIN = re.compile(r"[A-Za-z_$][\w$]*(?:(?:\?\.|\.|::|->)[A-Za-z_$][\w$]*)*")
 _TRAILING = re.compile(r"[,)\]}:]+$")
-_TRAILING_STOP = re.compile(r"[.!?:)]+$")
+_TRAILING_STOP = re.compile(r"[.:)]+$")  # not ! or ?: they end passwords too
 _PROSE_NEXT = re.compile(r"[ \t]+\w")
 # after a value: an annotation's default (token: TokenOpt = None) or an expression going on (x if y else z)
 _ANNOTATION_AFTER = re.compile(r"[ \t]*=(?!=)|[ \t]+\|[ \t]")
