@@ -291,3 +291,19 @@ def test_a_fix_quotes_the_end_of_the_error_it_fixed_without_the_exit_status_line
     )
     assert "FAILED tests/test_app.py::test_health - AssertionError: 404 != 200" in fix.text
     assert "Exit code" not in fix.text and "failed with: noise line" in fix.text, "starts at a line"
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("always use pytest -q", "pattern"),
+        ("Please never push to main directly.", "pattern"),
+        ("I prefer httpx over requests", "pattern"),
+        ("fix the bug. Always run the linter after.", "pattern"),
+        ("it always fails on CI", "prompt"),
+        ("never mind, revert it", "prompt"),
+        ("why does it always fail?", "prompt"),
+    ],
+)
+def test_a_standing_instruction_is_stored_as_a_convention_to_keep(text: str, kind: str) -> None:
+    assert classify(text, "prompt") == kind

@@ -61,6 +61,12 @@ _DECISION = re.compile(
     r"decided|decision|chose|going with|from now on|must always|must never)\b"
 )
 _LEARNING = re.compile(r"(?i)\b(?:learned|turns out|root cause|the (?:fix|problem|issue) (?:was|is)|gotcha|lesson)\b")
+# A standing instruction -- a convention to keep, the seed's "pattern": "always use pytest -q", "never push to
+# main", "I prefer httpx over requests", "from here on use tabs". At a sentence's start or after I/we, so
+# "it always fails on CI" is not one; "never mind" is not either.
+_CONVENTION = re.compile(
+    r"(?i)(?:^|(?<=[.!\n;])\s*|\b(?:i|we)\s+)(?:please\s+)?(?:always|never(?!\s+mind)|prefer\s+\S+\s+(?:over|to)\b)"
+)
 _QUESTION = re.compile(
     r"(?i)\s*(?:should|shall|do|does|did|have|has|had|is|are|was|were|can|could|would|will|which|what|why|how|"
     r"when|where|who|remind me)\b"
@@ -113,7 +119,7 @@ def clean(text: str, *, env_file: bool = False, max_chars: int | None = MAX_PASS
 def classify(text: str, default: str) -> str:
     """A prompt or answer that states a decision or a lesson is stored as one (the seed's kinds). A question
     is not a statement: "have we decided on the DB yet?" stays a prompt, so it never takes a decision's place."""
-    for pattern, kind in ((_DECISION, "decision"), (_LEARNING, "learning")):
+    for pattern, kind in ((_DECISION, "decision"), (_LEARNING, "learning"), (_CONVENTION, "pattern")):
         if any(not _asks(text, m.start()) for m in pattern.finditer(text)):
             return kind
     return default
