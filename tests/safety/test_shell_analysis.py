@@ -91,6 +91,16 @@ def test_find_exec_xargs_and_parallel_run_their_commands_on_the_found_paths() ->
     assert "rm -r -f /home/dev/{}" in ran("find ~ -type f | xargs rm -f")
 
 
+def test_fd_exec_runs_its_command_on_every_result_under_the_search_roots() -> None:
+    # a pattern that matches everything (".", "^" or none) leaves the whole tree; a pattern or -e narrows it
+    assert "rm -r /home/dev" in ran("fd -t f . ~ -x rm {}")
+    assert "rm -r /home/dev" in ran("fdfind --type f --search-path ~ --exec rm")  # no placeholder: appended
+    assert "rm -r -f ./{}" in ran("fd -e o -X rm -f")
+    assert "rm -r -rf /etc" in ran("fd -x rm -rf {} \\; . /etc")  # options and paths after the command's ';'
+    assert "cat /etc" in ran("fd -tf --search-path=/etc -x cat {/}")
+    assert "rm -r /home/dev/{}" in ran("fd -t f . ~ | xargs rm")  # fd lists recursively, like find
+
+
 def test_interpreter_one_liners_are_read_for_shell_calls_and_deletions() -> None:
     assert "rm -rf /home/user" in ran("python3 -c \"import shutil; shutil.rmtree('/home/user')\"")
     assert "rm -f /etc/passwd" in ran("python3 -c \"import os; os.remove('/etc/passwd')\"")

@@ -27,6 +27,7 @@ __all__ = [
     "WRAPPERS",
     "XARGS_VALUE",
     "cron_command",
+    "fd_parse",
     "option_value",
     "peel",
     "producer_roots",
@@ -227,6 +228,17 @@ FIND_FILTERS = frozenset({
     "-user", "-group", "-uid", "-gid", "-nouser", "-nogroup", "-perm", "-links", "-inum", "-samefile", "-lname",
     "-ilname", "-prune",
 })  # fmt: skip
+FD_VALUE = frozenset({"-t", "--type", "-e", "--extension", "-d", "--max-depth", "--maxdepth", "--min-depth",
+                       "--exact-depth", "-E", "--exclude", "-S", "--size", "--changed-within", "--change-newer-than",
+                       "--newer", "--changed-before", "--change-older-than", "--older", "-o", "--owner", "-j",
+                       "--threads", "--max-results", "-c", "--color", "--base-directory", "--path-separator",
+                       "--search-path", "--ignore-file", "--batch-size", "--format", "--max-buffer-time",
+                       "--and"})  # fmt: skip
+FD_FILTERS = frozenset({"-e", "--extension", "-E", "--exclude", "-S", "--size", "--changed-within",
+                         "--change-newer-than", "--newer", "--changed-before", "--change-older-than", "--older", "-o",
+                         "--owner", "--and", "--max-results", "-1"})  # fmt: skip
+FD_EXEC = frozenset({"-x", "--exec", "-X", "--exec-batch"})
+FD_MATCH_ALL = frozenset({"", ".", "^", ".*", "*", "**"})
 GIT_COMMAND_KEYS = frozenset({"core.sshcommand", "core.pager", "core.editor", "core.fsmonitor", "diff.external",
                                "core.askpass", "sequence.editor", "gpg.program"})  # fmt: skip
 
@@ -315,9 +327,61 @@ def cron_command(line: str) -> str | None:
     return parts[5] if len(parts) == 6 else None
 
 
+def fd_parse(args: Sequence[Word]) -> tuple[list[Word], bool, list[tuple[str, list[Word]]]]:
+    """``fd [OPTIONS] [PATTERN] [PATH]...``: the search roots (``--search-path`` too; none: "."), whether a
+    pattern or option narrows the results (a pattern of "." or "^" matches every entry), and each
+    ``-x``/``--exec``/``-X``/``--exec-batch`` command (the words after it, up to ``;``)."""
+    roots: list[Word] = []
+    positionals: list[Word] = []
+    execs: list[tuple[str, list[Word]]] = []
+    filtered = False
+    ended = False
+    i = 0
+    while i < len(args):
+        text = args[i].text
+        if not ended and text == "--":
+            ended = True
+        elif not ended and text in FD_EXEC:
+            k = i + 1
+            sub: list[Word] = []
+            while k < len(args) and args[k].text not in (";", "\\;"):
+                sub.append(args[k])
+                k += 1
+            execs.append((text, sub))
+            i = k
+        elif not ended and text.startswith("--") and len(text) > 2:
+            opt, eq, val = text.partition("=")
+            filtered = filtered or opt in FD_FILTERS
+            if opt in FD_VALUE and not eq:
+                if opt == "--search-path" and i + 1 < len(args):
+                    roots.append(args[i + 1])
+                i += 1
+            elif opt == "--search-path":
+                roots.append(Word(val))
+        elif not ended and text.startswith("-") and len(text) > 1:
+            # a cluster of short flags; the first that takes a value takes the rest of the word or the next word
+            for pos, letter in enumerate(text[1:], start=1):
+                flag = "-" + letter
+                filtered = filtered or flag in FD_FILTERS
+                if flag in FD_VALUE:
+                    if pos == len(text) - 1:
+                        i += 1
+                    break
+        else:
+            positionals.append(args[i])
+        i += 1
+    if positionals:
+        pattern = positionals[0]
+        filtered = filtered or pattern.dynamic or pattern.text not in FD_MATCH_ALL
+        roots = [*positionals[1:], *roots]
+    return roots or [Word(".")], filtered, execs
+
+
 def producer_roots(cmd: Command) -> list[str]:
     """Directories whose entries a listing command (find, ls, fd, git ls-files) prints."""
     if cmd.name == "find":
+        return [w.text for w in cmd.roots if not w.dynamic]
+    if cmd.name in ("fd", "fdfind") and cmd.roots:
         return [w.text for w in cmd.roots if not w.dynamic]
     if cmd.name in ("ls", "fd", "fdfind"):
         paths = [w.text for w in cmd.args if not w.text.startswith("-") and not w.dynamic]

@@ -584,6 +584,8 @@ class _Walker(ProgramHandlers, WordExpander):
             return self.awk(c)
         if name == "find":
             return self.find(c)
+        if name in ("fd", "fdfind"):
+            return self.fd(c)
         if name == "xargs":
             return self.xargs(c)
         if name == "parallel":

@@ -18,6 +18,7 @@ from ultramax.safety.programs import (
     SHELLS,
     SSH_VALUE,
     XARGS_VALUE,
+    fd_parse,
     producer_roots,
 )
 from ultramax.safety.shellmodel import ENTRY, NUL, Command, ShellContext, Word, canonical_name
@@ -219,21 +220,49 @@ class ProgramHandlers:
                     sub.append(args[k])
                     k += 1
                 if sub:
-                    for root in (roots or [Word(".")])[:4]:
-                        # without a filter every entry matches: the command runs on the whole tree
-                        base = root.text.rstrip("/") or "/"
-                        child = Word(base + "/" + ENTRY if filtered else base) if not root.dynamic else Word(DYN)
-                        replaced = [Word(w.text.replace("{}", child.text)) if "{}" in w.text else w for w in sub]
-                        if canonical_name(replaced[0].text) in DELETERS:
-                            replaced = [replaced[0], Word("-r"), *replaced[1:]]
-                        inner = st.copy()
-                        inner.via = (*st.via, f"find {text}")
-                        out.add(
-                            self.finish(replaced, inner, WalkIO(), {}, " ".join(w.text for w in sub), synthetic=True)
-                        )
+                    self.run_per_entry(sub, roots or [Word(".")], filtered, st, out, label=f"find {text}")
                 j = k + 1
                 continue
             j += 1
+        return result
+
+    def run_per_entry(self, sub: Sequence[Word], roots: Sequence[Word], filtered: bool, st: WalkState,
+                      out: WalkOut, *, label: str, placeholders: tuple[str, ...] = ("{}",),
+                      append: bool = False) -> None:  # fmt: skip
+        """A command run on every entry a search finds under ``roots`` (``find -exec``, ``fd -x``): analysed once
+        per root with the placeholder standing for "an entry under the root" or, without a filter (every entry
+        matches), the root itself, deleters made recursive; ``append``: the entry goes last when no
+        placeholder is given."""
+        for root in roots[:4]:
+            # without a filter every entry matches: the command runs on the whole tree
+            base = root.text.rstrip("/") or "/"
+            child = Word(base + "/" + ENTRY if filtered else base) if not root.dynamic else Word(DYN)
+            replaced: list[Word] = []
+            seen = False
+            for w in sub:
+                text = w.text
+                for mark in placeholders:
+                    if mark in text:
+                        text, seen = text.replace(mark, child.text), True
+                replaced.append(Word(text) if text != w.text else w)
+            if append and not seen:
+                replaced.append(child)
+            if canonical_name(replaced[0].text) in DELETERS:
+                replaced = [replaced[0], Word("-r"), *replaced[1:]]
+            inner = st.copy()
+            inner.via = (*st.via, label)
+            out.add(self.finish(replaced, inner, WalkIO(), {}, " ".join(w.text for w in sub), synthetic=True))
+
+    def fd(self, c: WalkCall) -> WalkOut:
+        """``fd``/``fdfind``: ``-x``/``--exec`` runs a command per result, ``-X``/``--exec-batch`` once with all
+        of them; either way the command acts on every entry under the search roots, like ``find -exec``."""
+        roots, filtered, execs = fd_parse(c.argv[1:])
+        result = self.record(c)
+        self.commands[result.indices[-1]].roots = tuple(roots)
+        for flag, sub in execs:
+            if sub:
+                self.run_per_entry(sub, roots, filtered, c.st, c.out, label=f"fd {flag}",
+                                   placeholders=("{//}", "{/.}", "{/}", "{.}", "{}"), append=True)  # fmt: skip
         return result
 
     def xargs(self, c: WalkCall) -> WalkOut:
@@ -275,7 +304,8 @@ class ProgramHandlers:
         sub = list(args[i:]) or [Word("echo")]
         result = self.record(c)
         inputs = self.stdin_items(io, null=null, delim=delim, from_file=from_file)
-        recursive_producer = any(self.commands[k].name == "find" for k in io.stdin_from if k < len(self.commands))
+        recursive_producer = any(self.commands[k].name in ("find", "fd", "fdfind")
+                                 for k in io.stdin_from if k < len(self.commands))  # fmt: skip
         if recursive_producer and any(ENTRY in w.text for w in inputs) and canonical_name(sub[0].text) in DELETERS:
             sub = [sub[0], Word("-r"), *sub[1:]]
         inner = st.copy()

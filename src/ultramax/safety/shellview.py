@@ -174,6 +174,11 @@ class CommandView(Subject):
                 while i + 1 < len(tokens) and tokens[i + 1].text not in (";", "+", "\\;"):
                     i += 1
                 i += 1
+            elif self.name in ("fd", "fdfind") and not ended and t in ("-x", "--exec", "-X", "--exec-batch"):
+                flags.add(t)  # the command after it is analysed on its own (ProgramHandlers.fd)
+                while i + 1 < len(tokens) and tokens[i + 1].text not in (";", "\\;"):
+                    i += 1
+                i += 1
             elif self.name == "chmod" and not positionals and re.fullmatch(r"-[rwxXst]+(?:,\S*)?", t):
                 positionals.append(w)  # chmod -rwx FILE: a symbolic mode that starts with '-'
             elif not ended and len(t) > 1 and t[0] == "-" and DYN not in t[:2]:
