@@ -25,6 +25,10 @@ DENIED = [
     "tr 'a-z' 'n-za-m' <<< 'ez -es ~' | bash",
     "echo 'rm -rf ~' | sed 's/x/y/' | sh",
     "printf '%s\\0' ~/.ssh ~/.gnupg | xargs -0 rm -rf",
+    # a listing piped into xargs/parallel is the command's arguments, as in $(...)
+    "docker volume ls -q | xargs docker volume rm -f",
+    "podman volume ls --format '{{.Name}}' | xargs -I{} podman volume rm {}",
+    "docker volume ls -q | parallel docker volume rm",
     # expansions whose value is known
     "rm -rf ${HOME:?}",
     'set -- rm -rf ~; "$@"',
@@ -73,6 +77,8 @@ ASKED = [
     "printf 'Host web\\n  HostName 10.0.0.5\\n' >> ~/.ssh/config",
     "sed -i 's/DEBUG=false/DEBUG=true/' .env",
     "redis-cli --scan --pattern 'cache:*' | xargs redis-cli DEL",
+    "docker ps -aq | xargs docker rm -f",
+    "echo pgdata | xargs docker volume rm",
     "alembic downgrade base",
     "bundle exec rake db:rollback STEP=3",
     "aws ec2 stop-instances --instance-ids i-0abc123def456",

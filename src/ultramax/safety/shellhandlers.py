@@ -310,6 +310,7 @@ class ProgramHandlers:
             sub = [sub[0], Word("-r"), *sub[1:]]
         inner = st.copy()
         inner.via = (*st.via, "xargs")
+        raw = " ".join(w.text for w in sub) + self.piped_args(io, inputs)
         if replace:
             for item in inputs[:8]:
                 replaced = [
@@ -318,11 +319,18 @@ class ProgramHandlers:
                     else w
                     for w in sub
                 ]
-                out.add(self.finish(replaced, inner, WalkIO(), {}, " ".join(w.text for w in sub), synthetic=True))
+                out.add(self.finish(replaced, inner, WalkIO(), {}, raw, synthetic=True))
         else:
-            out.add(self.finish([*sub, *inputs[:16]], inner, WalkIO(), {}, " ".join(w.text for w in sub),
-                                synthetic=True))  # fmt: skip
+            out.add(self.finish([*sub, *inputs[:16]], inner, WalkIO(), {}, raw, synthetic=True))
         return result
+
+    def piped_args(self, io: WalkIO, inputs: Sequence[Word]) -> str:
+        """``A | xargs B`` runs ``B $(A)``: when the arguments are only known at run time, the command's text
+        gains `` $(A)`` so that rules on the data flow (``docker volume rm $(docker volume ls -q)``) see it."""
+        if not any(w.dynamic for w in inputs):
+            return ""
+        producers = [self.commands[k].raw for k in io.stdin_from if k < len(self.commands)]
+        return f" $({' | '.join(producers)})" if producers else ""
 
     def stdin_items(self, io: WalkIO, *, null: bool = False, delim: str | None = None,
                     from_file: bool = False) -> list[Word]:  # fmt: skip
@@ -375,6 +383,7 @@ class ProgramHandlers:
             return result
         inner = st.copy()
         inner.via = (*st.via, "parallel")
+        raw = " ".join(w.text for w in sub) + (self.piped_args(io, inputs) if sep is None else "")
         for item in inputs[:8] or [Word(DYN)]:
             if any("{}" in w.text or "{.}" in w.text for w in sub):
                 replaced = [Word(w.text.replace("{}", item.text)) if "{}" in w.text else w for w in sub]
@@ -383,7 +392,7 @@ class ProgramHandlers:
             if len(replaced) == 1 and " " in replaced[0].text:
                 out.add(self.nested(replaced[0].text, inner, WalkIO(), "parallel"))
             else:
-                out.add(self.finish(replaced, inner, WalkIO(), {}, " ".join(w.text for w in sub), synthetic=True))
+                out.add(self.finish(replaced, inner, WalkIO(), {}, raw, synthetic=True))
         return result
 
     def ssh(self, c: WalkCall) -> WalkOut:
