@@ -67,6 +67,24 @@ def _content(tool: str, data: Mapping[str, Any]) -> str:
     return ""
 
 
+_CONTENT_KEYS = ("content", "new_string", "new_source", "newtext", "new_text", "text", "contents", "data", "body")
+
+
+def _mcp_content(data: Mapping[str, Any]) -> str:
+    """The text an MCP write or edit tool puts into its file: ``content`` (filesystem ``write_file``) or the
+    like, and the new text of each of its ``edits`` (filesystem ``edit_file``: ``oldText``/``newText``)."""
+    parts: list[str] = []
+    for key, value in data.items():
+        low = str(key).lower()
+        if isinstance(value, str) and low in _CONTENT_KEYS:
+            parts.append(value)
+        elif isinstance(value, list) and low in ("edits", "changes", "replacements"):
+            for edit in value[:64]:
+                if isinstance(edit, Mapping):
+                    parts += [str(v) for k, v in edit.items() if str(k).lower() in _CONTENT_KEYS and isinstance(v, str)]
+    return "\n".join(parts)
+
+
 def evaluate_file(tool: str, data: Mapping[str, Any], ruleset: RuleSet, mode: str, pctx: PathContext) -> list[Finding]:
     raw = next((data[k] for k in _PATH_KEYS if isinstance(data.get(k), str) and data[k]), None)
     if raw is None:
@@ -217,10 +235,14 @@ def evaluate_mcp(tool: str, data: Mapping[str, Any], ruleset: RuleSet, mode: str
         for command in commands[:4]:
             findings += evaluate_bash(command, ruleset, mode, pctx).findings
     op = "mcp:delete" if "destroy" in verbs else "mcp:write" if verbs & {"write", "exec"} else "mcp:read"
+    content = _mcp_content(data) if op == "mcp:write" else ""
     for raw in paths[:8]:
         path = resolve(raw, pctx)
         classes = classify(path, pctx)
-        findings += ruleset.findings(op, PathSubject(classes, path or raw), mode, label=f"{tool} {path or raw}")
+        # what is written into a start-up file, hook or cron table is judged as the Write/Edit tools' is
+        written = persisted_code_facts(content, ruleset, mode, pctx) if content and classes & _PERSISTENT else ()
+        findings += ruleset.findings(op, PathSubject(classes, path or raw, written), mode,
+                                     label=f"{tool} {path or raw}")  # fmt: skip
     for raw in moved[:4]:  # moving the project, HOME or a system directory away deletes it where it was
         path = resolve(raw, pctx)
         classes = classify(path, pctx)
