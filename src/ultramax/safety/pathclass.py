@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -362,6 +363,9 @@ def _content(path: str, ctx: PathContext, comp: _Compiled) -> set[str]:
     return out
 
 
+_GUARD_PROGRAMS = frozenset({"ultramax", "ultramax-hook"})
+
+
 def _guard(path: str, ctx: PathContext) -> set[str]:
     out: set[str] = set()
     claude_dirs = {d for d in (ctx.claude_dir, posixpath.join(ctx.home, ".claude")) if d}
@@ -396,6 +400,13 @@ def _guard(path: str, ctx: PathContext) -> set[str]:
             if top in ("settings.json", "settings.local.json", "hooks"):
                 out.add("guard")
     if _under(path, "/etc/claude-code") or _under(path, "/Library/Application Support/ClaudeCode"):
+        out.add("guard")
+    # the guard's own programs, wherever installed (a bin/ directory; `which ultramax` resolves to one), and
+    # its installed package: the hook runs them
+    parent, name = posixpath.split(path)
+    if name in _GUARD_PROGRAMS and posixpath.basename(parent) == "bin":
+        out.add("guard")
+    if re.search(r"/site-packages/ultramax(?:/|$)", path):
         out.add("guard")
     if path == posixpath.join(ctx.home, ".claude.json"):
         out.add("claude_state")
