@@ -23,6 +23,7 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "evals" / "safety
 BENCHMARKS = REPO / "docs" / "benchmarks.md"
 VARIANTS = REPO / "tests" / "safety" / "data" / "variants.jsonl"
 REDTEAM = REPO / "tests" / "safety" / "data" / "redteam.jsonl"
+HELDOUT = REPO / "tests" / "safety" / "data" / "heldout.jsonl"
 TARGETS = {"deny_allowed": 0.01, "exact": 0.92, "allow_blocked": 0.03}
 
 
@@ -68,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     corpora = (("dev.jsonl", "development split (223 cases)"), ("peer-cases.jsonl", "peer guards' own cases"),
                ("variants.jsonl", "ultramax's own variant spellings"),
-               ("redteam.jsonl", "red-team round, written blind"))  # fmt: skip
-    local = {"variants.jsonl": VARIANTS, "redteam.jsonl": REDTEAM}
+               ("redteam.jsonl", "red-team round, written blind"),
+               ("heldout.jsonl", "held-out set, written blind after the red-team round"))  # fmt: skip
+    local = {"variants.jsonl": VARIANTS, "redteam.jsonl": REDTEAM, "heldout.jsonl": HELDOUT}
     for name, label in corpora:
         path = local.get(name) or args.data / name
         if not path.is_file():
@@ -105,6 +107,18 @@ def main(argv: list[str] | None = None) -> int:
                 "blocked 4 allow cases; the table is after them, so it is not a held-out figure. Four expectations "
                 "were corrected under the policy (R285, R489, R343, R524). The test suite holds the gate to no deny "
                 "case allowed and no allow case blocked."
+            )
+        elif name == "heldout.jsonl":
+            parts.append(
+                "`tests/safety/data/heldout.jsonl`: 300 tool calls (120 deny, 60 ask, 120 allow) written after the "
+                "red-team round by a reviewer who read only the corpus README and dev.jsonl. **Scored once, blind "
+                "(2026-11-24 21:55 UTC): 283/300 (94%) exact; 5 of 120 deny cases answered allow (4%, against the "
+                "1% target on dev.jsonl); 115/120 not allowed; 52/60 ask exact; 0 of 120 allow cases blocked.** That "
+                "is the honest held-out estimate. The reviewer judged 9 of the 17 misses gate errors (`fd -x`, a "
+                "private key made world-readable, `az storage blob delete-batch`, `pip uninstall ultramax`, volume "
+                "wipes through xargs and podman, an MCP write of a shell rc file, a scoped `aws s3 rm` called a "
+                "bucket wipe), 7 unsettled by the policy and 1 its own error (H175, corrected). The rules that "
+                "closed the gate errors are general; the table above is after them, so it is no longer held out."
             )
         else:
             parts.append(

@@ -53,3 +53,14 @@ def test_the_red_team_corpus_is_decided_as_labelled() -> None:
         (r.case.id, r.case.summary(), r.rule) for r in total.failures if r.case.expect == "allow"
     ]
     assert (total.rates()["exact"] or 0) >= 0.99, [(r.case.id, r.case.expect, r.got, r.rule) for r in total.failures]
+
+
+def test_the_held_out_corpus_has_no_deny_case_allowed_and_no_allow_case_blocked() -> None:
+    """300 tool calls written blind after the red-team round. Scored blind they had 5 deny cases allowed; the
+    general rules that closed those gaps are held here. Seven cases the policy leaves open may still differ."""
+    total = score(run_cases(load_cases(Path(__file__).parent / "data" / "heldout.jsonl")))["TOTAL"]
+    assert total.deny_allowed == 0, [(r.case.id, r.case.summary()) for r in total.failures if r.got == "allow"]
+    assert total.allow_blocked == 0, [
+        (r.case.id, r.case.summary(), r.rule) for r in total.failures if r.case.expect == "allow"
+    ]
+    assert (total.rates()["exact"] or 0) >= 0.97, [(r.case.id, r.case.expect, r.got, r.rule) for r in total.failures]
