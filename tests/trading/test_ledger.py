@@ -120,8 +120,8 @@ def test_concurrent_writers_in_separate_processes_lose_no_fill(umx: UltramaxEnv)
         subprocess.Popen([sys.executable, "-c", script, str(n)], env=umx.environ(), stderr=subprocess.PIPE)
         for n in range(4)
     ]
-    for proc in procs:
-        _out, err = proc.communicate(timeout=60)
+    errors = [proc.communicate(timeout=60)[1] for proc in procs]  # every worker ends before any assert
+    for proc, err in zip(procs, errors, strict=True):
         assert proc.returncode == 0, err.decode()
     book = ledger_for(umx.paths).book()
     assert book.qty("AAPL") == Decimal(100)
