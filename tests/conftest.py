@@ -325,8 +325,9 @@ class DaemonProcess:
         return self.output.read_text(encoding="utf-8", errors="replace")
 
 
-def spawn_daemon_process(env: UltramaxEnv) -> DaemonProcess:
-    """Start ``python -m ultramax.daemon serve`` for this user and wait until it answers on its socket."""
+def spawn_daemon_process(env: UltramaxEnv, **environ: str) -> DaemonProcess:
+    """Start ``python -m ultramax.daemon serve`` for this user (``environ`` added to its environment, e.g. a
+    PYTHONPATH naming another copy of ultramax) and wait until it answers on its socket."""
     output = env.root / f"daemon-{time.monotonic_ns()}.out"
     with output.open("wb") as out:
         proc = subprocess.Popen(
@@ -334,7 +335,7 @@ def spawn_daemon_process(env: UltramaxEnv) -> DaemonProcess:
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=env.environ(),
+            env=env.environ(**environ),
             cwd=env.root,
         )
     daemon = DaemonProcess(proc, env.paths, output)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import ultramax
-from tests.conftest import DaemonProcess, UltramaxEnv, finish_daemon, process_gone, wait_for
+from tests.conftest import DaemonProcess, UltramaxEnv, finish_daemon, process_gone, spawn_daemon_process, wait_for
 from ultramax.daemon import daemon_status, stop_daemon
 from ultramax.daemon.handover import other_install, restart_command, this_package
 
@@ -28,20 +28,8 @@ def other_daemon(umx: UltramaxEnv) -> Iterator[DaemonProcess]:
     site = umx.root / "other-venv" / "site-packages"
     shutil.copytree(here, site / "ultramax", ignore=shutil.ignore_patterns("__pycache__", "model"))
     (site / "ultramax" / "memory" / "model").symlink_to(here / "memory" / "model")  # 20 MB: shared, not copied
-    output = umx.root / "other-daemon.out"
-    with output.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ultramax.daemon", "serve"],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=umx.environ(PYTHONPATH=str(site)),
-            cwd=umx.root,
-        )
-    daemon = DaemonProcess(proc, umx.paths, output)
+    daemon = spawn_daemon_process(umx, PYTHONPATH=str(site))
     try:
-        wait_for(lambda: proc.poll() is not None or daemon_status(umx.paths).running, 30, "the other daemon")
-        assert proc.poll() is None, daemon.log_text()
         yield daemon
     finally:
         finish_daemon(daemon)
