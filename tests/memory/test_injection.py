@@ -166,3 +166,23 @@ def test_a_file_inside_the_project_is_named_as_the_project_names_it(service: Mem
     assert p.source == "config/settings.toml" and p.text.startswith("Edited config/settings.toml\n")
     context = week.prompt("today", "which port does config/settings.toml set")
     assert WORK not in context
+
+
+def test_session_start_spends_no_place_on_a_secret_only_edit_a_bare_command_or_a_one_line_reply(
+    service: MemoryService,
+) -> None:
+    week = Week(service)
+    week.session(
+        "monday",
+        2,
+        prompt("run the tests"),
+        prompt("add a refund endpoint that reverses the Stripe charge and records the reason"),
+        write(".env.staging", "DATABASE_URL=postgres://app:hunter2@db/app\nSTRIPE_KEY=sk_test_abc123def456\n"),
+        write("src/billing/refunds.py", "def refund(charge_id: str, reason: str) -> None:\n    ...\n"),
+        answer("Done."),
+        answer("Added POST /refunds: it reverses the Stripe charge and stores the reason with the refund row."),
+    )
+    start = service.session_start_context(week.project, 6000) or ""
+    assert "refunds.py" in start and "reverses the Stripe charge" in start
+    assert ".env.staging" not in start, "every value of it is redacted: it says nothing"
+    assert "run the tests" not in start and "Done." not in start

@@ -56,6 +56,24 @@ _STARTUP_QUOTAS = (
 )
 
 
+_REDACTED_ONLY = re.compile(r"^[-+ ]?\s*[\w.\-]+\s*[=:]\s*\[REDACTED:[\w-]+\]\s*$")
+
+
+def _worth_a_startup_place(p: Passage) -> bool:
+    """Whether a recent item tells the next session something. Not: a question (what answered it is its own
+    item), a two-word prompt ("run the tests") or answer ("Done."), nor an edit whose every changed line is a
+    redacted value (an .env file: all it could say is that a secret changed)."""
+    if p.kind == "prompt" and (is_question(p.text) or len(p.text.split()) < 4):
+        return False
+    if p.kind == "answer" and len(p.text.split()) < 6:
+        return False
+    if p.kind == "file_change":
+        body = [line for line in p.text.splitlines()[1:] if line.strip() and not line.startswith("@@")]
+        if body and all(_REDACTED_ONLY.match(line) for line in body):
+            return False
+    return True
+
+
 class MemoryService:
     def __init__(
         self,
@@ -322,7 +340,7 @@ class MemoryService:
             found = [
                 p
                 for p in self.store.recent(project.name, kinds=kinds, limit=n * 3)
-                if p.id not in seen and not (p.kind == "prompt" and is_question(p.text))
+                if p.id not in seen and _worth_a_startup_place(p)
             ]
             for p in distinct(found, n):
                 seen.add(p.id)
