@@ -22,7 +22,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 
-__all__ = ["deadline_in", "limit_sqlite_wait", "time_left"]
+__all__ = ["deadline_in", "limit_sqlite_wait", "switch_to_wal", "time_left"]
 
 _end: float | None = None  # time.monotonic() by which the work must be done
 _capped: dict[int, tuple[sqlite3.Connection, int]] = {}  # connections given a shorter busy timeout, and their own
@@ -67,3 +67,22 @@ def _restore() -> None:
         _key, (conn, busy_timeout_ms) = _capped.popitem()
         with contextlib.suppress(sqlite3.Error):  # closed meanwhile: nothing to give back
             conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+
+
+def switch_to_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> str:
+    """Put ``conn``'s database in WAL mode, waiting for the lock like a writer (up to ``busy_timeout_ms``, less
+    under a deadline); returns the journal mode it ends in. Processes that create the file at once race for
+    the switch, which needs the exclusive lock, and SQLite answers "locked" at once, without its busy handler,
+    to a connection that would deadlock waiting for it -- so the wait is here."""
+    left = time_left()
+    until = time.monotonic() + min(busy_timeout_ms / 1000, left if left is not None else float("inf"))
+    while True:
+        try:
+            mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            if mode != "wal":
+                mode = str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
+            return mode
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > until:
+                raise
+            time.sleep(0.01)

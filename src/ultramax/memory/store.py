@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from ultramax.deadline import limit_sqlite_wait
+from ultramax.deadline import limit_sqlite_wait, switch_to_wal
 from ultramax.fsutil import disk_is_full, private_dir
 from ultramax.memory.fts import BM25_WEIGHTS, identifier_terms
 from ultramax.memory.migrations import migrate
@@ -197,8 +197,8 @@ class SQLiteStore:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             limit_sqlite_wait(conn, int(self.busy_timeout_ms))
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
+            mode = switch_to_wal(conn, int(self.busy_timeout_ms))  # several hook processes may create it at once
+            if mode != "wal":
                 raise MemoryStoreError(f"{self.path}: cannot switch the memory database to WAL mode (got {mode})")
             conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a commit survives any process crash
             conn.execute("PRAGMA foreign_keys = ON")

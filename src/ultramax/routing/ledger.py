@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ultramax.deadline import switch_to_wal
 from ultramax.errors import ConfigError
 from ultramax.fsutil import private_dir
 from ultramax.paths import Paths
@@ -117,7 +118,7 @@ class Ledger:
         try:
             path.touch(mode=0o600, exist_ok=True)  # what each request cost, per session: the user's alone
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            switch_to_wal(self._db, 5000)  # proxies started together may create the file at once
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             _add_columns(self._db)

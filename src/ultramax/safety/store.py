@@ -19,12 +19,11 @@ import contextlib
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ultramax.deadline import limit_sqlite_wait, time_left
+from ultramax.deadline import limit_sqlite_wait, switch_to_wal
 from ultramax.fsutil import private_dir
 from ultramax.paths import Paths
 
@@ -33,23 +32,6 @@ __all__ = ["SCHEMA_VERSION", "SafetyStore"]
 SCHEMA_VERSION = 1
 MAX_OPEN_STORES = 8
 BUSY_TIMEOUT_MS = 10_000  # how long a writer queues for the lock (less under a deadline)
-
-
-def _use_wal(conn: sqlite3.Connection) -> None:
-    """Switch to WAL, waiting like a writer would. Several processes creating the file at once: the switch
-    needs the exclusive lock, and SQLite answers "locked" at once, without its busy handler, to a connection
-    that would deadlock waiting for it -- so the wait is here."""
-    left = time_left()  # the hook fallback's deadline, if one is set
-    deadline = time.monotonic() + min(BUSY_TIMEOUT_MS / 1000, left if left is not None else float("inf"))
-    while True:
-        try:
-            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
 
 
 _MIGRATIONS: tuple[tuple[int, str], ...] = (
@@ -187,7 +169,7 @@ class SafetyStore:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         limit_sqlite_wait(conn, BUSY_TIMEOUT_MS)
-        _use_wal(conn)
+        switch_to_wal(conn, BUSY_TIMEOUT_MS)
         conn.execute("PRAGMA synchronous=NORMAL")
         self._migrate(conn)
         self._conn = conn
