@@ -295,16 +295,10 @@ class Upstream:
             changed.set()
 
     async def _wait_stop(self) -> None:
-        """Wait out a backoff: until stopped, or until an operator asks for a restart."""
+        """Wait out a backoff: until stopped, or until an operator asks for a restart (``request_restart``
+        with ``now`` sets ``_restart`` too, so one event wakes the wait)."""
         while not self.stopping() and not self._restart_now.is_set():
-            async with anyio.create_task_group() as tg:
-
-                async def on(event: anyio.Event) -> None:
-                    await event.wait()
-                    tg.cancel_scope.cancel()
-
-                tg.start_soon(on, self._restart)
-                tg.start_soon(on, self._restart_now)
+            await self._restart.wait()
             if self.stopping() or self._restart_now.is_set():
                 return
             self._restart = anyio.Event()
