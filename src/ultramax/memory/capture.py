@@ -95,11 +95,7 @@ def _answered_no(command: str, error: str) -> bool:
     if not _EXIT_ONE.match(error):
         return False
     last = re.split(r"\|\||&&|[|;&]", command)[-1]
-    try:
-        words = shlex.split(last)
-    except ValueError:
-        words = last.split()
-    words = [w for w in words if not re.fullmatch(r"[A-Za-z_]\w*=.*", w)]  # VAR=value prefixes
+    words = [w for w in _shell_words(last) if not re.fullmatch(r"[A-Za-z_]\w*=.*", w)]  # VAR=value prefixes
     if words[:1] == ["git"] and len(words) > 1 and words[1] in ("grep", "diff"):
         return True
     return bool(words) and words[0].rsplit("/", 1)[-1] in _ONE_IS_AN_ANSWER
@@ -151,13 +147,17 @@ def compact_diff(old: str, new: str, *, max_lines: int = 40) -> str:
     return "\n".join(lines)
 
 
+def _shell_words(command: str) -> list[str]:
+    """A command line's words as the shell splits them (by blanks when its quoting is unfinished)."""
+    try:
+        return shlex.split(command)
+    except ValueError:
+        return command.split()
+
+
 def _command_key(command: str) -> str:
     """The program and its first argument: 'pytest tests/x' and 'pytest tests/x -q' are the same command."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        words = command.split()
-    words = [w for w in words if "=" not in w or w.startswith("-")][:2]
+    words = [w for w in _shell_words(command) if "=" not in w or w.startswith("-")][:2]
     return " ".join(words)
 
 
