@@ -385,7 +385,7 @@ class MemoryService:
                 continue  # this session's own turns are already in the conversation
             if p.kind == "prompt" and is_question(p.text):
                 continue  # an earlier question carries no answer; what answered it is its own passage
-            sim = hit.similarity if hit.similarity is not None else self._similarity(query, p)
+            sim = hit.similarity if hit.similarity is not None else self._similarity(query, p, project)
             if sim is not None and sim < min_similarity:
                 continue
             if sim is None and len(shared_words(query, p.text)) < min(2, len(content_words(query))):
@@ -413,11 +413,11 @@ class MemoryService:
         changes = self.store.recent(project.name, kinds=("file_change",), since=since, limit=300)
         return superseded_notes(items, changes)
 
-    def _similarity(self, query: str, passage: Passage) -> float | None:
+    def _similarity(self, query: str, passage: Passage, project: Project) -> float | None:
         searcher = self._searcher
         if searcher is None or searcher.index is None or not passage.embedded:
             return None
-        p = self.store.get_project(passage.project)
+        p = project if passage.project == project.name else self.store.get_project(passage.project)
         vec = searcher.index.vector(p.id, passage.id) if p else None
         qv = searcher.embed_query(query)
         if vec is None or qv is None:
