@@ -41,6 +41,7 @@ __all__ = [
     "canonical_json",
     "deferred_records",
     "digest",
+    "policy_record",
     "read_records",
     "spool_dir",
     "verify",
@@ -58,6 +59,37 @@ def canonical_json(obj: Any) -> str:
 def digest(data: bytes | str) -> str:
     """SHA-256 hex digest of raw input, recorded instead of the input itself."""
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+def policy_record(
+    event: str,
+    decision: str,
+    stage: str,
+    rule: str,
+    message: str,
+    *,
+    raw: bytes,
+    project: str | None = None,
+    fallback: str | None = None,
+) -> dict[str, Any]:
+    """The audit record of a decision the failure policy made instead of the pipeline (input it could not
+    judge, an in-process run out of time): the input as its digest, every text redacted."""
+    from ultramax.redact import redact, redact_path
+
+    entry: dict[str, Any] = {"event": event}
+    if project:
+        entry["project"] = redact_path(project)
+    entry |= {
+        "decision": decision,
+        "stage": stage,
+        "rule": rule,
+        "reason": redact(message)[:500],
+        "input_sha256": digest(raw),
+        "input_bytes": len(raw),
+    }
+    if fallback is not None:
+        entry["fallback"] = redact(fallback)
+    return entry
 
 
 def _record_hash(record: dict[str, Any]) -> str:

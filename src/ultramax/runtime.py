@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ultramax.audit import AuditLog, digest
+from ultramax.audit import AuditLog, digest, policy_record
 from ultramax.config import Settings, load_settings, settings_files
 from ultramax.decisions import BLOCKABLE_EVENTS, Decision, HookReply, render
 from ultramax.errors import AuditError, HookInputError, UltramaxError
@@ -27,7 +27,6 @@ from ultramax.pipeline.dispatcher import PERMISSION_EVENTS, Dispatcher
 from ultramax.pipeline.middleware import RateLimiter
 from ultramax.pipeline.registry import StageRegistry, StageServices, default_registry
 from ultramax.pipeline.stage import HookContext
-from ultramax.redact import redact
 
 __all__ = ["HookOutcome", "Runtime", "unreadable_files"]
 
@@ -214,22 +213,13 @@ class Runtime:
         name = event_name or (event.hook_event_name if event else "unknown")
         if self.metrics is not None:
             self.metrics.errors.labels("input").inc()
-        decision = Decision(reason=f"ultramax: {message}", stage="input", rule="failure_policy.input")
+        rule = "failure_policy.input"
+        decision = Decision(reason=f"ultramax: {message}", stage="input", rule=rule)
         if strict and name in PERMISSION_EVENTS:
             decision.permission = "deny"
         elif strict and name in BLOCKABLE_EVENTS:
             decision.block = True
-        entry = {
-            "event": name,
-            "decision": decision.outcome,
-            "stage": "input",
-            "rule": decision.rule,
-            "reason": redact(message)[:500],
-            "input_sha256": digest(raw),
-            "input_bytes": len(raw),
-        }
-        if fallback is not None:
-            entry["fallback"] = redact(fallback)
+        entry = policy_record(name, decision.outcome, "input", rule, message, raw=raw, fallback=fallback)
         try:
             self.audit.append(entry)
         except AuditError as exc:

@@ -105,22 +105,14 @@ class _Call:
     def audit(self, runtime: Runtime | None, decision: str, rule: str, message: str) -> str:
         """Record a decision made outside the pipeline; returns "" or a note for stderr. Never raises."""
         try:
-            from ultramax.audit import AuditLog, digest
-            from ultramax.redact import redact, redact_path
+            from ultramax.audit import AuditLog, policy_record
 
             log = runtime.audit if runtime is not None else AuditLog(self.paths.audit_log, self.paths.audit_head)
-            entry = {
-                "event": self.event or "unknown",
-                "project": redact_path(self.project) if self.project else None,
-                "decision": decision,
-                "stage": "fallback",
-                "rule": rule,
-                "reason": redact(message)[:500],
-                "input_sha256": digest(self.payload),
-                "input_bytes": len(self.payload),
-                "fallback": redact(self.reason),
-            }
-            written = log.append_or_defer({k: v for k, v in entry.items() if v is not None}, wait=AUDIT_WAIT_S)
+            entry = policy_record(
+                self.event or "unknown", decision, "fallback", rule, message,
+                raw=self.payload, project=self.project, fallback=self.reason,
+            )  # fmt: skip
+            written = log.append_or_defer(entry, wait=AUDIT_WAIT_S)
         except Exception as exc:  # noqa: BLE001 -- an audit failure is reported, never a crash of the hook
             return f"; and the audit log could not record it: {exc}"
         if isinstance(written, dict):
