@@ -12,13 +12,13 @@ The records live in ``installs.json`` in ULTRAMAX_HOME (private), keyed by the s
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ultramax.audit import digest
 from ultramax.fsutil import atomic_write_json
 from ultramax.paths import Paths
 
@@ -35,10 +35,6 @@ class Restore:
 
 def record_file(paths: Paths) -> Path:
     return paths.home / "installs.json"
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _key(path: Path) -> str:
@@ -67,15 +63,15 @@ def remember_install(
     """Record that install turned ``before`` (None: no file; ``backup`` holds it) into ``written``."""
     files = _load(paths)
     prior = files.get(_key(path))
-    if isinstance(prior, dict) and before is not None and prior.get("written_sha256") == _sha(before):
+    if isinstance(prior, dict) and before is not None and prior.get("written_sha256") == digest(before):
         original = prior.get("original")  # install over its own unchanged output: the first original stands
     elif before is None:
         original = {"backup": None, "sha256": None}
     elif backup is not None and not held_ultramax:
-        original = {"backup": str(backup), "sha256": _sha(before)}
+        original = {"backup": str(backup), "sha256": digest(before)}
     else:
         original = None  # ultramax's hooks were in the file already: no version of it without them is known
-    files[_key(path)] = {"written_sha256": _sha(written), "original": original}
+    files[_key(path)] = {"written_sha256": digest(written), "original": original}
     _save(paths, files)
 
 
@@ -90,7 +86,7 @@ def restorable(paths: Paths, path: Path, current: bytes | None) -> tuple[Restore
     record = _load(paths).get(_key(path))
     if not isinstance(record, dict):
         return None, "ultramax has no record of installing into it"
-    if current is None or record.get("written_sha256") != _sha(current):
+    if current is None or record.get("written_sha256") != digest(current):
         return None, "it changed since `ultramax install` wrote it"
     original = record.get("original")
     if not isinstance(original, dict):
@@ -102,6 +98,6 @@ def restorable(paths: Paths, path: Path, current: bytes | None) -> tuple[Restore
         data = backup.read_bytes()
     except OSError:
         return None, f"its backup {backup} is gone"
-    if _sha(data) != original.get("sha256"):
+    if digest(data) != original.get("sha256"):
         return None, f"its backup {backup} has changed"
     return Restore(data, backup), ""
