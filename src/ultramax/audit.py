@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ultramax.errors import AuditError
 from ultramax.fsutil import private_dir
@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 GENESIS = "0" * 64
-_CHAIN_FIELDS = frozenset({"seq", "ts", "prev", "hash"})
+_CHAIN_FIELDS = frozenset({"seq", "ts", "prev", "hash", "spooled_as"})
 
 
 def canonical_json(obj: Any) -> str:
@@ -113,7 +113,7 @@ class AuditLog:
         self.lock_timeout = lock_timeout
         self._lock = threading.Lock()
         # cache of the chain's tail, valid while the file size is what we last saw
-        self._tail: tuple[int, int, str] | None = None  # (size, seq, hash)
+        self._tail: _Tail | None = None
         # descriptors stay open between appends: a long-running writer (the daemon) pays no open/close per record
         self._fd: int | None = None
         self._head_fd: int | None = None
@@ -136,7 +136,7 @@ class AuditLog:
             return self._append_locked(fd, entry)
 
     def _append_locked(self, fd: int, entry: dict[str, Any]) -> dict[str, Any]:
-        size, seq, prev = self._tail_of(fd)
+        size, seq, prev, _ = self._tail_of(fd)
         record = {"seq": seq + 1, "ts": _now(), "prev": prev, **entry}
         try:
             record["hash"] = _record_hash(record)
@@ -156,13 +156,20 @@ class AuditLog:
                 raise
             hint = " (the disk is full: free space, then retry)" if exc.errno == errno.ENOSPC else ""
             raise AuditError(f"cannot append to audit log {self.path}: {exc.strerror}{hint}") from exc
-        self._tail = (size + len(line), record["seq"], record["hash"])
+        self._tail = _Tail(size + len(line), record["seq"], record["hash"], record.get("spooled_as"))
         self._write_head(record["seq"], record["hash"])
         return record
 
     def _chain_deferred(self, fd: int) -> None:
-        """Chain the records other writers deferred (oldest first), each removed once it is in the log."""
+        """Chain the records other writers deferred (oldest first), each removed once it is in the log.
+
+        A chained record names its spool file (``spooled_as``): a writer killed between chaining a file and
+        removing it leaves that file behind, and the next writer, finding it named by the log's last record,
+        removes it instead of chaining it twice."""
         for path in _spooled(spool_dir(self.path)):
+            if self._tail_of(fd).spooled_as == path.stem:
+                path.unlink(missing_ok=True)
+                continue
             try:
                 entry = json.loads(path.read_bytes())
             except FileNotFoundError:
@@ -172,7 +179,8 @@ class AuditLog:
                     path.rename(path.with_suffix(".damaged"))  # kept for a human; never blocks the log
                 continue
             if isinstance(entry, dict):  # the chain's own fields are the log's to set, never the file's
-                self._append_locked(fd, {k: v for k, v in entry.items() if k not in _CHAIN_FIELDS})
+                fields = {k: v for k, v in entry.items() if k not in _CHAIN_FIELDS}
+                self._append_locked(fd, {**fields, "spooled_as": path.stem})
             path.unlink(missing_ok=True)
 
     @contextlib.contextmanager
@@ -229,12 +237,12 @@ class AuditLog:
     def __del__(self) -> None:
         self.close()
 
-    def _tail_of(self, fd: int) -> tuple[int, int, str]:
+    def _tail_of(self, fd: int) -> _Tail:
         size = os.fstat(fd).st_size
-        if self._tail is not None and self._tail[0] == size:
+        if self._tail is not None and self._tail.size == size:
             return self._tail
         if size == 0:
-            return 0, 0, GENESIS
+            return _Tail(0, 0, GENESIS, None)
         # read back to the last complete line; a torn last line (crash mid-write, never acknowledged) is cut
         chunk = min(size, 65536)
         while True:
@@ -256,7 +264,10 @@ class AuditLog:
             last = end[start + 1 :]
             try:
                 record = json.loads(last)
-                return size, int(record["seq"]), str(record["hash"])
+                spooled_as = record.get("spooled_as")
+                return _Tail(
+                    size, int(record["seq"]), str(record["hash"]), spooled_as if isinstance(spooled_as, str) else None
+                )
             except (ValueError, KeyError, TypeError) as exc:
                 raise AuditError(
                     f"audit log {self.path} ends with a damaged record; run `ultramax audit verify` and move the "
@@ -268,6 +279,15 @@ class AuditLog:
         if self._head_fd is None:
             self._head_fd = os.open(self.head_path, os.O_WRONLY | os.O_CREAT, 0o600)
         os.pwrite(self._head_fd, f"{seq} {hash_}\n".encode(), 0)
+
+
+class _Tail(NamedTuple):
+    """The chain's last record as an append needs it, at the log size it was read at."""
+
+    size: int
+    seq: int
+    hash: str
+    spooled_as: str | None  # the spool file the last record was chained from, if it was
 
 
 def _now() -> str:

@@ -375,6 +375,34 @@ def test_a_record_that_cannot_wait_for_the_lock_is_deferred_and_chained_by_the_n
     assert verify(log_path).ok
 
 
+def test_a_writer_killed_after_chaining_a_deferred_record_never_gets_it_chained_twice(
+    log_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = AuditLog(log_path)
+    log.append({"event": "SessionStart"})
+    with lock_held(log_path):
+        spooled = log.append_or_defer({"event": "PreToolUse", "decision": "deny"}, wait=0.05)
+    assert isinstance(spooled, Path)
+    real_unlink = Path.unlink
+
+    def killed_before_removing_the_spool_file(self: Path, missing_ok: bool = False) -> None:
+        if self == spooled:
+            raise KeyboardInterrupt  # the process dies here: the record is in the log, its spool file is not gone
+        real_unlink(self, missing_ok=missing_ok)
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "unlink", killed_before_removing_the_spool_file)
+        with pytest.raises(KeyboardInterrupt):
+            AuditLog(log_path).append({"event": "Stop"})
+    assert deferred_records(log_path) == 1  # left behind by the killed writer
+    AuditLog(log_path).append({"event": "Stop"})  # the next writer, another process
+    records = [json.loads(line) for line in lines_of(log_path)]
+    assert [r["event"] for r in records] == ["SessionStart", "PreToolUse", "Stop"]
+    assert records[1]["spooled_as"] == spooled.stem
+    assert deferred_records(log_path) == 0
+    assert verify(log_path).ok
+
+
 def test_a_record_that_gets_the_lock_in_time_is_chained_at_once(log_path: Path) -> None:
     record = AuditLog(log_path).append_or_defer({"event": "PreToolUse"}, wait=0.05)
     assert isinstance(record, dict) and record["seq"] == 1
