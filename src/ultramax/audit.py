@@ -73,10 +73,12 @@ def policy_record(
     fallback: str | None = None,
 ) -> dict[str, Any]:
     """The audit record of a decision the failure policy made instead of the pipeline (input it could not
-    judge, an in-process run out of time): the input as its digest, every text redacted."""
+    judge, an in-process run out of time): the input as its digest, every text redacted, and its session and
+    tool when the input is JSON that names them (so the decision can be found by session like any other)."""
     from ultramax.redact import redact, redact_path
 
     entry: dict[str, Any] = {"event": event}
+    entry |= _named_in(raw)
     if project:
         entry["project"] = redact_path(project)
     entry |= {
@@ -90,6 +92,23 @@ def policy_record(
     if fallback is not None:
         entry["fallback"] = redact(fallback)
     return entry
+
+
+_NAMED_IN_MAX_BYTES = 1 << 20
+
+
+def _named_in(raw: bytes) -> dict[str, str]:
+    """``session`` and ``tool`` from a hook payload, if it is a JSON object holding them as short strings."""
+    if len(raw) > _NAMED_IN_MAX_BYTES:
+        return {}  # refused for its size, most likely: not worth parsing again
+    try:
+        payload = json.loads(raw)
+    except (ValueError, RecursionError):  # input that could not be judged may be anything, nested too deep too
+        return {}
+    if not isinstance(payload, dict):
+        return {}
+    named = {"session": payload.get("session_id"), "tool": payload.get("tool_name")}
+    return {k: v for k, v in named.items() if isinstance(v, str) and 0 < len(v) <= 200}
 
 
 def _record_hash(record: dict[str, Any]) -> str:

@@ -20,7 +20,16 @@ import pytest
 
 import ultramax.audit as audit_module
 from tests.conftest import UltramaxEnv
-from ultramax.audit import GENESIS, AuditLog, canonical_json, deferred_records, digest, spool_dir, verify
+from ultramax.audit import (
+    GENESIS,
+    AuditLog,
+    canonical_json,
+    deferred_records,
+    digest,
+    policy_record,
+    spool_dir,
+    verify,
+)
 from ultramax.cli.main import main
 from ultramax.errors import AuditError
 
@@ -434,3 +443,13 @@ def test_audit_verify_says_how_many_records_wait_to_be_chained(
     assert "1 record deferred, to be chained by the next append" in capsys.readouterr().out
     assert main(["audit", "verify", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["deferred"] == 1
+
+
+def test_a_failure_policy_record_names_the_session_and_tool_of_input_that_is_json() -> None:
+    raw = json.dumps({"session_id": "s-1", "tool_name": "Bash", "tool_input": {"command": "ls"}}).encode()
+    entry = policy_record("PreToolUse", "continue", "fallback", "failure_policy.timeout", "late", raw=raw)
+    assert (entry["session"], entry["tool"]) == ("s-1", "Bash")
+    nested = b"[" * 100_000 + b"]" * 100_000
+    for unjudgeable in (b"{not json", b"\xff\xfe", b"[1, 2]", nested):
+        entry = policy_record("PreToolUse", "continue", "runtime", "failure_policy.input", "bad", raw=unjudgeable)
+        assert "session" not in entry and entry["input_sha256"] == digest(unjudgeable)
