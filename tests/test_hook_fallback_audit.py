@@ -9,6 +9,8 @@ import fcntl
 import json
 import os
 import signal
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +20,8 @@ import pytest
 from tests.conftest import DaemonProcess, UltramaxEnv, hook_payload, run_hook_process
 from ultramax.audit import deferred_records, verify
 from ultramax.daemon import stop_daemon
+from ultramax.hook.fallback import run_in_process
+from ultramax.runtime import Runtime
 from ultramax.safety.killswitch import KillSwitch
 
 
@@ -93,4 +97,29 @@ def test_an_in_process_run_out_of_time_behind_a_stopped_writer_is_audited_as_a_t
     assert timeout["project"] == str(project) and "decided_at" in timeout
     assert after["session"] == "next"
     assert deferred_records(umx.paths.audit_log) == 0
+    assert verify(umx.paths.audit_log).ok
+
+
+def test_an_in_process_run_whose_pipeline_cannot_be_built_in_time_still_answers_within_its_budget(
+    umx: UltramaxEnv, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    never = threading.Event()
+
+    def build_that_hangs(self: Runtime, *args: object, **kwargs: object) -> None:
+        never.wait(10)  # a build stuck in I/O; the hook's SIGALRM interrupts the wait
+
+    monkeypatch.setattr(Runtime, "__init__", build_that_hangs)
+    monkeypatch.setenv("ULTRAMAX_NO_AUTOSTART", "1")
+    payload = json.dumps(hook_payload("PreToolUse", session_id="slow-build")).encode()
+    started = time.monotonic()
+    code = run_in_process("PreToolUse", payload, "", "FileNotFoundError: no daemon", 1000)
+    assert code == 0 and time.monotonic() - started < 5
+    assert "no answer within 1000 ms in-process" in capsys.readouterr().err
+    [record] = audit_records(umx)
+    assert (record["session"], record["rule"], record["decision"]) == (
+        "slow-build",
+        "failure_policy.timeout",
+        "continue",
+    )
+    assert "while building the pipeline" in record["reason"]
     assert verify(umx.paths.audit_log).ok

@@ -54,19 +54,22 @@ def run_in_process(event: str, payload: bytes, project: str, reason: str, timeou
     from ultramax.runtime import Runtime
 
     call = _Call(Paths.from_env(), event, payload, project, reason)
-    try:
-        runtime = Runtime(call.paths)
-    except Exception as exc:  # the pipeline cannot even be built here: say so in the audit log, then on stderr
-        call.audit(None, "continue", "failure_policy.internal", f"cannot run in-process: {exc}")
-        raise
     budget_ms = max(timeout_ms, 1000)
     previous = signal.signal(signal.SIGALRM, _alarm)
+    # the budget covers building the pipeline too (imports, opening stores): a slow build must not push the
+    # run past the time Claude Code allows the hook
     signal.setitimer(signal.ITIMER_REAL, budget_ms / 1000)
+    runtime: Runtime | None = None
     timed_out = False
     try:
         # SIGALRM cannot cut short a wait for a SQLite lock (it loops in C): the stores cap those waits at the
         # time left, leaving SQLITE_RESERVE_S to decide without them and audit
         with deadline_in(budget_ms / 1000 - SQLITE_RESERVE_S):
+            try:
+                runtime = Runtime(call.paths)
+            except Exception as exc:  # the pipeline cannot even be built here: say so in the audit log, then stderr
+                call.audit(None, "continue", "failure_policy.internal", f"cannot run in-process: {exc}")
+                raise
             reply = runtime.handle(event or None, payload, project_hint=project or None, fallback=reason).reply
     except _OutOfTime:
         timed_out = True
@@ -75,7 +78,9 @@ def run_in_process(event: str, payload: bytes, project: str, reason: str, timeou
         signal.signal(signal.SIGALRM, previous)
     if timed_out:
         message = f"ultramax-hook: no answer within {budget_ms} ms in-process (daemon: {reason})"
-        if runtime.strict_for(project or None) and event in ("PreToolUse", "PermissionRequest"):
+        if runtime is None:
+            message += " while building the pipeline"
+        if runtime is not None and runtime.strict_for(project or None) and event in ("PreToolUse", "PermissionRequest"):
             reply = render(event, Decision(permission="deny", reason=message + "; trading mode denies"))
             note = call.audit(runtime, "deny", "failure_policy.timeout", message)
             reply = HookReply(reply.exit_code, reply.stdout, message + note + "\n")
