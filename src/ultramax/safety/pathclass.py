@@ -9,7 +9,8 @@ Location classes (exactly one): ``root``, ``system``, ``device``, ``null``, ``ho
 ``parent`` (an ancestor of the project or of the working directory), ``project_root``, ``project``,
 ``temp_root``, ``temp``, ``outside``, ``remote``. Content classes (any number): ``regenerable``, ``secret``,
 ``secret_dir`` (``secret_dir_root`` for the directory itself), ``contains_secrets``, ``dotenv``, ``template``,
-``ssh_auth``, ``ssh_config``, ``shell_rc``, ``autostart``, ``sudoers``, ``database_file``, ``git_dir``,
+``ssh_auth``, ``ssh_config``, ``shell_rc``, ``autostart`` (``autostart_impersonating`` for an entry named as
+the OS vendor's own), ``sudoers``, ``database_file``, ``git_dir``,
 ``git_hooks``, ``git_internal``, ``git_lock``, ``guard``, ``kill_switch``, ``override``, ``claude_state``.
 """
 
@@ -50,6 +51,7 @@ class PathData:
     ssh_config: tuple[str, ...]
     shell_rc: tuple[str, ...]
     autostart: tuple[str, ...]
+    autostart_impersonating: tuple[str, ...]
     sudoers: tuple[str, ...]
     database_files: tuple[str, ...]
 
@@ -343,6 +345,8 @@ def _content(path: str, ctx: PathContext, comp: _Compiled) -> set[str]:
         out.add("shell_rc")
     if _covered(path, comp.autostart):
         out.add("autostart")
+        if _name_match(name, data.autostart_impersonating):
+            out.add("autostart_impersonating")
     if _covered(path, comp.sudoers):
         out.add("sudoers")
     if _name_match(name, data.database_files):
