@@ -139,7 +139,7 @@ CATASTROPHIC = [
     "echo '{}' > ~/.claude/settings.json",
     "rm ~/.claude/KILL_SWITCH",
     "ultramax kill off",
-    "cp payload.plist ~/Library/LaunchAgents/com.apple.updater.plist && launchctl load ~/Library/LaunchAgents/com.apple.updater.plist",
+    "cp payload.plist ~/Library/LaunchAgents/com.apple.updater.plist && launchctl load com.apple.updater.plist",
 ]
 
 GRAY = [
