@@ -10,7 +10,8 @@ is scanned for the spans of its values, and each edit touches only its own entry
   end of the last kept entry; every entry of a container, its inside, leaving ``{}`` or ``[]``;
 - an insertion goes after the kept entry it follows in the new data (before the first, if none), with the
   separator, indentation and ``key: value`` spacing of the entries next to it; a new container is written
-  on one line where its neighbours are and it is short, else indented like the file;
+  on one line where its neighbours are and it is short, else indented like the file -- and always on one
+  line, spaced like the file, in a file written all on one line;
 - a changed value is rewritten in place: containers entry by entry, so what did not change keeps its spelling.
 
 The result is checked to parse to exactly what the caller meant (the same data, key order and number types),
@@ -177,6 +178,11 @@ class _Editor:
         self.text = text
         self.indent = indent
         self.newline = "\r\n" if "\r\n" in text else "\n"
+        # a file written on one line (minified, or by a tool) gets its new values on that line too, spaced
+        # like it: one line of JSON followed by an indented block would be neither the user's style nor ours
+        self.one_line: tuple[str, str] | None = None
+        if "\n" not in text.rstrip("\r\n"):
+            self.one_line = (", " if re.search(r",\s", text) else ",", ": " if re.search(r'"\s*:\s', text) else ":")
         self.edits: list[tuple[int, int, str]] = []  # (start, end, replacement)
 
     def apply(self) -> str:
@@ -280,6 +286,8 @@ class _Editor:
     def _render(self, value: Any, line: str, *, inline: bool) -> str:
         """``value`` as JSON: on one line where its neighbours are (``inline``) if that is short, else indented
         like the file from ``line`` (the indentation of the line it starts on)."""
+        if self.one_line is not None:
+            return json.dumps(value, ensure_ascii=False, separators=self.one_line)
         compact = json.dumps(value, ensure_ascii=False)
         if not isinstance(value, dict | list) or not value or (inline and len(compact) <= INLINE_WIDTH):
             return compact

@@ -91,6 +91,17 @@ def test_a_new_member_follows_its_neighbours_separator_indentation_and_line_endi
 
 
 @pytest.mark.parametrize(
+    ("text", "after"),
+    [
+        ('{"model":"opus","hooks":{}}\n', '{"model":"opus","hooks":{"Stop":[{"hooks":[{"type":"command"}]}]}}\n'),
+        ('{"model": "opus", "hooks": {}}', '{"model": "opus", "hooks": {"Stop": [{"hooks": [{"type": "command"}]}]}}'),
+    ],
+)
+def test_a_file_written_on_one_line_gets_its_new_values_on_that_line_spaced_like_it(text: str, after: str) -> None:
+    assert edited(lambda d: d["hooks"].update(Stop=[{"hooks": [{"type": "command"}]}]), text) == after
+
+
+@pytest.mark.parametrize(
     ("change", "before", "after"),
     [
         (lambda d: d["list"].insert(0, "w"), '[ "x", "y", "z" ]', '[ "w", "x", "y", "z" ]'),
