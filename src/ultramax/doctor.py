@@ -697,7 +697,8 @@ def _check_memory(paths: Paths) -> Check:
     """The memory database opens and SQLite finds it sound; read-only, so doctor never changes it."""
     import sqlite3
 
-    from ultramax.memory.store import database_path, disk_is_full, looks_damaged
+    from ultramax.memory.database import looks_damaged
+    from ultramax.memory.store import database_path
 
     path = database_path(paths)
     if not path.exists():

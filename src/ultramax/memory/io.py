@@ -23,12 +23,12 @@ from typing import IO, Any
 
 from ultramax.errors import describe_json
 from ultramax.memory.capture import MAX_PASSAGE_CHARS, clean
+from ultramax.memory.database import database_problem
 from ultramax.memory.models import KINDS, MemoryStoreError, NewPassage, Project
 from ultramax.memory.service import split_passages
 from ultramax.memory.store import (
     SQLiteStore,
     content_hash,
-    database_problem,
     valid_block_label,
     valid_project_name,
 )

@@ -16,20 +16,16 @@ import contextlib
 import functools
 import hashlib
 import inspect
-import itertools
 import json
 import re
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from ultramax.deadline import limit_sqlite_wait, switch_to_wal
-from ultramax.fsutil import disk_is_full, private_dir
+from ultramax.memory.database import SQLiteDatabase, database_problem
 from ultramax.memory.fts import BM25_WEIGHTS, identifier_terms
-from ultramax.memory.migrations import migrate
 from ultramax.memory.models import (
     DEFAULT_BLOCKS,
     KINDS,
@@ -51,8 +47,6 @@ __all__ = [
     "content_hash",
     "database_path",
     "database_problem",
-    "disk_is_full",
-    "looks_damaged",
     "project_name_for",
     "valid_block_label",
     "valid_project_name",
@@ -153,18 +147,11 @@ class Store(Protocol):
     def vectors_since(self, seq: int) -> Iterator[VectorRow]: ...
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteDatabase):
     """The embedded store. Thread-safe: one connection per thread, writes serialised by SQLite's lock."""
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = 10_000) -> None:
-        self.path = path
-        self.busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
-        self._conns_lock = threading.Lock()
         self._project_cache: dict[str, Project] = {}
-        self._write_counter = itertools.count(1)
-        self._writes = 0
         self._df_cache: dict[str, tuple[int, int]] = {}
         # bm25 term pruning (measured in docs/benchmarks.md): terms in more than half the passages carry no
         # weight and are always dropped; past LARGE_STORE passages, terms in more than 10% are dropped too --
@@ -173,92 +160,15 @@ class SQLiteStore:
         self.large_store = 20_000
         self.large_store_fraction = 0.1
         self._projects_seen: tuple[tuple[int, int], int] = ((-1, -1), 0)
-        private_dir(path.parent)
-        conn = self._conn()
-        with contextlib.suppress(OSError):
-            path.chmod(0o600)
-        try:
-            migrate(conn)
-        except sqlite3.DatabaseError as exc:
-            raise database_problem(path, exc) from exc
+        super().__init__(path, busy_timeout_ms=busy_timeout_ms)
 
     @classmethod
     def open(cls, paths: Paths) -> SQLiteStore:
         paths.ensure_home()
         return cls(database_path(paths))
 
-    # -- connections ---------------------------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            limit_sqlite_wait(conn, self.busy_timeout_ms)  # the hook fallback's deadline, if one is set
-            return conn
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-            limit_sqlite_wait(conn, int(self.busy_timeout_ms))
-            mode = switch_to_wal(conn, int(self.busy_timeout_ms))  # several hook processes may create it at once
-            if mode != "wal":
-                raise MemoryStoreError(f"{self.path}: cannot switch the memory database to WAL mode (got {mode})")
-            conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a commit survives any process crash
-            conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.DatabaseError as exc:
-            raise database_problem(self.path, exc) from exc
-        except sqlite3.Error as exc:
-            raise MemoryStoreError(f"{self.path}: cannot open the memory database ({exc})") from exc
-        self._local.conn = conn
-        with self._conns_lock:
-            self._conns.append(conn)
-        return conn
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        if conn.in_transaction:  # inside transaction(): its outermost block commits or rolls back
-            yield conn
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            self._project_cache.clear()  # a project made in the rolled-back transaction no longer exists
-            raise
-        conn.execute("COMMIT")
-        self._writes = next(self._write_counter)  # itertools.count: atomic across threads
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Make the writes inside one transaction: all of them are committed together, or none is (an import).
-        Other writers wait meanwhile, so keep it to work already checked and ready to write."""
-        with self._write():
-            yield
-
-    def change_token(self) -> tuple[int, int]:
-        """Changes after any commit: this process's (counted) or another's (SQLite's data_version)."""
-        return self._writes, self.data_version()
-
-    def close(self) -> None:
-        with self._conns_lock:
-            for conn in self._conns:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-            self._conns.clear()
-        self._local = threading.local()
-
-    def integrity_check(self) -> list[str]:
-        """SQLite's integrity check plus FTS5's; an empty list means the file is sound."""
-        conn = self._conn()
-        problems = [row[0] for row in conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
-        try:
-            conn.execute("INSERT INTO passages_fts (passages_fts) VALUES ('integrity-check')")
-        except sqlite3.DatabaseError as exc:
-            problems.append(f"fts: {exc}")
-        return problems
-
-    def data_version(self) -> int:
-        """Changes whenever another connection commits (cheap cache invalidation)."""
-        return int(self._conn().execute("PRAGMA data_version").fetchone()[0])
+    def _rolled_back(self) -> None:
+        self._project_cache.clear()  # a project made in the rolled-back transaction no longer exists
 
     # -- projects ------------------------------------------------------------------------------------------
     def _project_row(self, row: Sequence[Any]) -> Project:
@@ -847,32 +757,6 @@ def _check_limit(label: str, value: str, limit: int) -> None:
         )
 
 
-def looks_damaged(exc: sqlite3.DatabaseError) -> bool:
-    """Whether SQLite's error says the file itself is broken (not merely unreachable or out of space)."""
-    low = str(exc).lower()
-    return any(word in low for word in ("malformed", "not a database", "corrupt", "vtable constructor"))
-
-
-def database_problem(path: Path, exc: sqlite3.DatabaseError) -> MemoryStoreError:
-    """SQLite's error as a ``MemoryStoreError`` naming the file, what went wrong and what to do about it."""
-    text = str(exc)
-    low = text.lower()
-    if looks_damaged(exc):
-        hint = (
-            f"the file looks damaged: move it aside (mv {path} {path}.broken), then restore what you exported "
-            "with `ultramax memory import FILE`; `ultramax doctor` checks it"
-        )
-    elif "full" in low or disk_is_full(path):
-        hint = "the disk is full: free some space; what was stored before is intact"
-    elif "locked" in low or "busy" in low:
-        hint = "another process holds the database; try again, or stop the process that has it open"
-    elif "readonly" in low or "read-only" in low:
-        hint = "make the file and its folder writable by you"
-    else:
-        hint = "check the disk (space, permissions, I/O errors) and try again; the file itself may be fine"
-    return MemoryStoreError(f"{path}: memory database error ({text}); {hint}")
-
-
 def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
     """Raise SQLite's errors from a public store method as ``database_problem`` (the seam to sqlite3)."""
     if inspect.isgeneratorfunction(method):
@@ -896,6 +780,7 @@ def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-for _name, _member in list(vars(SQLiteStore).items()):
+for _name in sorted({name for cls in SQLiteStore.__mro__ for name in vars(cls)}):
+    _member = inspect.getattr_static(SQLiteStore, _name)  # the method in force, from whichever part defines it
     if not _name.startswith("_") and inspect.isfunction(_member) and _name not in ("integrity_check", "close"):
         setattr(SQLiteStore, _name, _translating(_member))
