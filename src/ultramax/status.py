@@ -46,7 +46,7 @@ def known_projects(paths: Paths) -> list[str]:
 def memory_project(paths: Paths, project_dir: Path, configured: str) -> str:
     """The memory project hooks use for ``project_dir`` (read-only): ``memory.project`` if set, else the project
     registered for the directory, else the name it will get on first use."""
-    from ultramax.memory.store import project_name_for
+    from ultramax.memory.projects import project_name_for
 
     if configured:
         return configured

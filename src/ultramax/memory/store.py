@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from ultramax.memory.database import SQLiteDatabase, database_problem
+from ultramax.memory.database import database_problem
 from ultramax.memory.fts import BM25_WEIGHTS, identifier_terms
 from ultramax.memory.models import (
     DEFAULT_BLOCKS,
@@ -37,8 +37,8 @@ from ultramax.memory.models import (
     Passage,
     Project,
 )
+from ultramax.memory.projects import ProjectStore
 from ultramax.paths import Paths
-from ultramax.redact import redact_path
 
 __all__ = [
     "SQLiteStore",
@@ -47,12 +47,9 @@ __all__ = [
     "content_hash",
     "database_path",
     "database_problem",
-    "project_name_for",
     "valid_block_label",
-    "valid_project_name",
 ]
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}")
 _LABEL = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
 
@@ -65,18 +62,8 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(" ".join(text.lower().split()).encode()).hexdigest()
 
 
-def valid_project_name(name: str) -> bool:
-    return _NAME.fullmatch(name) is not None
-
-
 def valid_block_label(label: str) -> bool:
     return _LABEL.fullmatch(label) is not None
-
-
-def project_name_for(path: Path) -> str:
-    """A project name from a directory: its base name, reduced to the characters a name may hold."""
-    name = re.sub(r"[^A-Za-z0-9._\-]+", "-", path.name).strip("-.") or "project"
-    return name[:100]
 
 
 VectorRow = tuple[int, int, float, bytes, int]
@@ -147,11 +134,10 @@ class Store(Protocol):
     def vectors_since(self, seq: int) -> Iterator[VectorRow]: ...
 
 
-class SQLiteStore(SQLiteDatabase):
+class SQLiteStore(ProjectStore):
     """The embedded store. Thread-safe: one connection per thread, writes serialised by SQLite's lock."""
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = 10_000) -> None:
-        self._project_cache: dict[str, Project] = {}
         self._df_cache: dict[str, tuple[int, int]] = {}
         # bm25 term pruning (measured in docs/benchmarks.md): terms in more than half the passages carry no
         # weight and are always dropped; past LARGE_STORE passages, terms in more than 10% are dropped too --
@@ -167,128 +153,19 @@ class SQLiteStore(SQLiteDatabase):
         paths.ensure_home()
         return cls(database_path(paths))
 
-    def _rolled_back(self) -> None:
-        self._project_cache.clear()  # a project made in the rolled-back transaction no longer exists
-
-    # -- projects ------------------------------------------------------------------------------------------
-    def _project_row(self, row: Sequence[Any]) -> Project:
-        return Project(id=row[0], name=row[1], path=row[2], created_at=row[3], capture=bool(row[4]))
-
-    def get_project(self, name: str) -> Project | None:
-        row = (
-            self._conn()
-            .execute("SELECT id, name, path, created_at, capture FROM projects WHERE name = ?", (name,))
-            .fetchone()
-        )
-        return self._project_row(row) if row else None
-
-    def _require(self, name: str) -> Project:
-        cached = self._project_cache.get(name)
-        if cached is not None:
-            return cached
-        project = self.get_project(name)
-        if project is None:
-            raise MemoryStoreError(f"no memory project named {name!r}; see `ultramax list-projects`")
-        self._project_cache[name] = project
-        return project
-
-    def ensure_project(self, name: str, path: str | None = None, *, created_at: float | None = None) -> Project:
-        """The project called ``name``, created (with the seed's core blocks) if it does not exist."""
-        if not valid_project_name(name):
-            raise MemoryStoreError(
-                f"invalid project name {name!r}: use letters, digits, '.', '_' or '-' (up to 128, no leading symbol)"
-            )
-        existing = self.get_project(name)
-        if existing is not None:
-            return existing
-        now = time.time() if created_at is None else created_at
-        with self._write() as conn:
-            if conn.execute("SELECT 1 FROM projects WHERE name = ?", (name,)).fetchone() is None:
-                cur = conn.execute(
-                    "INSERT INTO projects (name, path, created_at, capture) VALUES (?, ?, ?, 1)", (name, path, now)
-                )
-                project_id = int(cur.lastrowid or 0)
-                for spec in DEFAULT_BLOCKS:
-                    self._insert_block(
-                        conn,
-                        project_id,
-                        label=spec.label,
-                        value=spec.value,
-                        limit=spec.limit,
-                        description=spec.description,
-                        now=now,
-                    )
-        project = self.get_project(name)
-        assert project is not None
-        return project
-
-    def project_of_dir(self, directory: Path) -> Project | None:
-        """The project registered for a working directory, if any (never creates one)."""
-        row = (
-            self._conn()
-            .execute("SELECT id, name, path, created_at, capture FROM projects WHERE path = ?", (str(directory),))
-            .fetchone()
-        )
-        return self._project_row(row) if row else None
-
-    def project_for_dir(self, directory: Path, name: str | None = None) -> Project:
-        """The project of a working directory: an explicit ``name``, else the one registered for the path,
-        else a new one named after the directory (suffixed if that name is taken by another path).
-
-        The path is registered redacted, and the name made from the redacted folder name: a secret can be a
-        folder name. A project registered under the unredacted path (before this was so) is moved to the
-        redacted one when it is next used."""
-        if name:
-            return self.ensure_project(name)
-        key = redact_path(str(directory))
-        row = self._project_at(key)
-        if row is None and key != str(directory):
-            row = self._project_at(str(directory))
-            if row is not None:
-                with self._write() as conn:
-                    conn.execute("UPDATE projects SET path = ? WHERE id = ?", (key, row[0]))
-                self._project_cache.pop(row[1], None)
-                row = self._project_at(key)
-        if row:
-            return self._project_row(row)
-        base = project_name_for(Path(key))
-        for n in range(1, 1000):
-            candidate = base if n == 1 else f"{base}-{n}"
-            existing = self.get_project(candidate)
-            if existing is None:
-                try:
-                    return self.ensure_project(candidate, key)
-                except MemoryStoreError as exc:  # another process registered the path at the same moment
-                    if isinstance(exc.__cause__, sqlite3.IntegrityError):
-                        return self.project_for_dir(directory)
-                    raise
-            if existing.path in (None, key):
-                if existing.path is None:
-                    with self._write() as conn:
-                        conn.execute("UPDATE projects SET path = ? WHERE id = ? AND path IS NULL", (key, existing.id))
-                return self.get_project(candidate) or existing
-        raise MemoryStoreError(f"cannot name a memory project for {directory}")
-
-    def _project_at(self, path: str) -> tuple[Any, ...] | None:
-        row: tuple[Any, ...] | None = (
-            self._conn()
-            .execute("SELECT id, name, path, created_at, capture FROM projects WHERE path = ?", (path,))
-            .fetchone()
-        )
-        return row
-
-    def list_projects(self) -> list[Project]:
-        rows = self._conn().execute("SELECT id, name, path, created_at, capture FROM projects ORDER BY name")
-        return [self._project_row(r) for r in rows]
-
-    def set_capture(self, name: str, enabled: bool) -> Project:
-        project = self._require(name)
-        with self._write() as conn:
-            conn.execute("UPDATE projects SET capture = ? WHERE id = ?", (int(enabled), project.id))
-        self._project_cache.pop(name, None)
-        return self._require(name)
-
     # -- core blocks -----------------------------------------------------------------------------------------
+    def _seed(self, conn: sqlite3.Connection, project_id: int, now: float) -> None:
+        for spec in DEFAULT_BLOCKS:
+            self._insert_block(
+                conn,
+                project_id,
+                label=spec.label,
+                value=spec.value,
+                limit=spec.limit,
+                description=spec.description,
+                now=now,
+            )
+
     @staticmethod
     def _insert_block(
         conn: sqlite3.Connection,
