@@ -26,9 +26,10 @@ from ultramax.memory.blocks import valid_block_label
 from ultramax.memory.capture import MAX_PASSAGE_CHARS, clean
 from ultramax.memory.database import database_problem
 from ultramax.memory.models import KINDS, MemoryStoreError, NewPassage, Project
+from ultramax.memory.passages import content_hash
 from ultramax.memory.projects import valid_project_name
 from ultramax.memory.service import split_passages
-from ultramax.memory.store import SQLiteStore, content_hash
+from ultramax.memory.store import SQLiteStore
 
 __all__ = ["FORMAT", "ImportCounts", "Record", "export_records", "import_records", "parse_records", "write_jsonl"]
 

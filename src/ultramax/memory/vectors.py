@@ -27,7 +27,7 @@ from ultramax.memory.models import MemoryStoreError
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from ultramax.memory.store import VectorRow
+    from ultramax.memory.passages import VectorRow
 
 __all__ = ["CATCH_UP_ROWS", "VectorIndex"]
 
