@@ -16,7 +16,6 @@ import contextlib
 import functools
 import inspect
 import json
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,11 +24,10 @@ from typing import Any, Protocol
 
 from ultramax.memory.blocks import BlockStore
 from ultramax.memory.database import database_problem
-from ultramax.memory.fts import BM25_WEIGHTS
+from ultramax.memory.keyword_search import KeywordSearch
 from ultramax.memory.models import (
     Block,
     BlockVersion,
-    MemoryStoreError,
     NewPassage,
     Passage,
     Project,
@@ -113,103 +111,13 @@ class Store(Protocol):
     def vectors_since(self, seq: int) -> Iterator[VectorRow]: ...
 
 
-class SQLiteStore(BlockStore, PassageStore):
+class SQLiteStore(BlockStore, PassageStore, KeywordSearch):
     """The embedded store. Thread-safe: one connection per thread, writes serialised by SQLite's lock."""
-
-    def __init__(self, path: Path, *, busy_timeout_ms: int = 10_000) -> None:
-        self._df_cache: dict[str, tuple[int, int]] = {}
-        # bm25 term pruning (measured in docs/benchmarks.md): terms in more than half the passages carry no
-        # weight and are always dropped; past LARGE_STORE passages, terms in more than 10% are dropped too --
-        # 3x faster bm25 at 100k (24 -> 7 ms p50) for -0.009 recall@5 on LoCoMo where it was forced on
-        self.common_term_fraction = 0.5
-        self.large_store = 20_000
-        self.large_store_fraction = 0.1
-        self._projects_seen: tuple[tuple[int, int], int] = ((-1, -1), 0)
-        super().__init__(path, busy_timeout_ms=busy_timeout_ms)
 
     @classmethod
     def open(cls, paths: Paths) -> SQLiteStore:
         paths.ensure_home()
         return cls(database_path(paths))
-
-    def keyword_search(
-        self,
-        project_ids: Sequence[int] | None,
-        match: str,
-        limit: int,
-        *,
-        start: float | None = None,
-        end: float | None = None,
-    ) -> list[tuple[int, float]]:
-        """FTS5 bm25 top ``limit`` for an FTS5 MATCH expression: (passage id, bm25 -- lower is better).
-
-        Terms found in more than half the passages are dropped first: bm25 gives them no weight (FTS5 clamps
-        their idf to ~0) yet scoring their posting lists is most of the cost of a query. In a large store
-        (over ``large_store`` passages) terms in more than ``large_store_fraction`` of them go too.
-        """
-        match = self._prune_common_terms(match)
-        if not match:
-            return []
-        where = ["passages_fts MATCH ?"]
-        args: list[Any] = [match]
-        single = project_ids is not None and len(project_ids) == 1 and self._project_count() == 1
-        if project_ids is not None and not single:
-            where.append(f"p.project_id IN ({','.join('?' * len(project_ids))})")
-            args += list(project_ids)
-        if start is not None:
-            where.append("p.created_at >= ?")
-            args.append(start)
-        if end is not None:
-            where.append("p.created_at < ?")
-            args.append(end)
-        if len(where) == 1:  # no filter on the passage row: rank inside FTS5 alone
-            sql = (
-                f"SELECT rowid, bm25(passages_fts, {BM25_WEIGHTS}) AS score FROM passages_fts "
-                "WHERE passages_fts MATCH ? "
-            )
-            sql += "ORDER BY score LIMIT ?"
-        else:
-            sql = (
-                f"SELECT p.id, bm25(passages_fts, {BM25_WEIGHTS}) AS score FROM passages_fts "
-                "JOIN passages p ON p.id = passages_fts.rowid "
-                f"WHERE {' AND '.join(where)} ORDER BY score LIMIT ?"
-            )
-        try:
-            return [(int(r[0]), float(r[1])) for r in self._conn().execute(sql, [*args, limit])]
-        except sqlite3.OperationalError as exc:
-            raise MemoryStoreError(f"keyword search failed for {match!r}: {exc}") from exc
-
-    def _project_count(self) -> int:
-        token = self.change_token()
-        if self._projects_seen[0] != token:
-            count = int(self._conn().execute("SELECT count(*) FROM projects").fetchone()[0])
-            self._projects_seen = (token, count)
-        return self._projects_seen[1]
-
-    def _prune_common_terms(self, match: str) -> str:
-        terms = re.findall(r'"([^"]+)"', match)
-        if len(terms) < 2:
-            return match
-        conn = self._conn()
-        total = int(conn.execute("SELECT coalesce(max(id), 0) FROM passages").fetchone()[0])
-        if total < 1000:
-            return match
-        kept: list[str] = []
-        for term in terms:
-            cached = self._df_cache.get(term)
-            if cached is None or abs(cached[1] - total) > total // 10:
-                df = int(
-                    conn.execute(
-                        "SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ?", (f'"{term}"',)
-                    ).fetchone()[0]
-                )
-                cached = self._df_cache[term] = (df, total)
-                if len(self._df_cache) > 50_000:
-                    self._df_cache.clear()
-            fraction = self.large_store_fraction if total > self.large_store else self.common_term_fraction
-            if cached[0] <= total * fraction:
-                kept.append(term)
-        return " OR ".join(f'"{t}"' for t in kept) if kept else match
 
     # -- small per-session state for capture ----------------------------------------------------------------
     def get_state(self, project_id: int, session_id: str, key: str) -> Any:
