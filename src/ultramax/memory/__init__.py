@@ -1,9 +1,11 @@
 """ultramax's memory: core blocks, archival passages, hybrid search over L1-L4 tiers, capture and injection.
 
-Modules (the hook path imports only the standard-library ones: models, store, migrations, fts, capture,
-inject, timefilter, service, stage):
+Modules (the hook path imports only the standard-library ones: models, store and its parts, migrations, fts,
+capture, inject, timefilter, service, stage):
 
-- ``store``: the ``Store`` protocol and the embedded SQLite store (WAL, FTS5, vectors as BLOBs)
+- ``store``: the ``Store`` protocol and the embedded SQLite store (WAL, FTS5, vectors as BLOBs), put together
+  from ``database`` (connections, the one writer, errors), ``projects``, ``blocks``, ``passages``,
+  ``keyword_search`` and ``session_state``
 - ``embed``: the ``Embedder`` protocol and the shipped ONNX MiniLM (numpy, onnxruntime, tokenizers)
 - ``vectors`` / ``search`` / ``tiers``: exact vector index, hybrid fusion, the seed's L1-L4 tiers
 - ``capture`` / ``inject`` / ``stage``: hook events in, context out

@@ -3,8 +3,9 @@
 SQLite in WAL mode: a committed transaction survives ``kill -9`` of any process. Every process may open the
 file -- the daemon (its background writer captures hook events), the CLI, the MCP server -- because every write
 is one short ``BEGIN IMMEDIATE`` transaction with a busy timeout (cut to the time left when the hook's
-in-process fallback runs against a deadline: ``ultramax.deadline``). ``SQLiteDatabase`` is the base the memory
-store (``store.SQLiteStore``) builds on.
+in-process fallback runs against a deadline: ``ultramax.deadline``). ``SQLiteDatabase`` is the base each part
+of the memory store builds on (``projects``, ``blocks``, ``passages``, ``keyword_search``, ``session_state``;
+``store.SQLiteStore`` puts them together).
 """
 
 from __future__ import annotations

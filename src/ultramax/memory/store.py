@@ -4,10 +4,11 @@ SQLite in WAL mode (a committed transaction survives ``kill -9`` of any process)
 embeddings as float32 BLOBs next to the text; the vector index itself lives in memory (``vectors.py``) and
 is rebuilt from these BLOBs. Standard library only: the hook fallback and the CLI use it without numpy.
 
-Every process may open the store -- the daemon (its background writer captures hook events), the CLI, the
-MCP server -- because every write is one short ``BEGIN IMMEDIATE`` transaction with a busy timeout (cut to
-the time left when the hook's in-process fallback runs against a deadline: ``ultramax.deadline``). A
-PostgreSQL + pgvector backend implements the same protocol without touching callers.
+``SQLiteStore`` is assembled here from one part a concept, each on the connection layer of ``database.py``
+(every process may open the file; every write is one short ``BEGIN IMMEDIATE`` transaction): ``projects``,
+``blocks`` (core blocks and their versions), ``passages`` (archival passages and their embeddings),
+``keyword_search`` (bm25) and ``session_state``. Every public method it ends up with raises SQLite's errors
+as ``database_problem``. A PostgreSQL + pgvector backend implements the same protocol without touching callers.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import json
 import sqlite3
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,22 +24,12 @@ from typing import Any, Protocol
 from ultramax.memory.blocks import BlockStore
 from ultramax.memory.database import database_problem
 from ultramax.memory.keyword_search import KeywordSearch
-from ultramax.memory.models import (
-    Block,
-    BlockVersion,
-    NewPassage,
-    Passage,
-    Project,
-)
+from ultramax.memory.models import Block, BlockVersion, NewPassage, Passage, Project
 from ultramax.memory.passages import PassageStore, VectorRow
+from ultramax.memory.session_state import SessionState
 from ultramax.paths import Paths
 
-__all__ = [
-    "SQLiteStore",
-    "Store",
-    "database_path",
-    "database_problem",
-]
+__all__ = ["SQLiteStore", "Store", "database_path", "database_problem"]
 
 
 def database_path(paths: Paths) -> Path:
@@ -111,40 +100,16 @@ class Store(Protocol):
     def vectors_since(self, seq: int) -> Iterator[VectorRow]: ...
 
 
-class SQLiteStore(BlockStore, PassageStore, KeywordSearch):
-    """The embedded store. Thread-safe: one connection per thread, writes serialised by SQLite's lock."""
+class SQLiteStore(BlockStore, PassageStore, KeywordSearch, SessionState):
+    """The embedded store. Thread-safe: one connection per thread, writes serialised by SQLite's lock.
+
+    Its parts share one ``__init__`` chain (each sets up its own state and passes the path on) and the
+    connection layer; ``ProjectStore`` under ``BlockStore`` and ``PassageStore`` resolves project names."""
 
     @classmethod
     def open(cls, paths: Paths) -> SQLiteStore:
         paths.ensure_home()
         return cls(database_path(paths))
-
-    # -- small per-session state for capture ----------------------------------------------------------------
-    def get_state(self, project_id: int, session_id: str, key: str) -> Any:
-        row = (
-            self._conn()
-            .execute(
-                "SELECT value FROM capture_state WHERE project_id = ? AND session_id = ? AND key = ?",
-                (project_id, session_id, key),
-            )
-            .fetchone()
-        )
-        return json.loads(row[0]) if row else None
-
-    def set_state(self, project_id: int, session_id: str, key: str, value: Any) -> None:
-        with self._write() as conn:
-            if value is None:
-                conn.execute(
-                    "DELETE FROM capture_state WHERE project_id = ? AND session_id = ? AND key = ?",
-                    (project_id, session_id, key),
-                )
-            else:
-                conn.execute(
-                    "INSERT INTO capture_state (project_id, session_id, key, value, updated_at) VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT (project_id, session_id, key) DO UPDATE SET value = excluded.value, "
-                    "updated_at = excluded.updated_at",
-                    (project_id, session_id, key, json.dumps(value), time.time()),
-                )
 
 
 def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
