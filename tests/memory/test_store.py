@@ -169,6 +169,35 @@ def test_the_writes_of_a_failed_transaction_are_all_undone(store: SQLiteStore) -
         store.count("web")  # not answered from a cache that still remembers the undone project
 
 
+def test_a_write_whose_commit_fails_is_undone_and_the_next_write_is_committed(store: SQLiteStore) -> None:
+    project = store.ensure_project("acme")
+    with pytest.raises(sqlite3.IntegrityError), store._write() as conn:
+        conn.execute("PRAGMA defer_foreign_keys = ON")  # the foreign key is checked by COMMIT, which fails
+        conn.execute(
+            "INSERT INTO capture_state (project_id, session_id, key, value, updated_at) VALUES (999, 's', 'k', '1', 0)"
+        )
+    store.set_state(project.id, "s", "k", 2)
+    other = SQLiteStore(store.path, busy_timeout_ms=200)
+    try:
+        assert other.get_state(project.id, "s", "k") == 2, "committed, not left in the failed transaction"
+        assert other.get_state(999, "s", "k") is None
+        other.set_state(project.id, "s", "k", 3)  # the write lock was let go
+    finally:
+        other.close()
+
+
+def test_a_write_that_sqlite_rolled_back_itself_reports_its_own_error(store: SQLiteStore) -> None:
+    project = store.ensure_project("acme")
+    store._conn().execute(
+        "CREATE TEMP TRIGGER refuse BEFORE INSERT ON capture_state BEGIN SELECT RAISE(ROLLBACK, 'refused'); END"
+    )
+    with pytest.raises(MemoryStoreError, match="refused"):
+        store.set_state(project.id, "s", "k", 1)
+    store._conn().execute("DROP TRIGGER refuse")
+    store.set_state(project.id, "s", "k", 2)
+    assert store.get_state(project.id, "s", "k") == 2
+
+
 def test_passages_carry_the_seeds_kinds_and_reject_unknown_ones(store: SQLiteStore) -> None:
     store.ensure_project("acme")
     for kind in ("learning", "decision", "pattern", "bug_fix", "file_change", "code_review", "turn"):

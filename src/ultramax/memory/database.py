@@ -72,17 +72,19 @@ class SQLiteDatabase:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
-        if conn.in_transaction:  # inside transaction(): its outermost block commits or rolls back
+        nested = conn.in_transaction  # a name: mypy would hold conn.in_transaction False below the return
+        if nested:  # inside transaction(): its outermost block commits or rolls back
             yield conn
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")  # a COMMIT that fails leaves the transaction open: roll it back below
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite rolls some failures back itself; a second ROLLBACK would hide them
+                conn.execute("ROLLBACK")
             self._rolled_back()
             raise
-        conn.execute("COMMIT")
         self._writes = next(self._write_counter)  # itertools.count: atomic across threads
 
     def _rolled_back(self) -> None:
