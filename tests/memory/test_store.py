@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -223,6 +224,27 @@ def test_keyword_search_ranks_by_bm25_within_a_project_and_a_time_range(store: S
     found = store.keyword_search([acme.id], fts_query("billing port"), 10)
     assert [pid for pid, _ in found] == [ids[0], ids[1]]
     assert [pid for pid, _ in store.keyword_search([acme.id], fts_query("billing"), 10, start=1500.0)] == [ids[1]]
+
+
+def test_a_project_added_by_another_process_never_lets_a_search_in_another_thread_see_its_passages(
+    store: SQLiteStore,
+) -> None:
+    store.ensure_project("acme")
+    [own] = store.add_passages("acme", [NewPassage("the billing port is 8123")])
+    acme = store.get_project("acme")
+    assert acme is not None
+    assert [pid for pid, _ in store.keyword_search([acme.id], fts_query("billing port"), 10)] == [own]
+    other_process = SQLiteStore(store.path)
+    other_process.ensure_project("other")
+    other_process.add_passages("other", [NewPassage("billing port of another client's project")])
+    other_process.close()
+    found: list[list[int]] = []
+    worker = threading.Thread(
+        target=lambda: found.append([pid for pid, _ in store.keyword_search([acme.id], fts_query("billing port"), 10)])
+    )
+    worker.start()
+    worker.join(timeout=30)
+    assert found == [[own]]
 
 
 def test_an_identifier_is_found_by_its_words_and_words_joined_by_underscores_by_the_camel_case_name(

@@ -30,7 +30,6 @@ class KeywordSearch(SQLiteDatabase):
         self.common_term_fraction = 0.5
         self.large_store = 20_000
         self.large_store_fraction = 0.1
-        self._projects_seen: tuple[tuple[int, int], int] = ((-1, -1), 0)
         super().__init__(path, busy_timeout_ms=busy_timeout_ms)
 
     def keyword_search(
@@ -81,11 +80,17 @@ class KeywordSearch(SQLiteDatabase):
             raise MemoryStoreError(f"keyword search failed for {match!r}: {exc}") from exc
 
     def _project_count(self) -> int:
+        # kept per thread, beside the thread's connection: SQLite's data_version is a counter of that one
+        # connection, so a token read on another thread's connection may equal this one's while the projects
+        # changed -- and a stale count of 1 would drop the project filter and show another project's passages
         token = self.change_token()
-        if self._projects_seen[0] != token:
-            count = int(self._conn().execute("SELECT count(*) FROM projects").fetchone()[0])
-            self._projects_seen = (token, count)
-        return self._projects_seen[1]
+        seen: tuple[tuple[int, int], int] | None = getattr(self._local, "projects_seen", None)
+        if seen is None or seen[0] != token:
+            seen = self._local.projects_seen = (
+                token,
+                int(self._conn().execute("SELECT count(*) FROM projects").fetchone()[0]),
+            )
+        return seen[1]
 
     def _prune_common_terms(self, match: str) -> str:
         terms = re.findall(r'"([^"]+)"', match)
