@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -106,6 +108,28 @@ def test_every_block_change_is_a_version_that_can_be_diffed_and_undone_step_by_s
     assert undone.value == "" and undone.version == 5
     with pytest.raises(MemoryStoreError, match="no earlier version"):
         store.undo_block("acme", "project_context")
+
+
+def test_an_undo_that_an_edit_from_another_process_overtakes_undoes_that_edit_not_a_stale_head(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.ensure_project("acme")
+    store.write_block("acme", "project_context", "port 8000", source="test")
+    real_write = store._write
+    other_process = SQLiteStore(store.path)
+
+    @contextlib.contextmanager
+    def overtaken_before_the_lock() -> Iterator[sqlite3.Connection]:
+        other_process.write_block("acme", "project_context", "port 9000", source="other")  # commits first
+        with real_write() as conn:
+            yield conn
+
+    monkeypatch.setattr(store, "_write", overtaken_before_the_lock)
+    undone = store.undo_block("acme", "project_context")
+    monkeypatch.undo()
+    other_process.close()
+    assert (undone.value, undone.version) == ("port 8000", 4)  # the undo of v3 (9000), made as v4
+    assert [(v.version, v.parent) for v in store.block_history("acme", "project_context")][-2:] == [(3, 2), (4, 1)]
 
 
 def test_a_block_write_over_the_limit_fails_and_writes_nothing(store: SQLiteStore) -> None:

@@ -162,15 +162,16 @@ class BlockStore(ProjectStore):
 
     def undo_block(self, project: str, label: str) -> Block:
         """Restore the value the current version replaced (as a new version; repeated undo walks back)."""
-        history = {v.version: v for v in self.block_history(project, label)}
-        current = self.block(project, label)
-        head = history[current.version]
-        if head.parent is None:
-            raise MemoryStoreError(f"block {label!r} of {project!r} has no earlier version to go back to")
-        target = history[head.parent]
         p = self._require(project)
         now = time.time()
+        # read under the write lock: an edit committed in between would otherwise be undone from a stale head
         with self._write() as conn:
+            history = {v.version: v for v in self.block_history(project, label)}
+            current = self.block(project, label)
+            head = history[current.version]
+            if head.parent is None:
+                raise MemoryStoreError(f"block {label!r} of {project!r} has no earlier version to go back to")
+            target = history[head.parent]
             block_id = conn.execute(
                 "SELECT id FROM blocks WHERE project_id = ? AND label = ?", (p.id, label)
             ).fetchone()[0]
