@@ -8,6 +8,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -364,3 +365,34 @@ def test_an_io_error_on_a_full_disk_is_never_called_damage(tmp_path: Path, monke
     message = str(store_module.database_problem(path, io_error))
     assert "the disk is full" in message and "move it aside" not in message
     assert "move it aside" in str(store_module.database_problem(path, sqlite3.DatabaseError("file is not a database")))
+
+
+def test_a_connection_that_cannot_be_set_up_is_closed_and_the_error_says_why(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ultramax.memory import database
+
+    opened: list[sqlite3.Connection] = []
+    real_connect = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        opened.append(real_connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    monkeypatch.setattr(database, "switch_to_wal", lambda conn, timeout_ms: "delete")
+    errors: list[BaseException] = []
+
+    def first_use_on_a_new_thread() -> None:
+        try:
+            store.blocks("acme")
+        except MemoryStoreError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=first_use_on_a_new_thread)
+    worker.start()
+    worker.join(timeout=30)
+    assert len(errors) == 1 and "cannot switch the memory database to WAL" in str(errors[0])
+    assert len(opened) == 1
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        opened[0].execute("SELECT 1")

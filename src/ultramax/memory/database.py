@@ -51,6 +51,7 @@ class SQLiteDatabase:
         if conn is not None:
             limit_sqlite_wait(conn, self.busy_timeout_ms)  # the hook fallback's deadline, if one is set
             return conn
+        conn = None
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
@@ -60,9 +61,13 @@ class SQLiteDatabase:
                 raise MemoryStoreError(f"{self.path}: cannot switch the memory database to WAL mode (got {mode})")
             conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a commit survives any process crash
             conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.DatabaseError as exc:
-            raise database_problem(self.path, exc) from exc
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, MemoryStoreError) as exc:
+            if conn is not None:  # a connection that could not be set up is closed, not left to the collector
+                conn.close()
+            if isinstance(exc, MemoryStoreError):
+                raise
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise database_problem(self.path, exc) from exc
             raise MemoryStoreError(f"{self.path}: cannot open the memory database ({exc})") from exc
         self._local.conn = conn
         with self._conns_lock:
