@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ultramax.memory.fts import identifier_terms
@@ -217,13 +217,3 @@ class PassageStore(ProjectStore):
         )
         for r in rows:
             yield int(r[0]), int(r[1]), float(r[2]), bytes(r[3]), int(r[4])
-
-    def existing_ids(self, ids: Iterable[int]) -> set[int]:
-        wanted = list(ids)
-        found: set[int] = set()
-        conn = self._conn()
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            rows = conn.execute(f"SELECT id FROM passages WHERE id IN ({','.join('?' * len(chunk))})", chunk)
-            found.update(int(r[0]) for r in rows)
-        return found
