@@ -79,6 +79,28 @@ class KeywordSearch(SQLiteDatabase):
         except sqlite3.OperationalError as exc:
             raise MemoryStoreError(f"keyword search failed for {match!r}: {exc}") from exc
 
+    def keyword_within(self, match: str, ids: Sequence[int], limit: int) -> list[tuple[int, float]]:
+        """bm25 top ``limit`` for an FTS5 MATCH expression among the passages ``ids`` only (a session's, the
+        hot set's): (passage id, bm25 -- lower is better)."""
+        if not match or not ids:
+            return []
+        ordered = sorted(ids)
+        conn = self._conn()
+        out: list[tuple[int, float]] = []
+        try:
+            for start in range(0, len(ordered), 500):
+                chunk = ordered[start : start + 500]
+                rows = conn.execute(
+                    f"SELECT rowid, bm25(passages_fts, {BM25_WEIGHTS}) AS s FROM passages_fts "
+                    f"WHERE passages_fts MATCH ? AND rowid IN ({','.join('?' * len(chunk))}) ORDER BY s LIMIT ?",
+                    [match, *chunk, limit],
+                )
+                out.extend((int(r[0]), float(r[1])) for r in rows)
+        except sqlite3.OperationalError as exc:
+            raise MemoryStoreError(f"keyword search failed for {match!r}: {exc}") from exc
+        out.sort(key=lambda x: x[1])
+        return out[:limit]
+
     def _project_count(self) -> int:
         # kept per thread, beside the thread's connection: SQLite's data_version is a counter of that one
         # connection, so a token read on another thread's connection may equal this one's while the projects

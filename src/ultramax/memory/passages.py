@@ -217,3 +217,34 @@ class PassageStore(ProjectStore):
         )
         for r in rows:
             yield int(r[0]), int(r[1]), float(r[2]), bytes(r[3]), int(r[4])
+
+    def created_at_of(self, ids: Sequence[int]) -> dict[int, float]:
+        """When each of ``ids`` was made (ids that do not exist are left out)."""
+        out: dict[int, float] = {}
+        conn = self._conn()
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            rows = conn.execute(
+                f"SELECT id, created_at FROM passages WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            )
+            out.update((int(pid), float(ts)) for pid, ts in rows)
+        return out
+
+    def session_neighbours(self, ids: Sequence[int]) -> list[tuple[int, int | None, int | None, str]]:
+        """For each of ``ids`` that belongs to a session: (id, the session's passage just before it, the one
+        just after it, the last 16 characters of its text), in one indexed query."""
+        if not ids:
+            return []
+        rows = self._conn().execute(
+            f"WITH hit(id) AS (VALUES {','.join(['(?)'] * len(ids))}) "
+            "SELECT hit.id, "
+            "(SELECT max(p.id) FROM passages p WHERE p.session_id = x.session_id AND p.id < hit.id), "
+            "(SELECT min(p.id) FROM passages p WHERE p.session_id = x.session_id AND p.id > hit.id), "
+            "substr(x.text, -16) "
+            "FROM hit JOIN passages x ON x.id = hit.id WHERE x.session_id IS NOT NULL AND x.session_id != ''",
+            list(ids),
+        )
+        return [
+            (int(hit), None if before is None else int(before), None if after is None else int(after), str(tail))
+            for hit, before, after, tail in rows
+        ]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from ultramax.memory.fts import BM25_WEIGHTS, fts_query
+from ultramax.memory.fts import fts_query
 from ultramax.memory.store import SQLiteStore
 from ultramax.memory.vectors import VectorIndex
 
@@ -204,7 +204,7 @@ class HybridSearcher:
         if boost is not None and fused and fusion in ("rrf", "weighted"):
             bonus = 1.0 / (RRF_K + 10) if fusion == "rrf" else 0.05  # less than one top-ranked signal
             lo, hi = boost
-            times = self._created_at([c.id for c in fused])
+            times = self.store.created_at_of([c.id for c in fused])
             for c in fused:
                 ts = times.get(c.id)
                 if ts is not None and (lo is None or ts >= lo) and (hi is None or ts < hi):
@@ -214,11 +214,6 @@ class HybridSearcher:
         self.last_timings = timings
         return [c for c in fused if c.score > -1.0][:limit]
 
-    def _created_at(self, ids: Sequence[int]) -> dict[int, float]:
-        marks = ",".join("?" * len(ids))
-        rows = self.store._conn().execute(f"SELECT id, created_at FROM passages WHERE id IN ({marks})", list(ids))
-        return {int(pid): float(ts) for pid, ts in rows}
-
     def _lift_neighbours(
         self, fused: list[Candidate], start: float | None, end: float | None, answer_share: float
     ) -> list[Candidate]:
@@ -226,35 +221,20 @@ class HybridSearcher:
         score -- the one after a question a larger share -- adding them as candidates if neither signal found
         them: one indexed query for all hits."""
         base = {c.id: c.score for c in fused}
-        ids = list(base)
-        rows = (
-            self.store._conn()
-            .execute(
-                f"WITH hit(id) AS (VALUES {','.join(['(?)'] * len(ids))}) "
-                "SELECT hit.id, "
-                "(SELECT max(p.id) FROM passages p WHERE p.session_id = x.session_id AND p.id < hit.id), "
-                "(SELECT min(p.id) FROM passages p WHERE p.session_id = x.session_id AND p.id > hit.id), "
-                "substr(x.text, -16) "
-                "FROM hit JOIN passages x ON x.id = hit.id WHERE x.session_id IS NOT NULL AND x.session_id != ''",
-                ids,
-            )
-            .fetchall()
-        )
         lifted: dict[int, float] = {}
-        for hit, before, after, tail in rows:
-            asks = str(tail).rstrip(_CLOSERS).endswith("?")
-            for raw, part in ((before, NEIGHBOUR_SHARE), (after, answer_share if asks else NEIGHBOUR_SHARE)):
-                if raw is None:
+        for hit, before, after, tail in self.store.session_neighbours(list(base)):
+            asks = tail.rstrip(_CLOSERS).endswith("?")
+            for nb, part in ((before, NEIGHBOUR_SHARE), (after, answer_share if asks else NEIGHBOUR_SHARE)):
+                if nb is None:
                     continue
-                share = part * base[int(hit)]
-                nb = int(raw)
+                share = part * base[hit]
                 if nb in base:  # found on its own: keep the better of its own score and its own plus the lift
                     lifted[nb] = max(lifted.get(nb, base[nb]), base[nb] + share)
                 else:  # found only through its neighbours: lifts add up (between two hits)
                     lifted[nb] = lifted.get(nb, 0.0) + share
         fresh = [nb for nb in lifted if nb not in base]
         if fresh and (start is not None or end is not None):  # a hard time range binds neighbours too
-            times = self._created_at(fresh)
+            times = self.store.created_at_of(fresh)
             for nb in fresh:
                 ts = times.get(nb)
                 if ts is None or (start is not None and ts < start) or (end is not None and ts >= end):
@@ -271,19 +251,4 @@ class HybridSearcher:
 
     def _keyword_within(self, query: str, restrict: set[int], depth: int) -> list[tuple[int, float]]:
         """bm25 among a small set of passages (a session's, the hot set's)."""
-        match = fts_query(query)
-        if not match or not restrict:
-            return []
-        ids = sorted(restrict)
-        conn = self.store._conn()
-        out: list[tuple[int, float]] = []
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = conn.execute(
-                f"SELECT rowid, bm25(passages_fts, {BM25_WEIGHTS}) AS s FROM passages_fts "
-                f"WHERE passages_fts MATCH ? AND rowid IN ({','.join('?' * len(chunk))}) ORDER BY s LIMIT ?",
-                [match, *chunk, depth],
-            )
-            out.extend((int(r[0]), float(r[1])) for r in rows)
-        out.sort(key=lambda x: x[1])
-        return out[:depth]
+        return self.store.keyword_within(fts_query(query), list(restrict), depth)
