@@ -132,3 +132,21 @@ def test_a_request_in_flight_holds_its_estimate_at_the_price_of_its_speed_and_ge
     assert held["standard"] > 0
     assert held["fast"] == pytest.approx(2 * held["standard"])
     assert held["fast in the us"] == pytest.approx(2.2 * held["standard"])
+
+
+def test_a_model_the_catalog_cannot_price_is_charged_as_its_dearest_model_and_the_ledger_says_so(
+    upstream: StandInUpstream, router: Router, proxy: ProxyThread, ledger: Ledger
+) -> None:
+    with client(proxy.base_url) as sdk:
+        message = sdk.messages.create(
+            model="acme-finetune-7", max_tokens=64, messages=[{"role": "user", "content": EASY}]
+        )
+    assert message.model == "acme-finetune-7", "a model the router does not know is sent as asked"
+    seen = upstream.recorded()[-1]
+    row = only_row(ledger)
+    catalog = load_catalog()
+    usage = Usage.from_api(usage_for(seen.body, 8, 16))
+    assert row["cost"] == pytest.approx(catalog.dearest.cost(usage)) and row["cost"] > 0
+    assert row["requested_cost"] == pytest.approx(row["cost"]), "no saving claimed against a model without prices"
+    assert f"acme-finetune-7 is not in the model catalog: priced as {catalog.dearest.id}" in row["error"]
+    assert router.hourly_spend() == pytest.approx(row["cost"]), "the budget counts it"

@@ -290,10 +290,24 @@ class Catalog:
         tier = self.tier_of(model)
         return self._by_id[tier.model] if tier else None
 
+    @property
+    def dearest(self) -> ModelSpec:
+        """The model with the highest token prices: what a model the catalog cannot price is charged as."""
+        return max(self.models, key=lambda m: (m.output, m.input))
+
     def cost(self, model: str, usage: Usage) -> float:
-        """USD for ``usage`` on ``model`` (0.0 for a model the catalog cannot price)."""
-        spec = self.spec(model)
-        return spec.cost(usage) if spec else 0.0
+        """USD for ``usage`` on ``model``. A model the catalog cannot price is charged as its dearest model
+        (``price_note`` says so): a budget may then overcount it, never let it through for free."""
+        return (self.spec(model) or self.dearest).cost(usage)
+
+    def price_note(self, model: str) -> str:
+        """ "" if ``model`` has prices (its own, or its family's); else what it was priced as and how to fix it."""
+        if not model or self.spec(model) is not None:
+            return ""
+        return (
+            f"{model} is not in the model catalog: priced as {self.dearest.id}, its dearest model "
+            "(add the model's prices in a file named by routing.catalogFile)"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -254,6 +254,7 @@ class ProxyServer:
         self.head_timeout = head_timeout
         self.idle_timeout = idle_timeout
         self.on_record = on_record
+        self._unpriced_warned: set[str] = set()  # models the catalog cannot price, warned about once each
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[None]] = set()
         self.requests_handled = 0
@@ -741,7 +742,8 @@ class ProxyServer:
         success = attempt.status == 200 and not attempt.error_type
         signals = decision.signals
         requested_cost = cost
-        if decision.requested_model:
+        # savings are claimed only against a model with prices: an unknown one would be charged as the dearest
+        if decision.requested_model and catalog.spec(decision.requested_model) is not None:
             # what the asked-for model would have cost, its prompt cache as warm as staying on it keeps it
             as_asked = self.router.usage_as_asked(
                 signals.conversation if signals and success else "",
@@ -765,8 +767,15 @@ class ProxyServer:
             session=signals.session_id if signals else "",
             agent=signals.agent_id if signals else "",
             status=attempt.status,
-            error=(f"{attempt.error_type}: {attempt.error_message}" if attempt.error_type else "")
-            + ("; output tokens estimated from the relayed stream" if attempt.estimated else ""),
+            error="; ".join(
+                note
+                for note in (
+                    f"{attempt.error_type}: {attempt.error_message}" if attempt.error_type else "",
+                    "output tokens estimated from the relayed stream" if attempt.estimated else "",
+                    catalog.price_note(model) if attempt.usage.input_tokens or attempt.usage.output_tokens else "",
+                )
+                if note
+            ),
             fallback_from=fallback_from,
             reason="; ".join(decision.reasons),
             ttfb_ms=attempt.ttfb_ms,
@@ -793,5 +802,9 @@ class ProxyServer:
             f" ({', '.join(priced)})" if priced else "",
             f" (fallback from {fallback_from})" if fallback_from else "",
         )
+        unpriced = catalog.price_note(model)
+        if unpriced and model not in self._unpriced_warned:
+            self._unpriced_warned.add(model)
+            log.warning("%s", unpriced)
         if self.on_record is not None:
             self.on_record(entry)
