@@ -107,6 +107,22 @@ def test_the_hourly_budget_downgrades_near_the_limit_refuses_when_spent_and_roll
     assert soft.route(req(HARD), CC).tier == "haiku" and not soft.route(req(HARD), CC).reject
 
 
+def test_a_spent_budget_also_stops_requests_the_router_passes_through() -> None:
+    for config, headers, model in (
+        ({}, CC, "acme-finetune-7"),  # not in the catalog
+        ({}, {**CC, "x-ultramax-model": "claude-opus-5"}, "claude-opus-5"),  # an explicit override
+        ({"enabled": False}, CC, "claude-opus-5"),  # routing off
+    ):
+        r = Router(load_catalog(), RouterConfig(budget_per_hour=1.0, **config), clock=Clock())
+        assert not r.route(req(HARD, model), headers).reject
+        r.record_spend(1.0)
+        decision = r.route(req(HARD, model), headers)
+        assert not decision.routed and "hourly model budget of $1.00 is spent" in decision.reject, (config, headers)
+    soft = Router(load_catalog(), RouterConfig(budget_per_hour=1.0, budget_hard_stop=False), clock=Clock())
+    soft.record_spend(5.0)
+    assert not soft.route(req(HARD, "acme-finetune-7"), CC).reject
+
+
 def test_requests_in_flight_count_against_the_budget_until_their_answers_are_recorded() -> None:
     r = Router(load_catalog(), RouterConfig(budget_per_hour=1.0), clock=Clock())
     first = r.route(req(HARD), CC)

@@ -259,6 +259,22 @@ class Router:
         return cls(catalog, RouterConfig.from_settings(settings, catalog))
 
     # -- spend and health ----------------------------------------------------------------------------
+    def _budget_spent(self) -> str:
+        """The refusal when the hourly budget is spent and its hard stop is on; "" otherwise."""
+        cfg = self.config
+        if cfg.budget_per_hour <= 0 or not cfg.budget_hard_stop:
+            return ""
+        spent = self.hourly_spend() + self._reserved
+        if spent < cfg.budget_per_hour:
+            return ""
+        minutes = max(1, round(self.budget_resets_in() / 60))
+        return (
+            f"ultramax: the hourly model budget of ${cfg.budget_per_hour:.2f} is spent "
+            f"(${spent:.2f} in the last 60 minutes); requests resume in about {minutes} min. "
+            "Raise routing.costBudgetPerHour or set routing.budgetHardStop to false to keep going "
+            "on the cheapest tier."
+        )
+
     def reserve(self, cost: float) -> None:
         """Count a routed request's estimated cost against the budget until its answer is recorded, so that
         requests in flight at once cannot all pass a budget that only their sum would exceed."""
@@ -337,17 +353,19 @@ class Router:
         cfg = self.config
         cat = self.catalog
         override = headers.get("x-ultramax-model", "").strip()
+        # a request the router does not choose for is still held to the hourly budget's hard stop
         if override and cfg.allow_model_override:
+            tier_name = getattr(cat.tier_of(override), "name", "")
             return Decision(
-                requested, override, getattr(cat.tier_of(override), "name", ""), ["explicit override"], routed=False
+                requested, override, tier_name, ["explicit override"], routed=False, reject=self._budget_spent()
             )
         if not cfg.enabled:
-            return Decision(requested, requested, "", ["routing is off (routing.enabled)"], routed=False)
+            off = ["routing is off (routing.enabled)"]
+            return Decision(requested, requested, "", off, routed=False, reject=self._budget_spent())
         ceiling = cat.tier_of(requested)
         if ceiling is None:
-            return Decision(
-                requested, requested, "", [f"{requested!r} is not in the model catalog: passed through"], routed=False
-            )
+            unknown = [f"{requested!r} is not in the model catalog: passed through"]
+            return Decision(requested, requested, "", unknown, routed=False, reject=self._budget_spent())
         reasons: list[str] = []
         asked = requested  # the model the session chose: the id sent when the ceiling tier is chosen
         sid = session_id_of(body, headers)
@@ -512,18 +530,10 @@ class Router:
                 estimate = cost_of(tier)
 
         # hourly budget
-        reject = ""
-        if cfg.budget_per_hour > 0:
+        reject = self._budget_spent()
+        if cfg.budget_per_hour > 0 and not reject:
             spent = self.hourly_spend() + self._reserved
-            if spent >= cfg.budget_per_hour and cfg.budget_hard_stop:
-                minutes = max(1, round(self.budget_resets_in() / 60))
-                reject = (
-                    f"ultramax: the hourly model budget of ${cfg.budget_per_hour:.2f} is spent "
-                    f"(${spent:.2f} in the last 60 minutes); requests resume in about {minutes} min. "
-                    "Raise routing.costBudgetPerHour or set routing.budgetHardStop to false to keep going "
-                    "on the cheapest tier."
-                )
-            elif spent + estimate > cfg.budget_per_hour:
+            if spent + estimate > cfg.budget_per_hour:
                 j = 0
                 while j < i and not self._spec_ok(allowed[j], needs):
                     j += 1
