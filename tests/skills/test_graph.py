@@ -220,6 +220,24 @@ def test_invalid_json_is_reported_with_line_and_column(umx: UltramaxEnv) -> None
     assert problem.startswith(f"{path}: not valid JSON (") and "line 2 column" in problem
 
 
+def test_a_skill_or_field_given_twice_in_the_users_file_is_an_error_not_silently_the_last(umx: UltramaxEnv) -> None:
+    path = user_graph_path(umx.claude_dir)
+    path.parent.mkdir(parents=True)
+    write_skill(path.parent, "deploy-notes")
+    path.write_text(
+        '{"skills": {\n'
+        '  "deploy-notes": {"path": "deploy-notes/SKILL.md", "triggers": ["deploy"], "priority": 1},\n'
+        '  "deploy-notes": {"path": "deploy-notes/SKILL.md", "triggers": ["ship"]},\n'
+        '  "code-master": {"priority": 1, "priority": 3}\n'
+        '}, "resolution": {"max_depth": 3, "max_depth": 4}}\n',
+        encoding="utf-8",
+    )
+    problems = problems_of(umx)
+    assert f"{path}: skill 'deploy-notes': is defined more than once in this file; only the last is kept" in problems
+    assert f"{path}: skill 'code-master': field 'priority' is given more than once" in problems
+    assert f"{path}: resolution: field 'max_depth' is given more than once" in problems
+
+
 def test_the_cache_falls_back_to_the_shipped_graph_while_the_users_file_is_broken(umx: UltramaxEnv) -> None:
     cache = GraphCache(umx.claude_dir)
     assert len(cache.get()) == 11 and str(cache.error) == "None"

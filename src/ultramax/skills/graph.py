@@ -16,8 +16,8 @@ then under the Claude directory (the seed's convention, ``skills/graphs/<name>/S
 whose file the user has not written keeps the shipped text.
 
 Validation collects every problem -- bad fields, an unknown dependency, a cycle (named, ``a → b → a``), a
-dependency chain deeper than ``resolution.max_depth`` -- each naming the file and the skill, and raises them
-together as one ``SkillGraphError``.
+dependency chain deeper than ``resolution.max_depth``, a skill or field given twice -- each naming the file
+and the skill, and raises them together as one ``SkillGraphError``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import itertools
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,6 +198,38 @@ class SkillGraph:
 
 
 # -- loading ---------------------------------------------------------------------------------------------
+class _Object(dict[str, Any]):
+    """A parsed JSON object that remembers the keys it was given more than once (JSON keeps only the last)."""
+
+    repeated: tuple[str, ...] = ()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object(pairs)
+    if len(obj) < len(pairs):
+        obj.repeated = tuple(key for key, n in Counter(key for key, _ in pairs).items() if n > 1)
+    return obj
+
+
+def _repeated_keys(data: Any, label: str, where: tuple[str, ...] = ()) -> list[GraphProblem]:
+    """A key given twice in one object: json.loads would silently keep the second (a pasted skill replacing
+    another of the same name, a second ``priority`` overriding the first), so it is a problem to fix."""
+    if not isinstance(data, dict):
+        return []
+    problems = []
+    for key in getattr(data, "repeated", ()):
+        if where == ("skills",):
+            problems.append(GraphProblem(label, key, "is defined more than once in this file; only the last is kept"))
+        elif len(where) == 2 and where[0] == "skills":
+            problems.append(GraphProblem(label, where[1], f"field {key!r} is given more than once"))
+        else:
+            inside = ".".join(where) or "the top level"
+            problems.append(GraphProblem(label, "", f"{inside}: field {key!r} is given more than once"))
+    for key, value in data.items():
+        problems.extend(_repeated_keys(value, label, (*where, key)))
+    return problems
+
+
 def _read_json(path: Path, label: str) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -205,7 +238,7 @@ def _read_json(path: Path, label: str) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise SkillGraphError([GraphProblem(label, "", "not UTF-8 text")]) from exc
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_object)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"
         raise SkillGraphError([GraphProblem(label, "", f"not valid JSON ({exc.msg} at {where})")]) from exc
@@ -299,6 +332,7 @@ def _entries(
     data: dict[str, Any], label: str, base_dirs: tuple[Path, ...], into: dict[str, _Entry], problems: list[GraphProblem]
 ) -> dict[str, Any]:
     """Merge one file's skills into ``into``; return its resolution block (validated)."""
+    problems.extend(_repeated_keys(data, label))
     for key in data:
         if key not in ("version", "skills", "resolution") and not key.startswith(("$", "_")):
             hint = _suggest(key, ("version", "skills", "resolution"))
