@@ -169,3 +169,29 @@ def test_a_skill_whose_graph_path_is_its_own_export_target_is_kept_as_written_on
         [line] = [line for line in capsys.readouterr().out.splitlines() if "my-skill" in line]
         assert line.startswith("kept      ")
         assert source.read_text(encoding="utf-8") == text
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "description: >\n  Review HTTP endpoints: naming, status codes\n  and pagination.\n",
+        "description: |-\n  Review HTTP endpoints: naming, status codes\n  and pagination.\n",
+        "description: Review HTTP endpoints, naming, status codes\n  and pagination.\n",
+        'description:\n  "Review HTTP endpoints: naming, status codes\n  and pagination."\n',
+    ],
+)
+def test_a_description_written_over_several_yaml_lines_reaches_the_native_skill_whole(
+    umx: UltramaxEnv, written: str
+) -> None:
+    path = user_graph_path(umx.claude_dir)
+    source = path.parent / "api-reviewer" / "SKILL.md"
+    source.parent.mkdir(parents=True)
+    source.write_text(f"---\nname: api-reviewer\n{written}metadata:\n  team: api\n---\n# API review\n")
+    write_graph(umx.claude_dir, {"api-reviewer": {"path": "api-reviewer/SKILL.md", "triggers": ["endpoint"]}})
+    graph = load_graph(path, claude_dir=umx.claude_dir)
+    expected = frontmatter(source.read_text())["description"]
+    assert isinstance(expected, str) and "pagination" in expected
+    assert graph.description("api-reviewer") == expected.rstrip("\n")
+    sync_skills(graph, skills_dir(umx), umx.ultramax_home / "state.json", umx.ultramax_home / "b")
+    meta = frontmatter((skills_dir(umx) / "api-reviewer" / "SKILL.md").read_text())
+    assert meta["description"] == " ".join(expected.split())

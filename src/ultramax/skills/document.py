@@ -47,19 +47,67 @@ def _scalar(raw: str) -> str:
     return raw
 
 
+_BLOCK = re.compile(r"^([|>])[1-9+-]*[ \t]*(?:#.*)?$")
+_NESTED = re.compile(r"^(?:- |-$|[^\s:#'\"][^:#]*:(?:[ \t]|$))")  # a nested list's or mapping's first line
+
+
+def _block_scalar(style: str, lines: list[str]) -> str:
+    """A ``|`` (literal) or ``>`` (folded) block: the lines after the key, less the first one's indentation.
+    Folded lines join with spaces and a blank line is a line break; trailing line breaks are dropped."""
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    first = next((line for line in lines if line.strip()), "")
+    cut = len(first) - len(first.lstrip(" \t"))
+    rows = [line[cut:] if line.strip() else "" for line in lines]
+    if style == "|":
+        return "\n".join(rows)
+    paragraphs: list[list[str]] = [[]]
+    for row in rows:
+        if row:
+            paragraphs[-1].append(row)
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    return "\n".join(" ".join(p) for p in paragraphs if p)
+
+
+def _value(raw: str, more: list[str]) -> str | None:
+    """The string a top-level key holds, given its inline text and the indented lines after it; None for a
+    nested list or mapping, a flow collection or a key with no value."""
+    raw = raw.strip()
+    block = _BLOCK.match(raw)
+    if block:
+        return _block_scalar(block.group(1), more)
+    if raw[:1] in ("[", "{"):
+        return None
+    rest = [line.strip() for line in more if line.strip()]
+    if not raw and (not rest or _NESTED.match(rest[0])):
+        return None
+    # a plain or quoted scalar may go on over indented lines: YAML folds them into one line
+    return _scalar(" ".join([raw, *rest]).strip())
+
+
 def parse_skill_document(text: str) -> SkillDocument:
-    """Split ``text``; top-level ``key: value`` scalars are kept, nested blocks and lists are skipped."""
+    """Split ``text``; top-level string fields are kept (one line, folded over indented lines, or a ``|``/``>``
+    block), nested lists and mappings are skipped."""
     text = text.removeprefix("\ufeff")
     match = _FENCE.match(text)
     if match is None:
         return SkillDocument({}, text.strip("\n"))
     fields: dict[str, str] = {}
-    for line in match.group(1).splitlines():
-        if not line or line[0] in " \t#-":
+    lines = match.group(1).splitlines()
+    i = 0
+    while i < len(lines):
+        kv = _KEY.match(lines[i])
+        i += 1
+        more: list[str] = []  # the blank or indented lines that belong to this key
+        while i < len(lines) and (not lines[i].strip() or lines[i][0] in " \t"):
+            more.append(lines[i])
+            i += 1
+        if kv is None:
             continue
-        kv = _KEY.match(line)
-        if kv and kv.group(2) and kv.group(2)[0] not in "|>[{":
-            fields[kv.group(1)] = _scalar(kv.group(2))
+        value = _value(kv.group(2), more)
+        if value is not None:
+            fields[kv.group(1)] = value
     return SkillDocument(fields, text[match.end() :].strip("\n"))
 
 
