@@ -195,3 +195,13 @@ def test_a_description_written_over_several_yaml_lines_reaches_the_native_skill_
     sync_skills(graph, skills_dir(umx), umx.ultramax_home / "state.json", umx.ultramax_home / "b")
     meta = frontmatter((skills_dir(umx) / "api-reviewer" / "SKILL.md").read_text())
     assert meta["description"] == " ".join(expected.split())
+
+
+def test_a_description_with_characters_yaml_forbids_still_exports_valid_frontmatter(umx: UltramaxEnv) -> None:
+    description = 'Check "inputs": tabs\there, DEL \x7f, a C1 control \x90, a BOM \ufeff, and é.'
+    write_graph(umx.claude_dir, {"odd-input": {"triggers": ["odd"], "description": description}})
+    graph = load_graph(user_graph_path(umx.claude_dir), claude_dir=umx.claude_dir)
+    sync_skills(graph, skills_dir(umx), umx.ultramax_home / "state.json", umx.ultramax_home / "b")
+    text = (skills_dir(umx) / "odd-input" / "SKILL.md").read_text(encoding="utf-8")
+    assert frontmatter(text)["description"] == " ".join(description.split())
+    assert parse_skill_document(text).description == " ".join(description.split())

@@ -1,9 +1,9 @@
 """SKILL.md files: YAML frontmatter (the small subset skills use) and the body.
 
 Claude Code reads a SKILL.md as ``---``-fenced YAML frontmatter followed by a Markdown body. ultramax only
-needs the flat string fields (``name``, ``description``) and writes frontmatter whose values are JSON strings,
-which are valid YAML double-quoted scalars -- so no YAML library is needed on the hook path and what we write
-always parses.
+needs the flat string fields (``name``, ``description``) and writes frontmatter whose values are JSON strings
+with the few characters YAML forbids escaped, which are valid YAML double-quoted scalars -- so no YAML library
+is needed on the hook path and what we write always parses.
 """
 
 from __future__ import annotations
@@ -120,14 +120,24 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+# JSON leaves these raw, but YAML forbids them (DEL, C1 controls, lone surrogates, U+FFFE/FFFF) or reads them
+# as line breaks (NEL, U+2028/2029); a BOM mid-text trips some parsers. Written as \uXXXX escapes instead.
+_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+
+
+def _yaml_string(value: str) -> str:
+    """``value`` as a YAML double-quoted scalar that every YAML parser reads back unchanged."""
+    return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False))
+
+
 def render_frontmatter(fields: dict[str, str], metadata: dict[str, str] | None = None) -> str:
     """``---``-fenced frontmatter; every value is written as a JSON string (a valid YAML scalar)."""
     lines = ["---"]
     for key, value in fields.items():
-        lines.append(f"{key}: {json.dumps(value, ensure_ascii=False)}")
+        lines.append(f"{key}: {_yaml_string(value)}")
     if metadata:
         lines.append("metadata:")
         for key, value in metadata.items():
-            lines.append(f"  {key}: {json.dumps(value, ensure_ascii=False)}")
+            lines.append(f"  {key}: {_yaml_string(value)}")
     lines.append("---")
     return "\n".join(lines) + "\n"
