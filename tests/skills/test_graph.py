@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
+import shlex
+from pathlib import Path
 
 import pytest
 
+import ultramax
 from tests.conftest import UltramaxEnv
 from tests.skills.helpers import write_graph, write_skill
+from ultramax.cli.main import build_parser
+from ultramax.config import SETTINGS
 from ultramax.skills.graph import PACKAGED_CONFIG, GraphCache, SkillGraphError, load_graph, user_graph_path
 
 SEED_SKILLS = {
@@ -53,6 +60,43 @@ def test_every_shipped_skill_has_real_guidance_and_a_description_that_says_when_
         description = graph.description(skill.name)
         assert "Use when" in description or "Use for" in description, skill.name
         assert len(description) <= 1024
+
+
+def _command_problem(words: list[str]) -> str | None:
+    """Why ``ultramax <words>`` is not a real command line of this version, or None if it is."""
+    parser = build_parser()
+    for i, word in enumerate(words):
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if subs and not word.startswith("-"):
+            if word not in subs[0].choices:
+                return f"no command {' '.join(words[: i + 1])!r}"
+            parser = subs[0].choices[word]
+        elif word.startswith("--") and word not in parser._option_string_actions:
+            return f"no option {word} in {parser.prog!r}"
+    return None
+
+
+def test_the_shipped_skills_name_only_commands_memory_tools_and_settings_that_exist() -> None:
+    """The guidance is injected as fact: a command, MCP tool or setting it names must be real in this version."""
+    tools = (Path(ultramax.__file__).parent / "memory" / "mcp_server.py").read_text(encoding="utf-8")
+    settings = {s.key for s in SETTINGS}
+    graph = load_graph(None)
+    for skill in graph:
+        body = graph.body(skill.name)
+        for command in re.findall(r"`ultramax ([^`]*)`", body):
+            assert _command_problem(shlex.split(command)) is None, (skill.name, command)
+        for tool in re.findall(r"`(memory_[a-z_]+)`", body):
+            assert f"def {tool}(" in tools, (skill.name, tool)
+        for key in re.findall(r"`((?:memory|safety|ultramax|routing|observability)\.[A-Za-z.]+)`", body):
+            assert key in settings, (skill.name, key)
+            if "(reserved: not built" in next(s.help for s in SETTINGS if s.key == key):
+                assert "not built yet" in body, (skill.name, key)
+
+
+def test_a_skill_naming_a_command_that_does_not_exist_is_caught() -> None:
+    assert _command_problem(["memory", "forget", "ID"]) is None
+    assert _command_problem(["memory", "sync"]) == "no command 'memory sync'"
+    assert _command_problem(["search", "--topic", "x"]) == "no option --topic in 'ultramax search'"
 
 
 def test_closure_lists_every_transitive_dependency_before_the_skill() -> None:
