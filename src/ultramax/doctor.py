@@ -41,6 +41,7 @@ from ultramax.modes import detect_mode
 from ultramax.paths import Paths, project_settings_files
 from ultramax.prewarm import announced_proxy, proxy_file
 from ultramax.safety.killswitch import KillSwitch
+from ultramax.skills.graph import SkillGraphError, load_graph, user_graph_path
 
 __all__ = [
     "EVENT_SINCE",
@@ -50,6 +51,7 @@ __all__ = [
     "Source",
     "check_disabled",
     "check_duplicates",
+    "check_skills",
     "collect_sources",
     "run_doctor",
     "worst",
@@ -635,6 +637,27 @@ def _check_stages(paths: Paths, project_dir: Path) -> Check:
     )
 
 
+def check_skills(paths: Paths) -> Check:
+    """The user's skill graph. An invalid one never breaks the hook -- the shipped skills are used instead --
+    so without this check the user's own skills and overrides would be missing without a word."""
+    config = user_graph_path(paths.claude_dir)
+    if not config.exists():
+        return Check("skills", "ok", f"the shipped skill graph (no {config} of your own)")
+    try:
+        graph = load_graph(config, claude_dir=paths.claude_dir)
+    except SkillGraphError as exc:
+        first = exc.problems[0]
+        more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
+        return Check(
+            "skills",
+            "warn",
+            f"skill graph {config} is invalid, so the hook uses only the shipped skills: "
+            f"{f'skill {first.skill!r}: ' if first.skill else ''}{first.message}{more}",
+            "ultramax skills list   (names every problem; fix them in the file)",
+        )
+    return Check("skills", "ok", f"skill graph: {len(graph)} skills ({config} over the shipped graph)")
+
+
 def _check_kill_switch(paths: Paths) -> Check:
     switch = KillSwitch(paths.kill_switch)
     if switch.engaged:
@@ -776,6 +799,7 @@ def run_doctor(
     checks += _check_commands(sources, env)
     checks.append(_check_timeouts(sources, paths, project_dir))
     checks.append(_check_stages(paths, project_dir))
+    checks.append(check_skills(paths))
     checks.append(_check_daemon(paths))
     checks += _check_permissions(paths)
     checks.append(_check_kill_switch(paths))

@@ -16,6 +16,7 @@ from tests.conftest import UltramaxEnv
 from tests.skills.helpers import write_graph, write_skill
 from ultramax.cli.main import build_parser
 from ultramax.config import SETTINGS
+from ultramax.doctor import check_skills
 from ultramax.skills.graph import PACKAGED_CONFIG, GraphCache, SkillGraphError, load_graph, user_graph_path
 
 SEED_SKILLS = {
@@ -289,6 +290,18 @@ def test_the_cache_falls_back_to_the_shipped_graph_while_the_users_file_is_broke
     assert len(cache.get()) == 11 and "dependency cycle: loop → loop" in str(cache.error)
     path.write_text(json.dumps({"skills": {"loop": {"path": "loop/SKILL.md", "triggers": ["loop"]}}}) + "\n")
     assert "loop" in cache.get() and str(cache.error) == "None"
+
+
+def test_doctor_warns_that_an_invalid_user_graph_leaves_the_hook_on_the_shipped_skills(umx: UltramaxEnv) -> None:
+    assert check_skills(umx.paths).status == "ok"
+    path = write_graph(umx.claude_dir, {"loop": {"dependencies": ["loop"], "triggers": ["loop"]}})
+    check = check_skills(umx.paths)
+    assert check.status == "warn" and str(path) in check.message
+    assert "uses only the shipped skills: skill 'loop': dependency cycle: loop → loop" in check.message
+    assert check.fix.startswith("ultramax skills list")
+    path.write_text(json.dumps({"skills": {"loop": {"path": "loop/SKILL.md", "triggers": ["loop"]}}}))
+    check = check_skills(umx.paths)
+    assert check.status == "ok" and "12 skills" in check.message
 
 
 def test_a_graph_naming_a_skill_file_not_yet_written_recovers_once_it_is(umx: UltramaxEnv) -> None:
