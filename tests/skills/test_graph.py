@@ -251,6 +251,26 @@ def test_bad_fields_are_all_reported_together(umx: UltramaxEnv) -> None:
     assert f"{path}: resolution.max_depth must be an integer from 1 to 10" in problems
 
 
+def test_one_pass_reports_a_missing_files_own_cycle_and_unknown_dependency_but_not_a_bad_skill_as_unknown(
+    umx: UltramaxEnv,
+) -> None:
+    path = write_graph(
+        umx.claude_dir,
+        {
+            "api": {"priority": "high", "triggers": ["api"]},
+            "client": {"dependencies": ["api"], "triggers": ["client"]},
+            "ghost": {"path": "ghost/SKILL.md", "dependencies": ["ghost", "nothere"], "triggers": ["boo"]},
+        },
+    )
+    problems = problems_of(umx)
+    assert f"{path}: skill 'api': priority must be an integer from 1 (highest) to 100, got \"high\"" in problems
+    assert not any("unknown skill 'api'" in p for p in problems)
+    assert any(p.startswith(f"{path}: skill 'ghost': path 'ghost/SKILL.md': no such file") for p in problems)
+    assert f"{path}: skill 'ghost': depends on unknown skill 'nothere'" in problems
+    assert f"{path}: skill 'ghost': dependency cycle: ghost → ghost" in problems
+    assert len(problems) == 4
+
+
 def test_a_missing_skill_file_is_named_with_where_it_was_looked_for(umx: UltramaxEnv) -> None:
     path = write_graph(umx.claude_dir, {"ghost": {"path": "ghost/SKILL.md", "triggers": ["boo"]}})
     (problem,) = problems_of(umx)

@@ -329,9 +329,16 @@ def _find_file(raw: str, base_dirs: tuple[Path, ...]) -> Path | None:
 
 
 def _entries(
-    data: dict[str, Any], label: str, base_dirs: tuple[Path, ...], into: dict[str, _Entry], problems: list[GraphProblem]
+    data: dict[str, Any],
+    label: str,
+    base_dirs: tuple[Path, ...],
+    into: dict[str, _Entry],
+    problems: list[GraphProblem],
+    *,
+    invalid: set[str],
 ) -> dict[str, Any]:
-    """Merge one file's skills into ``into``; return its resolution block (validated)."""
+    """Merge one file's skills into ``into`` (``invalid``: the names of entries rejected for their fields);
+    return its resolution block (validated)."""
     problems.extend(_repeated_keys(data, label))
     for key in data:
         if key not in ("version", "skills", "resolution") and not key.startswith(("$", "_")):
@@ -348,6 +355,7 @@ def _entries(
         found = _check_entry(label, name, entry, new=shipped is None)
         problems.extend(found)
         if found or not isinstance(entry, dict):
+            invalid.add(name)
             continue
         if entry.get("enabled", True) is False:
             into.pop(name, None)
@@ -457,16 +465,17 @@ def load_graph(user_config: Path | None = None, *, claude_dir: Path | None = Non
     """
     problems: list[GraphProblem] = []
     entries: dict[str, _Entry] = {}
+    invalid: set[str] = set()  # skills the file defines with bad fields: reported as such, not as unknown
     resolution = dict(RESOLUTION_DEFAULTS)
     packaged = _read_json(PACKAGED_CONFIG, str(PACKAGED_CONFIG))
-    resolution.update(_entries(packaged, "packaged", (PACKAGED_DIR,), entries, problems))
+    resolution.update(_entries(packaged, "packaged", (PACKAGED_DIR,), entries, problems, invalid=invalid))
     sources = ["packaged"]
     depth_source = "packaged"  # the file that set resolution.max_depth
     if user_config is not None and user_config.exists():
         label = str(user_config)
         data = _read_json(user_config, label)
         bases = (user_config.parent,) + ((claude_dir,) if claude_dir is not None else ())
-        block = _entries(data, label, bases, entries, problems)
+        block = _entries(data, label, bases, entries, problems, invalid=invalid)
         resolution.update(block)
         depth_source = label if "max_depth" in block else depth_source
         sources.append(label)
@@ -493,13 +502,14 @@ def load_graph(user_config: Path | None = None, *, claude_dir: Path | None = Non
             order=order,
             description=str(f.get("description", "")).strip(),
         )
-    deps = {name: tuple(d for d in s.dependencies) for name, s in skills.items()}
-    for name, skill in skills.items():
-        for dep in skill.dependencies:
-            if dep not in entries:
+    # checked over every entry, not only those whose file was found, so one pass reports all the problems
+    deps = {name: tuple(dict.fromkeys(e.fields.get("dependencies", []))) for name, e in entries.items()}
+    for name, needs in deps.items():
+        for dep in needs:
+            if dep not in entries and dep not in invalid:
                 hint = _suggest(dep, list(entries))
-                problems.append(GraphProblem(skill.source, name, f"depends on unknown skill {dep!r}{hint}"))
-    cycles = _cycles({n: tuple(d for d in ds if d in skills) for n, ds in deps.items()})
+                problems.append(GraphProblem(entries[name].source, name, f"depends on unknown skill {dep!r}{hint}"))
+    cycles = _cycles({n: tuple(d for d in ds if d in entries) for n, ds in deps.items()})
     for cycle in cycles:
         problems.append(_cycle_problem(cycle, entries))
     if not problems:
