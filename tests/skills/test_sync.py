@@ -205,3 +205,23 @@ def test_a_description_with_characters_yaml_forbids_still_exports_valid_frontmat
     text = (skills_dir(umx) / "odd-input" / "SKILL.md").read_text(encoding="utf-8")
     assert frontmatter(text)["description"] == " ".join(description.split())
     assert parse_skill_document(text).description == " ".join(description.split())
+
+
+def test_a_skill_without_a_description_exports_one_that_says_when_to_use_it(umx: UltramaxEnv) -> None:
+    path = user_graph_path(umx.claude_dir)
+    source = path.parent / "bare" / "SKILL.md"
+    source.parent.mkdir(parents=True)
+    source.write_text("# Bare\n\nNo frontmatter at all.\n", encoding="utf-8")
+    write_graph(
+        umx.claude_dir,
+        {
+            "bare": {"path": "bare/SKILL.md", "triggers": ["endpoint", "rest api"]},
+            "bare-too": {"path": "bare/SKILL.md", "provides": ["api-review"], "triggers": []},
+        },
+    )
+    graph = load_graph(path, claude_dir=umx.claude_dir)
+    sync_skills(graph, skills_dir(umx), umx.ultramax_home / "state.json", umx.ultramax_home / "b")
+    bare = frontmatter((skills_dir(umx) / "bare" / "SKILL.md").read_text(encoding="utf-8"))
+    assert bare["description"] == "The bare skill. Use when the task involves endpoint, rest api."
+    too = frontmatter((skills_dir(umx) / "bare-too" / "SKILL.md").read_text(encoding="utf-8"))
+    assert too["description"] == "The bare-too skill: api-review."

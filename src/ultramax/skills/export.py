@@ -52,11 +52,21 @@ def _clip(text: str, limit: int) -> str:
     return cut.rstrip(",;:. ") + "…"
 
 
+def _fallback_description(graph: SkillGraph, name: str) -> str:
+    """For a skill whose SKILL.md has no description: what it provides and when to use it, from the graph
+    (Claude Code picks a skill by its description, so "name (ultramax skill):" alone would never be picked)."""
+    skill = graph[name]
+    text = f"The {name} skill" + (f": {', '.join(skill.provides)}." if skill.provides else ".")
+    if skill.triggers:
+        text += f" Use when the task involves {', '.join(skill.triggers)}."
+    return text
+
+
 def native_skill_text(graph: SkillGraph, name: str) -> str:
     """The SKILL.md Claude Code gets for ``name``: frontmatter, a note on its dependencies, the body."""
     skill = graph[name]
     deps = list(skill.dependencies)
-    description = graph.description(name) or f"{name} (ultramax skill): " + ", ".join(skill.provides)
+    description = graph.description(name) or _fallback_description(graph, name)
     if deps:
         note = f" Builds on {', '.join(deps)}."
         description = _clip(description, MAX_DESCRIPTION - len(note)) + note
