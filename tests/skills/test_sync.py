@@ -225,3 +225,17 @@ def test_a_skill_without_a_description_exports_one_that_says_when_to_use_it(umx:
     assert bare["description"] == "The bare skill. Use when the task involves endpoint, rest api."
     too = frontmatter((skills_dir(umx) / "bare-too" / "SKILL.md").read_text(encoding="utf-8"))
     assert too["description"] == "The bare-too skill: api-review."
+
+
+def test_the_builds_on_line_agrees_in_number_with_the_dependencies(umx: UltramaxEnv) -> None:
+    assert sync(umx) == 0
+    one = (skills_dir(umx) / "code-master" / "SKILL.md").read_text(encoding="utf-8")
+    two = (skills_dir(umx) / "trading-strategist" / "SKILL.md").read_text(encoding="utf-8")
+    assert parse_skill_document(one).body.splitlines()[0] == (
+        "> Builds on `system-architect`: apply that skill first. "
+        "If it is not already in context, invoke it with the Skill tool before continuing."
+    )
+    assert parse_skill_document(two).body.splitlines()[0] == (
+        "> Builds on `system-architect`, `safety-guardian`: apply those skills first. "
+        "If they are not already in context, invoke them with the Skill tool before continuing."
+    )

@@ -77,9 +77,11 @@ def native_skill_text(graph: SkillGraph, name: str) -> str:
     body = graph.body(name).strip()
     if deps:
         listed = ", ".join(f"`{d}`" for d in deps)
+        one = len(deps) == 1
         body = (
-            f"> Builds on {listed}: apply {'that skill' if len(deps) == 1 else 'those skills'} first. "
-            "If it is not already in context, invoke it with the Skill tool before continuing.\n\n" + body
+            f"> Builds on {listed}: apply {'that skill' if one else 'those skills'} first. "
+            f"If {'it is' if one else 'they are'} not already in context, invoke {'it' if one else 'them'} with the "
+            "Skill tool before continuing.\n\n" + body
         )
     return head + "\n" + body + "\n"
 
