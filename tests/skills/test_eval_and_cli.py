@@ -127,6 +127,18 @@ def test_resolve_reports_skills_dropped_by_the_cap(capsys: pytest.CaptureFixture
     assert data["dropped"] == [{"name": "code-master", "why": "cap", "needs": []}]
 
 
+def test_resolve_does_not_say_nothing_matched_when_every_match_was_dropped(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    umx.update_user_settings({"ultramax": {"skillsTokenBudget": 0}})
+    assert main(["skills", "resolve", "deploy the docker image"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("no skill loaded: the 1 skill that matched did not fit\n")
+    assert "   not loaded: devops-engineer (with system-architect): over the 0-token budget" in out
+    assert main(["skills", "resolve", "hello there"]) == 0
+    assert capsys.readouterr().out == "no skill matches this prompt\n"
+
+
 def test_list_shows_the_effective_graph(umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]) -> None:
     write_graph(umx.claude_dir, {"notes": {"dependencies": ["letta-memory"], "triggers": ["notes"], "priority": 2}})
     data = run_json(capsys, "skills", "list", "--json")

@@ -7,7 +7,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from ultramax.cli.base import CliContext, Handler, Subparsers, emit_json
+from ultramax.cli.base import CliContext, Handler, Subparsers, count, emit_json
 from ultramax.config import load_settings
 from ultramax.decisions import CONTEXT_CAP
 from ultramax.errors import UltramaxError
@@ -164,7 +164,12 @@ def cmd_resolve(args: argparse.Namespace, ctx: CliContext) -> int:
         print(resolution.context())
         return 0
     if not resolution.skills:
-        print("no skill matches this prompt")
+        matched = len({m.skill for m in resolution.matched})
+        print(
+            f"no skill loaded: the {count(matched, 'skill')} that matched did not fit"
+            if matched
+            else "no skill matches this prompt"
+        )
     for i, skill in enumerate(resolution.skills, start=1):
         cut = ", cut to its share" if skill.truncated else ""
         print(f"{i}. {skill.name:<20} {skill.reason} (~{skill.tokens} tokens{cut})")
