@@ -239,3 +239,35 @@ def test_the_builds_on_line_agrees_in_number_with_the_dependencies(umx: Ultramax
         "> Builds on `system-architect`, `safety-guardian`: apply those skills first. "
         "If they are not already in context, invoke them with the Skill tool before continuing."
     )
+
+
+def test_force_backs_up_a_skill_that_is_not_utf8_byte_for_byte_before_replacing_it(umx: UltramaxEnv) -> None:
+    mine = skills_dir(umx) / "code-master" / "SKILL.md"
+    mine.parent.mkdir(parents=True)
+    latin1 = "---\nname: code-master\ndescription: café\n---\nMine: é\n".encode("latin-1")
+    mine.write_bytes(latin1)
+    assert sync(umx, "--force") == 0
+    (backup,) = (umx.ultramax_home / "backups" / "skills").glob("code-master-*-SKILL.md")
+    assert backup.read_bytes() == latin1
+    assert "Code master" in mine.read_text(encoding="utf-8")
+
+
+def test_sync_leaves_a_file_where_a_skill_folder_goes_and_a_folder_where_its_file_goes_even_with_force(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    skills_dir(umx).mkdir(parents=True)
+    (skills_dir(umx) / "letta-sync").write_text("my notes\n")
+    (skills_dir(umx) / "devops-engineer" / "SKILL.md").mkdir(parents=True)
+    for args in ((), ("--force",), ("--json",)):
+        capsys.readouterr()
+        assert sync(umx, *args) == 1
+    actions = {a["name"]: a for a in json.loads(capsys.readouterr().out)["actions"]}
+    assert (
+        actions["letta-sync"]["action"] == "skipped"
+        and "is a file, not a skill folder" in actions["letta-sync"]["reason"]
+    )
+    assert actions["devops-engineer"]["action"] == "skipped"
+    assert "is a folder, not a file" in actions["devops-engineer"]["reason"]
+    assert (skills_dir(umx) / "letta-sync").read_text() == "my notes\n"
+    assert (skills_dir(umx) / "devops-engineer" / "SKILL.md").is_dir()
+    assert actions["code-master"]["action"] == "unchanged"

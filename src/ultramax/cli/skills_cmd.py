@@ -55,8 +55,9 @@ def register(sub: Subparsers) -> None:
         "sync",
         help="export the skills as native Claude Code skills (~/.claude/skills/<name>)",
         description="Write each skill to ~/.claude/skills/<name>/SKILL.md. Idempotent; a skill of the same name "
-        "that ultramax did not write (or that was edited since) is left alone unless --force. Exit status 1 if "
-        "a skill was skipped or its name is not valid for Claude Code.",
+        "that ultramax did not write (or that was edited since) is left alone unless --force; one it cannot "
+        "read is always left alone. Exit status 1 if a skill was skipped, could not be written or its name is not "
+        "valid for Claude Code.",
     )
     syn.add_argument("--force", action="store_true", help="replace same-named skills ultramax did not write")
     syn.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
@@ -204,7 +205,7 @@ def cmd_sync(args: argparse.Namespace, ctx: CliContext) -> int:
         for a in actions:
             reason = f"  ({a.reason})" if a.reason else ""
             print(f"{prefix}{a.action:<9} {a.path}{reason}")
-    return 1 if any(a.action in ("skipped", "invalid") for a in actions) else 0
+    return 1 if any(a.action in ("skipped", "invalid", "failed") for a in actions) else 0
 
 
 def cmd_eval(args: argparse.Namespace, ctx: CliContext) -> int:

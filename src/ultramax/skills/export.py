@@ -6,7 +6,8 @@ so Claude loads those first when it invokes one itself. Sync is idempotent (an u
 rewritten) and never clobbers a skill that is not ultramax's: ultramax records the SHA-256 of every file it
 writes (``$ULTRAMAX_HOME/skills-sync.json``) and replaces a file only if it is still exactly what ultramax
 wrote. A user's own skill of the same name -- or an ultramax file the user edited -- is left alone unless
-``--force``, which first copies it to ``$ULTRAMAX_HOME/backups/skills/``. Files ultramax wrote for skills no
+``--force``, which first copies it, byte for byte, to ``$ULTRAMAX_HOME/backups/skills/``; one it cannot read
+(or a file or folder where a skill's folder or file goes) is never replaced. Files ultramax wrote for skills no
 longer in the graph are removed if untouched. A skill whose graph ``path`` is the very file sync would write is
 already a native skill: sync keeps it as it is (even with ``--force``), since it is the skill's source.
 """
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ultramax.fsutil import atomic_write_json, atomic_write_text
+from ultramax.fsutil import atomic_write_bytes, atomic_write_json
 from ultramax.skills.document import MAX_DESCRIPTION, name_problem, render_frontmatter
 from ultramax.skills.graph import SkillGraph
 
@@ -33,15 +34,15 @@ RESERVED = frozenset({"synced", "graphs"})  # Claude Code's reserved folder; the
 class SyncAction:
     name: str
     path: Path
-    action: str  # created | updated | unchanged | kept | skipped | replaced | removed | invalid
+    action: str  # created | updated | unchanged | kept | skipped | replaced | removed | invalid | failed
     reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "path": str(self.path), "action": self.action, "reason": self.reason}
 
 
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _clip(text: str, limit: int) -> str:
@@ -97,13 +98,21 @@ def _load_state(state_file: Path) -> dict[str, str]:
     return {k: v for k, v in skills.items() if isinstance(k, str) and isinstance(v, str)}
 
 
-def _read(path: Path) -> str | None:
+def _read(path: Path) -> bytes | None:
+    """The file's bytes (never decoded: a backup must be the file exactly), None if there is none.
+    Raises OSError when it cannot be read, or when ``path`` or its folder is not what a skill is."""
+    if path.parent.exists() and not path.parent.is_dir():
+        raise NotADirectoryError(f"{path.parent} is a file, not a skill folder")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a file")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes()
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError):
-        return "\0unreadable"
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -140,12 +149,19 @@ def sync_skills(
                 SyncAction(name, target, "kept", "the graph's path for this skill is this file; sync never writes it")
             )
             continue
-        text = native_skill_text(graph, name)
-        digest = _sha(text)
-        current = _read(target)
+        data = native_skill_text(graph, name).encode("utf-8")
+        digest = _sha(data)
+        try:
+            current = _read(target)
+        except OSError as exc:
+            # never replaced, even with --force: what cannot be read cannot be backed up
+            actions.append(SyncAction(name, target, "skipped", f"cannot read what is there ({_why(exc)}); left as is"))
+            if name in state:
+                new_state[name] = state[name]
+            continue
         if current is None:
             action, reason = "created", ""
-        elif current == text:
+        elif current == data:
             actions.append(SyncAction(name, target, "unchanged"))
             new_state[name] = digest
             continue
@@ -167,23 +183,38 @@ def sync_skills(
                 new_state[name] = state[name]
             continue
         if not dry_run:
-            if action == "replaced" and current is not None:
-                backup = backups_dir / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}-SKILL.md"
-                atomic_write_text(backup, current)
-            atomic_write_text(target, text)
+            try:
+                if action == "replaced" and current is not None:
+                    backup = backups_dir / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}-SKILL.md"
+                    atomic_write_bytes(backup, current)
+                atomic_write_bytes(target, data)
+            except OSError as exc:
+                actions.append(SyncAction(name, target, "failed", f"cannot write ({_why(exc)})"))
+                if name in state:
+                    new_state[name] = state[name]
+                continue
         new_state[name] = digest
         actions.append(SyncAction(name, target, action, reason))
     for name, digest in state.items():
         if name in new_state or name in graph:
             continue
         target = skills_dir / name / "SKILL.md"
-        current = _read(target)
-        if current is not None and _sha(current) == digest:
-            if not dry_run:
+        try:
+            current = _read(target)
+        except OSError:
+            continue  # no longer the file ultramax wrote
+        if current is None or _sha(current) != digest:
+            continue
+        if not dry_run:
+            try:
                 target.unlink()
-                if target.parent.is_dir() and not any(target.parent.iterdir()):
+                if not any(target.parent.iterdir()):
                     target.parent.rmdir()
-            actions.append(SyncAction(name, target, "removed", "no longer in the skill graph"))
+            except OSError as exc:
+                actions.append(SyncAction(name, target, "failed", f"cannot remove ({_why(exc)})"))
+                new_state[name] = digest
+                continue
+        actions.append(SyncAction(name, target, "removed", "no longer in the skill graph"))
     if not dry_run and new_state != state:
         atomic_write_json(state_file, {"version": 1, "skills": dict(sorted(new_state.items()))})
     return actions
