@@ -135,7 +135,21 @@ def test_a_trigger_with_punctuation_matches_literally(tmp_path: Path) -> None:
 
 
 def test_the_pattern_of_a_trigger_is_a_plain_regex_that_can_be_inspected() -> None:
-    assert trigger_pattern("trade") == r"(?<!\w)trad(?:e|es|ed|er|ers|est|ing)(?!\w)"
+    boundary = r"[^\W\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+    boundary += r"\U00020000-\U0003ffff\uac00-\ud7af]"
+    assert trigger_pattern("trade") == f"(?<!{boundary})trad(?:e|es|ed|er|ers|est|ing)(?!{boundary})"
+    assert trigger_pattern("部署") == "部署"
+
+
+def test_a_trigger_in_a_script_without_spaces_matches_inside_a_sentence_and_next_to_latin_words(
+    tmp_path: Path,
+) -> None:
+    graph = make_graph(tmp_path, {"ship": ([], 1, ["部署", "デプロイ", "배포", "docker"], "Ship.")})
+    resolver = SkillResolver(graph)
+    for prompt in ("请部署应用", "アプリをデプロイする", "앱을 배포해 주세요", "用docker构建镜像", "docker로 빌드"):
+        assert names(resolver, prompt) == ["ship"], prompt
+    for prompt in ("部", "dockerfile", "用dockerfile构建", "请 部 署"):
+        assert names(resolver, prompt) == [], prompt
 
 
 def test_match_reports_the_trigger_the_text_and_the_first_position(shipped: SkillResolver) -> None:

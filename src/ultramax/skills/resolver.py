@@ -6,7 +6,8 @@
    ``system`` does not match *systematic*, ``test`` not *latest*. A word is what an editor's "match whole
    word" means (``\b``): letters, digits and underscores, so ``pre-deploy`` contains the word *deploy* but
    ``test_auth`` does not contain *test*. A multi-word trigger (``position sizing``) matches its words in
-   sequence, separated by spaces or hyphens, the last word inflected.
+   sequence, separated by spaces or hyphens, the last word inflected. In scripts without spaces between words
+   (Chinese, Japanese, Thai, ...; Korean, which glues particles on) there is no boundary to check.
 2. **Rank.** Required skills first, then matched skills by priority (1 is highest), then by where the prompt
    first mentions them, then by config order -- the seed's ``conflict_resolution: priority``.
 3. **Keep.** In rank order each skill is kept *together with every dependency it needs* (transitively,
@@ -63,22 +64,42 @@ def estimate_tokens(text: str) -> int:
 _VOWELS = frozenset("aeiou")
 _WORD_SPLIT = re.compile(r"[\s\-]+")
 _WORD = re.compile(r"\w+")
-_BEFORE = r"(?<!\w)"  # not preceded by a word character (letter, digit, underscore)
-_AFTER = r"(?!\w)"  # not followed by one
+# Scripts written without spaces between words (Chinese, Japanese, Thai, Lao, Khmer, Myanmar) or gluing
+# particles onto them (Korean): no boundary is marked inside them, so a trigger edge in such a script matches
+# wherever it occurs (部署 in 请部署应用) and is not inflected, and a letter of theirs next to a Latin word is a
+# boundary (docker in 用docker部署).
+_UNSPACED = (
+    r"\u0e00-\u0eff"  # Thai, Lao
+    r"\u1000-\u109f"  # Myanmar
+    r"\u1780-\u17ff"  # Khmer
+    r"\u3040-\u30ff"  # Hiragana, Katakana
+    r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff"  # Han
+    r"\uac00-\ud7af"  # Hangul syllables
+)
+_UNSPACED_CHAR = re.compile(f"[{_UNSPACED}]")
+_BEFORE = rf"(?<![^\W{_UNSPACED}])"  # not preceded by a word character (letter, digit, underscore) of a spaced script
+_AFTER = rf"(?![^\W{_UNSPACED}])"  # not followed by one
 _WORDS_JOIN = r"[\s\-]+"
 
 
+def _unspaced(ch: str) -> bool:
+    return _UNSPACED_CHAR.match(ch) is not None
+
+
 def _in_word(text: str, index: int) -> bool:
-    """Whether the character before ``index`` is a word character (so ``index`` is not a word start)."""
+    """Whether the character before ``index`` is a word character of a spaced script (so ``index`` is not a
+    word start)."""
     if index == 0:
         return False
     ch = text[index - 1]
-    return ch.isalnum() or ch == "_"
+    return (ch.isalnum() or ch == "_") and not _unspaced(ch)
 
 
 def _inflections(word: str) -> str:
     """A regex for ``word`` and its inflected forms (plural, 3rd person, past, -ing, -er/-est)."""
     w = word.lower()
+    if _unspaced(w[-1]):
+        return re.escape(w)
     if len(w) < 3 or not w[-1].isalpha():
         return re.escape(w) + ("s?" if w[-1:].isalpha() else "")
     if w.endswith("e") and w[-2] not in "eoy":  # trade: trades traded trader trading; safe: safer safest
@@ -95,10 +116,13 @@ def _inflections(word: str) -> str:
 
 
 def trigger_pattern(trigger: str) -> str:
-    """The regex that finds ``trigger`` as whole words in a lowercased prompt, its last word inflected."""
+    """The regex that finds ``trigger`` as whole words in a lowercased prompt, its last word inflected (an
+    edge in a script without spaces has no boundary to check)."""
     words = [w for w in _WORD_SPLIT.split(trigger.strip().lower()) if w]
     head = [re.escape(w) for w in words[:-1]]
-    return _BEFORE + _WORDS_JOIN.join([*head, _inflections(words[-1])]) + _AFTER
+    before = "" if _unspaced(words[0][0]) else _BEFORE
+    after = "" if _unspaced(words[-1][-1]) else _AFTER
+    return before + _WORDS_JOIN.join([*head, _inflections(words[-1])]) + after
 
 
 # -- results --------------------------------------------------------------------------------------------
@@ -230,15 +254,16 @@ class SkillResolver:
         # stop the regex engine from skipping ahead on the first letter: ~40x slower on a pasted log.)
         # Multi-word and punctuated triggers get their own pattern each.
         self._words: list[tuple[str, str, re.Pattern[str]]] = []
-        self._phrases: list[tuple[str, str, re.Pattern[str]]] = []
+        self._phrases: list[tuple[str, str, re.Pattern[str], bool]] = []  # ..., whether its start is checked
         for skill in graph:
             for trigger in skill.triggers:
                 words = [w for w in _WORD_SPLIT.split(trigger.lower()) if w]
-                if len(words) == 1 and _WORD.fullmatch(words[0]):
+                unspaced = _unspaced(words[0][0]) or _unspaced(words[-1][-1])
+                if len(words) == 1 and _WORD.fullmatch(words[0]) and not unspaced:
                     self._words.append((skill.name, trigger, re.compile(_inflections(words[0]))))
                 else:
                     unanchored = trigger_pattern(trigger).removeprefix(_BEFORE)  # the start is checked per hit
-                    self._phrases.append((skill.name, trigger, re.compile(unanchored)))
+                    self._phrases.append((skill.name, trigger, re.compile(unanchored), not _unspaced(words[0][0])))
         forms = sorted({p.pattern for _s, _t, p in self._words}, key=len, reverse=True)
         self._word_scan = re.compile("(?:" + "|".join(forms) + ")" + _AFTER) if forms else None
         self._word_hits: dict[str, tuple[tuple[str, str], ...]] = {}
@@ -267,9 +292,9 @@ class SkillResolver:
                 for skill, trigger in self._hits(m.group()):
                     if skill not in first:
                         first[skill] = (trigger, start, m.end())
-        for skill, trigger, pattern in self._phrases:
+        for skill, trigger, pattern, bounded in self._phrases:
             for hit in pattern.finditer(low):
-                if _in_word(low, hit.start()):
+                if bounded and _in_word(low, hit.start()):
                     continue
                 if skill not in first or hit.start() < first[skill][1]:
                     first[skill] = (trigger, hit.start(), hit.end())
