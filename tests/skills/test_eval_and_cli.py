@@ -150,6 +150,14 @@ def test_list_shows_the_effective_graph(umx: UltramaxEnv, capsys: pytest.Capture
     assert "risk-manager         p1" in capsys.readouterr().out
 
 
+def test_list_reports_tokens_with_the_users_per_skill_share(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    umx.update_user_settings({"ultramax": {"skillsTokensPerSkill": 100}})
+    rows = {row["name"]: row for row in run_json(capsys, "skills", "list", "--json")["skills"]}
+    assert rows["code-master"]["truncated"] is True and rows["code-master"]["tokens"] <= 100
+
+
 def test_an_invalid_graph_fails_the_command_with_every_problem(
     umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
 ) -> None:

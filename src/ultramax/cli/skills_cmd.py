@@ -105,8 +105,8 @@ def _resolver(args: argparse.Namespace, ctx: CliContext) -> SkillResolver:
 
 
 def cmd_list(args: argparse.Namespace, ctx: CliContext) -> int:
-    graph = _graph(args, ctx)
-    resolver = SkillResolver(graph)
+    resolver = _resolver(args, ctx)  # tokens and "truncated" as the hook would inject them, with the user's limits
+    graph = resolver.graph
     rows: list[dict[str, Any]] = []
     for skill in graph:
         _text, tokens, cut = resolver.prepared(skill.name)
