@@ -83,6 +83,18 @@ def test_a_malformed_eval_line_is_named_by_file_and_line(tmp_path: Path, line: s
     assert str(caught.value).startswith(f"{path}:3: ") and message in str(caught.value)
 
 
+def test_a_graph_and_an_eval_file_saved_with_a_byte_order_mark_and_crlf_are_read(tmp_path: Path) -> None:
+    graph_file = tmp_path / "graph.json"
+    graph_file.write_bytes(b'\xef\xbb\xbf{"skills": {"devops-engineer": {"triggers": ["ship"]}}}\r\n')
+    graph = load_graph(graph_file)
+    cases_file = tmp_path / "cases.jsonl"
+    cases_file.write_bytes(
+        b'\xef\xbb\xbf{"prompt": "ship it", "expect_skills": ["system-architect", "devops-engineer"]}\r\n'
+    )
+    report = evaluate(SkillResolver(graph), load_cases(cases_file, known=graph.skills))
+    assert (report.total, report.exact) == (1, 1)
+
+
 def test_the_dev_set_resolves_exactly_with_no_order_violations(capsys: pytest.CaptureFixture[str]) -> None:
     data = run_json(capsys, "skills", "eval", str(DEV_SET), "--json")
     assert data["prompts"] >= 60

@@ -184,7 +184,7 @@ def load_cases(path: Path, known: Collection[str] | None = None) -> list[EvalCas
     """Parse a JSONL file of labelled prompts; EvalDataError names the file and line of a bad one, a skill not
     in ``known`` (the graph's names, when given), or a file with no prompts at all."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark, as some editors write, is not line 1's
     except (OSError, UnicodeDecodeError) as exc:
         raise EvalDataError(f"{path}: cannot read ({exc})") from exc
     cases: list[EvalCase] = []

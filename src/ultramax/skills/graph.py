@@ -232,7 +232,7 @@ def _repeated_keys(data: Any, label: str, where: tuple[str, ...] = ()) -> list[G
 
 def _read_json(path: Path, label: str) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark, as some editors write, is not JSON
     except OSError as exc:
         raise SkillGraphError([GraphProblem(label, "", f"cannot read the file ({exc.strerror or exc})")]) from exc
     except UnicodeDecodeError as exc:
