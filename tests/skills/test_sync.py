@@ -271,3 +271,16 @@ def test_sync_leaves_a_file_where_a_skill_folder_goes_and_a_folder_where_its_fil
     assert (skills_dir(umx) / "letta-sync").read_text() == "my notes\n"
     assert (skills_dir(umx) / "devops-engineer" / "SKILL.md").is_dir()
     assert actions["code-master"]["action"] == "unchanged"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'description: "Review endpoints: naming and status codes" # kept short for the picker',
+        "description: 'Review endpoints, the team''s way' # reviewed 2026-11",
+        "description: Review endpoints in C# and F#  # a comment",
+    ],
+)
+def test_a_trailing_yaml_comment_on_the_description_line_is_not_part_of_the_description(line: str) -> None:
+    text = f"---\nname: api-reviewer\n{line}\n---\n# API review\n"
+    assert parse_skill_document(text).description == frontmatter(text)["description"]

@@ -34,17 +34,23 @@ class SkillDocument:
         return self.fields.get("description", "")
 
 
+_DOUBLE = re.compile(r'"(?:[^"\\]|\\.)*"')
+_SINGLE = re.compile(r"'(?:[^']|'')*'")
+_COMMENT = re.compile(r"[ \t]+#.*$")
+
+
 def _scalar(raw: str) -> str:
+    """A one-line YAML scalar's string: quotes undone, a trailing ``# comment`` dropped as YAML does."""
     raw = raw.strip()
-    if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+    if raw.startswith('"') and (m := _DOUBLE.match(raw)) and not _COMMENT.sub("", raw[m.end() :]):
         try:
-            value = json.loads(raw)
+            value = json.loads(m.group())
         except json.JSONDecodeError:
-            return raw[1:-1]
+            return m.group()[1:-1]
         return value if isinstance(value, str) else raw
-    if raw.startswith("'") and raw.endswith("'") and len(raw) >= 2:
-        return raw[1:-1].replace("''", "'")
-    return raw
+    if raw.startswith("'") and (m := _SINGLE.match(raw)) and not _COMMENT.sub("", raw[m.end() :]):
+        return m.group()[1:-1].replace("''", "'")
+    return _COMMENT.sub("", raw)
 
 
 _BLOCK = re.compile(r"^([|>])[1-9+-]*[ \t]*(?:#.*)?$")
