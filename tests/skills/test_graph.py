@@ -298,7 +298,9 @@ def test_a_skill_or_field_given_twice_in_the_users_file_is_an_error_not_silently
         encoding="utf-8",
     )
     problems = problems_of(umx)
-    assert f"{path}: skill 'deploy-notes': is defined more than once in this file; only the last is kept" in problems
+    assert (
+        f"{path}: skill 'deploy-notes': is defined more than once in this file; merge the entries into one" in problems
+    )
     assert f"{path}: skill 'code-master': field 'priority' is given more than once" in problems
     assert f"{path}: resolution: field 'max_depth' is given more than once" in problems
 

@@ -219,7 +219,9 @@ def _repeated_keys(data: Any, label: str, where: tuple[str, ...] = ()) -> list[G
     problems = []
     for key in getattr(data, "repeated", ()):
         if where == ("skills",):
-            problems.append(GraphProblem(label, key, "is defined more than once in this file; only the last is kept"))
+            problems.append(
+                GraphProblem(label, key, "is defined more than once in this file; merge the entries into one")
+            )
         elif len(where) == 2 and where[0] == "skills":
             problems.append(GraphProblem(label, where[1], f"field {key!r} is given more than once"))
         else:
