@@ -305,6 +305,14 @@ def test_a_skill_or_field_given_twice_in_the_users_file_is_an_error_not_silently
     assert f"{path}: resolution: field 'max_depth' is given more than once" in problems
 
 
+def test_an_empty_user_graph_file_changes_nothing(umx: UltramaxEnv) -> None:
+    path = user_graph_path(umx.claude_dir)
+    path.parent.mkdir(parents=True)
+    path.write_text("\n", encoding="utf-8")
+    graph = load_graph(path, claude_dir=umx.claude_dir)
+    assert [s.name for s in graph] == list(SEED_SKILLS)
+
+
 def test_the_cache_falls_back_to_the_shipped_graph_while_the_users_file_is_broken(umx: UltramaxEnv) -> None:
     cache = GraphCache(umx.claude_dir)
     assert len(cache.get()) == 11 and str(cache.error) == "None"

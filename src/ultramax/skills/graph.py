@@ -239,6 +239,8 @@ def _read_json(path: Path, label: str) -> dict[str, Any]:
         raise SkillGraphError([GraphProblem(label, "", f"cannot read the file ({exc.strerror or exc})")]) from exc
     except UnicodeDecodeError as exc:
         raise SkillGraphError([GraphProblem(label, "", "not UTF-8 text")]) from exc
+    if not text.strip():
+        return {}  # an empty file (just created) overrides nothing, as an empty settings file sets nothing
     try:
         data = json.loads(text, object_pairs_hook=_object)
     except json.JSONDecodeError as exc:
