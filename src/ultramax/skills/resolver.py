@@ -29,6 +29,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ultramax.skills.graph import SkillGraph
@@ -221,10 +222,11 @@ def _block(skill: ResolvedSkill) -> str:
     return f'<skill name="{skill.name}" reason="{reason}">\n{skill.text}\n</skill>'
 
 
-def _truncate(text: str, max_tokens: int, name: str) -> tuple[str, bool]:
+def _truncate(text: str, max_tokens: int, name: str, path: Path) -> tuple[str, bool]:
     if estimate_tokens(text) <= max_tokens:
         return text, False
-    note = f"\n[… {name} cut to its {max_tokens}-token share; the rest is in its SKILL.md]"
+    # where the rest is, so Claude can Read it when the cut part matters
+    note = f"\n[… {name} cut to its {max_tokens}-token share; the rest is in {path}]"
     room = int(max_tokens * BYTES_PER_TOKEN) - len(note.encode("utf-8"))
     cut = text.encode("utf-8")[: max(room, 0)].decode("utf-8", errors="ignore")
     line = cut.rfind("\n")
@@ -312,7 +314,7 @@ class SkillResolver:
         cached = self._texts.get(name)
         if cached is not None and cached[0] is doc:
             return cached[1], cached[2], cached[3]
-        text, cut = _truncate(doc.body.strip(), self.tokens_per_skill, name)
+        text, cut = _truncate(doc.body.strip(), self.tokens_per_skill, name, self.graph[name].path)
         tokens = estimate_tokens(text)
         self._texts[name] = (doc, text, tokens, cut)
         return text, tokens, cut
