@@ -108,11 +108,12 @@ def test_the_hourly_budget_downgrades_near_the_limit_refuses_when_spent_and_roll
 
 
 def test_a_spent_budget_also_stops_requests_the_router_passes_through() -> None:
-    for config, headers, model in (
+    cases: list[tuple[dict[str, Any], dict[str, str], str]] = [
         ({}, CC, "acme-finetune-7"),  # not in the catalog
         ({}, {**CC, "x-ultramax-model": "claude-opus-5"}, "claude-opus-5"),  # an explicit override
         ({"enabled": False}, CC, "claude-opus-5"),  # routing off
-    ):
+    ]
+    for config, headers, model in cases:
         r = Router(load_catalog(), RouterConfig(budget_per_hour=1.0, **config), clock=Clock())
         assert not r.route(req(HARD, model), headers).reject
         r.record_spend(1.0)
