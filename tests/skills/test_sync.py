@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import UltramaxEnv
 from tests.skills.helpers import write_graph
@@ -28,13 +28,8 @@ def sync(umx: UltramaxEnv, *args: str) -> int:
 
 
 def frontmatter(text: str) -> dict[str, object]:
-    """Parse the frontmatter with a real YAML parser when one is installed, else ultramax's own reader."""
-    head = text.split("---\n", 2)[1]
-    try:
-        yaml = importlib.import_module("yaml")
-    except ImportError:  # pragma: no cover - PyYAML is present in the dev venv
-        return dict(parse_skill_document(text).fields)
-    data = yaml.safe_load(head)
+    """Parse the frontmatter with a real YAML parser (PyYAML), as Claude Code reads it."""
+    data = yaml.safe_load(text.split("---\n", 2)[1])
     assert isinstance(data, dict)
     return data
 
