@@ -576,7 +576,13 @@ SETTINGS: tuple[Setting, ...] = (
         validator=_mode_problem,
     ),
     Setting("ultramax.hookStages", "list[str]", [], "Override the mode's pipeline stage list (empty = mode's)."),
-    Setting("ultramax.skills", "list[str]", [], "Skills the project's mode preloads (written by mode activate)."),
+    Setting(
+        "ultramax.skills",
+        "list[str]",
+        [],
+        "The project mode's skills (written by mode activate): listed at session start with where their text is, "
+        "and preferred among the skills a prompt matches.",
+    ),
     Setting(
         "ultramax.skillsEnabled",
         "bool",

@@ -157,3 +157,51 @@ def test_the_stage_records_what_it_loaded_in_metadata(umx: UltramaxEnv, make_con
     assert out.metadata == {
         "skills": ["system-architect", "safety-guardian", "devops-engineer", "code-master", "research-analyst"]
     }
+
+
+def test_a_session_starts_with_a_list_of_its_modes_skills_and_where_their_text_is(
+    umx: UltramaxEnv, make_context: ContextFactory
+) -> None:
+    stage = stage_for(umx)
+    mode_skills = ["trading-strategist", "risk-manager", "no-such-skill"]
+    project = umx.project("desk", {"ultramax": {"skills": mode_skills}})
+    settings = load_settings(umx.paths, project)
+    for source in ("startup", "resume", "compact"):
+        out = stage.process(make_context("SessionStart", source=source, settings=settings))
+        assert out.metadata["skills_index"] == ["trading-strategist", "risk-manager"]
+        assert out.context is not None and out.context.startswith("[ultramax skills] The ")
+        lines = out.context.splitlines()[1:]
+        assert [line.split(":")[0] for line in lines] == ["- trading-strategist", "- risk-manager"]
+        assert all(line.endswith("SKILL.md)") for line in lines)
+        assert "<skill " not in out.context, "an index, not the skills' text"
+    quiet = umx.project("quiet-desk", {"ultramax": {"skills": mode_skills, "skillsEnabled": False}})
+    assert stage.process(make_context("SessionStart", settings=load_settings(umx.paths, quiet))).context is None
+
+
+def test_the_index_of_a_modes_skills_fits_in_the_room_memory_left(
+    umx: UltramaxEnv, make_context: ContextFactory
+) -> None:
+    project = umx.project("desk", {"ultramax": {"skills": ["trading-strategist", "risk-manager", "devops-engineer"]}})
+    engine = SkillEngine(umx.claude_dir)
+    for used in (0, 9000, 9400, 9800):
+        ctx = make_context("SessionStart", settings=load_settings(umx.paths, project), session_id=f"s-{used}")
+        stages: list[Stage] = [Filler(used), SkillsStage(engine)] if used else [SkillsStage(engine)]
+        Dispatcher(stages).run(ctx)
+        text = additional_context(ctx)
+        assert len(text) <= CONTEXT_CAP and "context truncated" not in text
+        assert ("[ultramax skills]" in text) == (used <= 9400)
+
+
+def test_a_skill_of_the_projects_mode_wins_a_place_over_another_matched_skill(
+    umx: UltramaxEnv, make_context: ContextFactory
+) -> None:
+    stage = stage_for(umx)
+    plain = load_settings(umx.paths, umx.project("plain", {"ultramax": {"skillsMax": 1}}))
+    creative = umx.project("studio", {"ultramax": {"skillsMax": 1, "skills": ["creative-director"]}})
+    prompt = "design the landing page"  # matches system-architect (priority 1) and creative-director (2)
+    without = stage.process(make_context("UserPromptSubmit", prompt=prompt, settings=plain, session_id="a"))
+    with_mode = stage.process(
+        make_context("UserPromptSubmit", prompt=prompt, settings=load_settings(umx.paths, creative), session_id="b")
+    )
+    assert without.metadata["skills"] == ["system-architect"]
+    assert with_mode.metadata["skills"] == ["creative-director"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ultramax.config import Settings
@@ -18,6 +18,8 @@ __all__ = ["SkillEngine", "limits_from"]
 log = logging.getLogger("ultramax.skills")
 
 MAX_SESSIONS = 1024
+INDEX_DESCRIPTION = 160
+"""How much of a description the index of a mode's skills shows at session start."""
 
 
 def limits_from(settings: Settings) -> tuple[int, int, int]:
@@ -76,6 +78,32 @@ class SkillEngine:
 
     def resolver_for(self, settings: Settings) -> SkillResolver:
         return self.resolver(*limits_from(settings))
+
+    def index(self, names: Sequence[str], *, mode: str, max_chars: int) -> tuple[str, list[str]]:
+        """A short list of ``names`` (a mode's skills): each one's description and where its full text is, for
+        the session's start -- the skills' text itself arrives with the prompts that call for it. Skills the
+        graph does not have are left out; lines that would pass ``max_chars`` too. Returns (text, listed)."""
+        graph = self.graph()
+        head = (
+            f"[ultramax skills] The {mode} mode works with these skills; each arrives in full with a prompt that "
+            "calls for it, and its SKILL.md can be read at any time:"
+        )
+        lines: list[str] = []
+        listed: list[str] = []
+        size = len(head)
+        for name in dict.fromkeys(names):
+            if name not in graph:
+                continue
+            about = " ".join(graph.description(name).split())
+            if len(about) > INDEX_DESCRIPTION:
+                about = about[: INDEX_DESCRIPTION - 3].rstrip() + "..."
+            line = f"- {name}: {about} ({graph[name].path})" if about else f"- {name} ({graph[name].path})"
+            if size + 1 + len(line) > max_chars:
+                break
+            lines.append(line)
+            listed.append(name)
+            size += 1 + len(line)
+        return ("\n".join([head, *lines]) if lines else ""), listed
 
     # -- what each session already has in context ----------------------------------------------------
     def loaded(self, session_id: str) -> frozenset[str]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -324,26 +324,29 @@ class SkillResolver:
         prompt: str,
         *,
         required: Iterable[str] = (),
+        preferred: Collection[str] = (),
         already_loaded: frozenset[str] | set[str] = frozenset(),
         max_chars: int | None = None,
     ) -> SkillResolution:
         """Resolve ``prompt``; ``already_loaded`` skills count toward the cap but cost no tokens again;
-        ``max_chars`` bounds the rendered context (the room left under Claude Code's hook output cap)."""
+        ``max_chars`` bounds the rendered context (the room left under Claude Code's hook output cap).
+        Among matched skills, ``preferred`` ones (the project mode's) come before the others, then priority."""
         graph = self.graph
         matched = self.match(prompt)
         dropped: list[DroppedSkill] = []
         wanted: dict[str, str] = {}
-        rank: dict[str, tuple[int, int, int, int]] = {}
+        rank: dict[str, tuple[int, int, int, int, int]] = {}
         for name in required:
             if name not in graph:
                 dropped.append(DroppedSkill(name, "unknown"))
             elif name not in wanted:
                 wanted[name] = "required"
-                rank[name] = (0, 0, 0, graph[name].order)
+                rank[name] = (0, 0, 0, 0, graph[name].order)
         for m in matched:
             if m.skill not in wanted:
                 wanted[m.skill] = f"matched '{m.text}'"
-                rank[m.skill] = (1, graph[m.skill].priority, m.position, graph[m.skill].order)
+                first = 0 if m.skill in preferred else 1
+                rank[m.skill] = (1, first, graph[m.skill].priority, m.position, graph[m.skill].order)
         ordered = sorted(wanted, key=rank.__getitem__)
         kept: dict[str, ResolvedSkill] = {}
         tokens = 0
