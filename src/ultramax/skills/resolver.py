@@ -314,7 +314,12 @@ class SkillResolver:
         cached = self._texts.get(name)
         if cached is not None and cached[0] is doc:
             return cached[1], cached[2], cached[3]
-        text, cut = _truncate(doc.body.strip(), self.tokens_per_skill, name, self.graph[name].path)
+        body = doc.body.strip()
+        if not body:  # an empty block would say nothing: say where the text was expected
+            body = f"[{name} has no guidance: its SKILL.md ({self.graph[name].path}) is empty or missing]"
+        # the text must not close the element that wraps it
+        body = body.replace("</skill>", "&lt;/skill&gt;")
+        text, cut = _truncate(body, self.tokens_per_skill, name, self.graph[name].path)
         tokens = estimate_tokens(text)
         self._texts[name] = (doc, text, tokens, cut)
         return text, tokens, cut
