@@ -291,9 +291,13 @@ def test_max_chars_bounds_the_rendered_context(shipped: SkillResolver) -> None:
         for i, name in enumerate(order):
             assert set(shipped.graph[name].dependencies) <= set(order[:i])
     assert shipped.resolve(prompt, max_chars=4000).load_order == [SA, SG]
-    squeezed = shipped.resolve(prompt, max_chars=2500)  # no unit fits: SA alone was not asked for
-    assert squeezed.load_order == [] and {d.why for d in squeezed.dropped} == {"space"}
-    assert squeezed.context() == (
+    squeezed = shipped.resolve(prompt, max_chars=2500)  # no unit fits whole: the first one comes shortened
+    assert squeezed.load_order == [SA, SG] and all(s.truncated for s in squeezed.skills)
+    assert squeezed.context().count("shortened to fit the room left in this prompt's context; the rest is in") == 2
+    assert len(squeezed.context()) <= 2500
+    starved = shipped.resolve(prompt, max_chars=1200)  # not even the least worth injecting of each
+    assert starved.load_order == [] and {d.why for d in starved.dropped} == {"space"}
+    assert starved.context() == (
         "[ultramax skills] Matched but not loaded (skill cap, budget or no room left): safety-guardian, risk-manager, "
         "devops-engineer, trading-strategist, code-master."
     )

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,8 @@ REPEATED = "Already in context from an earlier prompt of this session: "
 FOOTER = "Also matched but not loaded (skill cap or budget): "
 NOTHING_LOADED = "[ultramax skills] Matched but not loaded (skill cap, budget or no room left): "
 _SEPARATOR = "\n\n"
+MIN_FIT_CHARS = 600
+"""The least of a skill's text worth injecting when it is shortened to fit the room left under the hook cap."""
 
 
 def estimate_tokens(text: str) -> int:
@@ -235,6 +237,16 @@ def _truncate(text: str, max_tokens: int, name: str, path: Path) -> tuple[str, b
     return cut.rstrip() + note, True
 
 
+def _cut_to_fit(text: str, max_chars: int, name: str, path: Path) -> str:
+    """``text`` cut at a line to at most ``max_chars`` characters, ending with where the rest is."""
+    note = f"\n[… {name} shortened to fit the room left in this prompt's context; the rest is in {path}]"
+    cut = text[: max(max_chars - len(note), 0)]
+    line = cut.rfind("\n")
+    if line > len(cut) // 2:
+        cut = cut[:line]
+    return cut.rstrip() + note
+
+
 # -- the resolver ---------------------------------------------------------------------------------------
 class SkillResolver:
     """Resolves prompts against one graph; build once (triggers are compiled here), call per prompt."""
@@ -314,15 +326,35 @@ class SkillResolver:
         cached = self._texts.get(name)
         if cached is not None and cached[0] is doc:
             return cached[1], cached[2], cached[3]
-        body = doc.body.strip()
-        if not body:  # an empty block would say nothing: say where the text was expected
-            body = f"[{name} has no guidance: its SKILL.md ({self.graph[name].path}) is empty or missing]"
-        # the text must not close the element that wraps it
-        body = body.replace("</skill>", "&lt;/skill&gt;")
-        text, cut = _truncate(body, self.tokens_per_skill, name, self.graph[name].path)
+        text, cut = _truncate(self._body(name), self.tokens_per_skill, name, self.graph[name].path)
         tokens = estimate_tokens(text)
         self._texts[name] = (doc, text, tokens, cut)
         return text, tokens, cut
+
+    def _body(self, name: str) -> str:
+        body = self.graph.document(name).body.strip()
+        if not body:  # an empty block would say nothing: say where the text was expected
+            body = f"[{name} has no guidance: its SKILL.md ({self.graph[name].path}) is empty or missing]"
+        return body.replace("</skill>", "&lt;/skill&gt;")  # the text must not close the element that wraps it
+
+    def _fit(self, entries: list[ResolvedSkill], room: int) -> list[ResolvedSkill] | None:
+        """``entries`` (a skill and its dependencies) cut to share ``room`` characters of context, each keeping
+        at least ``MIN_FIT_CHARS`` of its text and saying where the rest is; None if they cannot."""
+        fresh = [e for e in entries if not e.repeated]
+        if not fresh:
+            return None
+        overhead = sum(len(_block(replace(e, text=""))) + len(_SEPARATOR) for e in fresh)
+        share = (room - overhead) // len(fresh)
+        if share < MIN_FIT_CHARS:
+            return None
+        fitted: list[ResolvedSkill] = []
+        for e in entries:
+            if e.repeated or len(e.text) <= share:
+                fitted.append(e)
+                continue
+            text = _cut_to_fit(self._body(e.name), share, e.name, self.graph[e.name].path)
+            fitted.append(replace(e, text=text, tokens=estimate_tokens(text), truncated=True))
+        return fitted
 
     def resolve(
         self,
@@ -374,8 +406,14 @@ class SkillResolver:
                 continue
             unit_chars = sum(len(_block(e)) + len(_SEPARATOR) for e in entries if not e.repeated)
             if max_chars is not None and chars + unit_chars > max_chars:
-                dropped.append(DroppedSkill(name, "space", needs))
-                continue
+                # what does not fit whole may still fit shortened: the head of a skill beats none of it
+                fitted = self._fit(entries, max_chars - chars)
+                if fitted is None:
+                    dropped.append(DroppedSkill(name, "space", needs))
+                    continue
+                entries = fitted
+                unit_tokens = sum(e.tokens for e in entries)
+                unit_chars = sum(len(_block(e)) + len(_SEPARATOR) for e in entries if not e.repeated)
             for entry in entries:
                 kept[entry.name] = entry
             tokens += unit_tokens
