@@ -126,13 +126,17 @@ def test_dry_run_writes_nothing(umx: UltramaxEnv, capsys: pytest.CaptureFixture[
     assert capsys.readouterr().out.count("would be created ") == 11
 
 
-def test_a_name_claude_code_would_refuse_is_reported_not_written(umx: UltramaxEnv) -> None:
-    write_graph(umx.claude_dir, {"claude-helper": {"triggers": ["helper"]}})
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [("claude-helper", "reserved by Claude Code"), ("data--tools", "must not contain '--'")],
+)
+def test_a_name_claude_code_would_refuse_is_reported_not_written(umx: UltramaxEnv, name: str, why: str) -> None:
+    write_graph(umx.claude_dir, {name: {"triggers": ["helper"]}})
     graph = load_graph(user_graph_path(umx.claude_dir), claude_dir=umx.claude_dir)
     actions = sync_skills(graph, skills_dir(umx), umx.ultramax_home / "state.json", umx.ultramax_home / "b")
     (invalid,) = [a for a in actions if a.action == "invalid"]
-    assert invalid.name == "claude-helper" and "reserved by Claude Code" in invalid.reason
-    assert not (skills_dir(umx) / "claude-helper" / "SKILL.md").exists()
+    assert invalid.name == name and why in invalid.reason
+    assert not (skills_dir(umx) / name / "SKILL.md").exists()
 
 
 def test_a_long_description_is_clipped_to_1024_characters(umx: UltramaxEnv) -> None:

@@ -121,6 +121,8 @@ def name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a Claude Code skill name, or None if it can."""
     if not NAME_RE.match(name):
         return "must be 1-64 characters of a-z, 0-9 and '-', not starting or ending with '-'"
+    if "--" in name:
+        return "must not contain '--' (the Agent Skills name rule)"
     if "anthropic" in name or "claude" in name:
         return "must not contain 'anthropic' or 'claude' (reserved by Claude Code)"
     return None
