@@ -34,7 +34,7 @@ def test_the_seeds_commands_create_save_search_and_list(umx: UltramaxEnv, capsys
     code, out, _ = run(
         capsys, "save", "--project", "acme", "--content", "billing listens on 8123", "--type", "decision"
     )
-    assert code == 0 and out.startswith("Learning saved: ")
+    assert code == 0 and out.startswith("Decision saved: ")
     found = run_json(capsys, "search", "--project", "acme", "--query", "which port is billing on", "--json")
     assert found["results"][0]["content"] == "billing listens on 8123"
     assert found["results"][0]["kind"] == "decision"
@@ -51,10 +51,24 @@ def test_saving_to_a_project_that_does_not_exist_creates_it_and_says_so(
     code, out, _ = run(capsys, "list-projects")
     assert code == 0 and out.startswith("no memory projects yet")
     code, out, err = run(capsys, "save", "--project", "acmee", "--content", "the staging db is stg-main")
-    assert code == 0 and out.startswith("Learning saved: ")
+    assert code == 0 and out.startswith("Memory saved: ")
     assert "created memory project 'acmee'" in err  # a typo in the name does not pass unnoticed
     code, _, err = run(capsys, "save", "--project", "acmee", "--content", "the prod db is prd-main")
     assert code == 0 and "created" not in err
+
+
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [("learning", "Learning saved: "), ("bug_fix", "Bug fix saved: "), ("general", "Memory saved: "),
+     ("code_review", "Code review saved: ")],
+)  # fmt: skip
+def test_save_says_what_kind_of_memory_it_saved(
+    umx: UltramaxEnv, kind: str, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "save", "--project", "acme", "--content", f"a {kind} about port 8123", "--type", kind)
+    assert code == 0 and out.startswith(said)
+    found = run_json(capsys, "search", "--project", "acme", "--query", f"a {kind} about port 8123", "--json")
+    assert found["results"][0]["kind"] == kind
 
 
 def test_list_projects_counts_passages_in_words_that_agree(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ultramax.cli.base import CliContext, Subparsers, count, emit_json, whole_number
 from ultramax.config import load_settings
-from ultramax.memory.models import KINDS, MemoryStoreError, iso_date
+from ultramax.memory.models import KINDS, MemoryStoreError, iso_date, kind_label
 
 __all__ = ["register"]
 
@@ -228,7 +228,7 @@ def cmd_save(args: argparse.Namespace, ctx: CliContext) -> int:
     project = _project(ctx, service, args.project)
     ids = service.save(project, args.content, kind=args.type)
     more = f" (too long for one passage: saved whole as {len(ids)}, #{ids[0]}-#{ids[-1]})" if len(ids) > 1 else ""
-    print(f"Learning saved: {ids[0]}{more}")
+    print(f"{kind_label(args.type).capitalize()} saved: {ids[0]}{more}")  # the seed's "Learning saved: ID" shape
     return 0
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "Tier",
     "TierTiming",
     "iso_date",
+    "kind_label",
 ]
 
 SEED_KINDS = ("learning", "decision", "pattern", "bug_fix", "file_change", "code_review")
@@ -40,6 +41,11 @@ SEED_KINDS = ("learning", "decision", "pattern", "bug_fix", "file_change", "code
 CONVERSATION_KINDS = ("prompt", "answer", "turn", "command", "test_run")
 """Captured conversation: user prompts, the model's final answers, dialog turns, shell commands, test runs."""
 KINDS = (*SEED_KINDS, "general", *CONVERSATION_KINDS)
+
+
+def kind_label(kind: str) -> str:
+    """A kind as a person reads it: "bug fix", "test run"; an untyped (general) save is just "memory"."""
+    return "memory" if kind == "general" else kind.replace("_", " ")
 
 
 class MemoryStoreError(UltramaxError):
