@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -58,6 +60,20 @@ def _chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:  # Ctrl-C, also while the command modules are still importing
+        return 130
+    except BrokenPipeError:
+        # the reader went away (`| head`): exit as a shell reports a tool stopped by SIGPIPE, never 0 for output
+        # that was not delivered (a deny from `safety check` must not read as success); stdout goes to /dev/null
+        # so that the interpreter's last flush at exit cannot fail again and print a traceback
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     if extras:  # name the command and show its usage, not the top-level one
@@ -74,10 +90,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UltramaxError as exc:
         print(f"ultramax: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,59 @@
+"""The command line as a whole, run as a user's shell runs it: exit statuses, a closed pipe, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import UltramaxEnv
+
+# Ctrl-C pressed while `ultramax` is still importing its command modules (the first few hundred ms of every
+# command): a real SIGINT, sent by the process to itself the moment the import of the last group starts
+INTERRUPT_DURING_IMPORT = """
+import importlib.abc, os, signal, sys
+
+class CtrlC(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "ultramax.cli.route_cmd":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+from ultramax.cli.main import main
+sys.exit(main(["config", "show"]))
+"""
+
+
+def ultramax(
+    env: UltramaxEnv, *argv: str, cwd: Path, stdout: int = subprocess.PIPE
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ultramax.cli.main", *argv],
+        env=env.environ(), cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("argv", [["safety", "check", "rm -rf ~"], ["config", "reference"], ["kill", "status"]])
+def test_output_cut_off_by_a_closed_pipe_exits_141_with_no_traceback_not_0(umx: UltramaxEnv, argv: list[str]) -> None:
+    project = umx.project("acme")
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first byte, as `| head -0` or a reader that quit
+    try:
+        proc = ultramax(umx, *argv, cwd=project, stdout=write)
+    finally:
+        os.close(write)
+    assert proc.returncode == 141  # as a shell reports any tool SIGPIPE stopped; a deny must never read as 0
+    assert proc.stderr == ""
+
+
+def test_ctrl_c_while_the_commands_load_exits_130_with_no_traceback(umx: UltramaxEnv) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", INTERRUPT_DURING_IMPORT],
+        env=umx.environ(), cwd=umx.project("acme"), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == ""
