@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import UltramaxEnv
+from ultramax.cli.main import main
 
 # Ctrl-C pressed while `ultramax` is still importing its command modules (the first few hundred ms of every
 # command): a real SIGINT, sent by the process to itself the moment the import of the last group starts
@@ -57,3 +59,35 @@ def test_ctrl_c_while_the_commands_load_exits_130_with_no_traceback(umx: Ultrama
     )  # fmt: skip
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "said"),
+    [
+        (["search", "--json", "--project", "nope", "--query", "x"], 1, "no memory project named 'nope'"),
+        (["search", "--json", "--query", "x", "--limit", "many"], 2, "argument --limit: invalid int value: 'many'"),
+        (["search", "--json"], 2, "the following arguments are required: --query"),
+        (["safety", "check", "--json", "--input", "{"], 2, "--input is not valid JSON"),
+        (["config", "show", "--json", "--bogus"], 2, "unrecognized arguments: --bogus"),
+        (["list-projects", "--json"], 1, "memory.db: memory database error (file is not a database)"),
+    ],
+)
+def test_with_json_an_error_is_one_json_object_on_stderr_and_stdout_stays_empty(
+    umx: UltramaxEnv, argv: list[str], status: int, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if "database" in said:
+        umx.paths.home.mkdir(parents=True, exist_ok=True)
+        (umx.paths.home / "memory.db").write_bytes(b"not a database, " * 512)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors end in sys.exit(2)
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    assert code == status and out == ""
+    error = json.loads(err)
+    assert said in error["error"] and error["status"] == status
+
+
+def test_without_json_an_error_stays_one_line_of_text(umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "--project", "nope", "--query", "x"]) == 1
+    assert capsys.readouterr().err.startswith("ultramax: no memory project named 'nope'")

@@ -14,7 +14,16 @@ from typing import Any, Protocol, TypeAlias
 from ultramax.errors import UltramaxError
 from ultramax.paths import Paths
 
-__all__ = ["CliContext", "Handler", "Subparsers", "count", "emit_json", "project_root", "whole_number"]
+__all__ = [
+    "CliContext",
+    "Handler",
+    "Subparsers",
+    "count",
+    "emit_json",
+    "project_root",
+    "report_error",
+    "whole_number",
+]
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -81,3 +90,16 @@ def count(n: int, noun: str, plural: str | None = None) -> str:
 
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def report_error(message: str, status: int, *, as_json: bool, usage: str | None = None) -> None:
+    """An error on stderr: ``ultramax: message``, or with --json one JSON object, ``{"error": message,
+    "status": N}`` (and argparse's ``usage``), so a script reading JSON never gets text; stdout stays for
+    results."""
+    if not as_json:
+        print(f"ultramax: {message}", file=sys.stderr)
+        return
+    data: dict[str, Any] = {"error": message, "status": status}
+    if usage:
+        data["usage"] = usage
+    sys.stderr.write(json.dumps(data, ensure_ascii=False) + "\n")

@@ -8,9 +8,10 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ultramax import __version__
-from ultramax.cli.base import CliContext
+from ultramax.cli.base import CliContext, report_error
 from ultramax.errors import UltramaxError, UsageError
 
 __all__ = ["build_parser", "main"]
@@ -34,10 +35,27 @@ GROUPS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors are JSON when the command line asks for --json (subcommands' parsers
+    are made of the same class)."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if not _Parser.json_errors:
+            super().error(message)
+        report_error(message, 2, as_json=True, usage=self.format_usage().strip())
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ultramax",
         description="Memory, guardrails and cost control for the Claude Code CLI.",
+        epilog="exit status: 0 ok; 1 a failure, or a finding (doctor, config validate, audit verify, daemon "
+        "status, a deny from safety check); 2 a usage error; 3 an ask from safety check; 130 interrupted "
+        "(Ctrl-C); 141 output cut off by a closed pipe. With --json an error is one JSON object on stderr, "
+        '{"error": MESSAGE, "status": N}, and stdout stays empty.',
     )
     parser.add_argument("--version", action="version", version=f"ultramax {__version__}")
     parser.add_argument(
@@ -74,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    # known before parsing, so that argparse's own errors are JSON too; --help never asks for it
+    _Parser.json_errors = "--json" in words[: words.index("--")] if "--" in words else "--json" in words
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     if extras:  # name the command and show its usage, not the top-level one
@@ -84,12 +105,10 @@ def _run(argv: Sequence[str] | None) -> int:
         return 2
     try:
         return int(handler(args, CliContext.from_args(args)))
-    except UsageError as exc:
-        print(f"ultramax: {exc}", file=sys.stderr)
-        return 2
     except UltramaxError as exc:
-        print(f"ultramax: {exc}", file=sys.stderr)
-        return 1
+        status = 2 if isinstance(exc, UsageError) else 1
+        report_error(str(exc), status, as_json=bool(getattr(args, "json", False)))
+        return status
 
 
 if __name__ == "__main__":
