@@ -143,3 +143,37 @@ def test_the_console_script_runs_the_check_in_its_own_process(gate: Gate, umx: U
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr  # deny
     assert json.loads(proc.stdout)["rule"] == "rce.remote_code"
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (None, "cannot read it (Is a directory)"),
+        (b"", "no cases; each line is one JSON object with tool, input and expect"),
+        (b"\xff\xfe{}\n", "not UTF-8 text"),
+        (b'{"tool": "Bash",\n', "cases.jsonl:1: not JSON (Expecting"),
+        (b'{"tool": "Bash", "input": {"command": "ls"}, "expect": "allow"}\n[1, 2]\n', "cases.jsonl:2: a case is a "
+         "JSON object with tool, input and expect, not a list"),
+        (b'{"tool": "Bash", "input": {"command": "ls"}}\n', 'cases.jsonl:1: "expect" must be one of allow, ask, '
+         "deny, not null"),
+        (b'{"tool": "Bash", "input": "ls", "expect": "allow"}\n', '"input" must be the tool input as a JSON object'),
+    ],
+)  # fmt: skip
+def test_eval_names_the_file_and_line_of_a_bad_case_file_without_a_traceback(
+    tmp_path: Path, content: bytes | None, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = tmp_path / "cases.jsonl"
+    if content is None:
+        cases.mkdir()
+    else:
+        cases.write_bytes(content)
+    assert main(["safety", "eval", str(cases)]) == 1
+    out = capsys.readouterr()
+    assert out.out == "" and said in out.err and "Traceback" not in out.err
+
+
+def test_eval_with_an_unknown_mode_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"tool": "Bash", "input": {"command": "ls"}, "expect": "allow"}\n')
+    assert main(["safety", "eval", str(cases), "--mode", "yolo"]) == 2
+    assert "--mode: unknown mode 'yolo'" in capsys.readouterr().err

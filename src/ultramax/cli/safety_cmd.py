@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ultramax.cli.base import CliContext, Subparsers, emit_json
-from ultramax.errors import ModeError, UltramaxError, UsageError
+from ultramax.errors import ModeError, UsageError
 
 AUDIT_LAYER = 11
 """The seed's layer 11, audit logging: the hook pipeline's ``audit`` stage writes every decision to the
@@ -172,15 +172,15 @@ def _user() -> str:
 
 
 def cmd_eval(args: argparse.Namespace, ctx: CliContext) -> int:
+    from ultramax.modes import get_mode
     from ultramax.safety.scoring import load_cases, run_cases, score, score_table
 
     path = Path(args.file)
-    if not path.is_file():
-        raise UltramaxError(f"{path}: no such file")
+    cases = load_cases(path)
     try:
-        cases = load_cases(path)
-    except (json.JSONDecodeError, KeyError) as exc:
-        raise UltramaxError(f"{path}: not a case file ({exc})") from exc
+        get_mode(args.mode)
+    except ModeError as exc:
+        raise UsageError(f"--mode: {exc}") from None
     results = run_cases(cases, mode=args.mode, home=args.home, cwd=args.cwd, layers=args.layers)
     scores = score(results)
     if args.json:

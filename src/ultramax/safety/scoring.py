@@ -18,7 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Case", "CaseResult", "Score", "load_cases", "run_cases", "score", "score_table"]
+from ultramax.errors import UltramaxError, describe_json, json_problem
+
+__all__ = ["Case", "CaseFileError", "CaseResult", "Score", "load_cases", "run_cases", "score", "score_table"]
+
+EXPECTATIONS = ("allow", "ask", "deny")
 
 DEFAULT_NOW = datetime(2026, 11, 18, 16, 0, tzinfo=UTC)
 """A Wednesday, 11:00 in New York: markets open, so the market-hours layer does not decide trading cases."""
@@ -57,16 +61,45 @@ class CaseResult:
         return self.got == self.case.expect
 
 
+class CaseFileError(UltramaxError):
+    """A case file cannot be read, or a line of it is not a case; the message names the file and the line."""
+
+
 def load_cases(path: Path) -> list[Case]:
+    """Every case of a JSONL file (blank lines skipped); CaseFileError names the file and line of the first
+    problem, so a whole corpus is never scored with a case silently missing."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CaseFileError(f"{path}: cannot read it ({exc.strerror or exc}); give a JSONL case file") from None
+    except UnicodeDecodeError as exc:
+        raise CaseFileError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     cases = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            raw = json.loads(line)
-            cases.append(Case(str(raw.get("id") or f"{path.stem}:{n}"), raw["tool"], raw.get("input") or {},
-                              raw["expect"], raw.get("category", "uncategorised"), raw.get("why", "")))  # fmt: skip
+    for n, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            cases.append(_case(path, n, line))
+    if not cases:
+        raise CaseFileError(f"{path}: no cases; each line is one JSON object with tool, input and expect")
     return cases
+
+
+def _case(path: Path, n: int, line: str) -> Case:
+    where = f"{path}:{n}"
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise CaseFileError(f"{where}: not JSON ({json_problem(exc)})") from None
+    if not isinstance(raw, dict):
+        raise CaseFileError(f"{where}: a case is a JSON object with tool, input and expect, not {describe_json(raw)}")
+    tool, data, expect = raw.get("tool"), raw.get("input") or {}, raw.get("expect")
+    if not isinstance(tool, str) or not tool:
+        raise CaseFileError(f'{where}: "tool" must name the tool ("Bash", "Read", ...)')
+    if not isinstance(data, dict):
+        raise CaseFileError(f'{where}: "input" must be the tool input as a JSON object, not {describe_json(data)}')
+    if expect not in EXPECTATIONS:
+        raise CaseFileError(f'{where}: "expect" must be one of {", ".join(EXPECTATIONS)}, not {describe_json(expect)}')
+    return Case(str(raw.get("id") or f"{path.stem}:{n}"), tool, data, expect,
+                str(raw.get("category") or "uncategorised"), str(raw.get("why") or ""))  # fmt: skip
 
 
 def run_cases(cases: Sequence[Case], *, mode: str = "development", home: str = "/home/dev",
