@@ -7,15 +7,18 @@ Metric names: ``ultramax_hook_duration_seconds{event}``, ``ultramax_stage_durati
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import logging.handlers
+import os
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ultramax.fsutil import private_dir
 from ultramax.redact import redact, redact_obj
 
 __all__ = ["LOG_FILES", "JsonFormatter", "Metrics", "configure_logging"]
@@ -123,6 +126,12 @@ class _LogFileHandler(logging.handlers.WatchedFileHandler):
             self._checked = now
             super().reopenIfNeeded()
 
+    def _open(self) -> io.TextIOWrapper:
+        # created 0600, like the audit log: a line carries a (redacted) summary of a command or a path, and
+        # redaction is a best effort; a file that exists keeps the mode it has (a log shipper's group, say)
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)  # appended to, as the handler's mode 'a'
+
     def emit(self, record: logging.LogRecord) -> None:
         # Opening or reopening the file happens outside logging's own error handling: a full disk, a log folder
         # made read-only or out of inodes would otherwise raise into whatever logged -- the safety gate's
@@ -151,7 +160,7 @@ def configure_logging(logs_dir: Path, level: str = "INFO") -> None:
             return
         # no log folder (read-only, full disk): the handlers drop their lines; everything else goes on
         with contextlib.suppress(OSError):
-            logs_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(logs_dir)
         for area, filename in LOG_FILES.items():
             logger = logging.getLogger(f"ultramax.{area}")
             for old in list(logger.handlers):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import stat
+from pathlib import Path
 
 from tests.conftest import PayloadFactory, UltramaxEnv
-from ultramax.observability import JsonFormatter, Metrics
+from ultramax.observability import JsonFormatter, Metrics, configure_logging, reset_logging
 from ultramax.runtime import Runtime
 
 
@@ -50,3 +52,19 @@ def test_a_log_line_is_redacted_in_its_message_fields_and_traceback() -> None:
     assert out["msg"] == "cannot read /w/config/backup_[REDACTED:anthropic-key].txt"
     assert out["path"] == "/w/[REDACTED:anthropic-key]" and out["count"] == 3
     assert "FileNotFoundError" in out["exc"]
+
+
+def test_log_files_are_created_readable_by_the_user_alone_and_an_existing_ones_mode_is_kept(tmp_path: Path) -> None:
+    logs = tmp_path / "claude" / "logs"
+    configure_logging(logs)
+    try:
+        logging.getLogger("ultramax.safety").warning("decision", extra={"fields": {"summary": "cat ~/.aws/config"}})
+        shipped = logs / "hooks_pipeline.log"
+        shipped.touch()
+        shipped.chmod(0o640)  # a user who ships the logs gave a group read access: that stays
+        logging.getLogger("ultramax.pipeline").warning("daemon started")
+    finally:
+        reset_logging()
+    assert stat.S_IMODE((logs / "safety_audit.log").stat().st_mode) == 0o600
+    assert stat.S_IMODE(logs.stat().st_mode) == 0o700
+    assert stat.S_IMODE(shipped.stat().st_mode) == 0o640 and "daemon started" in shipped.read_text()
