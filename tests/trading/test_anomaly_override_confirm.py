@@ -147,7 +147,9 @@ def test_override_set_show_and_clear_through_the_cli(desk: Desk, ultramax: Cli) 
     shown = json.loads(cli("override", "show", "--json").stdout)
     assert shown["override"]["active"] and shown["override"]["layers"] == ["market_hours"]
     refused = cli("override", "set", "*", "--layers", "kill_switch")
-    assert refused.returncode == 1 and "cannot lift kill_switch" in refused.stderr
+    assert refused.returncode == 2 and "cannot lift kill_switch" in refused.stderr  # a usage error
+    unreadable = cli("override", "set", "*", "--for", "soon")
+    assert unreadable.returncode == 2 and "--for: cannot read duration 'soon'" in unreadable.stderr
     agent = cli("override", "set", "*", CLAUDECODE="1")
     assert agent.returncode == 1 and "not from inside a Claude Code session" in agent.stderr
     assert "override cleared" in cli("override", "clear").stdout

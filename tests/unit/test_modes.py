@@ -213,9 +213,18 @@ def test_a_project_dir_that_is_not_a_directory_is_refused_and_nothing_is_created
     target = tmp_path / "no-such-project"
     if kind == "file":
         target.write_text("not a project", encoding="utf-8")
-    assert main(["--project-dir", str(target), "mode", "activate", "alphaforge"]) == 1
+    assert main(["--project-dir", str(target), "mode", "activate", "alphaforge"]) == 2  # a usage error
     err = capsys.readouterr().err
     why = "does not exist" if kind == "missing" else "is not a directory"
     assert f"--project-dir {target}: {why}" in err
     assert not (tmp_path / "no-such-project" / ".claude").exists()
     assert (kind == "file") == target.exists()
+
+
+def test_activating_an_unknown_mode_is_a_usage_error_and_writes_nothing(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = umx.project("desk")
+    assert main(["--project-dir", str(project), "mode", "activate", "scalping"]) == 2
+    assert "unknown mode 'scalping'; choose one of" in capsys.readouterr().err
+    assert not (project / ".claude").exists()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 
-from ultramax.errors import UltramaxError
+from ultramax.errors import UsageError
 from ultramax.paths import Paths
 
 __all__ = [
@@ -43,7 +43,7 @@ class CliContext:
             if not project.is_dir():
                 # a mistyped path would otherwise be acted on as a project (and `mode activate` would create it)
                 why = "does not exist" if not project.exists() else "is not a directory"
-                raise UltramaxError(f"--project-dir {given}: {why}; give the directory of an existing project")
+                raise UsageError(f"--project-dir {given}: {why}; give the directory of an existing project")
         else:
             project = project_root(Path.cwd())
         return cls(paths=Paths.from_env(), project_dir=project)

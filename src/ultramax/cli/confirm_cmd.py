@@ -16,13 +16,12 @@ from typing import Any
 
 from ultramax.cli.base import CliContext, Subparsers, emit_json
 from ultramax.config import load_settings
-from ultramax.errors import UltramaxError
+from ultramax.errors import UltramaxError, UsageError
 from ultramax.safety.confirm import confirmations_for
 from ultramax.safety.override import (
     DEFAULT_LAYERS,
     WAIVABLE,
     Override,
-    OverrideError,
     audit_event,
     clear_override,
     read_override,
@@ -139,7 +138,7 @@ _DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
 def _seconds(text: str) -> int:
     m = _DURATION.match(text.strip().lower())
     if not m:
-        raise OverrideError(f"cannot read duration {text!r}; use e.g. 90s, 30m, 2h, 1d")
+        raise UsageError(f"--for: cannot read duration {text!r}; use e.g. 90s, 30m, 2h, 1d")
     return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
@@ -149,11 +148,11 @@ def cmd_override_set(args: argparse.Namespace, ctx: CliContext) -> int:
     seconds = _seconds(args.duration)
     longest = int(settings.get("safety.overrideMaxSeconds"))
     if seconds <= 0 or seconds > longest:
-        raise OverrideError(f"--for must be between 1 s and {longest} s (safety.overrideMaxSeconds)")
+        raise UsageError(f"--for must be between 1 s and {longest} s (safety.overrideMaxSeconds)")
     layers = tuple(x.strip() for x in args.layers.split(",") if x.strip())
     bad = [x for x in layers if x not in WAIVABLE]
     if bad or not layers:
-        raise OverrideError(f"cannot lift {', '.join(bad) or 'nothing'}; choose from {', '.join(WAIVABLE)}")
+        raise UsageError(f"--layers: cannot lift {', '.join(bad) or 'nothing'}; choose from {', '.join(WAIVABLE)}")
     override = Override(tuple(args.operations), layers, time.time() + seconds, args.reason, _user(), "")
     write_override(ctx.paths, override)
     until = datetime.fromtimestamp(override.expires, UTC).isoformat(timespec="seconds")

@@ -7,6 +7,7 @@ import sys
 
 from ultramax.cli.base import CliContext, Subparsers, emit_json
 from ultramax.config import load_settings
+from ultramax.errors import ModeError, UsageError
 from ultramax.modes import detect_mode, get_mode, load_modes, write_mode
 from ultramax.pipeline.registry import default_registry
 
@@ -74,11 +75,14 @@ def cmd_list(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def cmd_activate(args: argparse.Namespace, ctx: CliContext) -> int:
+    try:
+        wanted = get_mode(args.name)
+    except ModeError as exc:  # a name mistyped on the command line, before any file is touched
+        raise UsageError(str(exc)) from None
     edit = write_mode(ctx.project_dir, args.name, ctx.paths)
     path = edit.path
     if not edit.layout_kept:
         print(f"note: {path}: {edit.note}", file=sys.stderr)
-    wanted = get_mode(args.name)
     selection = detect_mode(ctx.project_dir, load_settings(ctx.paths, ctx.project_dir))
     if selection.mode.name != wanted.name:  # settings.local.json (read after the shared file) says otherwise
         print(
