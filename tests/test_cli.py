@@ -91,3 +91,16 @@ def test_with_json_an_error_is_one_json_object_on_stderr_and_stdout_stays_empty(
 def test_without_json_an_error_stays_one_line_of_text(umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["search", "--project", "nope", "--query", "x"]) == 1
     assert capsys.readouterr().err.startswith("ultramax: no memory project named 'nope'")
+
+
+@pytest.mark.parametrize("argv", [["confirm"], ["confirm", "0123abcd"], ["override", "show"]])
+def test_a_damaged_safety_database_is_named_with_the_way_back_not_a_traceback(
+    umx: UltramaxEnv, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = umx.paths.home / "safety.db"
+    database.parent.mkdir(parents=True, exist_ok=True)
+    database.write_bytes(b"not a database, " * 512)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"{database}: the safety database is damaged (file is not a database)" in err
+    assert f"mv {database} {database}.broken" in err

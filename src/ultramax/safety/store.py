@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ultramax.deadline import limit_sqlite_wait, switch_to_wal
+from ultramax.errors import UltramaxError
 from ultramax.fsutil import private_dir
 from ultramax.paths import Paths
 
-__all__ = ["SCHEMA_VERSION", "SafetyStore"]
+__all__ = ["SCHEMA_VERSION", "SafetyStore", "SafetyStoreError"]
 
 SCHEMA_VERSION = 1
 MAX_OPEN_STORES = 8
@@ -119,6 +120,10 @@ _MIGRATIONS: tuple[tuple[int, str], ...] = (
 )
 
 
+class SafetyStoreError(UltramaxError):
+    """The safety database cannot be opened: it is damaged, or not a file ultramax can read and write."""
+
+
 class SafetyStore:
     """A thread-safe handle on the safety database."""
 
@@ -160,18 +165,36 @@ class SafetyStore:
         if conn is not None:
             limit_sqlite_wait(conn, BUSY_TIMEOUT_MS)  # the hook fallback's deadline, if one is set
             return conn
-        private_dir(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # 0600 before SQLite creates -wal/-shm alike
-        os.close(fd)
-        if self.path.stat().st_mode & 0o077:
-            os.chmod(self.path, 0o600)
+        try:
+            private_dir(self.path.parent)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # 0600 before SQLite creates -wal/-shm alike
+            os.close(fd)
+            if self.path.stat().st_mode & 0o077:
+                os.chmod(self.path, 0o600)
+        except OSError as exc:
+            raise SafetyStoreError(
+                f"{self.path}: the safety database cannot be opened ({exc.strerror or exc}); "
+                "it must be a file you can read and write"
+            ) from exc
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        limit_sqlite_wait(conn, BUSY_TIMEOUT_MS)
-        switch_to_wal(conn, BUSY_TIMEOUT_MS)
-        conn.execute("PRAGMA synchronous=NORMAL")
-        self._migrate(conn)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            limit_sqlite_wait(conn, BUSY_TIMEOUT_MS)
+            switch_to_wal(conn, BUSY_TIMEOUT_MS)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._migrate(conn)
+        except BaseException as exc:
+            conn.close()
+            # a lock held by another process stays what it is (the hook's deadline handling reads it); only a
+            # file SQLite cannot read as a database gets the way back
+            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+                raise SafetyStoreError(
+                    f"{self.path}: the safety database is damaged ({exc}); move it aside (mv {self.path} "
+                    f"{self.path}.broken) and a new, empty one is made: the exposure ledger, circuit breakers and "
+                    "pending confirmations start again from nothing"
+                ) from exc
+            raise
         self._conn = conn
         self._generation += 1
         return conn
