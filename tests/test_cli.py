@@ -104,3 +104,18 @@ def test_a_damaged_safety_database_is_named_with_the_way_back_not_a_traceback(
     err = capsys.readouterr().err
     assert f"{database}: the safety database is damaged (file is not a database)" in err
     assert f"mv {database} {database}.broken" in err
+
+
+def test_a_kill_switch_made_as_a_folder_is_reported_on_and_kill_off_removes_it(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    switch = umx.paths.kill_switch
+    switch.mkdir()  # `mkdir ~/.claude/KILL_SWITCH`: its presence engages the switch as the file's does
+    assert main(["kill", "on", "--reason", "freeze"]) == 1
+    assert "(Is a directory); the switch is on anyway" in capsys.readouterr().err
+    (switch / "note").write_text("x")
+    assert main(["kill", "off"]) == 1
+    assert "(Directory not empty): it stays ON; remove it by hand" in capsys.readouterr().err
+    (switch / "note").unlink()
+    assert main(["kill", "off"]) == 0
+    assert capsys.readouterr().out == "kill switch off\n" and not switch.exists()

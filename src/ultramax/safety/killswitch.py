@@ -12,10 +12,15 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ultramax.errors import UltramaxError
 from ultramax.safety.engine import LayerVerdict, SafetyRequest
 from ultramax.safety.layers import READ_ONLY_TOOLS
 
-__all__ = ["KillSwitch", "KillSwitchLayer"]
+__all__ = ["KillSwitch", "KillSwitchError", "KillSwitchLayer"]
+
+
+class KillSwitchError(UltramaxError):
+    """The switch file cannot be written or removed (a folder of that name, a read-only ``~/.claude``)."""
 
 
 class KillSwitch:
@@ -32,7 +37,12 @@ class KillSwitch:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         text = f"engaged {stamp} by {_user()}" + (f": {reason}" if reason else "") + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as exc:
+            # anything at that path engages the switch: say so, or the user may think nothing is stopped
+            state = "the switch is on anyway (anything at that path engages it)" if self.engaged else "it is off"
+            raise KillSwitchError(f"cannot write the kill switch {self.path} ({exc.strerror or exc}); {state}") from exc
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
 
@@ -42,7 +52,19 @@ class KillSwitch:
             self.path.unlink()
         except FileNotFoundError:
             return False
+        except IsADirectoryError:  # made by hand with mkdir: an empty folder goes as the file would
+            try:
+                self.path.rmdir()
+            except OSError as exc:
+                raise self._stuck(exc) from exc
+        except OSError as exc:
+            raise self._stuck(exc) from exc
         return True
+
+    def _stuck(self, exc: OSError) -> KillSwitchError:
+        return KillSwitchError(
+            f"cannot remove the kill switch {self.path} ({exc.strerror or exc}): it stays ON; remove it by hand"
+        )
 
     def note(self) -> str:
         try:
