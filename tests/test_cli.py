@@ -119,3 +119,25 @@ def test_a_kill_switch_made_as_a_folder_is_reported_on_and_kill_off_removes_it(
     (switch / "note").unlink()
     assert main(["kill", "off"]) == 0
     assert capsys.readouterr().out == "kill switch off\n" and not switch.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["route", "calibrate", "prompts.jsonl", "--max-under", "5"], "--max-under: must be at least 0 and under 1"),
+        (["route", "calibrate", "prompts.jsonl", "--max-under", "nan"], "--max-under: must be at least 0 and under 1"),
+        (["install", "--timeout-ms", "-5"], "--timeout-ms: must be 50 or more, not -5"),
+        (["proxy", "--upstream", "ftp://example.com"], "--upstream must be an http:// or https:// URL"),
+    ],
+)
+def test_an_option_value_out_of_range_is_a_usage_error_before_any_work(
+    umx: UltramaxEnv, argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = umx.user_settings.read_text(encoding="utf-8")
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors end in sys.exit(2)
+        code = int(exc.code or 0)
+    assert code == 2
+    assert said in capsys.readouterr().err
+    assert umx.user_settings.read_text(encoding="utf-8") == settings  # install wrote nothing

@@ -183,7 +183,7 @@ def test_route_calibrate_on_an_unknown_tier_names_it(tmp_path: Path, capsys: pyt
 def test_proxy_with_a_bad_upstream_says_what_is_wrong_in_one_line(
     upstream: str, why: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["proxy", "--port", "0", "--upstream", upstream]) == 1
+    assert main(["proxy", "--port", "0", "--upstream", upstream]) == 2  # a usage error, like a bad --port
     err = capsys.readouterr().err
     assert err.startswith("ultramax: --upstream ") and why in err and json.dumps(upstream) in err
     assert "Traceback" not in err and err.count("\n") == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ultramax.cli.base import CliContext, Subparsers, emit_json
+from ultramax.cli.base import CliContext, Subparsers, emit_json, whole_number
 from ultramax.daemon.handover import Handover, replace_other_daemon
 from ultramax.doctor import Check, check_disabled, check_duplicates, collect_sources, run_doctor, worst
 from ultramax.install import HOOK_EVENTS, InstallResult, install, uninstall
@@ -33,7 +33,7 @@ def register(sub: Subparsers) -> None:
     _scope_flags(p)
     p.add_argument(
         "--timeout-ms",
-        type=int,
+        type=whole_number(50),
         metavar="MS",
         help="how long a hook waits for the daemon (default: ultramax.hookTimeoutMs)",
     )

@@ -18,7 +18,7 @@ from typing import Any
 
 from ultramax.cli.base import CliContext, Subparsers, emit_json, whole_number
 from ultramax.config import http_url_problem, load_settings
-from ultramax.errors import ConfigError
+from ultramax.errors import ConfigError, UsageError
 from ultramax.routing.analyzer import TaskAnalysis
 from ultramax.routing.calibrate import Labelled, calibrate
 from ultramax.routing.catalog import Catalog, Tier
@@ -46,7 +46,9 @@ def register(sub: Subparsers) -> None:
 
     c = cmds.add_parser("calibrate", help="fit routing.sonnetThreshold / opusThreshold to your own labelled prompts")
     c.add_argument("file", type=Path, help='JSONL file of {"prompt", "tier"}, tier the cheapest adequate one')
-    c.add_argument("--max-under", type=float, default=0.05, help="the most under-routing to accept (0.05 = 5%%)")
+    c.add_argument(
+        "--max-under", type=_fraction, default=0.05, help="the most under-routing to accept (0.05 = 5%%; from 0 to 1)"
+    )
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=cmd_calibrate)
 
@@ -78,6 +80,17 @@ def _hours(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours") from None
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text} is not a number of hours: use a number >= 0 (0 = everything)")
+    return value
+
+
+def _fraction(text: str) -> float:
+    """A share for argparse, at least 0 and under 1: checked before a long file is read and scored."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value < 1.0:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must be at least 0 and under 1 (0.05 = 5%), not {text}")
     return value
 
 
@@ -364,7 +377,7 @@ def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
     port = args.port if args.port is not None else int(settings.get("routing.proxyPort"))
     upstream = args.upstream or str(settings.get("routing.upstream"))
     if args.upstream and (why := http_url_problem(args.upstream)):
-        raise ConfigError(f"--upstream {why}")
+        raise UsageError(f"--upstream {why}")
     if not is_loopback_host(host):
         print(
             f"ultramax proxy: warning: listening on {host}, not loopback; anyone who can reach it spends your API key",
