@@ -65,7 +65,7 @@ def test_ctrl_c_while_the_commands_load_exits_130_with_no_traceback(umx: Ultrama
     ("argv", "status", "said"),
     [
         (["search", "--json", "--project", "nope", "--query", "x"], 1, "no memory project named 'nope'"),
-        (["search", "--json", "--query", "x", "--limit", "many"], 2, "argument --limit: invalid int value: 'many'"),
+        (["search", "--json", "--query", "x", "--limit", "many"], 2, "argument --limit: not a whole number: 'many'"),
         (["search", "--json"], 2, "the following arguments are required: --query"),
         (["safety", "check", "--json", "--input", "{"], 2, "--input is not valid JSON"),
         (["config", "show", "--json", "--bogus"], 2, "unrecognized arguments: --bogus"),
@@ -141,3 +141,12 @@ def test_an_option_value_out_of_range_is_a_usage_error_before_any_work(
     assert code == 2
     assert said in capsys.readouterr().err
     assert umx.user_settings.read_text(encoding="utf-8") == settings  # install wrote nothing
+
+
+def test_daemon_serve_offers_no_json_it_would_ignore(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["daemon", "serve", "--json"])
+    assert exit_.value.code == 2 and "unrecognized arguments: --json" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["daemon", "status", "--help"])
+    assert "--json" in capsys.readouterr().out

@@ -71,6 +71,17 @@ def test_save_says_what_kind_of_memory_it_saved(
     assert found["results"][0]["kind"] == kind
 
 
+def test_search_refuses_a_limit_under_1_and_counts_its_results_in_words_that_agree(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "save", "--project", "acme", "--content", "billing listens on 8123")
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", "--project", "acme", "--query", "billing", "--limit", "-3"])
+    assert exit_.value.code == 2 and "--limit: must be 1 or more, not -3" in capsys.readouterr().err
+    code, _, err = run(capsys, "search", "--project", "acme", "--query", "billing port")
+    assert code == 0 and err.startswith("(1 result; ")
+
+
 def test_list_projects_counts_passages_in_words_that_agree(
     umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
 ) -> None:

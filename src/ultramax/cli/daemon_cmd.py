@@ -21,7 +21,8 @@ def register(sub: Subparsers) -> None:
         ("serve", cmd_serve, "run the daemon in the foreground"),
     ):
         c = cmds.add_parser(name, help=text)
-        c.add_argument("--json", action="store_true", help="machine-readable output")
+        if name != "serve":  # it runs until stopped and prints nothing of its own to format
+            c.add_argument("--json", action="store_true", help="machine-readable output")
         c.set_defaults(func=func)
 
 

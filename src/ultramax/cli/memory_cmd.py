@@ -31,7 +31,7 @@ def register(sub: Subparsers) -> None:
     se = sub.add_parser("search", help="search memory: keywords + meaning, L1 hot to L4 all projects")
     se.add_argument("--project", help="memory project (default: the current directory's)")
     se.add_argument("--query", required=True, help="what to look for; 'last week', 'since 2026-11-01' filter by time")
-    se.add_argument("--limit", type=int, default=5, help="most results (default 5)")
+    se.add_argument("--limit", type=whole_number(1), default=5, help="most results (default 5)")
     se.add_argument("--all-projects", action="store_true", help="search every project (tier L4)")
     se.add_argument("--json", action="store_true", help="machine-readable output, with per-tier latency")
     se.set_defaults(func=cmd_search)
@@ -83,7 +83,7 @@ def register(sub: Subparsers) -> None:
     undo.set_defaults(func=cmd_blocks_undo)
 
     forget = cmds.add_parser("forget", help="delete a passage by id (ids are shown by search)")
-    forget.add_argument("id", type=int)
+    forget.add_argument("id", type=int, help="the passage's id (#12 in `ultramax search`: give 12)")
     forget.set_defaults(func=cmd_forget)
 
     exp = cmds.add_parser("export", help="write memory as JSON Lines (stdout or --out)")
@@ -206,7 +206,7 @@ def cmd_search(args: argparse.Namespace, ctx: CliContext) -> int:
     service = _service(ctx)
     project = _project(ctx, service, args.project, create=False)
     result = service.search(
-        args.query, project=project, limit=max(1, args.limit), max_tier=Tier.L4 if args.all_projects else Tier.L3
+        args.query, project=project, limit=args.limit, max_tier=Tier.L4 if args.all_projects else Tier.L3
     )
     if args.json:
         emit_json(result.to_dict())
@@ -219,7 +219,7 @@ def cmd_search(args: argparse.Namespace, ctx: CliContext) -> int:
         print(f"#{p.id}  {iso_date(p.created_at)}  {p.kind}  [{p.project} · {hit.tier}{sim}]")
         print("    " + p.text.replace("\n", "\n    ")[:1000])
     tiers = ", ".join(f"{t.tier} {t.ms:.1f} ms" for t in result.tiers)
-    print(f"({len(result.hits)} results; {tiers})", file=sys.stderr)
+    print(f"({count(len(result.hits), 'result')}; {tiers})", file=sys.stderr)
     return 0
 
 
