@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -785,11 +786,12 @@ def _apply_file(settings: Settings, path: Path, data: Mapping[str, Any]) -> None
 
 
 def settings_files(paths: Paths, project_dir: Path | None) -> list[Path]:
-    """Files read, lowest precedence first."""
+    """Files read, lowest precedence first, each once: run from the home folder, the project's
+    ``.claude/settings.json`` is the user's own, and reading it twice would report each of its problems twice."""
     files = [paths.user_settings]
     if project_dir is not None:
-        shared, local = project_settings_files(project_dir)
-        files += [shared, local]
+        seen = {os.path.realpath(paths.user_settings)}
+        files += [f for f in project_settings_files(project_dir) if os.path.realpath(f) not in seen]
     return files
 
 

@@ -136,6 +136,18 @@ def test_a_corrupt_file_outside_strict_mode_is_skipped_and_reported(umx: Ultrama
     assert "line 1 column" in problem.message
 
 
+def test_run_from_the_home_folder_the_users_settings_file_is_read_and_reported_once(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    umx.user_settings.write_text('{"safety": {"level": "max"}}', encoding="utf-8")
+    settings = load_settings(umx.paths, umx.home)  # the home folder holds .claude/: it is the project too
+    assert settings.files == [umx.user_settings]
+    assert [p.key for p in settings.problems] == ["safety.level"]
+    assert main(["--project-dir", str(umx.home), "config", "validate"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("safety.level") == 1 and "1 problem in 1 settings file read" in out
+
+
 def test_a_raw_control_character_is_reported_once_with_its_place(umx: UltramaxEnv) -> None:
     umx.user_settings.write_text('{"safety": {"level": "max\timum"}}', encoding="utf-8")
     [problem] = load_settings(umx.paths, umx.project("webapp")).problems
