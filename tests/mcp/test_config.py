@@ -11,6 +11,7 @@ from mcp.shared.exceptions import MCPError
 
 from tests.conftest import UltramaxEnv
 from tests.mcp.harness import write_pools
+from ultramax.cli.main import main
 from ultramax.mcp.config import PoolConfig, expand_vars, load_pool_config
 from ultramax.mcp.process import child_environment
 from ultramax.mcp.upstream import start_failure
@@ -265,3 +266,14 @@ def test_a_server_that_fails_to_start_is_described_by_its_cause_not_by_the_task_
     assert start_failure(ExceptionGroup("g", [TimeoutError()])) == "no answer to the handshake in time"
     two = ExceptionGroup("g", [ValueError("a"), ValueError("b")])
     assert start_failure(two).startswith("ExceptionGroup: g")
+
+
+def test_mcp_list_with_only_a_broken_pools_file_names_it_instead_of_saying_there_is_none(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = umx.claude_dir / "mcp" / "pools" / "primary.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{", encoding="utf-8")
+    assert main(["--project-dir", str(umx.project("webapp")), "mcp", "list"]) == 1
+    out, err = capsys.readouterr()
+    assert "no pools files" not in out and f"{broken}: not valid JSON" in err

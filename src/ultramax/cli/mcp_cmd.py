@@ -110,7 +110,7 @@ def cmd_list(args: argparse.Namespace, ctx: CliContext) -> int:
         )
         return 1 if config.errors else 0
     print(f"project {ctx.project_dir} (mode {pools.mode.mode.name})")
-    if not config.files:
+    if not config.files and not config.errors:  # a file that was there but left out is named below instead
         print("no pools files: put them in ~/.claude/mcp/pools/*.json (or run `ultramax mcp activate`)")
     for row in rows:
         state = "on " if row["active"] else "off"
