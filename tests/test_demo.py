@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import UltramaxEnv
+from ultramax.cli.main import main
 from ultramax.demo import run_demo
 
 
@@ -41,3 +44,18 @@ def test_a_fresh_demo_process_writes_nothing_into_the_users_home(umx: UltramaxEn
     assert done.returncode == 0, done.stderr
     assert "audit chain verified" in done.stdout
     assert sorted(p.relative_to(umx.root) for p in umx.root.rglob("*")) == before
+
+
+def test_keeping_the_demo_in_a_file_or_an_unwritable_place_is_a_clear_error(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = umx.root / "notes.txt"
+    a_file.write_text("mine")
+    assert main(["demo", "--keep", str(a_file)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"ultramax: cannot keep the demo's files in {a_file}: Not a directory") and err.count("\n") == 1
+    )
+    assert a_file.read_text() == "mine"
+    assert main(["demo", "--keep", "/proc/no-such-process/demo"]) == 1
+    assert "give a folder you can write" in capsys.readouterr().err

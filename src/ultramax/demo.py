@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ultramax.audit import verify
+from ultramax.errors import UltramaxError
 from ultramax.paths import Paths
 from ultramax.pipeline.stages.audit import summarize
 from ultramax.runtime import Runtime
@@ -78,14 +79,19 @@ def run_demo(out: Callable[[str], None] = print, *, keep: Path | None = None) ->
         base = keep or Path(tmp)
         home, work = base / "home", base / "work"
         paths = Paths(claude_dir=home / ".claude", home=home / ".claude" / "ultramax")
+        try:
+            for folder in (work / "acme-api", work / "alphaforge", home / ".claude"):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a --keep that is a file, or somewhere the user cannot write
+            raise UltramaxError(
+                f"cannot keep the demo's files in {base}: {exc.strerror or exc} ({exc.filename}); "
+                "give a folder you can write (it is made if missing)"
+            ) from None
         with _home_of(paths):
             return _replay(paths, base, home, work, out)
 
 
 def _replay(paths: Paths, base: Path, home: Path, work: Path, out: Callable[[str], None]) -> bool:
-    for project in ("acme-api", "alphaforge"):
-        (work / project).mkdir(parents=True, exist_ok=True)
-    (home / ".claude").mkdir(parents=True, exist_ok=True)
     (home / ".claude" / "settings.json").write_text('{"observability": {"metricsPort": 0}}\n')
     runtime = Runtime(paths)
     switch = KillSwitch(paths.kill_switch)
