@@ -150,3 +150,21 @@ def test_daemon_serve_offers_no_json_it_would_ignore(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit):
         main(["daemon", "status", "--help"])
     assert "--json" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["status"], ["audit", "verify"], ["daemon", "start"], ["kill", "on"]])
+@pytest.mark.parametrize("variable", ["ULTRAMAX_HOME", "CLAUDE_CONFIG_DIR"])
+def test_a_state_folder_variable_naming_a_file_is_one_clear_error(
+    umx: UltramaxEnv,
+    argv: list[str],
+    variable: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    a_file = umx.root / "notes.txt"
+    a_file.write_text("mine")
+    monkeypatch.setenv(variable, str(a_file))
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ultramax: ") and f"${variable}" in err and f"{a_file} is not a folder" in err
+    assert a_file.read_text() == "mine"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from ultramax.errors import ConfigError
 from ultramax.fsutil import private_dir
 
 __all__ = ["Paths", "project_settings_files"]
@@ -81,6 +82,19 @@ class Paths:
     @cached_property
     def backups_dir(self) -> Path:
         return self.home / "backups"
+
+    def check_folders(self) -> None:
+        """ConfigError if the Claude directory or ULTRAMAX_HOME is, or lies under, something that is not a folder
+        (a variable pointing at a file): every command would otherwise fail on it in its own way, some with a
+        traceback."""
+        for path, what in (
+            (self.claude_dir, "the Claude directory ($CLAUDE_CONFIG_DIR, default ~/.claude)"),
+            (self.home, "ultramax's state folder ($ULTRAMAX_HOME, default ~/.claude/ultramax)"),
+        ):
+            there = next((p for p in (path, *path.parents) if p.exists()), None)
+            if there is not None and not there.is_dir():
+                where = "is" if there == path else f"lies under {there}, which is"
+                raise ConfigError(f"{what} {path} {where} not a folder; point the variable at a folder")
 
     def ensure_home(self) -> Path:
         """Create ULTRAMAX_HOME private to the user (it holds the socket and the audit log)."""

@@ -46,7 +46,9 @@ class CliContext:
                 raise UsageError(f"--project-dir {given}: {why}; give the directory of an existing project")
         else:
             project = project_root(Path.cwd())
-        return cls(paths=Paths.from_env(), project_dir=project)
+        paths = Paths.from_env()
+        paths.check_folders()
+        return cls(paths=paths, project_dir=project)
 
 
 class Handler(Protocol):
