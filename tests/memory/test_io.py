@@ -255,8 +255,20 @@ def test_an_export_that_fails_midway_leaves_the_previous_file_whole(
     code, _, err = run(capsys, "memory", "export", "--out", str(out))
     assert code == 1
     assert f"cannot write the export to {out}: No space left on device; any earlier file there is untouched" in err
+    assert "Free some space or choose another --out" in err
     assert out.read_text() == "previous export\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["memory.jsonl"]
+
+
+def test_an_export_to_a_folder_says_to_choose_another_out_not_to_free_space(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run(capsys, "save", "--project", "acme", "--content", "billing on 8123")
+    code, _, err = run(capsys, "memory", "export", "--out", str(tmp_path))
+    assert code == 1
+    assert f"cannot write the export to {tmp_path}: Is a directory; any earlier file there is untouched" in err
+    assert err.rstrip().endswith("Choose another --out") and "space" not in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_reimporting_an_export_adds_no_version_to_a_block_it_already_holds(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import errno
 import os
 import subprocess
 import sys
@@ -399,9 +400,10 @@ def cmd_export(args: argparse.Namespace, ctx: CliContext) -> int:
         with atomic_writer(args.out, mode=0o600) as fh:  # 0600: an export can hold private memory
             n = io.write_jsonl(records, fh)
     except OSError as exc:
+        fix = "free some space or choose another --out" if exc.errno == errno.ENOSPC else "choose another --out"
         raise MemoryStoreError(
             f"cannot write the export to {args.out}: {exc.strerror or exc}; any earlier file there is untouched. "
-            "Free some space or choose another --out"
+            f"{fix[0].upper()}{fix[1:]}"
         ) from exc
     print(f"exported {count(n, 'record')} to {args.out}")
     return 0
