@@ -375,6 +375,8 @@ def read_records(path: Path) -> Iterator[tuple[int, str]]:
                 yield lineno, raw.decode("utf-8", errors="replace")
     except FileNotFoundError:
         return
+    except OSError as exc:  # a folder in its place, an I/O error: say which file, not a traceback
+        raise AuditError(f"cannot read the audit log {path}: {exc.strerror or exc}") from exc
 
 
 @dataclass(slots=True)
@@ -459,3 +461,5 @@ def _read_head(path: Path) -> tuple[int, str] | None:
         return int(text[0]), text[1]
     except (FileNotFoundError, IndexError, ValueError):
         return None
+    except OSError as exc:
+        raise AuditError(f"cannot read the audit log's head {path}: {exc.strerror or exc}") from exc

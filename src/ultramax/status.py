@@ -12,6 +12,7 @@ from ultramax import __version__
 from ultramax.audit import verify
 from ultramax.config import load_settings
 from ultramax.daemon.control import daemon_status
+from ultramax.errors import AuditError
 from ultramax.modes import detect_mode
 from ultramax.paths import Paths
 from ultramax.safety.killswitch import KillSwitch
@@ -99,6 +100,10 @@ def status_report(paths: Paths, project_dir: Path, *, verify_audit: bool = True)
         "settings_problems": [str(p) for p in settings.problems],
     }
     if verify_audit:
-        audit = verify(paths.audit_log, paths.audit_head)
-        report["audit"] = {"path": str(paths.audit_log), "records": audit.records, "verified": audit.ok}
+        try:
+            audit = verify(paths.audit_log, paths.audit_head)
+        except AuditError as exc:  # one unreadable part is reported in its place; the rest of the status stands
+            report["audit"] = {"path": str(paths.audit_log), "records": None, "verified": False, "error": str(exc)}
+        else:
+            report["audit"] = {"path": str(paths.audit_log), "records": audit.records, "verified": audit.ok}
     return report

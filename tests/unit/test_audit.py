@@ -453,3 +453,22 @@ def test_a_failure_policy_record_names_the_session_and_tool_of_input_that_is_jso
     for unjudgeable in (b"{not json", b"\xff\xfe", b"[1, 2]", nested):
         entry = policy_record("PreToolUse", "continue", "runtime", "failure_policy.input", "bad", raw=unjudgeable)
         assert "session" not in entry and entry["input_sha256"] == digest(unjudgeable)
+
+
+@pytest.mark.parametrize("folder_in_place_of", ["audit.jsonl", "audit.head"])
+def test_an_audit_file_that_cannot_be_read_is_named_by_verify_and_tail_and_reported_by_status(
+    umx: UltramaxEnv, folder_in_place_of: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    AuditLog(umx.paths.audit_log).append({"event": "PreToolUse", "decision": "deny"})
+    blocked = umx.paths.home / folder_in_place_of
+    blocked.unlink()
+    blocked.mkdir()  # a folder where the file was: reading it fails with EISDIR
+    what = "the audit log" if folder_in_place_of == "audit.jsonl" else "the audit log's head"
+    assert main(["audit", "verify"]) == 1
+    assert f"cannot read {what} {blocked}: Is a directory" in capsys.readouterr().err
+    if folder_in_place_of == "audit.jsonl":
+        assert main(["audit", "tail"]) == 1
+        assert f"cannot read the audit log {blocked}: Is a directory" in capsys.readouterr().err
+    assert main(["status"]) == 0
+    audit = json.loads(capsys.readouterr().out)["audit"]
+    assert audit["verified"] is False and "Is a directory" in audit["error"]
