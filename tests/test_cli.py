@@ -168,3 +168,19 @@ def test_a_state_folder_variable_naming_a_file_is_one_clear_error(
     err = capsys.readouterr().err
     assert err.startswith("ultramax: ") and f"${variable}" in err and f"{a_file} is not a folder" in err
     assert a_file.read_text() == "mine"
+
+
+def test_an_override_that_cannot_be_read_lifts_nothing_and_set_and_clear_say_why_they_cannot(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    umx.paths.override.mkdir()  # a folder where ~/.claude/OVERRIDE goes
+    assert main(["override", "show"]) == 0
+    assert f"override IGNORED ({umx.paths.override}): cannot read it (Is a directory)" in capsys.readouterr().out
+    assert main(["--project-dir", str(umx.project("acme")), "safety", "check", "ls"]) == 0  # judged as without it
+    capsys.readouterr()
+    assert main(["override", "set", "trade:*", "--for", "10m"]) == 1
+    assert f"cannot write the override {umx.paths.override} (Is a directory); nothing was lifted" in (
+        capsys.readouterr().err
+    )
+    assert main(["override", "clear"]) == 1
+    assert "(Is a directory); remove it by hand" in capsys.readouterr().err

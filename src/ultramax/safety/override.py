@@ -143,20 +143,32 @@ def read_override(path: Path, *, max_seconds: float) -> Override | None:
         written = path.stat().st_mtime
     except FileNotFoundError:
         return None
+    except OSError as exc:  # a folder in its place, an I/O error: like a file that does not parse, it lifts nothing
+        return Override((), (), 0.0, "", "", digest(b""), f"cannot read it ({exc.strerror or exc})")
     return parse_override(raw, written_at=written, max_seconds=max_seconds)
 
 
 def write_override(paths: Paths, override: Override) -> None:
-    atomic_write_json(paths.override, override.to_dict(), mode=0o600)
+    try:
+        atomic_write_json(paths.override, override.to_dict(), mode=0o600)
+    except OSError as exc:
+        raise OverrideError(
+            f"cannot write the override {paths.override} ({exc.strerror or exc}); nothing was lifted. "
+            "Remove what is in its place, or make its folder writable"
+        ) from exc
     audit_event(paths, {"event": "override.set", **override.to_dict(), "decision": "set"})
 
 
 def clear_override(paths: Paths, *, by: str) -> bool:
     try:
         raw = paths.override.read_bytes()
+        paths.override.unlink()
     except FileNotFoundError:
         return False
-    paths.override.unlink()
+    except OSError as exc:
+        raise OverrideError(
+            f"cannot remove the override {paths.override} ({exc.strerror or exc}); remove it by hand"
+        ) from exc
     audit_event(paths, {"event": "override.clear", "override_sha256": digest(raw), "set_by": by, "decision": "clear"})
     return True
 
