@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -184,3 +185,18 @@ def test_an_override_that_cannot_be_read_lifts_nothing_and_set_and_clear_say_why
     )
     assert main(["override", "clear"]) == 1
     assert "(Is a directory); remove it by hand" in capsys.readouterr().err
+
+
+def test_mcp_serve_on_a_port_already_taken_says_so_in_one_line(umx: UltramaxEnv) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "ultramax.cli.main", "mcp", "serve", "--transport", "http", "--port", str(port)],
+            env=umx.environ(), cwd=umx.project("acme"), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr == f"ultramax: cannot listen on 127.0.0.1:{port} (Address already in use); choose another " \
+        "--port (0 picks a free one) or --host\n"  # fmt: skip

@@ -33,7 +33,9 @@ def register(sub: Subparsers) -> None:
     _pools_arg(serve)
     serve.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="stdio, or streamable HTTP")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP address to bind (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=0, help="HTTP port (default: a free one, printed on stderr)")
+    serve.add_argument(
+        "--port", type=whole_number(0, 65535), default=0, help="HTTP port (default: a free one, printed on stderr)"
+    )
     serve.add_argument(
         "--no-prefix", action="store_true", help="pass-through: keep the servers' own tool and prompt names"
     )

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ultramax.config import Settings, load_settings
+from ultramax.errors import ConfigError
 from ultramax.mcp.config import ActiveSet, PoolConfig, load_pool_config
 from ultramax.mcp.control import serve_control
 from ultramax.mcp.gateway import Gateway, GatewayOptions
@@ -90,7 +91,22 @@ async def run_gateway(
     sse: SseOptions | None = None,
 ) -> None:
     """Serve until the peer leaves or a signal arrives. ``ready`` (if given) is called with the HTTP URL;
-    ``sse`` sets the HTTP face's SSE behaviour (priming ``retry``, polling, replay limits)."""
+    ``sse`` sets the HTTP face's SSE behaviour (priming ``retry``, polling, replay limits). An address it cannot
+    listen on is a ConfigError, not the task groups' ExceptionGroup around it."""
+    try:
+        await _run_gateway(gateway, transport=transport, host=host, port=port, ready=ready, sse=sse)
+    except BaseExceptionGroup as group:
+        cause: BaseException = group
+        while isinstance(cause, BaseExceptionGroup) and len(cause.exceptions) == 1:
+            cause = cause.exceptions[0]
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        raise
+
+
+async def _run_gateway(
+    gateway: Gateway, *, transport: str, host: str, port: int, ready: Any, sse: SseOptions | None
+) -> None:
     paths = gateway.paths
     stop = anyio.Event()
     async with anyio.create_task_group() as outer:
@@ -162,7 +178,14 @@ async def _http_server(gateway: Gateway, host: str, port: int, ready: Any, sse: 
     app = streamable_http_app(gateway.server, host=host, sse=sse)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:  # taken, or an address this machine does not have
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port (0 picks a free one) "
+            "or --host"
+        ) from exc
     url = f"http://{host}:{sock.getsockname()[1]}/mcp"
     print(f"ultramax mcp: serving streamable HTTP at {url}", file=sys.stderr, flush=True)
     if ready is not None:
