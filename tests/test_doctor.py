@@ -257,6 +257,9 @@ def test_doctor_fails_a_value_ultramax_cannot_use_and_names_the_key(env: Env) ->
     bad = [c for c in doctor(env) if c.name == "settings" and c.status == "fail"]
     assert len(bad) == 1 and "safety.level" in bad[0].message and '"max"' in bad[0].message
     assert "config validate" in bad[0].fix
+    # the file's own line says only that it parses, not that it is "valid" next to the failure in it
+    (parsed,) = [c for c in doctor(env) if c.name == "settings" and c.status == "ok"]
+    assert parsed.message == f"valid JSON: {env.paths.user_settings}"
 
 
 @pytest.mark.parametrize(

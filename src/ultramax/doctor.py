@@ -298,7 +298,7 @@ def _check_files(sources: list[Source]) -> list[Check]:
         elif src.data is not None:
             fine.append(str(src.path))
     if fine:
-        checks.append(Check("settings", "ok", "valid: " + ", ".join(fine)))
+        checks.append(Check("settings", "ok", "valid JSON: " + ", ".join(fine)))  # its values are checked apart
     elif not checks:
         checks.append(Check("settings", "ok", "no settings files yet"))
     return checks
