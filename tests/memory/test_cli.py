@@ -82,6 +82,17 @@ def test_search_refuses_a_limit_under_1_and_counts_its_results_in_words_that_agr
     assert code == 0 and err.startswith("(1 result; ")
 
 
+@pytest.mark.parametrize("given", ["0", "-5", "99999999999999999999999"])
+def test_forget_refuses_an_id_no_passage_can_have_as_a_usage_error(
+    umx: UltramaxEnv, given: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["memory", "forget", given])
+    assert exit_.value.code == 2 and f"argument id: must be from 1 to {2**63 - 1}, not {given}" in (
+        capsys.readouterr().err
+    )
+
+
 def test_list_projects_counts_passages_in_words_that_agree(
     umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
 ) -> None:
