@@ -82,6 +82,14 @@ def test_search_refuses_a_limit_under_1_and_counts_its_results_in_words_that_agr
     assert code == 0 and err.startswith("(1 result; ")
 
 
+def test_saving_to_an_invalid_project_name_fails_without_claiming_to_have_created_it(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "save", "--project", "../etc", "--content", "x")
+    assert code == 1 and out == ""
+    assert "created" not in err and "invalid project name '../etc'" in err
+
+
 @pytest.mark.parametrize("given", ["0", "-5", "99999999999999999999999"])
 def test_forget_refuses_an_id_no_passage_can_have_as_a_usage_error(
     umx: UltramaxEnv, given: str, capsys: pytest.CaptureFixture[str]

@@ -157,9 +157,10 @@ def _project(ctx: CliContext, service: object, explicit: str | None, *, create: 
             raise MemoryStoreError(f"no memory project named {explicit!r}; see `ultramax list-projects`")
         if not create:
             return explicit
+        name = service.store.ensure_project(explicit).name  # an invalid name fails here, before any "created"
         if not known:  # the seed's commands create a project on first use; a typo should not pass unnoticed
             print(f"created memory project {explicit!r} (see `ultramax list-projects`)", file=sys.stderr)
-        return service.store.ensure_project(explicit).name
+        return name
     configured = load_settings(ctx.paths, ctx.project_dir).get("memory.project")
     if configured and create:
         return str(service.store.ensure_project(configured).name)
