@@ -177,3 +177,11 @@ def test_eval_with_an_unknown_mode_is_a_usage_error(tmp_path: Path, capsys: pyte
     cases.write_text('{"tool": "Bash", "input": {"command": "ls"}, "expect": "allow"}\n')
     assert main(["safety", "eval", str(cases), "--mode", "yolo"]) == 2
     assert "--mode: unknown mode 'yolo'" in capsys.readouterr().err
+
+
+def test_rules_with_an_unknown_category_names_the_categories_instead_of_listing_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["safety", "rules", "--category", "gti"]) == 2
+    err = capsys.readouterr().err
+    assert "--category: no category 'gti'; choose one of: " in err and "git" in err

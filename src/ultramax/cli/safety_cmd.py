@@ -203,6 +203,9 @@ def cmd_eval(args: argparse.Namespace, ctx: CliContext) -> int:
 def cmd_rules(args: argparse.Namespace, ctx: CliContext) -> int:
     rules, patterns, problems = _rule_rows(ctx)
     if args.category:
+        known = sorted({r["category"] for r in rules})
+        if args.category not in known:  # a typo would otherwise list nothing and exit 0
+            raise UsageError(f"--category: no category {args.category!r}; choose one of: {', '.join(known)}")
         rules = [r for r in rules if r["category"] == args.category]
     if args.json:
         emit_json({"rules": rules, "user_patterns": patterns, "problems": problems})
