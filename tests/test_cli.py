@@ -200,3 +200,17 @@ def test_mcp_serve_on_a_port_already_taken_says_so_in_one_line(umx: UltramaxEnv)
     assert proc.returncode == 1
     assert proc.stderr == f"ultramax: cannot listen on 127.0.0.1:{port} (Address already in use); choose another " \
         "--port (0 picks a free one) or --host\n"  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["audit", "tail", "-n", "99999999999999999999999"],
+     ["memory", "blocks", "edit", "human", "--limit", "99999999999999999999999"]],
+)  # fmt: skip
+def test_a_count_too_large_for_any_file_is_a_usage_error_not_an_overflow(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert f"must be at most {2**63 - 1}, not 99999999999999999999999" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from ultramax.errors import UsageError
 from ultramax.paths import Paths
 
 __all__ = [
+    "LARGEST",
     "CliContext",
     "Handler",
     "Subparsers",
@@ -69,8 +70,13 @@ def project_root(start: Path) -> Path:
     return start
 
 
+LARGEST = 2**63 - 1
+"""The largest whole number a count, a size or an id can be (SQLite's and the C library's 64-bit limit): a bigger
+one is a typo, and would fail deep inside with an OverflowError."""
+
+
 def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    """An argparse ``type``: an integer of at least ``minimum`` (and at most ``maximum``)."""
+    """An argparse ``type``: an integer of at least ``minimum`` (and at most ``maximum``, else ``LARGEST``)."""
 
     def parse(text: str) -> int:
         try:
@@ -80,6 +86,8 @@ def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], in
         if value < minimum or (maximum is not None and value > maximum):
             bound = f"{minimum} or more" if maximum is None else f"from {minimum} to {maximum}"
             raise argparse.ArgumentTypeError(f"must be {bound}, not {value}")
+        if value > LARGEST:
+            raise argparse.ArgumentTypeError(f"must be at most {LARGEST}, not {value}")
         return value
 
     return parse

@@ -19,9 +19,6 @@ from ultramax.memory.models import KINDS, MemoryStoreError, iso_date, kind_label
 
 __all__ = ["register"]
 
-SQLITE_MAX_INT = 2**63 - 1
-"""The largest id SQLite can hold: a bigger number is a typo, not a passage to look for."""
-
 
 def register(sub: Subparsers) -> None:
     lp = sub.add_parser("list-projects", help="memory projects and how many passages each holds")
@@ -87,9 +84,7 @@ def register(sub: Subparsers) -> None:
     undo.set_defaults(func=cmd_blocks_undo)
 
     forget = cmds.add_parser("forget", help="delete a passage by id (ids are shown by search)")
-    forget.add_argument(
-        "id", type=whole_number(1, SQLITE_MAX_INT), help="the passage's id (#12 in `ultramax search`: give 12)"
-    )
+    forget.add_argument("id", type=whole_number(1), help="the passage's id (#12 in `ultramax search`: give 12)")
     forget.set_defaults(func=cmd_forget)
 
     exp = cmds.add_parser("export", help="write memory as JSON Lines (stdout or --out)")
