@@ -54,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Memory, guardrails and cost control for the Claude Code CLI.",
         epilog="exit status: 0 ok; 1 a failure, or a finding (doctor, config validate, audit verify, daemon "
         "status, a deny from safety check); 2 a usage error; 3 an ask from safety check; 130 interrupted "
-        "(Ctrl-C); 141 output cut off by a closed pipe. With --json an error is one JSON object on stderr, "
-        '{"error": MESSAGE, "status": N}, and stdout stays empty.',
+        "(Ctrl-C); 141 output cut off by a closed pipe. With --json a finding is reported on stdout like any "
+        'result; an error is one JSON object on stderr, {"error": MESSAGE, "status": N}, and stdout stays empty.',
     )
     parser.add_argument("--version", action="version", version=f"ultramax {__version__}")
     parser.add_argument(
