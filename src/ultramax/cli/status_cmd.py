@@ -11,7 +11,7 @@ __all__ = ["register"]
 
 
 def register(sub: Subparsers) -> None:
-    p = sub.add_parser("status", help="daemon, mode, projects, circuit breakers and kill switch as JSON")
+    p = sub.add_parser("status", help="daemon, mode, projects, circuit breakers, kill switch and audit chain as JSON")
     p.add_argument("--no-verify", action="store_true", help="skip verifying the audit chain (faster on big logs)")
     p.set_defaults(func=cmd_status)
 
