@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -259,6 +261,23 @@ def test_a_block_edit_from_a_file_that_cannot_be_read_says_why_and_changes_nothi
         code, _, err = run(capsys, "memory", "blocks", "edit", "persona", "--file", str(path), *p)
         assert code == 1 and problem in err and "nothing was changed" in err
         assert "Traceback" not in err
+    assert run_json(capsys, "memory", "blocks", "show", "persona", "--json", *p)[0]["value"] == "terse answers"
+
+
+def test_a_block_edit_from_stdin_that_is_not_utf8_says_so_and_changes_nothing(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p = ("--project", "acme")
+    run(capsys, "memory", "blocks", "edit", "persona", "--value", "terse answers", *p)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ultramax.cli.main", "memory", "blocks", "edit", "persona", "--file", "-", *p],
+        input=b"\xff\xfeterse", capture_output=True, env=umx.environ(), timeout=60, check=False,
+    )  # fmt: skip
+    err = proc.stderr.decode()
+    assert (
+        proc.returncode == 1
+        and err == "ultramax: <stdin> is not UTF-8 text (byte 0xff at offset 0); nothing was changed\n"
+    )
     assert run_json(capsys, "memory", "blocks", "show", "persona", "--json", *p)[0]["value"] == "terse answers"
 
 

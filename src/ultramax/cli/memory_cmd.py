@@ -277,17 +277,21 @@ def cmd_blocks_edit(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def _read_value(path: Path) -> str:
     """A block's new value from ``--file`` ('-' = stdin); a file that cannot be read is a clear error."""
+    # bytes, decoded here: stdin's own decoding lets bad bytes through as surrogates that SQLite then refuses
     if str(path) == "-":
-        return sys.stdin.read()
+        data, name = sys.stdin.buffer.read(), "<stdin>"
+    else:
+        try:
+            data, name = path.read_bytes(), str(path)
+        except OSError as exc:
+            raise MemoryStoreError(
+                f"cannot read {path}: {exc.strerror or exc}; nothing was changed. Give a text file, or '-' for stdin"
+            ) from None
     try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MemoryStoreError(
-            f"cannot read {path}: {exc.strerror or exc}; nothing was changed. Give a text file, or '-' for stdin"
-        ) from None
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MemoryStoreError(
-            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); nothing was changed"
+            f"{name} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); nothing was changed"
         ) from None
 
 
