@@ -29,7 +29,7 @@ from tests.conftest import (
     wait_for,
 )
 from ultramax.audit import verify
-from ultramax.daemon import daemon_request, daemon_status, stop_daemon
+from ultramax.daemon import daemon_request, daemon_status, start_daemon, stop_daemon
 from ultramax.daemon.handover import restart_command
 from ultramax.doctor import run_doctor
 from ultramax.errors import DaemonError
@@ -340,3 +340,14 @@ def test_doctor_warns_when_the_running_daemon_is_another_install_of_ultramax(
     [check] = [c for c in run_doctor(umx.paths, umx.root, managed_settings=()) if c.name == "daemon"]
     assert check.status == "warn" and "hooks are answered by the other one" in check.message
     assert check.fix == f"ultramax install (it restarts the daemon), or {restart_command()}"
+
+
+def test_a_daemon_that_dies_as_it_starts_is_reported_as_exited_with_its_output_not_as_slow(umx: UltramaxEnv) -> None:
+    umx.paths.ensure_home()
+    umx.paths.daemon_info.mkdir()  # the daemon cannot write daemon.json over a folder: it fails on its way up
+    with pytest.raises(DaemonError) as failed:
+        start_daemon(umx.paths)
+    message = str(failed.value)
+    assert message.startswith("the daemon exited as it started (status ") and "did not start within" not in message
+    assert "daemon.json" in message  # its own output says why
+    assert not daemon_status(umx.paths).running

@@ -134,6 +134,9 @@ def start_daemon(paths: Paths, *, timeout: float = 10.0) -> DaemonStatus:
     if disk_is_full(paths.home):
         raise DaemonError(f"the daemon cannot start: the disk holding {paths.home} is full; free some space")
     tail = _tail(paths.home / "daemon.out")
+    code = proc.poll()
+    if code is not None:  # it died on its way up: say so, not that it was slow
+        raise DaemonError(f"the daemon exited as it started (status {code}); its output:\n{tail}")
     raise DaemonError(f"the daemon did not start within {timeout:g} s; its output:\n{tail}")
 
 
