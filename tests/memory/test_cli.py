@@ -92,6 +92,13 @@ def test_saving_to_an_invalid_project_name_fails_without_claiming_to_have_create
     assert "created" not in err and "invalid project name '../etc'" in err
 
 
+def test_forgetting_an_id_that_is_not_there_says_where_ids_are_shown(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "memory", "forget", "4242")
+    assert code == 1 and "no passage with id 4242" in err and "`ultramax search --query ...` shows ids" in err
+
+
 @pytest.mark.parametrize(
     ("given", "said"),
     [("0", "must be 1 or more, not 0"), ("-5", "must be 1 or more, not -5"),

@@ -387,7 +387,9 @@ def cmd_blocks_undo(args: argparse.Namespace, ctx: CliContext) -> int:
 def cmd_forget(args: argparse.Namespace, ctx: CliContext) -> int:
     service = _service(ctx, embeddings=False)
     if not service.forget(args.id):
-        raise MemoryStoreError(f"no passage with id {args.id}")
+        raise MemoryStoreError(
+            f"no passage with id {args.id} (already forgotten?); `ultramax search --query ...` shows ids as #ID"
+        )
     print(f"forgotten: {args.id}")
     return 0
 
