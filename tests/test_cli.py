@@ -214,3 +214,13 @@ def test_a_count_too_large_for_any_file_is_a_usage_error_not_an_overflow(
         main(argv)
     assert exit_.value.code == 2
     assert f"must be at most {2**63 - 1}, not 99999999999999999999999" in capsys.readouterr().err
+
+
+def test_claude_project_dir_naming_a_missing_directory_is_refused_and_nothing_is_created(
+    umx: UltramaxEnv, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = umx.root / "no-such-project"
+    monkeypatch.setenv("CLAUDE_PROJECT_DIR", str(missing))
+    assert main(["mode", "activate", "alphaforge"]) == 1
+    assert f"$CLAUDE_PROJECT_DIR is {missing}, which is not an existing directory" in capsys.readouterr().err
+    assert not missing.exists()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 
-from ultramax.errors import UsageError
+from ultramax.errors import ConfigError, UsageError
 from ultramax.paths import Paths
 
 __all__ = [
@@ -47,6 +47,11 @@ class CliContext:
                 raise UsageError(f"--project-dir {given}: {why}; give the directory of an existing project")
         else:
             project = project_root(Path.cwd())
+            if os.environ.get("CLAUDE_PROJECT_DIR") and not project.is_dir():  # the same guard, for the variable
+                raise ConfigError(
+                    f"$CLAUDE_PROJECT_DIR is {os.environ['CLAUDE_PROJECT_DIR']}, which is not an existing directory; "
+                    "unset it or point it at the project"
+                )
         paths = Paths.from_env()
         paths.check_folders()
         return cls(paths=paths, project_dir=project)
