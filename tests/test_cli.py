@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import UltramaxEnv
+from tests.conftest import UltramaxEnv, wait_for
 from ultramax.cli.main import main
+from ultramax.daemon import daemon_status
+from ultramax.prewarm import announced_proxy
 
 # Ctrl-C pressed while `ultramax` is still importing its command modules (the first few hundred ms of every
 # command): a real SIGINT, sent by the process to itself the moment the import of the last group starts
@@ -224,3 +227,28 @@ def test_claude_project_dir_naming_a_missing_directory_is_refused_and_nothing_is
     assert main(["mode", "activate", "alphaforge"]) == 1
     assert f"$CLAUDE_PROJECT_DIR is {missing}, which is not an existing directory" in capsys.readouterr().err
     assert not missing.exists()
+
+
+@pytest.mark.parametrize(("stop", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+@pytest.mark.parametrize("server", ["proxy", "daemon serve"])
+def test_a_server_stopped_with_ctrl_c_exits_130_and_one_asked_to_stop_exits_0(
+    umx: UltramaxEnv, server: str, stop: signal.Signals, status: int
+) -> None:
+    argv = ["proxy", "--port", "0", "--quiet"] if server == "proxy" else ["daemon", "serve"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ultramax.cli.main", *argv], env=umx.environ(), cwd=umx.project("acme"),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        if server == "proxy":
+            wait_for(lambda: announced_proxy(umx.paths) is not None, 60, "the proxy to announce itself")
+        else:
+            wait_for(lambda: daemon_status(umx.paths).running, 60, "the daemon to answer")
+        proc.send_signal(stop)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == status
+    assert "Traceback" not in err

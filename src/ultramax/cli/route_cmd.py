@@ -411,15 +411,21 @@ def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
             print(f"use it: ANTHROPIC_BASE_URL={server.base_url} claude", file=sys.stderr, flush=True)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
+
+            def on_signal(sig: signal.Signals) -> None:
+                stopped_by.append(sig)
+                stop.set()
+
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, stop.set)
+                    loop.add_signal_handler(sig, on_signal, sig)
             try:
                 await stop.wait()
             finally:
                 withdraw_proxy(ctx.paths, server.base_url)
                 await server.close()
 
+    stopped_by: list[signal.Signals] = []
     try:
         asyncio.run(serve())
     except OSError as exc:
@@ -434,4 +440,4 @@ def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
             f"cannot run the proxy on {host}:{port} for {upstream} ({exc}); check --host, --port and --upstream "
             "(or routing.proxyHost, routing.proxyPort and routing.upstream)"
         ) from exc
-    return 0
+    return 130 if signal.SIGINT in stopped_by else 0  # Ctrl-C ends it as it ends any command; SIGTERM: a stop

@@ -60,6 +60,7 @@ class DaemonServer:
         self.handled = 0
         self._lock_fd: int | None = None
         self._stop: asyncio.Event | None = None
+        self.interrupted = False  # stopped by SIGINT (Ctrl-C in a terminal), not asked to stop
         self._open: set[_HookProtocol] = set()
         self._drained = asyncio.Event()
         self._http: ThreadingHTTPServer | None = None
@@ -92,7 +93,7 @@ class DaemonServer:
         self._stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError):  # not the main thread (tests)
-                loop.add_signal_handler(sig, self._stop.set)
+                loop.add_signal_handler(sig, self._on_signal, sig)
         self.runtime = Runtime(self.paths, metrics=self.metrics)
         self.runtime.services.shared["daemon"] = True  # engines run their background work here (memory writer)
         try:  # build the default pipeline now: warm stages, and engines' background work starts with the daemon
@@ -142,6 +143,10 @@ class DaemonServer:
                 self._http.shutdown()
                 self._http.server_close()
             log.info("daemon stopped", extra={"fields": {"handled": self.handled}})
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self.interrupted = self.interrupted or sig == signal.SIGINT
+        self.request_stop()
 
     def request_stop(self) -> None:
         if self._stop is not None:
@@ -359,4 +364,4 @@ def main(argv: list[str]) -> int:
     finally:
         server.release()
         reset_logging()
-    return 0
+    return 130 if server.interrupted else 0  # Ctrl-C ends it as it ends any command; SIGTERM is a normal stop
