@@ -277,3 +277,14 @@ def test_mcp_list_with_only_a_broken_pools_file_names_it_instead_of_saying_there
     assert main(["--project-dir", str(umx.project("webapp")), "mcp", "list"]) == 1
     out, err = capsys.readouterr()
     assert "no pools files" not in out and f"{broken}: not valid JSON" in err
+
+
+def test_mcp_health_is_not_healthy_when_a_pools_file_it_was_given_cannot_be_read(
+    umx: UltramaxEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "pools.json"
+    assert main(["--project-dir", str(umx.project("webapp")), "mcp", "health", "--pools", str(missing), "--json"]) == 1
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert report["healthy"] is False and f"{missing}: cannot read" in report["errors"][0]
+    assert f"{missing}: cannot read" in err

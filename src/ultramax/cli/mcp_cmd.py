@@ -134,6 +134,7 @@ def cmd_health(args: argparse.Namespace, ctx: CliContext) -> int:
     from ultramax.mcp.control import query_gateway, running_gateways
 
     gateways = [] if args.pools else running_gateways(ctx.paths, ctx.project_dir)
+    errors: list[str] = []
     if gateways:
         reports = []
         for info in gateways:
@@ -147,11 +148,12 @@ def cmd_health(args: argparse.Namespace, ctx: CliContext) -> int:
         from ultramax.mcp.serve import build_gateway, check_once
 
         gateway = build_gateway(ctx.paths, ctx.project_dir, files=args.pools)
+        errors = [str(p) for p in gateway.config.errors]  # a pools file left out: its servers were not probed
         status = anyio.run(check_once, gateway)
         reports = [{"source": "probed once now (no gateway running for this project)", **status}]
-    healthy = all(s["status"] in ("healthy", "degraded") for r in reports for s in r["servers"])
+    healthy = not errors and all(s["status"] in ("healthy", "degraded") for r in reports for s in r["servers"])
     if args.json:
-        emit_json({"healthy": healthy, "reports": reports})
+        emit_json({"healthy": healthy, "reports": reports, "errors": errors})
         return 0 if healthy else 1
     for report in reports:
         _print_report(report)
