@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,22 @@ def test_user_and_local_scope_servers_import_with_claude_codes_precedence(umx: U
     assert config.servers["time"].projects == ("webapp",), "a local-scope server stays with its project"
     assert "time" not in config.active(project_dir=umx.project("other"), mode="development").names
     assert json.loads((umx.home / ".claude.json").read_text()) == claude_json, "Claude Code's file is untouched"
+
+
+def test_imported_servers_with_their_secrets_go_into_a_pools_file_only_the_user_can_read(umx: UltramaxEnv) -> None:
+    project = umx.project("webapp")
+    claude_json = {"mcpServers": {"pg": {"command": "pg-mcp", "env": {"PGPASSWORD": "hunter2-but-longer"}}}}
+    (umx.home / ".claude.json").write_text(json.dumps(claude_json), encoding="utf-8")
+    (umx.home / ".claude.json").chmod(0o600)
+    result = import_servers(umx.paths, project)
+    pools_file = result.pools_file
+    assert result.imported == ["pg"] and pools_file is not None and "hunter2-but-longer" in pools_file.read_text()
+    assert stat.S_IMODE(pools_file.stat().st_mode) == 0o600
+    pools_file.chmod(0o640)  # a mode the user chose for the file is kept when it is written again
+    claude_json["mcpServers"]["redis"] = {"command": "redis-mcp"}
+    (umx.home / ".claude.json").write_text(json.dumps(claude_json), encoding="utf-8")
+    import_servers(umx.paths, project)
+    assert stat.S_IMODE(pools_file.stat().st_mode) == 0o640 and "redis-mcp" in pools_file.read_text()
 
 
 @pytest.mark.parametrize(

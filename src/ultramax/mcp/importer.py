@@ -213,7 +213,9 @@ def _write_pool_file(path: Path, servers: dict[str, Any], note: str, backups: Pa
         private_dir(backups)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         shutil.copy2(path, backups / f"{path.parent.parent.name}-{path.name}.{stamp}")
-    atomic_write_json(path, data)
+    # servers carry their env and headers (tokens, passwords) over from files Claude Code keeps private: a new
+    # pools file is the user's alone; one that exists keeps the mode it was given
+    atomic_write_json(path, data, mode=None if path.exists() else 0o600)
 
 
 def import_servers(
