@@ -252,3 +252,15 @@ def test_a_server_stopped_with_ctrl_c_exits_130_and_one_asked_to_stop_exits_0(
             proc.wait()
     assert proc.returncode == status
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("argv", "status"), [("status", 0), ("config show --json", 0), ("safety check 'rm -rf ~'", 1)])
+def test_with_stdout_closed_a_command_still_runs_and_exits_with_its_status_without_a_traceback(
+    umx: UltramaxEnv, argv: str, status: int
+) -> None:
+    proc = subprocess.run(
+        ["sh", "-c", f'exec "$0" -m ultramax.cli.main {argv} >&-', sys.executable],
+        env=umx.environ(), cwd=umx.project("acme"), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == status, proc.stderr
+    assert proc.stderr == ""

@@ -92,6 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
+    # run with stdout or stderr closed (`>&-`), Python sets it to None: print() then writes nothing, but a direct
+    # write crashed (and print(file=None) sends errors to stdout); /dev/null gives every writer print's behaviour
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 -- for the rest of the process
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 -- for the rest of the process
     words = list(sys.argv[1:] if argv is None else argv)
     # known before parsing, so that argparse's own errors are JSON too; --help never asks for it
     _Parser.json_errors = "--json" in words[: words.index("--")] if "--" in words else "--json" in words
