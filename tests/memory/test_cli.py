@@ -112,6 +112,17 @@ def test_forget_refuses_an_id_no_passage_can_have_as_a_usage_error(
     assert exit_.value.code == 2 and f"argument id: {said}" in capsys.readouterr().err
 
 
+def test_capture_status_and_undo_in_an_unknown_project_say_so_and_create_nothing(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "memory", "capture", "status", "--project", "acmee")
+    assert code == 1 and "no memory project named 'acmee'" in err
+    code, _, err = run(capsys, "memory", "blocks", "undo", "human", "--project", "acmee")
+    assert code == 1 and "no memory project named 'acmee'" in err
+    code, out, _ = run(capsys, "list-projects")
+    assert out.startswith("no memory projects yet")
+
+
 def test_list_projects_counts_passages_in_words_that_agree(
     umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -377,7 +377,7 @@ def cmd_blocks_diff(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def cmd_blocks_undo(args: argparse.Namespace, ctx: CliContext) -> int:
     service = _service(ctx, embeddings=False)
-    project = _project(ctx, service, args.project)
+    project = _project(ctx, service, args.project, create=False)  # a new project has nothing to undo
     block = service.store.undo_block(project, args.label)
     print(f"{block.label}: back to the earlier value as v{block.version} ({len(block.value)}/{block.limit} chars)")
     return 0
@@ -475,7 +475,7 @@ def cmd_mcp(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def cmd_capture(args: argparse.Namespace, ctx: CliContext) -> int:
     service = _service(ctx, embeddings=False)
-    project = _project(ctx, service, args.project)
+    project = _project(ctx, service, args.project, create=args.state != "status")  # asking creates nothing
     if args.state != "status":
         service.store.set_capture(project, args.state == "on")
     p = service.store.get_project(project)
