@@ -264,3 +264,11 @@ def test_with_stdout_closed_a_command_still_runs_and_exits_with_its_status_witho
     )  # fmt: skip
     assert proc.returncode == status, proc.stderr
     assert proc.stderr == ""
+
+
+def test_override_set_refuses_an_override_the_layer_would_ignore_and_writes_nothing(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["override", "set", "trade:*", "", "--for", "10m"]) == 1
+    assert "this override would be ignored (allowed_operations must be a non-empty list" in capsys.readouterr().err
+    assert not umx.paths.override.exists()

@@ -149,6 +149,11 @@ def read_override(path: Path, *, max_seconds: float) -> Override | None:
 
 
 def write_override(paths: Paths, override: Override) -> None:
+    # read back as the layer reads it: an override written only to be ignored would claim a lift that never happens
+    raw = json.dumps(override.to_dict()).encode("utf-8")
+    problem = parse_override(raw, written_at=time.time(), max_seconds=float("inf")).problem
+    if problem is not None:
+        raise OverrideError(f"this override would be ignored ({problem}); nothing was written")
     try:
         atomic_write_json(paths.override, override.to_dict(), mode=0o600)
     except OSError as exc:
