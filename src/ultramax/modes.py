@@ -7,6 +7,7 @@ project path, matching whole path parts (``~/src/alphaforge`` is trading; ``~/sr
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -151,6 +152,12 @@ def write_mode(project_dir: Path, name: str, paths: Paths | None = None) -> Sett
 
     mode = get_mode(name)
     target = project_settings_files(project_dir)[0]
+    paths = paths or Paths.from_env()
+    if os.path.realpath(target) == os.path.realpath(paths.user_settings):  # install's advice (--user) fits not here
+        raise ConfigError(
+            f"{target} is your user settings file (the project directory is {project_dir}): a mode is set per "
+            "project; run from inside a project, or pass --project-dir"
+        )
 
     def change(data: dict[str, Any]) -> None:
         ultramax = data.get("ultramax")
@@ -169,6 +176,6 @@ def write_mode(project_dir: Path, name: str, paths: Paths | None = None) -> Sett
         data["safety"] = {**(safety or {}), "level": mode.safety_level}
 
     try:
-        return edit_settings(paths or Paths.from_env(), "project", project_dir, change)
+        return edit_settings(paths, "project", project_dir, change)
     except InstallError as exc:  # the file cannot be edited safely: say so as a settings problem
         raise ConfigError(str(exc)) from exc

@@ -190,8 +190,9 @@ def test_activation_refuses_a_read_only_settings_file(umx: UltramaxEnv) -> None:
 
 
 def test_activation_from_the_home_folder_never_writes_the_users_own_settings(umx: UltramaxEnv) -> None:
-    with pytest.raises(ConfigError, match="is your user settings file"):
+    with pytest.raises(ConfigError, match="is your user settings file") as refused:
         activate_mode(umx.home, "alphaforge")
+    assert "a mode is set per project" in str(refused.value) and "--user" not in str(refused.value)
     assert "alphaforge" not in umx.user_settings.read_text(encoding="utf-8")
 
 
