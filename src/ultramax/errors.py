@@ -28,6 +28,10 @@ __all__ = [
 class UltramaxError(Exception):
     """Base of every error ultramax raises deliberately."""
 
+    def details(self) -> dict[str, Any]:
+        """Structured detail beside the message (a command's ``--json`` error object carries it)."""
+        return {}
+
 
 class UsageError(UltramaxError):
     """The command line itself is wrong (an option's value is malformed, a name it gives is unknown): the CLI

@@ -182,7 +182,7 @@ def test_an_invalid_graph_fails_the_command_with_every_problem(
     assert f"{path}: skill 'a': dependency cycle: a → b → a" in err
 
 
-def test_with_json_every_failure_is_still_a_json_object_on_stdout(
+def test_with_json_every_failure_is_one_json_object_on_stderr_with_every_graph_problem(
     umx: UltramaxEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write_graph(umx.claude_dir, {"loop": {"dependencies": ["loop"], "triggers": ["loop"]}})
@@ -190,17 +190,17 @@ def test_with_json_every_failure_is_still_a_json_object_on_stdout(
         capsys.readouterr()
         assert main(["skills", *action, "--json"]) == 1
         out, err = capsys.readouterr()
-        data = json.loads(out)
-        assert "dependency cycle: loop → loop" in data["error"] and data["error"] in err
+        data = json.loads(err)
+        assert out == "" and data["status"] == 1 and "dependency cycle: loop → loop" in data["error"]
         assert data["problems"] == [{"file": str(path), "skill": "loop", "message": "dependency cycle: loop → loop"}]
     path.unlink()
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "deploy it", "expect_skills": "devops-engineer"}\n', encoding="utf-8")
     assert main(["skills", "eval", str(bad), "--json"]) == 1
-    data = json.loads(capsys.readouterr().out)
-    assert data == {"error": f'{bad}:1: "expect_skills" must be an array of skill names'}
+    data = json.loads(capsys.readouterr().err)
+    assert data == {"error": f'{bad}:1: "expect_skills" must be an array of skill names', "status": 1}
     assert main(["skills", "resolve", "x", "--require", "nope", "--json"]) == 1
-    assert "no skill named 'nope'" in json.loads(capsys.readouterr().out)["error"]
+    assert "no skill named 'nope'" in json.loads(capsys.readouterr().err)["error"]
 
 
 def test_graph_option_uses_another_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

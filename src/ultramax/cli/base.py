@@ -107,14 +107,16 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def report_error(message: str, status: int, *, as_json: bool, usage: str | None = None) -> None:
+def report_error(
+    message: str, status: int, *, as_json: bool, usage: str | None = None, details: dict[str, Any] | None = None
+) -> None:
     """An error on stderr: ``ultramax: message``, or with --json one JSON object, ``{"error": message,
     "status": N}`` (and argparse's ``usage``), so a script reading JSON never gets text; stdout stays for
     results."""
     if not as_json:
         print(f"ultramax: {message}", file=sys.stderr)
         return
-    data: dict[str, Any] = {"error": message, "status": status}
+    data: dict[str, Any] = {"error": message, "status": status, **(details or {})}
     if usage:
         data["usage"] = usage
     sys.stderr.write(json.dumps(data, ensure_ascii=False) + "\n")

@@ -113,7 +113,7 @@ def _run(argv: Sequence[str] | None) -> int:
         return int(handler(args, CliContext.from_args(args)))
     except UltramaxError as exc:
         status = 2 if isinstance(exc, UsageError) else 1
-        report_error(str(exc), status, as_json=bool(getattr(args, "json", False)))
+        report_error(str(exc), status, as_json=bool(getattr(args, "json", False)), details=exc.details())
         return status
 
 

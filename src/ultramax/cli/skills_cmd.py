@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import functools
 from pathlib import Path
 from typing import Any
 
-from ultramax.cli.base import CliContext, Handler, Subparsers, count, emit_json
+from ultramax.cli.base import CliContext, Subparsers, count, emit_json
 from ultramax.config import load_settings
 from ultramax.decisions import CONTEXT_CAP
-from ultramax.errors import UltramaxError
 from ultramax.skills.engine import limits_from
 from ultramax.skills.evaluate import evaluate, load_cases
 from ultramax.skills.export import sync_skills
@@ -41,7 +39,7 @@ def register(sub: Subparsers) -> None:
     lst = cmds.add_parser("list", help="the skills of the effective graph, with triggers and dependencies")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     graph_option(lst)
-    lst.set_defaults(func=_json_errors(cmd_list))
+    lst.set_defaults(func=cmd_list)
 
     res = cmds.add_parser("resolve", help="which skills a prompt gets, in load order, and why")
     res.add_argument("prompt", help="the prompt, as typed into Claude Code")
@@ -49,7 +47,7 @@ def register(sub: Subparsers) -> None:
     res.add_argument("--context", action="store_true", help="print the exact context the hook would inject")
     res.add_argument("--require", action="append", default=[], metavar="SKILL", help="load this skill too")
     graph_option(res)
-    res.set_defaults(func=_json_errors(cmd_resolve))
+    res.set_defaults(func=cmd_resolve)
 
     syn = cmds.add_parser(
         "sync",
@@ -63,32 +61,13 @@ def register(sub: Subparsers) -> None:
     syn.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
     syn.add_argument("--json", action="store_true", help="machine-readable output")
     graph_option(syn)
-    syn.set_defaults(func=_json_errors(cmd_sync))
+    syn.set_defaults(func=cmd_sync)
 
     ev = cmds.add_parser("eval", help="score the resolver on labelled prompts (JSONL)")
     ev.add_argument("file", help='lines of {"prompt", "expect_skills", "expect_order_constraints"}')
     ev.add_argument("--json", action="store_true", help="machine-readable output (every failure listed)")
     graph_option(ev)
-    ev.set_defaults(func=_json_errors(cmd_eval))
-
-
-def _json_errors(handler: Handler) -> Handler:
-    """With --json, a failure is a JSON object on stdout too (``error``, and for a graph every ``problem``), so
-    a script that parses stdout never gets an empty page; the message still goes to stderr, exit status 1."""
-
-    @functools.wraps(handler)
-    def run(args: argparse.Namespace, ctx: CliContext) -> int:
-        try:
-            return handler(args, ctx)
-        except UltramaxError as exc:
-            if getattr(args, "json", False):
-                data: dict[str, Any] = {"error": str(exc)}
-                if isinstance(exc, SkillGraphError):
-                    data["problems"] = [{"file": p.file, "skill": p.skill, "message": p.message} for p in exc.problems]
-                emit_json(data)
-            raise
-
-    return run
+    ev.set_defaults(func=cmd_eval)
 
 
 def _graph(args: argparse.Namespace, ctx: CliContext) -> SkillGraph:

@@ -86,6 +86,9 @@ class SkillGraphError(UltramaxError):
         self.problems = problems
         super().__init__("invalid skill graph:\n  " + "\n  ".join(str(p) for p in problems))
 
+    def details(self) -> dict[str, Any]:
+        return {"problems": [{"file": p.file, "skill": p.skill, "message": p.message} for p in self.problems]}
+
 
 class UnknownSkillError(UltramaxError):
     """A skill named on the command line is not in the graph."""
