@@ -35,6 +35,30 @@ def test_input_nested_absurdly_deep_follows_the_failure_policy(desk: Desk) -> No
     assert (decision.permission, decision.rule) == ("ask", "input.shape")
 
 
+@pytest.mark.parametrize(
+    ("tool", "data", "problem"),
+    [
+        ("Bash", {"command": ["rm", "-rf", "/"]}, "command is list, not text"),
+        ("Bash", {"description": "clean up"}, "no command to check"),
+        ("Write", {"file_path": 5, "content": "x"}, "file_path is int, not text"),
+        ("Edit", {"file_path": "a.py", "old_string": "x", "new_string": {"$": 1}}, "new_string is dict, not text"),
+        ("Read", {"file_path": True}, "file_path is a boolean, not text"),
+    ],
+)
+def test_a_field_the_gate_reads_as_text_that_is_not_text_follows_the_failure_policy(
+    desk: Desk, tool: str, data: dict[str, object], problem: str
+) -> None:
+    lenient = desk.call(tool, data, mode="development")
+    strict = desk.call(tool, data, mode="alphaforge")
+    assert (lenient.permission, lenient.rule, lenient.layer) == ("ask", "input.field_type", "input_validation")
+    assert (strict.permission, strict.rule) == ("deny", "input.field_type")
+    assert f"{tool} input: {problem}" in lenient.reason
+
+
+def test_an_optional_text_field_left_null_is_not_a_problem(desk: Desk) -> None:
+    assert desk.call("Glob", {"pattern": "*.py", "path": None}, mode="development").permission == "allow"
+
+
 def test_an_invalid_order_is_denied_in_every_mode_with_the_problem_named(desk: Desk) -> None:
     decision = desk.call(CRYPTO, crypto(qty="NaN"), mode="development")
     assert (decision.permission, decision.rule) == ("deny", "input.order_invalid")

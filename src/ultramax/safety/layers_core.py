@@ -106,6 +106,20 @@ def request_time(request: SafetyRequest) -> float:
 # -- layer 1 ------------------------------------------------------------------------------------------------
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,256}$")
 _MAX_DEPTH = 64
+# The fields of Claude Code's own tools that the gate reads as text: a number, list or object there is input
+# the gate cannot judge (it would see no command or no path and find nothing), so it goes to the failure policy.
+_TEXT_FIELDS: dict[str, tuple[str, ...]] = {
+    "Bash": ("command",),
+    "Read": ("file_path",),
+    "Write": ("file_path", "content"),
+    "Edit": ("file_path", "old_string", "new_string"),
+    "MultiEdit": ("file_path",),
+    "NotebookEdit": ("notebook_path", "new_source"),
+    "Glob": ("pattern", "path"),
+    "Grep": ("pattern", "path"),
+    "WebFetch": ("url",),
+}
+_REQUIRED_TEXT: dict[str, str] = {"Bash": "command"}
 
 
 class _TooBig(Exception):
@@ -134,6 +148,21 @@ def _text_size(value: Any, limit: int, depth: int = 0) -> int:
     return total
 
 
+def _not_text(tool: str, data: object) -> str:
+    """What is wrong with the text fields of one of Claude Code's own tools, or ""."""
+    fields = _TEXT_FIELDS.get(tool)
+    if fields is None or not isinstance(data, dict):
+        return ""
+    for name in fields:
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            return f"{name} is {type(value).__name__ if not isinstance(value, bool) else 'a boolean'}, not text"
+    required = _REQUIRED_TEXT.get(tool)
+    if required is not None and not isinstance(data.get(required), str):
+        return f"no {required} to check"
+    return ""
+
+
 class InputValidationLayer:
     """Layer 1: the call is well formed -- a sane tool name, input of bounded size and depth, valid orders."""
 
@@ -156,6 +185,9 @@ class InputValidationLayer:
                 self.name,
                 "input.too_large",
             )
+        unreadable = _not_text(tool, request.input)
+        if unreadable:
+            return failure(request, f"{tool} input: {unreadable}", self.name, "input.field_type")
         if tool.startswith("mcp__"):
             op = classify(request)
             if op.order_error is not None:
