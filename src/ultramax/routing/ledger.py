@@ -24,6 +24,7 @@ from ultramax.deadline import switch_to_wal
 from ultramax.errors import ConfigError
 from ultramax.fsutil import private_dir
 from ultramax.paths import Paths
+from ultramax.redact import redact
 from ultramax.routing.analyzer import BACKGROUND_REASONS
 from ultramax.routing.catalog import Usage
 
@@ -156,6 +157,8 @@ class Ledger:
                 cur.close()
 
     def record(self, entry: LedgerEntry) -> None:
+        """Append ``entry``. Its texts are redacted here, whoever wrote them: an upstream's error can quote the
+        request (a prompt with a key in it, a header), and session and agent ids come from the client."""
         u = entry.usage
         with self._cursor() as cur:
             cur.execute(
@@ -165,8 +168,8 @@ class Ledger:
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     entry.ts or time.time(),
-                    entry.session,
-                    entry.agent,
+                    redact(entry.session),
+                    redact(entry.agent),
                     entry.requested_model,
                     entry.model,
                     entry.tier,
@@ -178,9 +181,9 @@ class Ledger:
                     entry.cost,
                     entry.requested_cost,
                     entry.status,
-                    entry.error[:500],
+                    redact(entry.error)[:500],  # redacted whole first: a cut could leave a key too short to match
                     entry.fallback_from,
-                    entry.reason[:500],
+                    redact(entry.reason)[:500],
                     entry.ttfb_ms,
                     entry.duration_ms,
                     u.web_search_requests,

@@ -1,0 +1,57 @@
+"""What the proxy keeps and prints holds no secret: not the ledger's rows, not its error answers, not its log."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from urllib.parse import urlsplit
+
+from tests.conftest import wait_for
+from tests.routing.conftest import KEY
+from tests.support.proxy_thread import run_proxy
+from tests.support.raw_upstream import run_raw_upstream
+from ultramax.routing import Ledger, Router
+
+ANTHROPIC_KEY = "sk-ant-api03-" + "Zq8vR2mXk4Lp9TnW7bYc3Hd6Jf1Gs5Ae0Ku" * 2 + "AAAAAA"
+DB_PASSWORD = "Pg9sEcretPw42x"
+GITHUB_TOKEN = "ghp_a1B2c3D4e5F6g7H8i9J0a1B2c3D4e5F6g7H8"
+UPSTREAM_PASSWORD = "UpStr3amPassw0rd"
+PROMPT = f"deploy with ANTHROPIC_API_KEY={ANTHROPIC_KEY} and DATABASE_URL=postgres://app:{DB_PASSWORD}@db/prod"
+BODY = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": PROMPT}]}
+
+
+def post(base_url: str, **headers: str) -> tuple[int, bytes]:
+    parts = urlsplit(base_url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        conn.request(
+            "POST",
+            "/v1/messages",
+            body=json.dumps(BODY).encode(),
+            headers={"content-type": "application/json", "x-api-key": KEY, **headers},
+        )
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_an_upstream_error_quoting_the_request_reaches_the_client_but_the_ledger_keeps_it_redacted(
+    router: Router, ledger: Ledger
+) -> None:
+    # some gateways, and the API's own 400s, quote the part of the request they refuse
+    error = {"type": "invalid_request_error", "message": f"messages.0.content: cannot parse {PROMPT!r}"}
+    payload = json.dumps({"type": "error", "error": error}).encode()
+    answer = b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(payload),
+        payload,
+    )
+    with run_raw_upstream([answer]) as upstream, run_proxy(router, ledger, upstream.base_url) as proxy:
+        status, body = post(proxy.base_url, **{"x-claude-code-session-id": f"s-{GITHUB_TOKEN}"})
+        assert (status, body) == (400, payload), "the upstream's answer is the client's, relayed as it came"
+        wait_for(lambda: bool(ledger.entries()), 5, "the ledger row")
+    [row] = ledger.entries()
+    stored = json.dumps(row)
+    assert ANTHROPIC_KEY not in stored and DB_PASSWORD not in stored and GITHUB_TOKEN not in stored
+    assert row["error"].startswith("invalid_request_error: messages.0.content: cannot parse")
+    assert "[REDACTED:anthropic-key]" in row["error"] and row["status"] == 400
