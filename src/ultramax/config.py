@@ -82,7 +82,9 @@ class Setting:
 
 def http_url_problem(value: str) -> str | None:
     """Why ``value`` is not an http(s) URL with a host and a valid port, or None if it is one."""
-    shown = json.dumps(value)
+    from ultramax.redact import redact  # here: the hook's in-process path imports config, and seldom needs this
+
+    shown = json.dumps(redact(value))  # the URL may carry a password or a token: the message must not
     try:
         parts = urlsplit(value)
         port = parts.port  # ValueError when it is not a number in 0-65535

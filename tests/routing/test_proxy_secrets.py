@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import http.client
 import json
+import signal
+import subprocess
+import sys
 from urllib.parse import urlsplit
 
-from tests.conftest import wait_for
+import pytest
+
+from tests.conftest import UltramaxEnv, wait_for
 from tests.routing.conftest import KEY
 from tests.support.proxy_thread import run_proxy
-from tests.support.raw_upstream import run_raw_upstream
+from tests.support.raw_upstream import CLOSE, run_raw_upstream
+from tests.support.upstream import StandInUpstream
+from ultramax.cli.main import main
 from ultramax.routing import Ledger, Router
 
 ANTHROPIC_KEY = "sk-ant-api03-" + "Zq8vR2mXk4Lp9TnW7bYc3Hd6Jf1Gs5Ae0Ku" * 2 + "AAAAAA"
@@ -55,3 +62,49 @@ def test_an_upstream_error_quoting_the_request_reaches_the_client_but_the_ledger
     assert ANTHROPIC_KEY not in stored and DB_PASSWORD not in stored and GITHUB_TOKEN not in stored
     assert row["error"].startswith("invalid_request_error: messages.0.content: cannot parse")
     assert "[REDACTED:anthropic-key]" in row["error"] and row["status"] == 400
+
+
+def test_an_upstream_that_fails_is_named_in_the_502_without_the_credentials_in_its_url(
+    router: Router, ledger: Ledger
+) -> None:
+    with run_raw_upstream([CLOSE]) as upstream:
+        port = urlsplit(upstream.base_url).port
+        url = f"http://apiuser:{UPSTREAM_PASSWORD}@127.0.0.1:{port}/?api_key={GITHUB_TOKEN}"
+        with run_proxy(router, ledger, url) as proxy:
+            status, body = post(proxy.base_url)
+    message = json.loads(body)["error"]["message"]
+    assert status == 502 and f"upstream http://[REDACTED:credentials]@127.0.0.1:{port}/?api_key=" in message
+    assert UPSTREAM_PASSWORD not in message and "apiuser" not in message and GITHUB_TOKEN not in message
+
+
+def test_ultramax_proxy_names_its_upstream_on_stderr_without_the_password_in_its_url(
+    umx: UltramaxEnv, upstream: StandInUpstream
+) -> None:
+    url = upstream.base_url.replace("http://", f"http://apiuser:{UPSTREAM_PASSWORD}@")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ultramax.cli.main", "proxy", "--port", "0", "--upstream", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=umx.environ(),
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert line.startswith("ultramax proxy on http://127.0.0.1:"), line
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+    assert line.rstrip().endswith("-> " + upstream.base_url.replace("http://", "http://[REDACTED:credentials]@"))
+    assert UPSTREAM_PASSWORD not in line
+
+
+def test_a_bad_upstream_on_the_command_line_is_named_without_its_password(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["proxy", "--port", "0", "--upstream", f"http://apiuser:{UPSTREAM_PASSWORD}@h:99999"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ultramax: --upstream ") and "valid port" in err and UPSTREAM_PASSWORD not in err

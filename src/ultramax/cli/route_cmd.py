@@ -370,6 +370,7 @@ def cmd_catalog(args: argparse.Namespace, ctx: CliContext) -> int:
 def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
     from ultramax.prewarm import announce_proxy, is_loopback_host, withdraw_proxy
     from ultramax.routing.proxy import ProxyServer
+    from ultramax.routing.upstream import shown_url
 
     settings = load_settings(ctx.paths, ctx.project_dir)
     router = Router.from_settings(settings)
@@ -407,7 +408,7 @@ def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
             )
             await server.start()
             announce_proxy(ctx.paths, server.base_url)  # where the daemon sends prompts to score ahead
-            print(f"ultramax proxy on {server.base_url} -> {upstream}", file=sys.stderr)
+            print(f"ultramax proxy on {server.base_url} -> {server.upstream.shown}", file=sys.stderr)
             print(f"use it: ANTHROPIC_BASE_URL={server.base_url} claude", file=sys.stderr, flush=True)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -437,7 +438,7 @@ def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
         raise ConfigError(f"cannot listen on {host}:{port} ({exc})") from exc
     except (ValueError, OverflowError) as exc:  # an address the socket layer or the upstream client refuses
         raise ConfigError(
-            f"cannot run the proxy on {host}:{port} for {upstream} ({exc}); check --host, --port and --upstream "
-            "(or routing.proxyHost, routing.proxyPort and routing.upstream)"
+            f"cannot run the proxy on {host}:{port} for {shown_url(upstream)} ({exc}); check --host, --port and "
+            "--upstream (or routing.proxyHost, routing.proxyPort and routing.upstream)"
         ) from exc
     return 130 if signal.SIGINT in stopped_by else 0  # Ctrl-C ends it as it ends any command; SIGTERM: a stop

@@ -477,13 +477,13 @@ class ProxyServer:
         """502 (or 504 when the upstream took too long) for a request that got no answer at all."""
         if isinstance(exc, ConnectTimeout):
             status = 504
-            message = f"could not connect to upstream {self.upstream.base_url}: {exc}"
+            message = f"could not connect to upstream {self.upstream.shown}: {exc}"
         elif isinstance(exc, TimeoutError):
             status = 504
-            message = f"upstream {self.upstream.base_url} did not answer within {self.head_timeout:g} s"
+            message = f"upstream {self.upstream.shown} did not answer within {self.head_timeout:g} s"
         else:
             status = 502
-            message = f"upstream {self.upstream.base_url} failed before answering ({exc or type(exc).__name__})"
+            message = f"upstream {self.upstream.shown} failed before answering ({exc or type(exc).__name__})"
         body = _error_body("api_error", f"ultramax proxy: {message}", "")
         writer.write(
             _response_head(

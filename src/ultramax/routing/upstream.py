@@ -9,12 +9,25 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ultramax.redact import redact
 from ultramax.routing.http1 import HOP_BY_HOP, Request
 
-__all__ = ["DECODABLE", "ConnectTimeout", "Connection", "Upstream", "accept_encoding"]
+__all__ = ["DECODABLE", "ConnectTimeout", "Connection", "Upstream", "accept_encoding", "shown_url"]
 
 DECODABLE = frozenset({"gzip", "deflate", "identity", "x-gzip"})
 """Content encodings the proxy can decode to read an answer's usage for the ledger."""
+
+
+def shown_url(url: str) -> str:
+    """``url`` as it may be printed, logged or put in an error: without the user and password before its host (a
+    token there can be a lone user name, which ``redact`` cannot tell from a name) and with secrets in its path
+    or query redacted."""
+    scheme, sep, rest = url.partition("://")
+    end = next((i for i, c in enumerate(rest) if c in "/?#"), len(rest))
+    authority, tail = rest[:end], rest[end:]
+    if sep and "@" in authority:
+        authority = "[REDACTED:credentials]@" + authority.rpartition("@")[2]
+    return redact(scheme + sep + authority + tail)
 
 
 class ConnectTimeout(TimeoutError):
@@ -45,8 +58,10 @@ class Upstream:
     def __init__(self, base_url: str, *, connect_timeout: float = 30.0, max_idle: int = 64) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"upstream must be an http(s) URL, got {base_url!r}")
+            raise ValueError(f"upstream must be an http(s) URL, got {shown_url(base_url)!r}")
         self.base_url = base_url.rstrip("/")
+        self.shown = shown_url(self.base_url)
+        """``base_url`` for messages: never its credentials."""
         self.scheme = parts.scheme
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
