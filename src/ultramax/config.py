@@ -685,6 +685,13 @@ class Problem:
     key: str
     message: str
 
+    def __post_init__(self) -> None:
+        # a message quotes the bad value (a DSN where a name belongs, a key in the wrong place), and problems are
+        # printed by config, doctor and status and logged: redacted once here, wherever the message came from
+        from ultramax.redact import redact
+
+        object.__setattr__(self, "message", redact(self.message))
+
     def __str__(self) -> str:
         where = f"{self.file}: {self.key}" if self.key else self.file
         return f"{where}: {self.message}"

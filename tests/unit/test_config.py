@@ -272,3 +272,33 @@ def test_a_threshold_crossing_one_from_another_file_is_blamed_on_the_file_of_hig
 def test_equal_thresholds_leave_no_middle_tier_and_are_a_problem(umx: UltramaxEnv) -> None:
     umx.update_user_settings({"routing": {"sonnetThreshold": 0.5, "opusThreshold": 0.5}})
     assert load_settings(umx.paths).problems
+
+
+DB_PASSWORD = "Pg9sEcretPw42x"
+
+
+def test_a_bad_value_holding_a_password_is_reported_without_it_by_config_validate_doctor_and_status(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a DSN where a backend's name belongs: the problem names the key and the value, never the password
+    umx.update_user_settings({"memory": {"provider": f"postgres://app:{DB_PASSWORD}@db.internal:5432/prod"}})
+    [problem] = load_settings(umx.paths).problems
+    assert problem.key == "memory.provider" and "postgres://app:[REDACTED:password]@db.internal" in problem.message
+    assert main(["config", "validate"]) == 1
+    main(["doctor"])
+    main(["status"])
+    out = capsys.readouterr()
+    assert "memory.provider" in out.out and DB_PASSWORD not in out.out + out.err
+
+
+def test_config_show_prints_a_setting_holding_a_password_redacted(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    umx.update_user_settings({"routing": {"upstream": f"https://gw:{DB_PASSWORD}@gateway.example.com/anthropic"}})
+    assert main(["config", "show", "--json"]) == 0
+    shown = {row["key"]: row["value"] for row in json.loads(capsys.readouterr().out)["settings"]}
+    assert shown["routing.upstream"] == "https://gw:[REDACTED:password]@gateway.example.com/anthropic"
+    assert main(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "routing.upstream" in out and DB_PASSWORD not in out
+    assert load_settings(umx.paths).get("routing.upstream").endswith("@gateway.example.com/anthropic"), "still used"

@@ -8,6 +8,7 @@ import sys
 
 from ultramax.cli.base import CliContext, Subparsers, count, emit_json
 from ultramax.config import load_settings, settings_files, settings_reference_markdown
+from ultramax.redact import redact_obj
 
 __all__ = ["register"]
 
@@ -27,16 +28,18 @@ def register(sub: Subparsers) -> None:
 
 def cmd_show(args: argparse.Namespace, ctx: CliContext) -> int:
     settings = load_settings(ctx.paths, ctx.project_dir)
+    # a value can hold a secret (routing.upstream with a password in it): shown redacted, like every output
+    shown_rows = [(k, redact_obj(v), s) for k, v, s in settings.rows()]
     if args.json:
         emit_json(
             {
                 "files": [str(f) for f in settings_files(ctx.paths, ctx.project_dir)],
-                "settings": [{"key": k, "value": v, "source": s} for k, v, s in settings.rows()],
+                "settings": [{"key": k, "value": v, "source": s} for k, v, s in shown_rows],
                 "problems": [str(p) for p in settings.problems],
             }
         )
         return 0
-    rows = [(k, json.dumps(v), s) for k, v, s in settings.rows()]
+    rows = [(k, json.dumps(v), s) for k, v, s in shown_rows]
     width_k = max(len(r[0]) for r in rows)
     width_v = min(40, max(len(r[1]) for r in rows))
     for key, value, source in rows:
