@@ -158,3 +158,17 @@ def test_activating_again_keeps_the_rules_and_settings_added_to_the_pool_file_an
     assert "time" in after["pools"]["primary"]["servers"]
     backups = [p for p in umx.paths.backups_dir.iterdir() if pools_file.name in p.name]
     assert backups and json.loads(backups[-1].read_text(encoding="utf-8")) == data
+
+
+def test_imported_servers_with_tokens_in_their_env_are_written_to_a_pool_file_only_the_user_can_read(
+    umx: UltramaxEnv,
+) -> None:
+    token = "ghp_a1B2c3D4e5F6g7H8i9J0a1B2c3D4e5F6g7H8"
+    claude_json = {"mcpServers": {"github": {"command": "github-mcp-server", "env": {"GITHUB_TOKEN": token}}}}
+    (umx.home / ".claude.json").write_text(json.dumps(claude_json), encoding="utf-8")
+    (umx.home / ".claude.json").chmod(0o600)
+    assert import_servers(umx.paths, umx.project("webapp")).imported == ["github"]
+    [pool_file] = (umx.claude_dir / "mcp" / "pools").glob("*.json")
+    assert token in pool_file.read_text(encoding="utf-8"), "the gateway starts the server with it"
+    assert pool_file.stat().st_mode & 0o777 == 0o600
+    assert pool_file.parent.stat().st_mode & 0o777 == 0o700

@@ -212,10 +212,13 @@ def _write_pool_file(path: Path, servers: dict[str, Any], note: str, backups: Pa
     if backups is not None and path.exists():
         private_dir(backups)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        shutil.copy2(path, backups / f"{path.parent.parent.name}-{path.name}.{stamp}")
-    # servers carry their env and headers (tokens, passwords) over from files Claude Code keeps private: a new
-    # pools file is the user's alone; one that exists keeps the mode it was given
-    atomic_write_json(path, data, mode=None if path.exists() else 0o600)
+        backup = backups / f"{path.parent.parent.name}-{path.name}.{stamp}"
+        shutil.copy2(path, backup)
+        backup.chmod(0o600)
+    # the servers' env and headers carry their tokens, copied from ~/.claude.json (which Claude Code keeps 0600)
+    # or .mcp.json: the pool file is the user's alone, like the file they came from
+    private_dir(path.parent)
+    atomic_write_json(path, data, mode=0o600)
 
 
 def import_servers(
