@@ -7,7 +7,7 @@ SIGKILL. The process's exit is seen the moment it happens (``process_exited``), 
 is what makes failover detection immediate.
 
 The transport speaks newline-delimited JSON-RPC over the child's stdin/stdout and yields the
-``(read_stream, write_stream)`` pair the SDK's ``ClientSession`` runs on; stderr goes to a log file.
+``(read_stream, write_stream)`` pair the SDK's ``ClientSession`` runs on; stderr goes to a log file, redacted.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import anyio
 import mcp_types as types
 from mcp.shared.message import SessionMessage
 
+from ultramax.fsutil import private_dir
 from ultramax.redact import redact
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "PipeWriter",
     "RawLink",
     "RawWaiter",
+    "StderrLog",
     "child_environment",
     "dumps_line",
     "loads_line",
@@ -152,12 +154,65 @@ class _Framer:
             self.inbox.put(SessionMessage(message))
 
 
-class _Protocol(asyncio.SubprocessProtocol):
-    """Reports the process's exit the moment it happens (not when its pipes close)."""
+class StderrLog:
+    """A server's stderr, appended to its log file a line at a time with secrets redacted: servers print their
+    configuration and their errors there, tokens included. ``known`` are values to redact whatever they look like
+    (what the server's ``env`` gave it: ``token abc123`` is a secret no pattern recognises). The file is the
+    user's alone."""
 
-    def __init__(self, framer: _Framer) -> None:
+    MAX_LINE = 64 * 1024
+    """A longer run without a newline is written (redacted) as it is, not held."""
+
+    def __init__(self, path: Path, known: Iterable[str] = ()) -> None:
+        private_dir(path.parent)
+        _rotate(path)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)  # a log an earlier version wrote 0644
+        self._file = os.fdopen(fd, "ab", buffering=0)
+        self._known = sorted((k for k in set(known) if len(k) >= 6), key=len, reverse=True)
+        self._pending = bytearray()
+
+    def _write(self, data: bytes) -> None:
+        text = data.decode("utf-8", "surrogateescape")
+        for value in self._known:
+            text = text.replace(value, "[REDACTED:env]")
+        with contextlib.suppress(OSError):  # a full disk loses log lines, never the server
+            self._file.write(redact(text).encode("utf-8", "surrogateescape"))
+
+    def feed(self, data: bytes) -> None:
+        self._pending += data
+        end = self._pending.rfind(b"\n") + 1
+        if end == 0 and len(self._pending) > self.MAX_LINE:
+            end = len(self._pending)
+        if end:
+            self._write(bytes(self._pending[:end]))
+            del self._pending[:end]
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        if self._pending:
+            self._write(bytes(self._pending))
+            self._pending.clear()
+        self._file.close()
+
+
+class _Protocol(asyncio.SubprocessProtocol):
+    """Reports the process's exit the moment it happens (not when its pipes close); its stderr goes to
+    ``stderr_log``."""
+
+    def __init__(self, framer: _Framer, stderr_log: StderrLog | None = None) -> None:
         self.framer = framer
         self.exited = anyio.Event()
+        self.stderr_log = stderr_log
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd == 2 and self.stderr_log is not None:
+            self.stderr_log.feed(data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 2 and self.stderr_log is not None:
+            self.stderr_log.close()
 
     def process_exited(self) -> None:
         self.exited.set()
@@ -511,30 +566,29 @@ async def spawn_stdio_server(
     env: Mapping[str, str],
     cwd: str | None = None,
     stderr_path: Path | None = None,
+    secrets: Iterable[str] = (),
 ) -> AsyncIterator[tuple[ChildProcess, Inbox, PipeWriter]]:
-    """Start ``argv`` as an MCP stdio server; yield the process and the stream pair; stop it on exit.
+    """Start ``argv`` as an MCP stdio server; yield the process and the stream pair; stop it on exit. Its stderr
+    goes to ``stderr_path`` redacted, ``secrets`` (values it was given) included (see ``StderrLog``).
 
     Raises OSError when the command cannot be started (not found, not executable).
     """
     loop = asyncio.get_running_loop()
     inbox = Inbox()
     framer = _Framer(inbox, name)
-    stderr: Any = asyncio.subprocess.DEVNULL
-    if stderr_path is not None:
-        stderr_path.parent.mkdir(parents=True, exist_ok=True)
-        _rotate(stderr_path)
-        stderr = open(stderr_path, "ab")  # noqa: SIM115 -- the child gets its own copy; ours is closed below
+    # read through the gateway rather than handed to the server as the file: only so can it be redacted
+    stderr_log = StderrLog(stderr_path, secrets) if stderr_path is not None else None
     parent = os.getpid()
     # a socket pair rather than two pipes: on the machines measured, a message costs less than half the time
     ours, theirs = socket.socketpair()
     try:
         try:
             transport, protocol = await loop.subprocess_exec(
-                lambda: _Protocol(framer),
+                lambda: _Protocol(framer, stderr_log),
                 *argv,
                 stdin=theirs.fileno(),
                 stdout=theirs.fileno(),
-                stderr=stderr,
+                stderr=asyncio.subprocess.DEVNULL if stderr_log is None else asyncio.subprocess.PIPE,
                 env=dict(env),
                 cwd=cwd,
                 start_new_session=True,
@@ -542,12 +596,12 @@ async def spawn_stdio_server(
             )
         finally:
             theirs.close()
-            if stderr_path is not None:
-                stderr.close()
         io, stdio = await loop.create_unix_connection(lambda: _Stdio(framer), sock=ours)
     except BaseException:
         ours.close()
         inbox.close()
+        if stderr_log is not None:
+            stderr_log.close()
         raise
     child = ChildProcess(name, transport.get_pid(), tuple(argv), time.monotonic(), transport, protocol, io,
                          stderr_path)  # fmt: skip

@@ -424,11 +424,11 @@ class Upstream:
 
         @asynccontextmanager
         async def transport() -> AsyncIterator[Any]:
-            async with spawn_stdio_server(self.id, argv, env=env, cwd=self._cwd(), stderr_path=log_path) as (
-                child,
-                read,
-                write,
-            ):
+            # what the server's own env gives it (its tokens) is redacted from its stderr whatever it looks like
+            given = [env[key] for key in self.spec.env if key in env]
+            async with spawn_stdio_server(
+                self.id, argv, env=env, cwd=self._cwd(), stderr_path=log_path, secrets=given
+            ) as (child, read, write):
                 self.child = child
                 if self._stop_grace is not None:
                     child.grace = min(child.grace, self._stop_grace)
