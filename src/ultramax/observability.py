@@ -7,7 +7,6 @@ Metric names: ``ultramax_hook_duration_seconds{event}``, ``ultramax_stage_durati
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import logging.handlers
@@ -116,21 +115,23 @@ class JsonFormatter(logging.Formatter):
 
 
 class _LogFileHandler(logging.handlers.WatchedFileHandler):
-    """Reopens the file after logrotate moves it, checking at most once a second (not on every line)."""
+    """Reopens the file after logrotate moves it, checking at most once a second (not on every line). The file
+    is the user's alone (0600): its lines are redacted, but they are the user's prompts, commands and paths, and
+    redaction can only find the secrets it recognises."""
 
     _checked = 0.0
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o600)  # a log an earlier version created 0644
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
 
     def reopenIfNeeded(self) -> None:
         now = time.monotonic()
         if now - self._checked >= 1.0:
             self._checked = now
             super().reopenIfNeeded()
-
-    def _open(self) -> io.TextIOWrapper:
-        # created 0600, like the audit log: a line carries a (redacted) summary of a command or a path, and
-        # redaction is a best effort; a file that exists keeps the mode it has (a log shipper's group, say)
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        return open(fd, "a", encoding=self.encoding, errors=self.errors)  # appended to, as the handler's mode 'a'
 
     def emit(self, record: logging.LogRecord) -> None:
         # Opening or reopening the file happens outside logging's own error handling: a full disk, a log folder

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import stat
 from pathlib import Path
 
 from tests.conftest import PayloadFactory, UltramaxEnv
@@ -54,17 +53,20 @@ def test_a_log_line_is_redacted_in_its_message_fields_and_traceback() -> None:
     assert "FileNotFoundError" in out["exc"]
 
 
-def test_log_files_are_created_readable_by_the_user_alone_and_an_existing_ones_mode_is_kept(tmp_path: Path) -> None:
+def test_the_log_files_and_their_folder_are_readable_by_the_user_alone(tmp_path: Path) -> None:
     logs = tmp_path / "claude" / "logs"
-    configure_logging(logs)
+    logs.mkdir(parents=True, mode=0o755)
+    (logs / "safety_audit.log").write_text("", encoding="utf-8")
+    (logs / "safety_audit.log").chmod(0o644)  # as an earlier version left it
+    configure_logging(tmp_path / "claude" / "logs")
     try:
-        logging.getLogger("ultramax.safety").warning("decision", extra={"fields": {"summary": "cat ~/.aws/config"}})
-        shipped = logs / "hooks_pipeline.log"
-        shipped.touch()
-        shipped.chmod(0o640)  # a user who ships the logs gave a group read access: that stays
-        logging.getLogger("ultramax.pipeline").warning("daemon started")
+        logging.getLogger("ultramax.pipeline").warning("settings problem")
+        logging.getLogger("ultramax.safety").warning("denied")
     finally:
         reset_logging()
-    assert stat.S_IMODE((logs / "safety_audit.log").stat().st_mode) == 0o600
-    assert stat.S_IMODE(logs.stat().st_mode) == 0o700
-    assert stat.S_IMODE(shipped.stat().st_mode) == 0o640 and "daemon started" in shipped.read_text()
+    for name in ("hooks_pipeline.log", "safety_audit.log"):
+        assert (logs / name).stat().st_mode & 0o777 == 0o600, name
+    fresh = tmp_path / "fresh" / "logs"
+    configure_logging(fresh)
+    reset_logging()
+    assert fresh.stat().st_mode & 0o777 == 0o700 and fresh.parent.stat().st_mode & 0o777 == 0o700
