@@ -288,3 +288,27 @@ def test_mcp_health_is_not_healthy_when_a_pools_file_it_was_given_cannot_be_read
     report = json.loads(out)
     assert report["healthy"] is False and f"{missing}: cannot read" in report["errors"][0]
     assert f"{missing}: cannot read" in err
+
+
+def test_mcp_list_shows_the_servers_commands_and_urls_without_the_passwords_and_tokens_in_them(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ultramax.cli.main import main
+
+    password, token = "Pg9sEcretPw42x", "ghp_a1B2c3D4e5F6g7H8i9J0a1B2c3D4e5F6g7H8"
+    pg = {"command": "npx", "args": ["-y", "@bytebase/dbhub", "--dsn", f"postgres://app:{password}@db/prod"]}
+    cli = {"command": "db-mcp", "args": ["--password", password, "--port", "5432"]}
+    gh = {"type": "http", "url": f"https://api.example.com/mcp?access_token={token}"}
+    write_pools(umx, {"pools": {"primary": {"servers": {"pg": pg, "cli": cli, "gh": gh}}}})
+    project = umx.project("webapp")
+    assert main(["--project-dir", str(project), "mcp", "list", "--json"]) == 0
+    as_json = capsys.readouterr().out
+    assert main(["--project-dir", str(project), "mcp", "list"]) == 0
+    as_text = capsys.readouterr().out
+    assert password not in as_json + as_text and token not in as_json + as_text
+    shown = {s["name"]: s.get("command") or s.get("url") for s in json.loads(as_json)["servers"]}
+    assert shown["pg"] == ["npx", "-y", "@bytebase/dbhub", "--dsn", "postgres://app:[REDACTED:password]@db/prod"]
+    assert shown["cli"] == ["db-mcp", "--password", "[REDACTED:secret]", "--port", "5432"]
+    assert shown["gh"] == "https://api.example.com/mcp?access_token=[REDACTED:github-token]"
+    assert "db-mcp --password [REDACTED:secret] --port 5432" in as_text
+    assert load_pool_config(umx.paths, project).servers["pg"].args[-1].endswith(f"{password}@db/prod"), "still used"

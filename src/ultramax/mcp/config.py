@@ -28,6 +28,7 @@ from typing import Any, Literal
 from ultramax.config import Problem
 from ultramax.errors import ConfigError, json_problem
 from ultramax.paths import Paths
+from ultramax.redact import redact, redact_argv
 
 __all__ = [
     "DEFAULT_STARTUP_TIMEOUT_MS",
@@ -179,10 +180,11 @@ class ServerSpec:
             "priority": self.priority,
             "replicas": self.replicas,
         }
+        # printed by `mcp list`: arguments and URLs can carry a password or a token (--dsn postgres://u:pw@...)
         if self.transport == "stdio":
-            out["command"] = [self.command, *self.args]
+            out["command"] = redact_argv([self.command, *self.args])
         else:
-            out["url"] = self.url
+            out["url"] = redact(self.url)
         if self.backup_for:
             out["for"] = self.backup_for
         if self.projects:

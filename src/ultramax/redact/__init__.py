@@ -9,6 +9,7 @@ whose name says secret. A redacted value becomes ``[REDACTED:<kind>]`` so the te
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from ultramax.redact.assignments import redact_assignments
@@ -29,6 +30,7 @@ __all__ = [
     "is_key_file",
     "prints_secret_variable",
     "redact",
+    "redact_argv",
     "redact_env",
     "redact_obj",
     "redact_path",
@@ -56,6 +58,21 @@ def redact_path(path: str) -> str:
     components (a webhook URL)."""
     parts = _PATH_SEPARATORS.split(path)
     return redact("".join(part if part in ("", "/", "\\") else redact(part) for part in parts))
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """A command's arguments with every secret redacted, one for one: each argument alone (``--dsn=postgres://
+    u:pw@h``), and an argument after a flag that names a secret (``--password hunter2``) read with its flag."""
+    shown: list[str] = []
+    for i, arg in enumerate(argv):
+        alone = redact(arg)
+        if i and alone == arg:
+            before = argv[i - 1]
+            pair = redact(f"{before} {arg}")
+            if pair != f"{before} {arg}" and pair.startswith(f"{before} "):
+                alone = pair[len(before) + 1 :]
+        shown.append(alone)
+    return shown
 
 
 def redact_env(text: str) -> str:
