@@ -67,6 +67,20 @@ def test_an_import_stores_no_secret_and_no_private_span_in_passages_context_or_b
     assert human["value"] == "key [REDACTED:anthropic-key] and  here"
 
 
+def test_an_import_stores_no_secret_in_where_a_passage_came_from(
+    umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # a file from anywhere: its source (a command line, a path), session and event are free text too
+    where = {"source": f"curl -H 'x-api-key: {KEY}' https://api", "session_id": f"s-{KEY}", "source_event": KEY}
+    dump = write_lines(tmp_path / "leaky.jsonl", [HEADER, passage("deploy the api", **where)])
+    code, _, err = run(capsys, "memory", "import", str(dump))
+    assert code == 0, err
+    (stored,) = [r for r in exported(capsys, "acme") if r["type"] == "passage"]
+    assert KEY not in json.dumps(stored)
+    assert stored["source"] == "curl -H 'x-api-key: [REDACTED:anthropic-key]' https://api"
+    assert (stored["session_id"], stored["source_event"]) == ("s-[REDACTED:anthropic-key]", "[REDACTED:anthropic-key]")
+
+
 def test_an_imported_text_longer_than_one_passage_is_stored_whole_in_parts_not_cut(
     umx: UltramaxEnv, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

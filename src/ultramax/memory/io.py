@@ -30,6 +30,7 @@ from ultramax.memory.passages import content_hash
 from ultramax.memory.projects import valid_project_name
 from ultramax.memory.service import split_passages
 from ultramax.memory.store import SQLiteStore
+from ultramax.redact import redact, redact_path
 
 __all__ = ["FORMAT", "ImportCounts", "Record", "export_records", "import_records", "parse_records", "write_jsonl"]
 
@@ -213,12 +214,14 @@ def _passage(record: dict[str, Any], number: int) -> PassageRecord:
     if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
         raise _Invalid(f"field 'tags' must be a list of strings, not {describe_json(tags)}")
     context = _optional_str(record, "context")
+    # where it came from is free text in a file from anywhere (a path, a command line): redacted as the text is
+    session_id, source_event, source = (_optional_str(record, f) for f in ("session_id", "source_event", "source"))
     fields: dict[str, Any] = {
         "kind": kind,
-        "session_id": _optional_str(record, "session_id"),
+        "session_id": redact(session_id) if session_id else session_id,
         "created_at": _optional_number(record, "created_at"),
-        "source_event": _optional_str(record, "source_event"),
-        "source": _optional_str(record, "source"),
+        "source_event": redact(source_event) if source_event else source_event,
+        "source": redact_path(source) if source else source,
         "tags": tuple(t for t in (clean(tag, max_chars=None) for tag in tags or ()) if t),
         "context": clean(context) if context else "",
         "external_id": _optional_str(record, "external_id"),
