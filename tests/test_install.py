@@ -657,3 +657,23 @@ def test_cli_uninstall_says_whether_it_restored_the_file_or_took_entries_out(
     assert run_cli(env, "uninstall", "--json") == 0
     report = json.loads(capsys.readouterr().out)
     assert report["restored"] is False and "changed since `ultramax install` wrote it" in report["note"]
+
+
+def test_a_dry_run_shows_the_change_without_the_secrets_of_the_settings_around_it(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = "sk-ant-api03-" + "Zq8vR2mXk4Lp9TnW7bYc3Hd6Jf1Gs5Ae0Ku" * 2  # assembled: no scanner takes it for a leak
+    password = "Pg9sEcretPw42x"
+    settings = {"env": {"ANTHROPIC_API_KEY": key, "DATABASE_URL": f"postgres://app:{password}@db/prod"}}
+    write_settings(env.paths.user_settings, settings)  # the hooks go in after env: its lines are the diff's context
+    assert run_cli(env, "install", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert '     "ANTHROPIC_API_KEY": "[REDACTED:anthropic-key]",' in out and '+  "hooks": {' in out
+    assert key not in out and password not in out
+    assert run_cli(env, "install") == 0
+    assert read(env.paths.user_settings)["env"] == settings["env"], "the file itself keeps them"
+    capsys.readouterr()
+    assert run_cli(env, "uninstall", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert '-  "hooks": {' in out and '     "ANTHROPIC_API_KEY": "[REDACTED:anthropic-key]",' in out
+    assert key not in out and password not in out

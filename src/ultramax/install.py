@@ -565,8 +565,13 @@ def _write(paths: Paths, scope: Scope, shown: Path, loaded: _Loaded, data: bytes
 
 
 def _diff(shown: Path, old: str, new: str) -> str:
+    """The change as a unified diff, to be printed: its context lines are the user's own settings, whose
+    ``env`` often holds API keys and database URLs, so every line is redacted."""
+    from ultramax.redact import redact
+
     return "".join(
-        difflib.unified_diff(
+        redact(line)
+        for line in difflib.unified_diff(
             old.splitlines(keepends=True),
             new.splitlines(keepends=True),
             fromfile=f"{shown} (before)",
