@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import socket
 import subprocess
 import sys
 from urllib.parse import urlsplit
@@ -108,3 +109,18 @@ def test_a_bad_upstream_on_the_command_line_is_named_without_its_password(capsys
     assert main(["proxy", "--port", "0", "--upstream", f"http://apiuser:{UPSTREAM_PASSWORD}@h:99999"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("ultramax: --upstream ") and "valid port" in err and UPSTREAM_PASSWORD not in err
+
+
+def test_a_malformed_header_line_is_refused_with_a_400_that_does_not_quote_the_key_in_it(
+    router: Router, ledger: Ledger
+) -> None:
+    with run_raw_upstream([]) as upstream, run_proxy(router, ledger, upstream.base_url) as proxy:
+        parts = urlsplit(proxy.base_url)
+        with socket.create_connection((parts.hostname or "", parts.port or 0), timeout=10) as sock:
+            # the colon lost: the line the proxy names is the key itself
+            sock.sendall(f"POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key {ANTHROPIC_KEY}\r\n\r\n".encode())
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"malformed header line" in answer
+    assert ANTHROPIC_KEY.encode() not in answer and b"[REDACTED:anthropic-key]" in answer

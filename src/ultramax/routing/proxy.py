@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ultramax.prewarm import PREWARM_PATH, parse_hint
+from ultramax.redact import redact
 from ultramax.routing.catalog import Usage
 from ultramax.routing.difficulty import load_difficulty_model
 from ultramax.routing.http1 import (
@@ -134,7 +135,8 @@ async def _cancel_when_gone(reader: asyncio.StreamReader, task: asyncio.Task[Non
 
 # -- the server ------------------------------------------------------------------------------------------
 def _error_body(kind: str, message: str, request_id: str, **extra: Any) -> bytes:
-    error: dict[str, Any] = {"type": kind, "message": message, **extra}
+    # every answer the proxy writes itself: its message can quote what came in (a header line) or went wrong
+    error: dict[str, Any] = {"type": kind, "message": redact(message), **extra}
     return json.dumps({"type": "error", "error": error, "request_id": request_id}).encode()
 
 
@@ -729,7 +731,7 @@ class ProxyServer:
                 attempt.answered_model = str(parsed.get("model") or "")
 
     def _stream_error(self, reply: _Reply, kind: str, message: str) -> None:
-        payload = json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
+        payload = json.dumps({"type": "error", "error": {"type": kind, "message": redact(message)}}).encode()
         reply.body(b"event: error\ndata: " + payload + b"\n\n")
         reply.end()
 
