@@ -93,6 +93,7 @@ def test_ultramax_proxy_names_its_upstream_on_stderr_without_the_password_in_its
         assert proc.stderr is not None
         line = proc.stderr.readline()
         assert line.startswith("ultramax proxy on http://127.0.0.1:"), line
+        assert post(line.split()[3])[0] == 200  # answered: it now stops on SIGTERM rather than dies of it
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:
