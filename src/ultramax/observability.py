@@ -20,7 +20,7 @@ from typing import Any
 from ultramax.fsutil import private_dir
 from ultramax.redact import redact, redact_obj
 
-__all__ = ["LOG_FILES", "JsonFormatter", "Metrics", "configure_logging"]
+__all__ = ["LOG_FILES", "JsonFormatter", "Metrics", "RedactingFormatter", "configure_logging"]
 
 LOG_FILES = {
     "pipeline": "hooks_pipeline.log",
@@ -112,6 +112,13 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             out["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(out, ensure_ascii=False, default=str)
+
+
+class RedactingFormatter(logging.Formatter):
+    """A plain-text line (for a terminal: ``ultramax proxy``'s stderr) redacted whole, traceback included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 class _LogFileHandler(logging.handlers.WatchedFileHandler):

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -28,14 +29,14 @@ PROMPT = f"deploy with ANTHROPIC_API_KEY={ANTHROPIC_KEY} and DATABASE_URL=postgr
 BODY = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": PROMPT}]}
 
 
-def post(base_url: str, **headers: str) -> tuple[int, bytes]:
+def post(base_url: str, body: dict[str, Any] = BODY, **headers: str) -> tuple[int, bytes]:
     parts = urlsplit(base_url)
     conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
     try:
         conn.request(
             "POST",
             "/v1/messages",
-            body=json.dumps(BODY).encode(),
+            body=json.dumps(body).encode(),
             headers={"content-type": "application/json", "x-api-key": KEY, **headers},
         )
         response = conn.getresponse()
@@ -55,7 +56,7 @@ def test_an_upstream_error_quoting_the_request_reaches_the_client_but_the_ledger
         payload,
     )
     with run_raw_upstream([answer]) as upstream, run_proxy(router, ledger, upstream.base_url) as proxy:
-        status, body = post(proxy.base_url, **{"x-claude-code-session-id": f"s-{GITHUB_TOKEN}"})
+        status, body = post(proxy.base_url, BODY, **{"x-claude-code-session-id": f"s-{GITHUB_TOKEN}"})
         assert (status, body) == (400, payload), "the upstream's answer is the client's, relayed as it came"
         wait_for(lambda: bool(ledger.entries()), 5, "the ledger row")
     [row] = ledger.entries()
@@ -125,3 +126,37 @@ def test_a_malformed_header_line_is_refused_with_a_400_that_does_not_quote_the_k
                 answer += chunk
     assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"malformed header line" in answer
     assert ANTHROPIC_KEY.encode() not in answer and b"[REDACTED:anthropic-key]" in answer
+
+
+def test_a_key_sent_as_the_model_is_kept_out_of_the_proxys_log_and_its_ledger(
+    umx: UltramaxEnv, upstream: StandInUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ANTHROPIC_MODEL set to the API key by mistake: the proxy passes the model through, names it in its log
+    # line and its unpriced-model warning, and the ledger groups by it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ultramax.cli.main", "proxy", "--port", "0", "--upstream", upstream.base_url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=umx.environ(),
+    )
+    try:
+        assert proc.stderr is not None
+        base_url = proc.stderr.readline().split()[3]
+        body = {**BODY, "model": ANTHROPIC_KEY, "messages": [{"role": "user", "content": "hi"}]}
+        assert post(base_url, body)[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        log = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+    assert "[REDACTED:anthropic-key] -> [REDACTED:anthropic-key]" in log and ANTHROPIC_KEY not in log
+    with Ledger.open(umx.paths) as ledger:
+        [row] = ledger.entries()
+    assert row["model"] == row["requested_model"] == "[REDACTED:anthropic-key]"
+    assert main(["route", "ledger"]) == 0
+    assert ANTHROPIC_KEY not in capsys.readouterr().out

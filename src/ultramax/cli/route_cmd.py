@@ -368,6 +368,7 @@ def cmd_catalog(args: argparse.Namespace, ctx: CliContext) -> int:
 
 # -- proxy ---------------------------------------------------------------------------------------------------
 def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
+    from ultramax.observability import RedactingFormatter
     from ultramax.prewarm import announce_proxy, is_loopback_host, withdraw_proxy
     from ultramax.routing.proxy import ProxyServer
     from ultramax.routing.upstream import shown_url
@@ -387,7 +388,7 @@ def cmd_proxy(args: argparse.Namespace, ctx: CliContext) -> int:
     logger = logging.getLogger("ultramax.proxy")
     if not args.quiet:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(message)s"))  # lines name what the client sent
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
 

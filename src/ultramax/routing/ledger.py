@@ -158,7 +158,8 @@ class Ledger:
 
     def record(self, entry: LedgerEntry) -> None:
         """Append ``entry``. Its texts are redacted here, whoever wrote them: an upstream's error can quote the
-        request (a prompt with a key in it, a header), and session and agent ids come from the client."""
+        request (a prompt with a key in it, a header), and session and agent ids and the model asked for come
+        from the client (a key pasted into ANTHROPIC_MODEL is sent as the model)."""
         u = entry.usage
         with self._cursor() as cur:
             cur.execute(
@@ -170,8 +171,8 @@ class Ledger:
                     entry.ts or time.time(),
                     redact(entry.session),
                     redact(entry.agent),
-                    entry.requested_model,
-                    entry.model,
+                    redact(entry.requested_model),
+                    redact(entry.model),
                     entry.tier,
                     u.input_tokens,
                     u.output_tokens,
@@ -182,7 +183,7 @@ class Ledger:
                     entry.requested_cost,
                     entry.status,
                     redact(entry.error)[:500],  # redacted whole first: a cut could leave a key too short to match
-                    entry.fallback_from,
+                    redact(entry.fallback_from),
                     redact(entry.reason)[:500],
                     entry.ttfb_ms,
                     entry.duration_ms,
