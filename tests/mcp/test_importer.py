@@ -107,11 +107,11 @@ def test_imported_servers_with_their_secrets_go_into_a_pools_file_only_the_user_
     pools_file = result.pools_file
     assert result.imported == ["pg"] and pools_file is not None and "hunter2-but-longer" in pools_file.read_text()
     assert stat.S_IMODE(pools_file.stat().st_mode) == 0o600
-    pools_file.chmod(0o640)  # a mode the user chose for the file is kept when it is written again
+    pools_file.chmod(0o644)  # as an earlier version left it: written again, it is the user's alone
     claude_json["mcpServers"]["redis"] = {"command": "redis-mcp"}
     (umx.home / ".claude.json").write_text(json.dumps(claude_json), encoding="utf-8")
     import_servers(umx.paths, project)
-    assert stat.S_IMODE(pools_file.stat().st_mode) == 0o640 and "redis-mcp" in pools_file.read_text()
+    assert stat.S_IMODE(pools_file.stat().st_mode) == 0o600 and "redis-mcp" in pools_file.read_text()
 
 
 @pytest.mark.parametrize(

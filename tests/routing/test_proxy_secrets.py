@@ -108,7 +108,7 @@ def test_ultramax_proxy_names_its_upstream_on_stderr_without_the_password_in_its
 
 
 def test_a_bad_upstream_on_the_command_line_is_named_without_its_password(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["proxy", "--port", "0", "--upstream", f"http://apiuser:{UPSTREAM_PASSWORD}@h:99999"]) == 1
+    assert main(["proxy", "--port", "0", "--upstream", f"http://apiuser:{UPSTREAM_PASSWORD}@h:99999"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ultramax: --upstream ") and "valid port" in err and UPSTREAM_PASSWORD not in err
 
