@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from tests.trading.conftest import CRYPTO, OPEN, STOCK, Desk, crypto, order_response, stock
@@ -99,3 +100,17 @@ def test_a_replacement_is_valued_from_the_order_it_replaces(desk: Desk) -> None:
     assert (too_big.permission, too_big.rule) == ("deny", "position_limits.order_notional")
     unknown = desk.call(replace, {"order_id": "nope", "limit_price": "1"})
     assert (unknown.permission, unknown.rule) == ("deny", "position_limits.unknown_order")
+
+
+def test_every_spelling_of_a_symbol_meets_the_same_position_and_the_same_limit(desk: Desk) -> None:
+    desk.set(positionLimits={"BTC/USD": 1000.0, "brk.b": 1000.0, "*": 50000.0}, maxOrderNotional=5000.0)
+    desk.execute(CRYPTO, crypto(qty="0.01", price="60000"), order_response("BTC/USD", "buy", "0.01", "60000"))
+    # Alpaca reports the crypto position as BTCUSD though the order said BTC/USD
+    positions = [{"symbol": "BTCUSD", "qty": "0.01", "side": "long", "current_price": "60000", "asset_class": "crypto"}]
+    desk.fill("mcp__alpaca__get_all_positions", {}, json.dumps({"data": positions}))
+    for spelling in ("BTC/USD", "BTCUSD", "btc/usd"):
+        more = desk.call(CRYPTO, crypto(qty="0.01", price="60000", symbol=spelling, client_order_id="more"))
+        assert (more.permission, more.rule) == ("deny", "position_limits.symbol"), spelling
+        assert "$1,200.00" in more.reason and "$1,000.00" in more.reason
+    desk.execute(STOCK, stock("BRK.B", qty="2", price="450"), order_response("BRK.B", "buy", "2", "450", order_id="b"))
+    assert desk.call(STOCK, stock("BRK/B", qty="1", price="450")).rule == "position_limits.symbol"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ultramax.safety.mcp_risk import Order
+from ultramax.safety.mcp_risk import Order, symbol_key
 from ultramax.safety.store import SafetyStore
 
 __all__ = ["Book", "Ledger", "Position", "error_of", "payload_of"]
@@ -49,11 +49,11 @@ class Position:
 class Book:
     """Positions and open-order exposure at one moment."""
 
-    positions: dict[str, Position]
-    open_orders: dict[str, Decimal]  # symbol -> value of the unfilled remainder of open orders
+    positions: dict[str, Position]  # by ``symbol_key``
+    open_orders: dict[str, Decimal]  # symbol key -> value of the unfilled remainder of open orders
 
     def symbol_value(self, symbol: str) -> Decimal:
-        pos = self.positions.get(symbol)
+        pos = self.positions.get(symbol_key(symbol))
         return pos.value() if pos is not None else Decimal(0)
 
     @property
@@ -62,8 +62,11 @@ class Book:
             self.open_orders.values(), Decimal(0)
         )
 
+    def pending(self, symbol: str) -> Decimal:
+        return self.open_orders.get(symbol_key(symbol), Decimal(0))
+
     def qty(self, symbol: str) -> Decimal:
-        pos = self.positions.get(symbol)
+        pos = self.positions.get(symbol_key(symbol))
         return pos.qty if pos is not None else Decimal(0)
 
 
@@ -159,11 +162,14 @@ class Ledger:
             self._book = None
 
     def _load(self) -> Book:
-        positions = {
-            r["symbol"]: Position(r["symbol"], Decimal(r["qty"]), _dec(r["last_price"]), Decimal(str(r["multiplier"])))
-            for r in self.store.query("SELECT * FROM positions")
-            if Decimal(r["qty"]) != 0
-        }
+        positions: dict[str, Position] = {}
+        for r in self.store.query("SELECT * FROM positions ORDER BY updated_at"):
+            if Decimal(r["qty"]) == 0:
+                continue
+            key = symbol_key(r["symbol"])  # rows booked before keys were canonical fold into one position
+            pos = positions.get(key)
+            qty = Decimal(r["qty"]) + (pos.qty if pos is not None else Decimal(0))
+            positions[key] = Position(key, qty, _dec(r["last_price"]), Decimal(str(r["multiplier"])))
         cutoff = self.clock() - STALE_OPEN_ORDER_SECONDS
         open_orders: dict[str, Decimal] = {}
         rows = self.store.query(
@@ -173,7 +179,8 @@ class Ledger:
         for r in rows:
             value = self._remaining_value(r, positions)
             if value:
-                open_orders[r["symbol"]] = open_orders.get(r["symbol"], Decimal(0)) + value
+                key = symbol_key(r["symbol"])
+                open_orders[key] = open_orders.get(key, Decimal(0)) + value
         return Book(positions, open_orders)
 
     @staticmethod
@@ -183,7 +190,7 @@ class Ledger:
         qty = _dec(row["qty"])
         price = _dec(row["limit_price"])
         if price is None:
-            pos = positions.get(row["symbol"])
+            pos = positions.get(symbol_key(row["symbol"]))
             price = pos.last_price if pos is not None else None
         if qty is not None and price is not None:
             return max(qty - filled, Decimal(0)) * abs(price) * mult
@@ -195,6 +202,7 @@ class Ledger:
 
     def reference_price(self, symbol: str) -> Decimal | None:
         """The last price the broker reported for ``symbol`` (a fill or a position read), if any."""
+        symbol = symbol_key(symbol)
         pos = self.book().positions.get(symbol)
         if pos is not None and pos.last_price is not None:
             return pos.last_price
@@ -230,7 +238,7 @@ class Ledger:
         source: str = "order_response",
     ) -> Decimal:
         """Store an order object the broker returned; book any new fill. Returns the newly filled quantity."""
-        symbol = str(obj.get("symbol") or "").upper()
+        symbol = symbol_key(obj.get("symbol"))
         side = str(obj.get("side") or "").lower()
         if not symbol or side not in ("buy", "sell"):
             return Decimal(0)
@@ -286,7 +294,7 @@ class Ledger:
         seen: set[str] = set()
         with self.store.write(durable=True) as conn:
             for item in items:
-                symbol = str(item.get("symbol") or "").upper()
+                symbol = symbol_key(item.get("symbol"))
                 qty = _dec(item.get("qty"))
                 if not symbol or qty is None:
                     continue
@@ -368,7 +376,7 @@ class Ledger:
                 "multiplier, qty, notional, limit_price, status, filled_qty, digest, session, created_at, updated_at) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,'open','0',?,?,?,?)",
                 (
-                    f"pending:{digest}", order.client_order_id, order.tool, order.symbol, order.side,
+                    f"pending:{digest}", order.client_order_id, order.tool, symbol_key(order.symbol), order.side,
                     order.asset_class, float(order.multiplier), _s(order.qty),
                     _s(order.notional if order.notional is not None else value if order.qty is None else None),
                     _s(order.limit_price), digest, session, now, now,

@@ -45,6 +45,7 @@ __all__ = [
     "matches",
     "parse_mcp_name",
     "requires_safety_check",
+    "symbol_key",
 ]
 
 
@@ -167,6 +168,15 @@ def requires_safety_check(operation: str, server: str | None = None) -> bool:
 
 
 # -- orders -------------------------------------------------------------------------------------------------
+_SYMBOL_NOISE = re.compile(r"[^A-Z0-9]")
+
+
+def symbol_key(symbol: object) -> str:
+    """The one spelling a symbol is booked and limited under: Alpaca orders say ``BTC/USD`` and its positions
+    ``BTCUSD``, share classes come as ``BRK.B`` or ``BRK/B``; all of them must meet the same position."""
+    return _SYMBOL_NOISE.sub("", str(symbol or "").upper())
+
+
 class OrderError(ValueError):
     """An order's arguments are not what the broker would accept as meant."""
 

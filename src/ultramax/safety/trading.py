@@ -30,7 +30,7 @@ from ultramax.safety.engine import LayerVerdict, SafetyRequest
 from ultramax.safety.isolation import ExecutionIsolationLayer, paper_value, server_env
 from ultramax.safety.layers_core import call_digest, denied_by, dry_run, failure, request_time, verdict
 from ultramax.safety.ledger import Ledger, error_of, payload_of
-from ultramax.safety.mcp_risk import GuardClass, Operation, Order, classify
+from ultramax.safety.mcp_risk import GuardClass, Operation, Order, classify, symbol_key
 from ultramax.safety.store import SafetyStore
 
 __all__ = [
@@ -69,7 +69,12 @@ def ledger_for(paths: Paths) -> Ledger:
 
 # -- layer 7 ------------------------------------------------------------------------------------------------
 def _limit_for(limits: Mapping[str, float], symbol: str) -> Decimal | None:
-    value = limits.get(symbol, limits.get(symbol.replace("/", ""), limits.get("*")))
+    # a limit written ``BTC/USD`` or ``brk.b`` binds every spelling of that symbol; the strictest of two wins
+    key = symbol_key(symbol)
+    named = [Decimal(str(v)) for k, v in limits.items() if k != "*" and symbol_key(k) == key]
+    if named:
+        return min(named)
+    value = limits.get("*")
     return Decimal(str(value)) if value is not None else None
 
 
@@ -137,7 +142,7 @@ class PositionLimitLayer:
         symbol = order.symbol
         held = book.qty(symbol)
         mult = order.multiplier
-        pending = book.open_orders.get(symbol, Decimal(0))
+        pending = book.pending(symbol)
         if signed is None or price is None:
             before_sym, after_sym = book.symbol_value(symbol) + pending, book.symbol_value(symbol) + pending + value
         else:
@@ -230,7 +235,7 @@ JUDGEMENT_MAX_AGE = 3600.0
 
 
 def _norm_symbol(symbol: Any) -> str:
-    return str(symbol or "").upper().replace("/", "").replace("-", "")
+    return symbol_key(symbol)
 
 
 class PostExecutionVerificationLayer:
