@@ -114,3 +114,14 @@ def test_every_spelling_of_a_symbol_meets_the_same_position_and_the_same_limit(d
         assert "$1,200.00" in more.reason and "$1,000.00" in more.reason
     desk.execute(STOCK, stock("BRK.B", qty="2", price="450"), order_response("BRK.B", "buy", "2", "450", order_id="b"))
     assert desk.call(STOCK, stock("BRK/B", qty="1", price="450")).rule == "position_limits.symbol"
+
+
+def test_a_crypto_pair_not_quoted_in_dollars_cannot_pass_the_dollar_limits(desk: Desk) -> None:
+    # 100 ETH at 0.035 BTC each is worth about $210,000, not $3.50
+    cross = desk.call(CRYPTO, crypto(qty="100", price="0.035", symbol="ETH/BTC"))
+    assert (cross.permission, cross.rule) == ("deny", "position_limits.currency")
+    assert "ETH/BTC" in cross.reason and "US dollars" in cross.reason
+    by_notional = desk.call(CRYPTO, {"symbol": "ETHBTC", "side": "buy", "notional": "5"}, mode="development")
+    assert (by_notional.permission, by_notional.rule) == ("ask", "position_limits.currency")
+    for pair in ("BTC/USD", "BTC/USDT", "BTCUSDC"):
+        assert desk.call(CRYPTO, crypto(qty="0.001", price="60000", symbol=pair)).permission == "allow", pair

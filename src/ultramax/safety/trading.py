@@ -46,6 +46,7 @@ __all__ = [
     "server_env",
 ]
 
+USD_QUOTES = ("USD", "USDT", "USDC")  # the pegged stablecoins count as dollars
 FILL_TOLERANCE = Decimal("1.05")  # market orders may fill a little worse than the price they were valued at
 
 
@@ -95,6 +96,16 @@ class PositionLimitLayer:
         settings = request.settings
         if op.guard is GuardClass.ORDER_MODIFY:
             return self._replacement(request, op, order, ledger)
+        if order.asset_class == "crypto" and not symbol_key(order.symbol).endswith(USD_QUOTES):
+            # ETH/BTC is priced and sized in BTC: its limit price or notional read as dollars would be ~1/60000th
+            return failure(
+                request,
+                f"cannot value {order.describe()} in US dollars: {order.symbol} is not quoted in "
+                f"{', '.join(USD_QUOTES)}, and the limits (safety.maxOrderNotional, safety.positionLimits, "
+                "safety.maxTotalExposure) are in dollars; trade the dollar pair instead",
+                self.name,
+                "position_limits.currency",
+            )
         reference = (
             None if order.price is not None or order.notional is not None else ledger.reference_price(order.symbol)
         )
