@@ -60,6 +60,18 @@ def test_after_the_cooldown_one_call_probes_and_a_success_closes_the_breaker(des
     assert state is not None and state.opened_at is None and state.failures == 0
 
 
+def test_a_cancel_during_the_cooldown_runs_but_does_not_close_the_breaker(desk: Desk) -> None:
+    fail_order(desk, 3)
+    during = OPEN + timedelta(seconds=60)
+    cancel_ok = json.dumps({"data": {"id": "o-1", "status": 204}})
+    assert desk.call(CANCEL, {"order_id": "o-1"}, now=during).permission == "allow"
+    desk.fill(CANCEL, {"order_id": "o-1"}, cancel_ok, now=during)
+    desk.fill("mcp__alpaca__close_all_positions", {}, json.dumps({"data": []}), now=during)
+    denied = desk.call(CRYPTO, crypto(), now=during + timedelta(seconds=1))
+    assert (denied.permission, denied.rule) == ("deny", "circuit_breaker.open")
+    assert "insufficient buying power" in denied.reason
+
+
 def test_a_failed_probe_reopens_at_once(desk: Desk) -> None:
     fail_order(desk, 3)
     later = OPEN + timedelta(seconds=901)

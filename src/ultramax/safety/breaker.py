@@ -205,7 +205,14 @@ class CircuitBreakerLayer:
         problem = request.error or error_of(payload)
         now = request_time(request)
         if problem is None:
-            breakers.success(scope, closes=op.writes)
+            # only a probe -- a call the open breaker would hold back, run after the cooldown -- closes it: a
+            # cancel or close that ran during the cooldown says nothing about whether new orders are safe again
+            state = breakers.get(scope)
+            cooldown = float(request.settings.get("safety.breakerCooldownSeconds"))
+            probe = op.guard not in (GuardClass.READ, GuardClass.RISK_REDUCING) and (
+                state is None or state.opened_at is None or now >= state.opened_at + cooldown
+            )
+            breakers.success(scope, closes=probe)
             return None
         if isinstance(payload, dict) and isinstance(payload.get("error"), dict) and payload["error"].get("timeout"):
             breakers.trip(
