@@ -82,7 +82,7 @@ def test_a_failed_probe_reopens_at_once(desk: Desk) -> None:
 def test_an_order_that_timed_out_trips_the_breaker_until_it_is_reconciled(desk: Desk) -> None:
     timeout = json.dumps({"error": {"message": "Request timed out; the order MAY have been placed", "timeout": True}})
     desk.fill(STOCK, stock(), timeout)
-    decision = desk.call(STOCK, stock())
+    decision = desk.call(STOCK, stock(client_order_id="next"))
     assert decision.rule == "circuit_breaker.open"
     assert "unknown_order_state" in decision.reason and "MAY have been placed" in decision.reason
 
@@ -252,6 +252,7 @@ def test_a_write_inside_the_project_that_a_symlink_sends_outside_is_a_mismatch(d
 
 
 def test_calls_the_user_interrupted_are_not_failures_of_the_server(desk: Desk) -> None:
-    for _ in range(3):
-        desk.call(CRYPTO, crypto(), phase="post", error="[Request interrupted by user for tool use]")
-    assert desk.call(CRYPTO, crypto()).permission == "allow"
+    for n in range(3):
+        order = crypto(client_order_id=f"i-{n}")
+        desk.call(CRYPTO, order, phase="post", error="[Request interrupted by user for tool use]")
+    assert desk.call(CRYPTO, crypto(client_order_id="after")).permission == "allow"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from decimal import Decimal
 
 from tests.trading.conftest import CRYPTO, OPEN, STOCK, Desk, crypto, order_response, stock
+from ultramax.safety.trading import ledger_for
 
 
 def test_an_order_within_every_limit_is_allowed(desk: Desk) -> None:
@@ -125,3 +127,30 @@ def test_a_crypto_pair_not_quoted_in_dollars_cannot_pass_the_dollar_limits(desk:
     assert (by_notional.permission, by_notional.rule) == ("ask", "position_limits.currency")
     for pair in ("BTC/USD", "BTC/USDT", "BTCUSDC"):
         assert desk.call(CRYPTO, crypto(qty="0.001", price="60000", symbol=pair)).permission == "allow", pair
+
+
+def test_an_order_whose_call_failed_without_a_broker_refusal_counts_until_the_broker_reports_it(desk: Desk) -> None:
+    desk.set(maxTotalExposure=1000.0)
+    first = crypto(qty="0.01", price="60000", client_order_id="mine-1")
+    assert desk.call(CRYPTO, first).permission == "allow"
+    desk.call(CRYPTO, first, phase="post", error="MCP error -32001: Request timed out")
+    second = desk.call(CRYPTO, crypto(qty="0.01", price="60000", client_order_id="mine-2"))
+    assert (second.permission, second.rule) == ("deny", "position_limits.total_exposure")
+    assert "$600.00 of it from order calls that failed" in second.reason
+    retry = desk.call(CRYPTO, first, mode="development")  # the same call again may place it twice
+    assert retry.rule == "position_limits.duplicate_order"
+    # the broker did take it: the order read replaces the placeholder instead of adding to it
+    placed = json.loads(order_response("BTC/USD", "buy", "0.01", "59990", order_id="b-9"))["data"]
+    desk.fill(
+        "mcp__alpaca__get_orders", {"status": "all"}, json.dumps({"data": [{**placed, "client_order_id": "mine-1"}]})
+    )
+    book = ledger_for(desk.umx.paths).book()
+    assert book.gross == Decimal("599.9000") and book.open_orders == {}
+
+
+def test_an_order_the_broker_refused_adds_no_exposure(desk: Desk) -> None:
+    desk.set(maxTotalExposure=1000.0)
+    order = crypto(qty="0.01", price="60000")
+    desk.call(CRYPTO, order, phase="post", error='Error: APIError {"code":40310000,"message":"insufficient balance"}')
+    desk.call(CRYPTO, order, phase="post", error="The user doesn't want to proceed with this tool use.")
+    assert ledger_for(desk.umx.paths).book().gross == 0

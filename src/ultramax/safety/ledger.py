@@ -51,6 +51,7 @@ class Book:
 
     positions: dict[str, Position]  # by ``symbol_key``
     open_orders: dict[str, Decimal]  # symbol key -> value of the unfilled remainder of open orders
+    in_doubt: Decimal = Decimal(0)  # the part of open_orders from calls that failed without the broker's answer
 
     def symbol_value(self, symbol: str) -> Decimal:
         pos = self.positions.get(symbol_key(symbol))
@@ -176,12 +177,15 @@ class Ledger:
             f"SELECT * FROM orders WHERE status IN ({','.join('?' * len(OPEN_STATUSES))}) AND updated_at >= ?",
             (*sorted(OPEN_STATUSES), cutoff),
         )
+        in_doubt = Decimal(0)
         for r in rows:
             value = self._remaining_value(r, positions)
             if value:
                 key = symbol_key(r["symbol"])
                 open_orders[key] = open_orders.get(key, Decimal(0)) + value
-        return Book(positions, open_orders)
+                if str(r["order_id"]).startswith("pending:"):
+                    in_doubt += value
+        return Book(positions, open_orders, in_doubt)
 
     @staticmethod
     def _remaining_value(row: Any, positions: Mapping[str, Position]) -> Decimal:
@@ -253,6 +257,12 @@ class Ledger:
             row = conn.execute("SELECT filled_qty FROM orders WHERE order_id = ?", (order_id,)).fetchone()
             before = _dec(row["filled_qty"]) if row else Decimal(0)
             delta = cum - (before or Decimal(0))
+            if row is None and obj.get("client_order_id"):
+                # the broker now reports an order a failed call left in doubt: it replaces the placeholder
+                conn.execute(
+                    "DELETE FROM orders WHERE order_id LIKE 'pending:%' AND client_order_id = ?",
+                    (str(obj.get("client_order_id")),),
+                )
             if row is None:
                 conn.execute(
                     "INSERT INTO orders (order_id, client_order_id, tool, symbol, side, asset_class, multiplier, qty, "
@@ -378,7 +388,7 @@ class Ledger:
                 (
                     f"pending:{digest}", order.client_order_id, order.tool, symbol_key(order.symbol), order.side,
                     order.asset_class, float(order.multiplier), _s(order.qty),
-                    _s(order.notional if order.notional is not None else value if order.qty is None else None),
+                    _s(order.notional if order.notional is not None else value if order.limit_price is None else None),
                     _s(order.limit_price), digest, session, now, now,
                 ),
             )  # fmt: skip

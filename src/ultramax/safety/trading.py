@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Mapping
 from decimal import Decimal
@@ -173,12 +174,18 @@ class PositionLimitLayer:
             )
         cap = Decimal(str(settings.get("safety.maxTotalExposure")))
         if gross_after > cap and gross_after > gross_before:
+            doubt = (
+                f", {_usd(book.in_doubt)} of it from order calls that failed without the broker's answer (a get_orders "
+                "read that lists them by client_order_id, or cancel_all_orders, settles them)"
+                if book.in_doubt
+                else ""
+            )
             return verdict(
                 request,
                 "deny",
                 f"order {order.describe()} ({_usd(value)}) would take gross exposure to {_usd(gross_after)}, over the "
                 f"limit of {_usd(cap)} (safety.maxTotalExposure); exposure now {_usd(gross_before)} from actual fills "
-                "in the exposure ledger",
+                f"and open orders in the exposure ledger{doubt}",
                 self.name,
                 "position_limits.total_exposure",
             )
@@ -220,13 +227,19 @@ class PositionLimitLayer:
         return None
 
     def observe(self, request: SafetyRequest) -> LayerVerdict | None:
-        if not request.tool.startswith("mcp__") or request.error is not None:
+        if not request.tool.startswith("mcp__"):
             return None
         op = classify(request)
         if not op.trading or op.mcp_tool is None:
             return None
-        payload = payload_of(request.response)
-        if error_of(payload) is not None:
+        payload = None if request.error is not None else payload_of(request.response)
+        problem = request.error if request.error is not None else error_of(payload)
+        if problem is not None:
+            if op.guard is GuardClass.ORDER_ENTRY and op.order is not None and _outcome_unknown(problem, payload):
+                # a timeout or a dropped connection may have placed the order: count it until the broker says
+                ledger = ledger_for(request.paths)
+                value = op.order.value(ledger.reference_price(op.order.symbol))
+                ledger.record_pending(op.order, digest=call_digest(request), session=request.session_id, value=value)
             return None
         ledger = ledger_for(request.paths)
         notes = ledger.record_response(op.mcp_tool, payload, digest=call_digest(request), session=request.session_id)
@@ -235,6 +248,21 @@ class PositionLimitLayer:
                 op.order, digest=call_digest(request), session=request.session_id, value=op.order.value()
             )
         return None
+
+
+# what a broker says when it refused an order outright (HTTP 4xx, Alpaca's 4xxxxxxx codes, its wording); any
+# other failure -- a timeout, a 5xx, a dropped connection, an exception in the server -- leaves it unknown
+_REJECTED = re.compile(
+    r"\b(?:4\d\d|4\d{7})\b|insufficient|rejected|invalid|forbidden|not allowed|not permitted|not found|"
+    r"unprocessable|not tradable|doesn't want to proceed|user rejected",
+    re.IGNORECASE,
+)
+
+
+def _outcome_unknown(problem: str, payload: Any) -> bool:
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict) and payload["error"].get("timeout"):
+        return True
+    return _REJECTED.search(problem) is None
 
 
 def _has_order(payload: Any) -> bool:
