@@ -144,7 +144,7 @@ def test_an_order_whose_call_failed_without_a_broker_refusal_counts_until_the_br
     desk.fill(
         "mcp__alpaca__get_orders", {"status": "all"}, json.dumps({"data": [{**placed, "client_order_id": "mine-1"}]})
     )
-    book = ledger_for(desk.umx.paths).book()
+    book = ledger_for(desk.umx.paths, desk.project).book()
     assert book.gross == Decimal("599.9000") and book.open_orders == {}
 
 
@@ -153,4 +153,4 @@ def test_an_order_the_broker_refused_adds_no_exposure(desk: Desk) -> None:
     order = crypto(qty="0.01", price="60000")
     desk.call(CRYPTO, order, phase="post", error='Error: APIError {"code":40310000,"message":"insufficient balance"}')
     desk.call(CRYPTO, order, phase="post", error="The user doesn't want to proceed with this tool use.")
-    assert ledger_for(desk.umx.paths).book().gross == 0
+    assert ledger_for(desk.umx.paths, desk.project).book().gross == 0

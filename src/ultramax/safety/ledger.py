@@ -8,8 +8,10 @@ server: an order tool's answer (the order object, with ``filled_qty`` and ``fill
 open-order exposure they name.
 
 The ledger lives in the safety database (``safety.db`` in ULTRAMAX_HOME, WAL): it survives restarts and is
-shared by the daemon and in-process hooks. The book is cached in memory and re-read only when the database
-changed (``PRAGMA data_version``), so a check costs one pragma when nothing moved.
+shared by the daemon and in-process hooks. Each project keeps its own book (``project``): two projects may
+trade two accounts, and one's position read must not reconcile away the other's positions. The book is
+cached in memory and re-read only when the database changed (``PRAGMA data_version``), so a check costs one
+pragma when nothing moved.
 """
 
 from __future__ import annotations
@@ -136,9 +138,10 @@ def _looks_like_order(obj: Any) -> bool:
 class Ledger:
     """Positions and orders from actual broker responses, in the safety database."""
 
-    def __init__(self, store: SafetyStore, clock: Any = time.time) -> None:
+    def __init__(self, store: SafetyStore, clock: Any = time.time, *, project: str = "") -> None:
         self.store = store
         self.clock = clock
+        self.project = project  # rows of project '' (booked before books were per project) count in every book
         self._lock = threading.Lock()
         self._book: Book | None = None
         self._key: tuple[tuple[int, int], int] | None = None
@@ -164,7 +167,9 @@ class Ledger:
 
     def _load(self) -> Book:
         positions: dict[str, Position] = {}
-        for r in self.store.query("SELECT * FROM positions ORDER BY updated_at"):
+        for r in self.store.query(
+            "SELECT * FROM positions WHERE project IN (?, '') ORDER BY updated_at", (self.project,)
+        ):
             if Decimal(r["qty"]) == 0:
                 continue
             key = symbol_key(r["symbol"])  # rows booked before keys were canonical fold into one position
@@ -174,8 +179,9 @@ class Ledger:
         cutoff = self.clock() - STALE_OPEN_ORDER_SECONDS
         open_orders: dict[str, Decimal] = {}
         rows = self.store.query(
-            f"SELECT * FROM orders WHERE status IN ({','.join('?' * len(OPEN_STATUSES))}) AND updated_at >= ?",
-            (*sorted(OPEN_STATUSES), cutoff),
+            f"SELECT * FROM orders WHERE status IN ({','.join('?' * len(OPEN_STATUSES))}) AND updated_at >= ? "
+            "AND project IN (?, '')",
+            (*sorted(OPEN_STATUSES), cutoff, self.project),
         )
         in_doubt = Decimal(0)
         for r in rows:
@@ -211,9 +217,10 @@ class Ledger:
         if pos is not None and pos.last_price is not None:
             return pos.last_price
         rows = self.store.query(
-            "SELECT last_price FROM positions WHERE symbol = ? AND last_price IS NOT NULL "
-            "UNION ALL SELECT price FROM (SELECT price FROM fills WHERE symbol = ? ORDER BY ts DESC LIMIT 1)",
-            (symbol, symbol),
+            "SELECT last_price FROM positions WHERE symbol = ? AND project IN (?, '') AND last_price IS NOT NULL "
+            "UNION ALL SELECT price FROM (SELECT price FROM fills WHERE symbol = ? AND project IN (?, '') "
+            "ORDER BY ts DESC LIMIT 1)",
+            (symbol, self.project, symbol, self.project),
         )
         return _dec(rows[0][0]) if rows else None
 
@@ -228,7 +235,9 @@ class Ledger:
         return float(value) if value is not None else None
 
     def order(self, order_id: str) -> dict[str, Any] | None:
-        rows = self.store.query("SELECT * FROM orders WHERE order_id = ?", (order_id,))
+        rows = self.store.query(
+            "SELECT * FROM orders WHERE order_id = ? AND project IN (?, '')", (order_id, self.project)
+        )
         return dict(rows[0]) if rows else None
 
     # -- writing ------------------------------------------------------------------------------------------
@@ -260,18 +269,18 @@ class Ledger:
             if row is None and obj.get("client_order_id"):
                 # the broker now reports an order a failed call left in doubt: it replaces the placeholder
                 conn.execute(
-                    "DELETE FROM orders WHERE order_id LIKE 'pending:%' AND client_order_id = ?",
-                    (str(obj.get("client_order_id")),),
+                    "DELETE FROM orders WHERE order_id LIKE 'pending:%' AND client_order_id = ? AND project = ?",
+                    (str(obj.get("client_order_id")), self.project),
                 )
             if row is None:
                 conn.execute(
                     "INSERT INTO orders (order_id, client_order_id, tool, symbol, side, asset_class, multiplier, qty, "
                     "notional, limit_price, status, filled_qty, filled_avg_price, digest, session, created_at, "
-                    "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "updated_at, project) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         order_id, obj.get("client_order_id"), tool, symbol, side, asset or "us_equity", float(mult),
                         _s(obj.get("qty")), _s(obj.get("notional")), _s(obj.get("limit_price")), status, str(cum),
-                        _s(price), digest, session, now, now,
+                        _s(price), digest, session, now, now, self.project,
                     ),
                 )  # fmt: skip
             else:
@@ -282,18 +291,20 @@ class Ledger:
                 )
             if delta > 0 and price is not None:
                 conn.execute(
-                    "INSERT INTO fills (order_id, symbol, side, qty, price, multiplier, ts, source) "
-                    "VALUES (?,?,?,?,?,?,?,?)",
-                    (order_id, symbol, side, str(delta), str(price), float(mult), now, source),
+                    "INSERT INTO fills (order_id, symbol, side, qty, price, multiplier, ts, source, project) "
+                    "VALUES (?,?,?,?,?,?,?,?,?)",
+                    (order_id, symbol, side, str(delta), str(price), float(mult), now, source, self.project),
                 )
                 signed = delta if side == "buy" else -delta
-                current = conn.execute("SELECT qty FROM positions WHERE symbol = ?", (symbol,)).fetchone()
+                current = conn.execute(
+                    "SELECT qty FROM positions WHERE project = ? AND symbol = ?", (self.project, symbol)
+                ).fetchone()
                 qty = (Decimal(current["qty"]) if current else Decimal(0)) + signed
                 conn.execute(
-                    "INSERT INTO positions (symbol, qty, last_price, multiplier, updated_at) VALUES (?,?,?,?,?) "
-                    "ON CONFLICT(symbol) DO UPDATE SET qty=excluded.qty, last_price=excluded.last_price, "
-                    "multiplier=excluded.multiplier, updated_at=excluded.updated_at",
-                    (symbol, str(qty), str(price), float(mult), now),
+                    "INSERT INTO positions (project, symbol, qty, last_price, multiplier, updated_at) "
+                    "VALUES (?,?,?,?,?,?) ON CONFLICT(project, symbol) DO UPDATE SET qty=excluded.qty, "
+                    "last_price=excluded.last_price, multiplier=excluded.multiplier, updated_at=excluded.updated_at",
+                    (self.project, symbol, str(qty), str(price), float(mult), now),
                 )
         self._invalidate()
         return delta if delta > 0 else Decimal(0)
@@ -313,19 +324,23 @@ class Ledger:
                 price = _dec(item.get("current_price")) or _dec(item.get("avg_entry_price"))
                 mult = _multiplier(str(item.get("asset_class") or "") or None, symbol)
                 conn.execute(
-                    "INSERT INTO positions (symbol, qty, last_price, multiplier, updated_at) VALUES (?,?,?,?,?) "
-                    "ON CONFLICT(symbol) DO UPDATE SET qty=excluded.qty, "
+                    "INSERT INTO positions (project, symbol, qty, last_price, multiplier, updated_at) "
+                    "VALUES (?,?,?,?,?,?) ON CONFLICT(project, symbol) DO UPDATE SET qty=excluded.qty, "
                     "last_price=COALESCE(excluded.last_price, positions.last_price), "
                     "multiplier=excluded.multiplier, updated_at=excluded.updated_at",
-                    (symbol, str(qty), _s(price), float(mult), now),
+                    (self.project, symbol, str(qty), _s(price), float(mult), now),
                 )
                 seen.add(symbol)
             if complete:
+                # the read is the whole account: it replaces this book and the unowned rows from before
                 placeholders = ",".join("?" * len(seen))
                 conn.execute(
-                    f"UPDATE positions SET qty = '0', updated_at = ? WHERE symbol NOT IN ({placeholders or 'NULL'})",
-                    (now, *sorted(seen)),
+                    "UPDATE positions SET qty = '0', updated_at = ? WHERE project = ? AND symbol NOT IN "
+                    f"({placeholders or 'NULL'})",
+                    (now, self.project, *sorted(seen)),
                 )
+                if self.project:
+                    conn.execute("UPDATE positions SET qty = '0', updated_at = ? WHERE project = ''", (now,))
         self._invalidate()
         return len(seen)
 
@@ -337,11 +352,14 @@ class Ledger:
             if order_id is None:
                 conn.execute(
                     "UPDATE orders SET status='canceled', updated_at=? "
-                    f"WHERE status IN ({','.join('?' * len(statuses))})",
-                    (now, *statuses),
+                    f"WHERE status IN ({','.join('?' * len(statuses))}) AND project IN (?, '')",
+                    (now, *statuses, self.project),
                 )
             else:
-                conn.execute("UPDATE orders SET status='canceled', updated_at=? WHERE order_id=?", (now, order_id))
+                conn.execute(
+                    "UPDATE orders SET status='canceled', updated_at=? WHERE order_id=? AND project IN (?, '')",
+                    (now, order_id, self.project),
+                )
         self._invalidate()
 
     def record_response(self, tool: str, payload: Any, *, digest: str | None, session: str | None) -> list[str]:
@@ -383,13 +401,13 @@ class Ledger:
         with self.store.write(durable=True) as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO orders (order_id, client_order_id, tool, symbol, side, asset_class, "
-                "multiplier, qty, notional, limit_price, status, filled_qty, digest, session, created_at, updated_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,'open','0',?,?,?,?)",
+                "multiplier, qty, notional, limit_price, status, filled_qty, digest, session, created_at, updated_at, "
+                "project) VALUES (?,?,?,?,?,?,?,?,?,?,'open','0',?,?,?,?,?)",
                 (
                     f"pending:{digest}", order.client_order_id, order.tool, symbol_key(order.symbol), order.side,
                     order.asset_class, float(order.multiplier), _s(order.qty),
                     _s(order.notional if order.notional is not None else value if order.limit_price is None else None),
-                    _s(order.limit_price), digest, session, now, now,
+                    _s(order.limit_price), digest, session, now, now, self.project,
                 ),
             )  # fmt: skip
         self._invalidate()

@@ -30,7 +30,7 @@ from ultramax.paths import Paths
 
 __all__ = ["SCHEMA_VERSION", "SafetyStore", "SafetyStoreError"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_OPEN_STORES = 8
 BUSY_TIMEOUT_MS = 10_000  # how long a writer queues for the lock (less under a deadline)
 
@@ -115,6 +115,28 @@ _MIGRATIONS: tuple[tuple[int, str], ...] = (
             used_at REAL
         );
         CREATE INDEX confirmations_digest ON confirmations(digest, status);
+        """,
+    ),
+    (
+        2,
+        # one book per project: two projects may trade two accounts, and one's complete position read must
+        # not zero the other's positions; rows from before (project '') are read by every project
+        """
+        ALTER TABLE orders ADD COLUMN project TEXT NOT NULL DEFAULT '';
+        ALTER TABLE fills ADD COLUMN project TEXT NOT NULL DEFAULT '';
+        CREATE TABLE positions_v2 (
+            project TEXT NOT NULL DEFAULT '',
+            symbol TEXT NOT NULL,
+            qty TEXT NOT NULL,
+            last_price TEXT,
+            multiplier REAL NOT NULL DEFAULT 1,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (project, symbol)
+        );
+        INSERT INTO positions_v2 (project, symbol, qty, last_price, multiplier, updated_at)
+            SELECT '', symbol, qty, last_price, multiplier, updated_at FROM positions;
+        DROP TABLE positions;
+        ALTER TABLE positions_v2 RENAME TO positions;
         """,
     ),
 )

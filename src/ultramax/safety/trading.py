@@ -57,15 +57,19 @@ def _usd(value: Decimal) -> str:
 
 # -- shared state -------------------------------------------------------------------------------------------
 _STATE_LOCK = threading.Lock()
-_LEDGERS: dict[int, Ledger] = {}
+_LEDGERS: dict[tuple[int, str], Ledger] = {}
 
 
-def ledger_for(paths: Paths) -> Ledger:
+def ledger_for(paths: Paths, project: Path | str | None = None) -> Ledger:
+    """The exposure ledger of ``project`` (each project keeps its own book: it may trade its own account)."""
     store = SafetyStore.for_paths(paths)
+    book = str(project or "")
     with _STATE_LOCK:
-        ledger = _LEDGERS.get(id(store))
+        ledger = _LEDGERS.get((id(store), book))
         if ledger is None or ledger.store is not store:
-            ledger = _LEDGERS[id(store)] = Ledger(store)
+            if len(_LEDGERS) > 64:
+                _LEDGERS.clear()
+            ledger = _LEDGERS[(id(store), book)] = Ledger(store, project=book)
         return ledger
 
 
@@ -93,7 +97,7 @@ class PositionLimitLayer:
         if not op.places_order or op.order is None:
             return None
         order = op.order
-        ledger = ledger_for(request.paths)
+        ledger = ledger_for(request.paths, request.project_dir)
         settings = request.settings
         if op.guard is GuardClass.ORDER_MODIFY:
             return self._replacement(request, op, order, ledger)
@@ -237,11 +241,11 @@ class PositionLimitLayer:
         if problem is not None:
             if op.guard is GuardClass.ORDER_ENTRY and op.order is not None and _outcome_unknown(problem, payload):
                 # a timeout or a dropped connection may have placed the order: count it until the broker says
-                ledger = ledger_for(request.paths)
+                ledger = ledger_for(request.paths, request.project_dir)
                 value = op.order.value(ledger.reference_price(op.order.symbol))
                 ledger.record_pending(op.order, digest=call_digest(request), session=request.session_id, value=value)
             return None
-        ledger = ledger_for(request.paths)
+        ledger = ledger_for(request.paths, request.project_dir)
         notes = ledger.record_response(op.mcp_tool, payload, digest=call_digest(request), session=request.session_id)
         if op.guard is GuardClass.ORDER_ENTRY and op.order is not None and not notes and not _has_order(payload):
             ledger.record_pending(
@@ -361,7 +365,7 @@ class PostExecutionVerificationLayer:
             cap = Decimal(str(request.settings.get("safety.maxOrderNotional")))
             if fill_value > cap * FILL_TOLERANCE:
                 problems.append(f"the fill is worth {_usd(fill_value)}, over the per-order limit {_usd(cap)}")
-            book = ledger_for(request.paths).book()
+            book = ledger_for(request.paths, request.project_dir).book()
             gross_cap = Decimal(str(request.settings.get("safety.maxTotalExposure")))
             if book.gross > gross_cap * FILL_TOLERANCE:
                 problems.append(
