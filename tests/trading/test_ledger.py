@@ -64,6 +64,14 @@ def test_a_position_read_reconciles_the_book_outright(desk: Desk) -> None:
     assert book.gross == Decimal(600)
 
 
+def test_a_position_read_of_an_empty_account_clears_the_book(desk: Desk) -> None:
+    desk.fill(STOCK, stock(qty="5"), order_response("AAPL", "buy", "5", "190", order_id="a"))
+    desk.fill("mcp__alpaca__get_all_positions", {}, "Service busy, try again shortly")
+    assert ledger_for(desk.umx.paths, desk.project).book().gross == 950  # not an answer about positions
+    desk.fill("mcp__alpaca__get_all_positions", {}, json.dumps({"data": []}))
+    assert ledger_for(desk.umx.paths, desk.project).book().gross == 0
+
+
 def test_cancels_remove_open_order_exposure(desk: Desk) -> None:
     open_order = order_response("AAPL", "buy", "3", "100", order_id="x1", filled="0", limit_price="100")
     desk.fill(STOCK, stock(qty="3", price="100"), open_order)

@@ -333,10 +333,10 @@ class Ledger:
                 seen.add(symbol)
             if complete:
                 # the read is the whole account: it replaces this book and the unowned rows from before
-                placeholders = ",".join("?" * len(seen))
+                # ``NOT IN (NULL)`` is never true: an empty account must zero the book, not leave it as it was
+                unlisted = f" AND symbol NOT IN ({','.join('?' * len(seen))})" if seen else ""
                 conn.execute(
-                    "UPDATE positions SET qty = '0', updated_at = ? WHERE project = ? AND symbol NOT IN "
-                    f"({placeholders or 'NULL'})",
+                    f"UPDATE positions SET qty = '0', updated_at = ? WHERE project = ?{unlisted}",
                     (now, self.project, *sorted(seen)),
                 )
                 if self.project:
@@ -367,7 +367,9 @@ class Ledger:
         notes: list[str] = []
         if tool in ("get_all_positions", "get_open_position"):
             items = payload if isinstance(payload, list) else [payload] if isinstance(payload, dict) else []
-            n = self.record_positions([i for i in items if isinstance(i, dict)], complete=tool == "get_all_positions")
+            # only a list is the whole account: text such as a notice must not zero the book
+            complete = tool == "get_all_positions" and isinstance(payload, list)
+            n = self.record_positions([i for i in items if isinstance(i, dict)], complete=complete)
             notes.append(f"reconciled {n} position(s)")
             return notes
         if tool in {"cancel_order_by_id", "cancel_order"}:
