@@ -154,3 +154,16 @@ def test_an_order_the_broker_refused_adds_no_exposure(desk: Desk) -> None:
     desk.call(CRYPTO, order, phase="post", error='Error: APIError {"code":40310000,"message":"insufficient balance"}')
     desk.call(CRYPTO, order, phase="post", error="The user doesn't want to proceed with this tool use.")
     assert ledger_for(desk.umx.paths, desk.project).book().gross == 0
+
+
+def test_market_orders_split_on_a_flat_symbol_count_while_they_wait_to_fill(desk: Desk) -> None:
+    desk.set(positionLimits={"*": 1000.0})
+    desk.execute(STOCK, stock(qty="2"), order_response("AAPL", "buy", "2", "190", order_id="in"))
+    desk.execute(STOCK, stock(qty="2", side="sell"), order_response("AAPL", "sell", "2", "190", order_id="out"))
+    for n in range(2):  # the broker accepts each one; the fill comes after its answer
+        market = {"symbol": "AAPL", "side": "buy", "qty": "2", "client_order_id": f"m-{n}"}
+        accepted = order_response("AAPL", "buy", "2", "", order_id=f"m-{n}", filled="0", status="accepted")
+        desk.execute(STOCK, market, accepted)
+    third = desk.call(STOCK, {"symbol": "AAPL", "side": "buy", "qty": "2", "client_order_id": "m-2"})
+    assert (third.permission, third.rule) == ("deny", "position_limits.symbol")
+    assert "held now: 0 ($0.00), open orders $760.00" in third.reason

@@ -167,9 +167,22 @@ class Ledger:
 
     def _load(self) -> Book:
         positions: dict[str, Position] = {}
+        # the last price known per symbol, flat ones too: an open market order on a symbol now flat is valued at it
+        prices: dict[str, Decimal] = {}
+        for r in self.store.query(
+            "SELECT symbol, price FROM fills WHERE project IN (?, '') AND id IN "
+            "(SELECT MAX(id) FROM fills WHERE project IN (?, '') GROUP BY symbol)",
+            (self.project, self.project),
+        ):
+            price = _dec(r["price"])
+            if price is not None:
+                prices[symbol_key(r["symbol"])] = price
         for r in self.store.query(
             "SELECT * FROM positions WHERE project IN (?, '') ORDER BY updated_at", (self.project,)
         ):
+            price = _dec(r["last_price"])
+            if price is not None:
+                prices[symbol_key(r["symbol"])] = price
             if Decimal(r["qty"]) == 0:
                 continue
             key = symbol_key(r["symbol"])  # rows booked before keys were canonical fold into one position
@@ -185,7 +198,7 @@ class Ledger:
         )
         in_doubt = Decimal(0)
         for r in rows:
-            value = self._remaining_value(r, positions)
+            value = self._remaining_value(r, prices)
             if value:
                 key = symbol_key(r["symbol"])
                 open_orders[key] = open_orders.get(key, Decimal(0)) + value
@@ -194,14 +207,13 @@ class Ledger:
         return Book(positions, open_orders, in_doubt)
 
     @staticmethod
-    def _remaining_value(row: Any, positions: Mapping[str, Position]) -> Decimal:
+    def _remaining_value(row: Any, prices: Mapping[str, Decimal]) -> Decimal:
         filled = _dec(row["filled_qty"]) or Decimal(0)
         mult = Decimal(str(row["multiplier"]))
         qty = _dec(row["qty"])
         price = _dec(row["limit_price"])
         if price is None:
-            pos = positions.get(symbol_key(row["symbol"]))
-            price = pos.last_price if pos is not None else None
+            price = prices.get(symbol_key(row["symbol"]))
         if qty is not None and price is not None:
             return max(qty - filled, Decimal(0)) * abs(price) * mult
         notional = _dec(row["notional"])

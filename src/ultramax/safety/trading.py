@@ -172,7 +172,8 @@ class PositionLimitLayer:
                 request,
                 "deny",
                 f"order {order.describe()} would take the {symbol} position to {_usd(after_sym)}, over its limit of "
-                f"{_usd(limit)} (safety.positionLimits); held now: {held} ({_usd(before_sym)}) per the exposure ledger",
+                f"{_usd(limit)} (safety.positionLimits); held now: {held} ({_usd(before_sym - pending)}), open orders "
+                f"{_usd(pending)}, per the exposure ledger",
                 self.name,
                 "position_limits.symbol",
             )
