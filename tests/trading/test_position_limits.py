@@ -127,6 +127,10 @@ def test_a_crypto_pair_not_quoted_in_dollars_cannot_pass_the_dollar_limits(desk:
     assert (by_notional.permission, by_notional.rule) == ("ask", "position_limits.currency")
     for pair in ("BTC/USD", "BTC/USDT", "BTCUSDC"):
         assert desk.call(CRYPTO, crypto(qty="0.001", price="60000", symbol=pair)).permission == "allow", pair
+    for pair in ("ETH/BTC", "ETHBTC"):  # the broker's order endpoint takes a pair from the stock tool as well
+        assert desk.call(STOCK, stock(pair, qty="100", price="0.035")).rule == "position_limits.currency", pair
+    for share_class in ("BRK/B", "BRK.B", "GBTC"):
+        assert desk.call(STOCK, stock(share_class, qty="1", price="450")).permission == "allow", share_class
 
 
 def test_an_order_whose_call_failed_without_a_broker_refusal_counts_until_the_broker_reports_it(desk: Desk) -> None:

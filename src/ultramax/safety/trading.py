@@ -74,6 +74,18 @@ def ledger_for(paths: Paths, project: Path | str | None = None) -> Ledger:
 
 
 # -- layer 7 ------------------------------------------------------------------------------------------------
+def _priced_in_another_currency(order: Order) -> bool:
+    """A crypto pair whose quote is not the dollar, whichever order tool carries it (Alpaca's order endpoint
+    takes ``ETH/BTC`` from ``place_stock_order`` too); ``BRK/B``-style share classes have a short suffix."""
+    if order.asset_class == "crypto":
+        return not symbol_key(order.symbol).endswith(USD_QUOTES)
+    base, slash, quote = order.symbol.rpartition("/")
+    if slash and base and len(quote) >= 3:
+        return symbol_key(quote) not in USD_QUOTES
+    key = symbol_key(order.symbol)
+    return len(key) >= 6 and key.endswith(("BTC", "ETH"))
+
+
 def _limit_for(limits: Mapping[str, float], symbol: str) -> Decimal | None:
     # a limit written ``BTC/USD`` or ``brk.b`` binds every spelling of that symbol; the strictest of two wins
     key = symbol_key(symbol)
@@ -101,7 +113,7 @@ class PositionLimitLayer:
         settings = request.settings
         if op.guard is GuardClass.ORDER_MODIFY:
             return self._replacement(request, op, order, ledger)
-        if order.asset_class == "crypto" and not symbol_key(order.symbol).endswith(USD_QUOTES):
+        if _priced_in_another_currency(order):
             # ETH/BTC is priced and sized in BTC: its limit price or notional read as dollars would be ~1/60000th
             return failure(
                 request,
