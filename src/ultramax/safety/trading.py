@@ -123,10 +123,22 @@ class PositionLimitLayer:
                 self.name,
                 "position_limits.currency",
             )
-        reference = (
-            None if order.price is not None or order.notional is not None else ledger.reference_price(order.symbol)
-        )
+        known = ledger.reference_price(order.symbol) if order.notional is None else None
+        reference = known if order.price is None else None
         value = order.value(reference)
+        note = ""
+        if (
+            order.side == "sell"
+            and order.price is not None
+            and order.qty is not None
+            and not order.legs
+            and known is not None
+            and abs(known) > abs(order.price)
+        ):
+            # a sell limit below the market fills at the market: its limit price would undervalue it
+            reference = abs(known)
+            value = order.qty * reference * order.multiplier
+            note = f" at the last known price {reference} (a sell limit below it fills at the market)"
         if value is None:
             return failure(
                 request,
@@ -140,7 +152,7 @@ class PositionLimitLayer:
             return verdict(
                 request,
                 "deny",
-                f"order {order.describe()} is worth {_usd(value)}, over the per-order limit of {_usd(cap)} "
+                f"order {order.describe()} is worth {_usd(value)}{note}, over the per-order limit of {_usd(cap)} "
                 "(safety.maxOrderNotional)",
                 self.name,
                 "position_limits.order_notional",
@@ -158,7 +170,7 @@ class PositionLimitLayer:
                     self.name,
                     "position_limits.duplicate_order",
                 )
-        price = order.price or reference or (value / order.qty / order.multiplier if order.qty else None)
+        price = reference or order.price or (value / order.qty / order.multiplier if order.qty else None)
         return self._exposure(request, order, price, value, ledger)
 
     def _exposure(
