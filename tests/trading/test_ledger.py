@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tests.conftest import UltramaxEnv
@@ -70,6 +71,24 @@ def test_a_position_read_of_an_empty_account_clears_the_book(desk: Desk) -> None
     assert ledger_for(desk.umx.paths, desk.project).book().gross == 950  # not an answer about positions
     desk.fill("mcp__alpaca__get_all_positions", {}, json.dumps({"data": []}))
     assert ledger_for(desk.umx.paths, desk.project).book().gross == 0
+
+
+def test_a_fill_the_position_read_already_holds_is_not_booked_again(desk: Desk) -> None:
+    desk.fill(STOCK, stock(qty="20"), order_response("AAPL", "buy", "20", "190", order_id="in"))
+    sell = order_response("AAPL", "sell", "10", "", order_id="out", filled="0", status="accepted")
+    desk.fill(STOCK, stock(qty="10", side="sell"), sell)
+    positions = [{"symbol": "AAPL", "qty": "10", "side": "long", "current_price": "190", "asset_class": "us_equity"}]
+    desk.fill("mcp__alpaca__get_all_positions", {}, json.dumps({"data": positions}))  # the sell filled meanwhile
+    read_at = datetime.now(UTC)
+    filled = json.loads(order_response("AAPL", "sell", "10", "190", order_id="out"))["data"]
+    filled["updated_at"] = (read_at - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+    desk.fill("mcp__alpaca__get_orders", {"status": "all"}, json.dumps({"data": [filled]}))
+    book = ledger_for(desk.umx.paths, desk.project).book()
+    assert book.qty("AAPL") == Decimal(10) and book.open_orders == {}
+    later = json.loads(order_response("AAPL", "sell", "4", "190", order_id="later"))["data"]
+    later["updated_at"] = (read_at + timedelta(minutes=1)).isoformat()
+    desk.fill("mcp__alpaca__get_orders", {"status": "all"}, json.dumps({"data": [later]}))
+    assert ledger_for(desk.umx.paths, desk.project).book().qty("AAPL") == Decimal(6)
 
 
 def test_cancels_remove_open_order_exposure(desk: Desk) -> None:

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -309,8 +310,12 @@ class Ledger:
                 )
                 signed = delta if side == "buy" else -delta
                 current = conn.execute(
-                    "SELECT qty FROM positions WHERE project = ? AND symbol = ?", (self.project, symbol)
+                    "SELECT qty, read_at FROM positions WHERE project = ? AND symbol = ?", (self.project, symbol)
                 ).fetchone()
+                if current is not None and _filled_before(obj, current["read_at"]):
+                    signed = Decimal(
+                        0
+                    )  # the position read already holds this fill: booking it again would count it twice
                 qty = (Decimal(current["qty"]) if current else Decimal(0)) + signed
                 conn.execute(
                     "INSERT INTO positions (project, symbol, qty, last_price, multiplier, updated_at) "
@@ -336,11 +341,11 @@ class Ledger:
                 price = _dec(item.get("current_price")) or _dec(item.get("avg_entry_price"))
                 mult = _multiplier(str(item.get("asset_class") or "") or None, symbol)
                 conn.execute(
-                    "INSERT INTO positions (project, symbol, qty, last_price, multiplier, updated_at) "
-                    "VALUES (?,?,?,?,?,?) ON CONFLICT(project, symbol) DO UPDATE SET qty=excluded.qty, "
+                    "INSERT INTO positions (project, symbol, qty, last_price, multiplier, updated_at, read_at) "
+                    "VALUES (?,?,?,?,?,?,?) ON CONFLICT(project, symbol) DO UPDATE SET qty=excluded.qty, "
                     "last_price=COALESCE(excluded.last_price, positions.last_price), "
-                    "multiplier=excluded.multiplier, updated_at=excluded.updated_at",
-                    (self.project, symbol, str(qty), _s(price), float(mult), now),
+                    "multiplier=excluded.multiplier, updated_at=excluded.updated_at, read_at=excluded.read_at",
+                    (self.project, symbol, str(qty), _s(price), float(mult), now, now),
                 )
                 seen.add(symbol)
             if complete:
@@ -348,8 +353,8 @@ class Ledger:
                 # ``NOT IN (NULL)`` is never true: an empty account must zero the book, not leave it as it was
                 unlisted = f" AND symbol NOT IN ({','.join('?' * len(seen))})" if seen else ""
                 conn.execute(
-                    f"UPDATE positions SET qty = '0', updated_at = ? WHERE project = ?{unlisted}",
-                    (now, self.project, *sorted(seen)),
+                    f"UPDATE positions SET qty = '0', updated_at = ?, read_at = ? WHERE project = ?{unlisted}",
+                    (now, now, self.project, *sorted(seen)),
                 )
                 if self.project:
                     conn.execute("UPDATE positions SET qty = '0', updated_at = ? WHERE project = ''", (now,))
@@ -425,6 +430,26 @@ class Ledger:
                 ),
             )  # fmt: skip
         self._invalidate()
+
+
+READ_SKEW_SECONDS = 5.0  # the broker's clock and ours may differ: only a fill clearly before a read is in it
+
+
+def _filled_before(obj: Mapping[str, Any], read_at: float | None) -> bool:
+    """Whether every fill the order object reports happened before a position read at ``read_at``: its last
+    change (``updated_at``, else ``filled_at``), by the broker's clock, is clearly earlier."""
+    if read_at is None:
+        return False
+    stamp = obj.get("updated_at") or obj.get("filled_at")
+    if not isinstance(stamp, str) or not stamp:
+        return False
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        return False
+    return when.timestamp() < float(read_at) - READ_SKEW_SECONDS
 
 
 def _s(value: Any) -> str | None:

@@ -30,7 +30,7 @@ from ultramax.paths import Paths
 
 __all__ = ["SCHEMA_VERSION", "SafetyStore", "SafetyStoreError"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAX_OPEN_STORES = 8
 BUSY_TIMEOUT_MS = 10_000  # how long a writer queues for the lock (less under a deadline)
 
@@ -137,6 +137,12 @@ _MIGRATIONS: tuple[tuple[int, str], ...] = (
             SELECT '', symbol, qty, last_price, multiplier, updated_at FROM positions;
         DROP TABLE positions;
         ALTER TABLE positions_v2 RENAME TO positions;
+        """,
+    ),
+    (
+        3,
+        """
+        ALTER TABLE positions ADD COLUMN read_at REAL;  -- when a position read last set it: fills before are in it
         """,
     ),
 )
