@@ -180,3 +180,9 @@ def test_a_sell_limit_far_below_the_market_is_valued_at_the_market(desk: Desk) -
     assert (dump.permission, dump.rule) == ("deny", "position_limits.order_notional")
     assert "$19,000.00 at the last known price 190" in dump.reason
     assert desk.call(STOCK, stock(qty="1", side="sell", price="0.01")).permission == "allow"  # closing the 1 held
+
+
+def test_an_absurdly_large_quantity_is_denied_with_a_readable_amount(desk: Desk) -> None:
+    decision = desk.call(STOCK, stock(qty="1e400", price="1"))
+    assert (decision.permission, decision.rule) == ("deny", "position_limits.order_notional")
+    assert "$1.000E+400" in decision.reason and len(decision.reason) < 300

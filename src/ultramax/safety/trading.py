@@ -52,6 +52,8 @@ FILL_TOLERANCE = Decimal("1.05")  # market orders may fill a little worse than t
 
 
 def _usd(value: Decimal) -> str:
+    if abs(value) >= Decimal("1e15"):  # qty="1e400" is a valid number: say so in a line, not in 400 digits
+        return f"${value:.3E}"
     return f"${value:,.2f}"
 
 
