@@ -87,6 +87,8 @@ def test_the_seed_routing_rule_trade_star_requires_a_safety_check_for_the_alpaca
         ({"symbol": "AAPL", "side": "buy", "qty": "Infinity"}, "not a finite number"),
         ({"symbol": "AAPL", "side": "buy", "qty": "-5"}, "greater than zero"),
         ({"symbol": "AAPL", "side": "buy", "qty": "1e2x"}, "not a number"),
+        ({"symbol": "AAPL", "side": "buy", "qty": "9e999999"}, "out of range"),
+        ({"symbol": "AAPL", "side": "buy", "qty": "1", "type": "limit", "limit_price": "1e13"}, "out of range"),
         ({"symbol": "AAPL", "side": "buy", "qty": "1", "notional": "100"}, "mutually exclusive"),
         ({"symbol": "AAPL", "side": "buy"}, "one of qty or notional"),
         ({"symbol": "AAPL", "side": "hold", "qty": "1"}, "side must be buy or sell"),

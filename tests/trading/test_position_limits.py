@@ -182,7 +182,10 @@ def test_a_sell_limit_far_below_the_market_is_valued_at_the_market(desk: Desk) -
     assert desk.call(STOCK, stock(qty="1", side="sell", price="0.01")).permission == "allow"  # closing the 1 held
 
 
-def test_an_absurdly_large_quantity_is_denied_with_a_readable_amount(desk: Desk) -> None:
-    decision = desk.call(STOCK, stock(qty="1e400", price="1"))
+def test_an_absurdly_large_order_is_denied_with_a_readable_amount(desk: Desk) -> None:
+    decision = desk.call(STOCK, stock(qty="1e12", price="1e12"))
     assert (decision.permission, decision.rule) == ("deny", "position_limits.order_notional")
-    assert "$1.000E+400" in decision.reason and len(decision.reason) < 300
+    assert "$1.000E+24" in decision.reason and len(decision.reason) < 300
+    overflowing = desk.call(STOCK, stock(qty="9e999999", price="9e999999"), mode="development")
+    assert (overflowing.permission, overflowing.rule) == ("deny", "input.order_invalid")
+    assert "qty='9e999999' is out of range" in overflowing.reason

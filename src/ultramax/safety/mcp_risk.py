@@ -177,6 +177,9 @@ def symbol_key(symbol: object) -> str:
     return _SYMBOL_NOISE.sub("", str(symbol or "").upper())
 
 
+MAX_MAGNITUDE = 12  # no quantity, price or notional reaches 10**13
+
+
 class OrderError(ValueError):
     """An order's arguments are not what the broker would accept as meant."""
 
@@ -245,6 +248,8 @@ def _decimal(args: Mapping[str, Any], key: str, *, positive: bool = True) -> Dec
         raise OrderError(f"{key}={raw!r} is not a number") from None
     if not value.is_finite():
         raise OrderError(f"{key}={raw!r} is not a finite number")
+    if value and value.adjusted() > MAX_MAGNITUDE:  # past any real order; its value would overflow Decimal's range
+        raise OrderError(f"{key}={raw!r} is out of range (at most 1e{MAX_MAGNITUDE})")
     if positive and value <= 0:
         raise OrderError(f"{key}={raw!r} must be greater than zero")
     return value
