@@ -189,3 +189,15 @@ def test_an_absurdly_large_order_is_denied_with_a_readable_amount(desk: Desk) ->
     overflowing = desk.call(STOCK, stock(qty="9e999999", price="9e999999"), mode="development")
     assert (overflowing.permission, overflowing.rule) == ("deny", "input.order_invalid")
     assert "qty='9e999999' is out of range" in overflowing.reason
+
+
+def test_a_replacement_that_grows_an_order_past_the_position_limit_is_denied(desk: Desk) -> None:
+    desk.set(positionLimits={"AAPL": 1000.0}, maxOrderNotional=1000.0)
+    desk.execute(STOCK, stock(qty="3", price="150"), order_response("AAPL", "buy", "3", "150", order_id="held"))
+    resting = order_response("AAPL", "buy", "2", "150", order_id="r-1", filled="0", limit_price="150")
+    desk.execute(STOCK, stock(qty="2", price="150"), resting)
+    replace = "mcp__alpaca__replace_order_by_id"
+    grown = desk.call(replace, {"order_id": "r-1", "qty": "6", "limit_price": "160"})  # 9 x 160 = 1,440
+    assert (grown.permission, grown.rule) == ("deny", "position_limits.symbol")
+    assert "$1,440.00" in grown.reason
+    assert desk.call(replace, {"order_id": "r-1", "qty": "3", "limit_price": "155"}).permission == "allow"  # 930

@@ -247,6 +247,14 @@ class Ledger:
         value = rows[0][0] if rows else None
         return float(value) if value is not None else None
 
+    def open_value(self, order_id: str) -> Decimal:
+        """What an open order of this book adds to its exposure now (0 if it is not open)."""
+        row = self.order(order_id)
+        if row is None or row["status"] not in OPEN_STATUSES:
+            return Decimal(0)
+        price = self.reference_price(row["symbol"])
+        return self._remaining_value(row, {symbol_key(row["symbol"]): price} if price is not None else {})
+
     def order(self, order_id: str) -> dict[str, Any] | None:
         rows = self.store.query(
             "SELECT * FROM orders WHERE order_id = ? AND project IN (?, '')", (order_id, self.project)

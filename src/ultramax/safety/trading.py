@@ -176,8 +176,16 @@ class PositionLimitLayer:
         return self._exposure(request, order, price, value, ledger)
 
     def _exposure(
-        self, request: SafetyRequest, order: Order, price: Decimal | None, value: Decimal, ledger: Ledger
+        self,
+        request: SafetyRequest,
+        order: Order,
+        price: Decimal | None,
+        value: Decimal,
+        ledger: Ledger,
+        *,
+        replaces: Decimal = Decimal(0),
     ) -> LayerVerdict | None:
+        """``replaces``: the open-order value a replacement takes the place of (it leaves the book as it comes)."""
         settings = request.settings
         book = ledger.book()
         signed = order.signed_qty(price)
@@ -185,11 +193,12 @@ class PositionLimitLayer:
         held = book.qty(symbol)
         mult = order.multiplier
         pending = book.pending(symbol)
+        remaining = max(pending - replaces, Decimal(0))
         if signed is None or price is None:
-            before_sym, after_sym = book.symbol_value(symbol) + pending, book.symbol_value(symbol) + pending + value
+            before_sym, after_sym = book.symbol_value(symbol) + pending, book.symbol_value(symbol) + remaining + value
         else:
             before_sym = abs(held) * abs(price) * mult + pending
-            after_sym = abs(held + signed) * abs(price) * mult + pending
+            after_sym = abs(held + signed) * abs(price) * mult + remaining
         gross_before = book.gross - book.symbol_value(symbol) - pending + before_sym
         gross_after = gross_before - before_sym + after_sym
         limit = _limit_for(settings.get("safety.positionLimits"), symbol)
@@ -255,7 +264,11 @@ class PositionLimitLayer:
                 self.name,
                 "position_limits.order_notional",
             )
-        return None
+        # a replacement can grow an order as much as a new one: judge the position and gross exposure after it,
+        # with the open order it replaces taken out of the book
+        reference = ledger.reference_price(new.symbol)
+        replaces = ledger.open_value(order_id)
+        return self._exposure(request, new, new.price or reference, value, ledger, replaces=replaces)
 
     def observe(self, request: SafetyRequest) -> LayerVerdict | None:
         if not request.tool.startswith("mcp__"):
