@@ -201,3 +201,11 @@ def test_a_replacement_that_grows_an_order_past_the_position_limit_is_denied(des
     assert (grown.permission, grown.rule) == ("deny", "position_limits.symbol")
     assert "$1,440.00" in grown.reason
     assert desk.call(replace, {"order_id": "r-1", "qty": "3", "limit_price": "155"}).permission == "allow"  # 930
+
+
+def test_a_sell_by_notional_that_reduces_a_position_passes_even_above_the_limits(desk: Desk) -> None:
+    desk.set(maxTotalExposure=9000.0, maxOrderNotional=10000.0, positionLimits={"*": 9000.0})
+    desk.execute(STOCK, stock(qty="40", price="190"), order_response("AAPL", "buy", "40", "190"))
+    desk.set(maxTotalExposure=1000.0, positionLimits={"*": 1000.0})  # limits tightened after the fact
+    assert desk.call(STOCK, {"symbol": "AAPL", "side": "sell", "notional": "1900"}).permission == "allow"
+    assert desk.call(STOCK, {"symbol": "AAPL", "side": "buy", "notional": "190"}).rule == "position_limits.symbol"

@@ -125,8 +125,8 @@ class PositionLimitLayer:
                 self.name,
                 "position_limits.currency",
             )
-        known = ledger.reference_price(order.symbol) if order.notional is None else None
-        reference = known if order.price is None else None
+        known = ledger.reference_price(order.symbol)
+        reference = known if order.price is None and order.notional is None else None
         value = order.value(reference)
         note = ""
         if (
@@ -172,7 +172,8 @@ class PositionLimitLayer:
                     self.name,
                     "position_limits.duplicate_order",
                 )
-        price = reference or order.price or (value / order.qty / order.multiplier if order.qty else None)
+        # a notional order's units come from the last known price, so a sell by notional is seen to reduce
+        price = reference or order.price or known or (value / order.qty / order.multiplier if order.qty else None)
         return self._exposure(request, order, price, value, ledger)
 
     def _exposure(
