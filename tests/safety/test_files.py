@@ -106,3 +106,17 @@ def test_grep_on_a_secret_file_is_a_read_of_it_and_grep_on_a_directory_is_not(ga
     assert gate.permission(tool="Grep", data={"pattern": "KEY", "path": str(gate.project / ".env")}) == "deny"
     assert gate.permission(tool="Grep", data={"pattern": "KEY", "path": str(gate.project)}) == "allow"
     assert gate.permission(tool="Glob", data={"pattern": "**/.env*"}) == "allow"
+
+
+def test_a_database_client_cannot_open_the_guards_own_databases(gate: Gate) -> None:
+    safety_db = gate.env.paths.home / "safety.db"  # the exposure ledger, breakers and confirmation tokens
+    approve = f"sqlite3 {safety_db} \"update confirmations set status='approved' where ref='c-1a2b3c'\""
+    for command in (
+        approve,
+        f"sqlite3 {safety_db} \"delete from positions where qty != '0'\"",
+        f"sqlite3 -readonly {safety_db} 'select token from confirmations'",
+        f"echo 'delete from breakers where 1' | sqlite3 {safety_db}",
+    ):
+        decision = gate.decide(command, mode="alphaforge")
+        assert (decision.permission, decision.rule) == ("deny", "tamper.guard_database"), command
+    assert gate.permission(f"sqlite3 {gate.project / 'data' / 'app.db'} 'select 1'") == "allow"
