@@ -209,3 +209,13 @@ def test_a_sell_by_notional_that_reduces_a_position_passes_even_above_the_limits
     desk.set(maxTotalExposure=1000.0, positionLimits={"*": 1000.0})  # limits tightened after the fact
     assert desk.call(STOCK, {"symbol": "AAPL", "side": "sell", "notional": "1900"}).permission == "allow"
     assert desk.call(STOCK, {"symbol": "AAPL", "side": "buy", "notional": "190"}).rule == "position_limits.symbol"
+
+
+def test_an_option_contract_is_valued_at_one_hundred_shares_whichever_tool_sends_it(desk: Desk) -> None:
+    contract = "AAPL261218C00190000"
+    via_stock_tool = desk.call(STOCK, stock(contract, qty="10", price="5"))  # 10 contracts at $5: $5,000
+    assert (via_stock_tool.permission, via_stock_tool.rule) == ("deny", "position_limits.order_notional")
+    assert "$5,000.00" in via_stock_tool.reason
+    # and its fill is booked as contracts, whatever asset class the answer names
+    desk.fill(STOCK, stock(contract, qty="1", price="5"), order_response(contract, "buy", "1", "5", order_id="opt"))
+    assert ledger_for(desk.umx.paths, desk.project).book().symbol_value(contract) == Decimal(500)

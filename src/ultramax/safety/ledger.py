@@ -25,7 +25,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ultramax.safety.mcp_risk import Order, symbol_key
+from ultramax.safety.mcp_risk import Order, is_option_symbol, symbol_key
 from ultramax.safety.store import SafetyStore
 
 __all__ = ["Book", "Ledger", "Position", "error_of", "payload_of"]
@@ -127,7 +127,7 @@ def _dec(value: Any) -> Decimal | None:
 
 
 def _multiplier(asset_class: str | None, symbol: str) -> Decimal:
-    if asset_class in ("us_option", "option") or (asset_class is None and len(symbol) > 15 and symbol[-9:].isdigit()):
+    if asset_class in ("us_option", "option") or is_option_symbol(symbol):
         return Decimal(100)
     return Decimal(1)
 

@@ -42,6 +42,7 @@ __all__ = [
     "OrderError",
     "RoutingRule",
     "classify",
+    "is_option_symbol",
     "matches",
     "parse_mcp_name",
     "requires_safety_check",
@@ -171,6 +172,14 @@ def requires_safety_check(operation: str, server: str | None = None) -> bool:
 _SYMBOL_NOISE = re.compile(r"[^A-Z0-9]")
 
 
+_OCC_SYMBOL = re.compile(r"[A-Z]{1,6}\d?\d{6}[CP]\d{8}")  # root, YYMMDD, call/put, strike x 1000
+
+
+def is_option_symbol(symbol: object) -> bool:
+    """Whether ``symbol`` is an OCC option contract (``AAPL261218C00190000``, also with OSI padding spaces)."""
+    return _OCC_SYMBOL.fullmatch(symbol_key(symbol)) is not None
+
+
 def symbol_key(symbol: object) -> str:
     """The one spelling a symbol is booked and limited under: Alpaca orders say ``BTC/USD`` and its positions
     ``BTCUSD``, share classes come as ``BRK.B`` or ``BRK/B``; all of them must meet the same position."""
@@ -205,7 +214,8 @@ class Order:
 
     @property
     def multiplier(self) -> Decimal:
-        return Decimal(100) if self.asset_class == "option" else Decimal(1)
+        # an OCC contract symbol is an option whichever tool sends it: the broker's order endpoint reads the symbol
+        return Decimal(100) if self.asset_class == "option" or is_option_symbol(self.symbol) else Decimal(1)
 
     @property
     def price(self) -> Decimal | None:
