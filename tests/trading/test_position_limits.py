@@ -173,13 +173,15 @@ def test_market_orders_split_on_a_flat_symbol_count_while_they_wait_to_fill(desk
     assert "held now: 0 ($0.00), open orders $760.00" in third.reason
 
 
-def test_a_sell_limit_far_below_the_market_is_valued_at_the_market(desk: Desk) -> None:
+def test_a_sell_limit_or_buy_stop_far_below_the_market_is_valued_at_the_market(desk: Desk) -> None:
     desk.set(maxOrderNotional=1000.0, positionLimits={"*": 5000.0})
     desk.execute(STOCK, stock(qty="1"), order_response("AAPL", "buy", "1", "190", order_id="in"))
     dump = desk.call(STOCK, stock(qty="100", side="sell", price="0.01"))  # fills at ~190: a $19,000 short
     assert (dump.permission, dump.rule) == ("deny", "position_limits.order_notional")
     assert "$19,000.00 at the last known price 190" in dump.reason
     assert desk.call(STOCK, stock(qty="1", side="sell", price="0.01")).permission == "allow"  # closing the 1 held
+    buy_stop = {"symbol": "AAPL", "side": "buy", "qty": "100", "type": "stop", "stop_price": "0.01"}  # triggers now
+    assert desk.call(STOCK, buy_stop).rule == "position_limits.order_notional"
 
 
 def test_an_absurdly_large_order_is_denied_with_a_readable_amount(desk: Desk) -> None:

@@ -129,18 +129,20 @@ class PositionLimitLayer:
         reference = known if order.price is None and order.notional is None else None
         value = order.value(reference)
         note = ""
+        # an order whose price is below the market -- a sell limit, or a buy stop, which triggers at once -- fills
+        # at the market: its own price would undervalue it
+        at_market = order.side == "sell" or (order.type == "stop" and order.limit_price is None)
         if (
-            order.side == "sell"
+            at_market
             and order.price is not None
             and order.qty is not None
             and not order.legs
             and known is not None
             and abs(known) > abs(order.price)
         ):
-            # a sell limit below the market fills at the market: its limit price would undervalue it
             reference = abs(known)
             value = order.qty * reference * order.multiplier
-            note = f" at the last known price {reference} (a sell limit below it fills at the market)"
+            note = f" at the last known price {reference} (priced below it, the order fills at the market)"
         if value is None:
             return failure(
                 request,
