@@ -137,7 +137,8 @@ def test_an_order_whose_call_failed_without_a_broker_refusal_counts_until_the_br
     desk.set(maxTotalExposure=1000.0)
     first = crypto(qty="0.01", price="60000", client_order_id="mine-1")
     assert desk.call(CRYPTO, first).permission == "allow"
-    desk.call(CRYPTO, first, phase="post", error="MCP error -32001: Request timed out")
+    timeout = "HTTPSConnectionPool(host='paper-api.alpaca.markets', port=443): Read timed out. (read timeout=30)"
+    desk.call(CRYPTO, first, phase="post", error=timeout)
     second = desk.call(CRYPTO, crypto(qty="0.01", price="60000", client_order_id="mine-2"))
     assert (second.permission, second.rule) == ("deny", "position_limits.total_exposure")
     assert "$600.00 of it from order calls that failed" in second.reason

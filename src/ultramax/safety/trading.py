@@ -306,10 +306,18 @@ _REJECTED = re.compile(
 )
 
 
+# ...but a timeout says nothing of the kind, even when it quotes a number such as port=443
+_IN_DOUBT = re.compile(
+    r"timed? ?out|timeout|may have been|connection (?:reset|aborted|closed|lost)|remote ?disconnected|broken pipe|"
+    r"\b5\d\d\b|temporarily unavailable",
+    re.IGNORECASE,
+)
+
+
 def _outcome_unknown(problem: str, payload: Any) -> bool:
     if isinstance(payload, dict) and isinstance(payload.get("error"), dict) and payload["error"].get("timeout"):
         return True
-    return _REJECTED.search(problem) is None
+    return _IN_DOUBT.search(problem) is not None or _REJECTED.search(problem) is None
 
 
 def _has_order(payload: Any) -> bool:
