@@ -87,6 +87,13 @@ def test_an_order_that_timed_out_trips_the_breaker_until_it_is_reconciled(desk: 
     assert "unknown_order_state" in decision.reason and "MAY have been placed" in decision.reason
 
 
+def test_an_order_call_that_timed_out_in_the_client_trips_the_breaker_too(desk: Desk) -> None:
+    desk.call(STOCK, stock(), phase="post", error="MCP error -32001: Request timed out")
+    decision = desk.call(STOCK, stock(client_order_id="next"))
+    assert (decision.permission, decision.rule) == ("deny", "circuit_breaker.open")
+    assert "unknown_order_state" in decision.reason and "MAY have been placed" in decision.reason
+
+
 def test_an_open_breaker_outside_trading_mode_asks_for_non_order_writes(desk: Desk) -> None:
     for _ in range(3):
         desk.call("mcp__alpaca__create_watchlist", {"name": "x"}, phase="post", error="boom", mode="development")

@@ -20,7 +20,7 @@ from ultramax.paths import Paths
 from ultramax.redact import redact
 from ultramax.safety.engine import LayerVerdict, SafetyRequest
 from ultramax.safety.layers_core import request_time, verdict
-from ultramax.safety.ledger import error_of, payload_of
+from ultramax.safety.ledger import error_of, in_doubt, payload_of
 from ultramax.safety.mcp_risk import GuardClass, Operation, classify
 from ultramax.safety.store import SafetyStore
 
@@ -214,7 +214,10 @@ class CircuitBreakerLayer:
             )
             breakers.success(scope, closes=probe)
             return None
-        if isinstance(payload, dict) and isinstance(payload.get("error"), dict) and payload["error"].get("timeout"):
+        timed_out = (
+            isinstance(payload, dict) and isinstance(payload.get("error"), dict) and payload["error"].get("timeout")
+        )
+        if timed_out or (op.places_order and request.error is not None and in_doubt(request.error)):
             breakers.trip(
                 scope,
                 f"{op.mcp_tool} timed out and the order MAY have been placed; reconcile with get_orders before "

@@ -17,6 +17,7 @@ pragma when nothing moved.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -28,7 +29,7 @@ from typing import Any
 from ultramax.safety.mcp_risk import Order, is_option_symbol, symbol_key
 from ultramax.safety.store import SafetyStore
 
-__all__ = ["Book", "Ledger", "Position", "error_of", "payload_of"]
+__all__ = ["Book", "Ledger", "Position", "error_of", "in_doubt", "outcome_unknown", "payload_of"]
 
 OPEN_STATUSES = frozenset(
     {"new", "accepted", "pending_new", "partially_filled", "accepted_for_bidding", "held", "pending_replace", "open"}
@@ -114,6 +115,35 @@ def error_of(payload: Any) -> str | None:
         if head.lower().startswith(("error", "http error", "failed")):
             return head
     return None
+
+
+# what a broker says when it refused an order outright (HTTP 4xx, Alpaca's 4xxxxxxx codes, its wording); any
+# other failure -- a timeout, a 5xx, a dropped connection, an exception in the server -- leaves it unknown
+_REJECTED = re.compile(
+    r"\b(?:4\d\d|4\d{7})\b|insufficient|rejected|invalid|forbidden|not allowed|not permitted|not found|"
+    r"unprocessable|not tradable|doesn't want to proceed|user rejected",
+    re.IGNORECASE,
+)
+
+
+# ...but a timeout says nothing of the kind (``in_doubt``), even when it quotes a number such as port=443
+_IN_DOUBT = re.compile(
+    r"timed? ?out|timeout|may have been|connection (?:reset|aborted|closed|lost)|remote ?disconnected|broken pipe|"
+    r"\b5\d\d\b|temporarily unavailable",
+    re.IGNORECASE,
+)
+
+
+def outcome_unknown(problem: str, payload: Any) -> bool:
+    """Whether an order call that failed with ``problem`` may still have placed the order."""
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict) and payload["error"].get("timeout"):
+        return True
+    return in_doubt(problem) or _REJECTED.search(problem) is None
+
+
+def in_doubt(problem: str) -> bool:
+    """Whether ``problem`` is a timeout or a lost connection: the broker may have acted and not said so."""
+    return _IN_DOUBT.search(problem) is not None
 
 
 def _dec(value: Any) -> Decimal | None:

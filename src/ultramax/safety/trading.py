@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 from collections.abc import Mapping
 from decimal import Decimal
@@ -30,7 +29,7 @@ from ultramax.safety.breaker import FILE_TOOLS, Breakers, CircuitBreakerLayer, b
 from ultramax.safety.engine import LayerVerdict, SafetyRequest
 from ultramax.safety.isolation import ExecutionIsolationLayer, paper_value, server_env
 from ultramax.safety.layers_core import call_digest, denied_by, dry_run, failure, request_time, verdict
-from ultramax.safety.ledger import Ledger, error_of, payload_of
+from ultramax.safety.ledger import Ledger, error_of, outcome_unknown, payload_of
 from ultramax.safety.mcp_risk import GuardClass, Operation, Order, classify, symbol_key
 from ultramax.safety.store import SafetyStore
 
@@ -282,7 +281,7 @@ class PositionLimitLayer:
         payload = None if request.error is not None else payload_of(request.response)
         problem = request.error if request.error is not None else error_of(payload)
         if problem is not None:
-            if op.guard is GuardClass.ORDER_ENTRY and op.order is not None and _outcome_unknown(problem, payload):
+            if op.guard is GuardClass.ORDER_ENTRY and op.order is not None and outcome_unknown(problem, payload):
                 # a timeout or a dropped connection may have placed the order: count it until the broker says
                 ledger = ledger_for(request.paths, request.project_dir)
                 value = op.order.value(ledger.reference_price(op.order.symbol))
@@ -295,29 +294,6 @@ class PositionLimitLayer:
                 op.order, digest=call_digest(request), session=request.session_id, value=op.order.value()
             )
         return None
-
-
-# what a broker says when it refused an order outright (HTTP 4xx, Alpaca's 4xxxxxxx codes, its wording); any
-# other failure -- a timeout, a 5xx, a dropped connection, an exception in the server -- leaves it unknown
-_REJECTED = re.compile(
-    r"\b(?:4\d\d|4\d{7})\b|insufficient|rejected|invalid|forbidden|not allowed|not permitted|not found|"
-    r"unprocessable|not tradable|doesn't want to proceed|user rejected",
-    re.IGNORECASE,
-)
-
-
-# ...but a timeout says nothing of the kind, even when it quotes a number such as port=443
-_IN_DOUBT = re.compile(
-    r"timed? ?out|timeout|may have been|connection (?:reset|aborted|closed|lost)|remote ?disconnected|broken pipe|"
-    r"\b5\d\d\b|temporarily unavailable",
-    re.IGNORECASE,
-)
-
-
-def _outcome_unknown(problem: str, payload: Any) -> bool:
-    if isinstance(payload, dict) and isinstance(payload.get("error"), dict) and payload["error"].get("timeout"):
-        return True
-    return _IN_DOUBT.search(problem) is not None or _REJECTED.search(problem) is None
 
 
 def _has_order(payload: Any) -> bool:
