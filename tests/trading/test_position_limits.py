@@ -158,7 +158,10 @@ def test_an_order_the_broker_refused_adds_no_exposure(desk: Desk) -> None:
     order = crypto(qty="0.01", price="60000")
     desk.call(CRYPTO, order, phase="post", error='Error: APIError {"code":40310000,"message":"insufficient balance"}')
     desk.call(CRYPTO, order, phase="post", error="The user doesn't want to proceed with this tool use.")
+    too_many = 'APIError {"code":40310000,"message":"insufficient qty available (requested: 500, available: 0)"}'
+    desk.call(CRYPTO, {**order, "client_order_id": "c"}, phase="post", error=too_many)
     assert ledger_for(desk.umx.paths, desk.project).book().gross == 0
+    assert desk.call(CRYPTO, {**order, "client_order_id": "d"}).permission == "allow"  # no breaker tripped either
 
 
 def test_market_orders_split_on_a_flat_symbol_count_while_they_wait_to_fill(desk: Desk) -> None:

@@ -129,7 +129,7 @@ _REJECTED = re.compile(
 # ...but a timeout says nothing of the kind (``in_doubt``), even when it quotes a number such as port=443
 _IN_DOUBT = re.compile(
     r"timed? ?out|timeout|may have been|connection (?:reset|aborted|closed|lost)|remote ?disconnected|broken pipe|"
-    r"\b5\d\d\b|temporarily unavailable",
+    r"internal server error|bad gateway|service unavailable|temporarily unavailable|\b(?:status|http)[ _:=]*5\d\d\b",
     re.IGNORECASE,
 )
 
