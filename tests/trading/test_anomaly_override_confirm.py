@@ -12,7 +12,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.trading.conftest import CRYPTO, OPEN, STOCK, THANKSGIVING, Desk, crypto, order_response, stock
+from tests.trading.conftest import (
+    CRYPTO,
+    OPEN,
+    STOCK,
+    THANKSGIVING,
+    Desk,
+    crypto,
+    order_response,
+    paper_mcp,
+    stock,
+)
 from ultramax.audit import read_records, verify
 from ultramax.cli.main import main
 from ultramax.safety.anomaly import AnomalyDetectionLayer
@@ -122,6 +132,16 @@ def test_an_override_cannot_lift_paper_trading_or_permissions(desk: Desk) -> Non
     assert desk.call(CRYPTO, crypto()).rule == "isolation.live_endpoint"
     write_override(desk, allowed_operations=["*"], layers=["execution_isolation"], expires="2026-11-24T16:00:00Z")
     assert desk.call(CRYPTO, crypto()).rule == "isolation.live_endpoint"
+
+
+def test_an_override_lifts_everything_it_names_except_the_confirmation_of_a_live_order(desk: Desk) -> None:
+    paper_mcp(desk.project, "false")
+    desk.set(tradingMode="live")
+    write_override(desk, allowed_operations=["trade:*"], expires="2026-11-24T16:00:00Z")  # the default layers
+    live = desk.call(CRYPTO, crypto())
+    assert (live.permission, live.rule) == ("ask", "confirm.required") and live.reason.startswith("live order")
+    desk.set(maxOrderNotional=100.0)  # the other layers it names are still lifted
+    assert desk.call(CRYPTO, crypto()).rule == "confirm.required"
 
 
 def test_an_expired_endless_or_too_long_override_is_ignored(desk: Desk) -> None:

@@ -9,8 +9,9 @@ The file is JSON written by ``ultramax override set`` (or by hand)::
 layers whose verdicts are lifted for those calls (default: ``DEFAULT_LAYERS``). An override needs an
 expiry no further away than ``safety.overrideMaxSeconds``; without one, expired, or unreadable, it is
 ignored. It can never lift the kill switch, input validation, authentication, permissions, execution
-isolation (paper trading) or post-execution verification -- those are not in ``WAIVABLE``. Every call it
-applies to is written to the audit log (``event: override``), as are ``set`` and ``clear``.
+isolation (paper trading) or post-execution verification -- those are not in ``WAIVABLE`` -- nor the
+confirmation of a live order. Every call it applies to is written to the audit log (``event: override``), as
+are ``set`` and ``clear``.
 """
 
 from __future__ import annotations
@@ -226,12 +227,20 @@ class ManualOverrideLayer:
         hit = matches(op.names, override.operations)
         if hit is None:
             return None
-        request.metadata.setdefault(WAIVED_KEY, set()).update(override.layers)
+        layers = override.layers
+        kept = ""
+        if op.places_order and request.settings.get("safety.tradingMode") == "live" and "confirmation_gate" in layers:
+            # every live order is put to the user: an override (whose default lifts the gate) cannot take that away
+            layers = tuple(name for name in layers if name != "confirmation_gate")
+            kept = "; a live order is still confirmed"
+            if not layers:
+                return None
+        request.metadata.setdefault(WAIVED_KEY, set()).update(layers)
         until = datetime.fromtimestamp(override.expires, UTC).isoformat(timespec="minutes")
         reason = (
             f"manual override ({request.paths.override}, until {until} UTC"
             + (f", {override.reason}" if override.reason else "")
-            + f") lifts {', '.join(override.layers)} for {hit}"
+            + f") lifts {', '.join(layers)} for {hit}{kept}"
         )
         if request.phase == "pre" and not dry_run(request):
             audit_event(
@@ -243,10 +252,10 @@ class ManualOverrideLayer:
                     "decision": "waive",
                     "rule": "override.active",
                     "reason": reason,
-                    "layers": list(override.layers),
+                    "layers": list(layers),
                     "override_sha256": override.sha256,
                     "input_sha256": digest(json.dumps(request.input, sort_keys=True, default=str)),
                     "at": time.time(),
                 },
             )
-        return LayerVerdict("allow", reason, self.name, "override.active", waives=override.layers)
+        return LayerVerdict("allow", reason, self.name, "override.active", waives=layers)
