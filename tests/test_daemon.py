@@ -131,6 +131,22 @@ def test_a_stale_socket_is_named_by_status_and_cleared_by_stop(umx: UltramaxEnv)
     assert not umx.paths.socket.exists()
 
 
+def test_stop_never_signals_an_unrelated_process_that_a_stale_pid_file_names(
+    daemon: DaemonProcess, umx: UltramaxEnv
+) -> None:
+    bystander = subprocess.Popen(["sleep", "120"])
+    os.kill(daemon.pid, signal.SIGSTOP)  # hung: only a signal can stop it now
+    try:
+        umx.paths.pid_file.write_text(f"{bystander.pid}\n")  # the pid file names a process that is not the daemon
+        with pytest.raises(DaemonError, match=f"daemon pid {daemon.pid} did not stop within 1 s; it was killed"):
+            stop_daemon(umx.paths, timeout=1)
+        assert daemon.proc.wait(timeout=20) == -signal.SIGKILL
+        assert bystander.poll() is None, "stop signalled the process the pid file named, not the daemon"
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
 def test_fifty_hook_clients_at_once_are_all_answered_and_all_audited(
     daemon: DaemonProcess, umx: UltramaxEnv, run_hook: HookRunner, make_payload: PayloadFactory
 ) -> None:

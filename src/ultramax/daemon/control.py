@@ -80,6 +80,42 @@ def _read_pid(paths: Paths) -> int | None:
         return None
 
 
+def _lock_owner(paths: Paths) -> int | None:
+    """The pid of the process holding the daemon's lock, from the kernel (Linux ``/proc/locks``); None if it
+    cannot be told here."""
+    try:
+        st = os.stat(paths.lock_file)
+        with open("/proc/locks", encoding="ascii") as fh:
+            table = fh.read()
+    except OSError:
+        return None
+    # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF": major and minor in hex, then the inode
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device and fields[4].isdigit():
+            return int(fields[4])
+    return None
+
+
+def _daemon_pid(paths: Paths) -> int | None:
+    """The daemon's pid, only if it can be vouched for: the pid file may be stale and its pid reused by an
+    unrelated process, which a signal must never reach."""
+    owner = _lock_owner(paths)
+    if owner is not None:
+        return owner
+    pid = _read_pid(paths)
+    if pid is None:
+        return None
+    try:  # no /proc/locks (macOS): the pid must at least be running the daemon
+        command = subprocess.run(
+            ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, timeout=5, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return pid if "ultramax.daemon" in command else None
+
+
 def daemon_status(paths: Paths) -> DaemonStatus:
     """Whether the daemon runs and answers; names a stale socket or a hung daemon."""
     pid = _read_pid(paths)
@@ -94,7 +130,8 @@ def daemon_status(paths: Paths) -> DaemonStatus:
         problem = f"daemon (pid {pid}) does not answer within 2 s (run `ultramax daemon restart`)"
     except (OSError, ValueError, DaemonError) as exc:
         problem = f"daemon did not answer properly: {exc}"
-    return DaemonStatus(False, pid if _lock_held(paths) else None, str(paths.socket), {}, problem)
+    holder = (_lock_owner(paths) or pid) if _lock_held(paths) else None  # the pid file's pid may be stale
+    return DaemonStatus(False, holder, str(paths.socket), {}, problem)
 
 
 def spawn_daemon(paths: Paths) -> subprocess.Popen[bytes]:
@@ -141,13 +178,15 @@ def start_daemon(paths: Paths, *, timeout: float = 10.0) -> DaemonStatus:
 
 
 def stop_daemon(paths: Paths, *, timeout: float = 15.0) -> bool:
-    """Stop the daemon gracefully (SIGTERM after a control request fails); True if one was running."""
-    pid = _read_pid(paths)
+    """Stop the daemon gracefully (SIGTERM after a control request fails); True if one was running.
+
+    Signals go only to the process that holds the daemon's lock, never merely to the pid file's pid."""
     if not _lock_held(paths):
         for stale in (paths.socket, paths.pid_file):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
         return False
+    pid = _daemon_pid(paths)
     try:
         daemon_request(paths, "stop")
     except (OSError, ValueError, DaemonError):
@@ -159,9 +198,14 @@ def stop_daemon(paths: Paths, *, timeout: float = 15.0) -> bool:
         if not _lock_held(paths):
             return True
         time.sleep(0.02)
-    if pid:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    pid = _daemon_pid(paths)  # again: the one that held the lock may have exited and its pid been reused
+    if pid is None:
+        raise DaemonError(
+            f"the daemon did not stop within {timeout:g} s and its pid cannot be told (the pid file names "
+            f"{_read_pid(paths)}, which does not run the daemon); stop the process holding {paths.lock_file} by hand"
+        )
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
     raise DaemonError(f"daemon pid {pid} did not stop within {timeout:g} s; it was killed")
 
 
