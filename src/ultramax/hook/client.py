@@ -1,9 +1,9 @@
 """``ultramax-hook EVENT``: the process Claude Code spawns for every hook event.
 
 It must cost next to nothing, so it imports nothing beyond what the interpreter has already loaded plus the
-C module ``_socket`` (no ``json``, no ``socket``, no ``os``): it forwards stdin to the daemon over the Unix
-socket in ULTRAMAX_HOME, and copies the daemon's reply to stdout/stderr with the daemon's exit code. The
-payload is not parsed here -- the daemon validates it.
+C module ``_socket`` (no ``json``, no ``socket``, no ``os``): it forwards stdin (what came within the timeout,
+if the writer never closes it) to the daemon over the Unix socket in ULTRAMAX_HOME, and copies the daemon's
+reply to stdout/stderr with the daemon's exit code. The payload is not parsed here -- the daemon validates it.
 
 If no daemon answers (no socket, a stale socket, a daemon that hangs past the timeout) it runs the
 pipeline in-process (``ultramax.hook.fallback``) and starts the daemon in the background for next time.
@@ -43,13 +43,34 @@ def _timeout_ms(argv: list[str]) -> int:
     return int(value) if value.isdigit() else DEFAULT_TIMEOUT_MS
 
 
-def _read_stdin() -> bytes:
+class _StdinTimeout(Exception):
+    pass
+
+
+def _stdin_expired(signum: int, frame: object) -> None:
+    raise _StdinTimeout
+
+
+def _read_stdin(timeout: float) -> tuple[bytes, float]:
+    """stdin up to EOF, or what came within ``timeout`` seconds (a writer that never closes it must not hold
+    the hook past its time); returns the bytes and the seconds left of ``timeout``."""
+    import _signal  # type: ignore[import-not-found]  # builtin and loaded at start-up; `signal` costs ~6 ms
+
     chunks: list[bytes] = []
-    while True:
-        chunk = posix.read(0, 1 << 20)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
+    previous = _signal.signal(_signal.SIGALRM, _stdin_expired)
+    _signal.setitimer(_signal.ITIMER_REAL, timeout)
+    try:
+        while True:
+            chunk = posix.read(0, 1 << 20)  # SIGALRM's exception ends a read that waits
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except _StdinTimeout:
+        pass  # decide what came: the daemon judges a cut payload like any malformed one, and audits it
+    finally:
+        left = float(_signal.setitimer(_signal.ITIMER_REAL, 0)[0])
+        _signal.signal(_signal.SIGALRM, previous)
+    return b"".join(chunks), left
 
 
 def _write(fd: int, data: bytes) -> None:
@@ -110,13 +131,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     timeout_ms = _timeout_ms(args)
     try:
-        payload = _read_stdin()
+        payload, left = _read_stdin(timeout_ms / 1000)
     except OSError as exc:
         _write(2, f"ultramax-hook: cannot read stdin ({exc}); the event continues\n".encode())
         return 0
     project = _env("CLAUDE_PROJECT_DIR")
     try:
-        reply = _ask_daemon(_home() + "/daemon.sock", f"{event}\t{project}\n".encode() + payload, timeout_ms / 1000)
+        # the wait for stdin and for the daemon share the hook's time (at least a moment is left to ask)
+        request = f"{event}\t{project}\n".encode() + payload
+        reply = _ask_daemon(_home() + "/daemon.sock", request, max(left, 0.2))
         return _emit(reply)
     except (OSError, ValueError) as exc:
         reason = f"{type(exc).__name__}: {exc}"
