@@ -367,3 +367,28 @@ def test_a_daemon_that_dies_as_it_starts_is_reported_as_exited_with_its_output_n
     assert message.startswith("the daemon exited as it started (status ") and "did not start within" not in message
     assert "daemon.json" in message  # its own output says why
     assert not daemon_status(umx.paths).running
+
+
+def test_a_directory_where_the_socket_belongs_is_named_with_its_fix_and_left_as_it_is(umx: UltramaxEnv) -> None:
+    umx.paths.ensure_home()
+    umx.paths.socket.mkdir()
+    (umx.paths.socket / "notes.txt").write_text("mine")
+    started = subprocess.run(
+        [sys.executable, "-m", "ultramax.daemon", "serve"],
+        capture_output=True,
+        text=True,
+        env=umx.environ(),
+        timeout=60,
+        check=False,
+    )
+    problem = f"{umx.paths.socket} is a directory, not the daemon's socket: move it aside"
+    assert started.returncode == 1
+    assert started.stdout.startswith(f"ultramax daemon: cannot listen: {problem}")
+    assert started.stdout.count("\n") == 1 and "Traceback" not in started.stdout + started.stderr
+    assert (umx.paths.socket / "notes.txt").read_text() == "mine"
+    status = daemon_status(umx.paths)
+    assert not status.running and status.problem is not None and status.problem.startswith(problem)
+    checks = {c.name: c for c in run_doctor(umx.paths, umx.root, managed_settings=())}
+    assert checks["daemon"].status == "fail"
+    assert checks["daemon"].fix == f"mv {umx.paths.socket} {umx.paths.socket}.old && ultramax daemon start"
+    assert checks["permissions"].status == "ok"  # a directory's mode is not the socket's

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from ultramax import __version__
 from ultramax.config import load_settings
-from ultramax.daemon.control import daemon_status
+from ultramax.daemon.control import daemon_status, socket_path_problem
 from ultramax.daemon.handover import other_install, restart_command, this_package
 from ultramax.errors import UltramaxError, json_problem
 from ultramax.fsutil import disk_is_full
@@ -530,6 +530,14 @@ def _check_daemon(paths: Paths) -> Check:
                 f"ultramax install (it restarts the daemon), or {restart_command()}",
             )
         return Check("daemon", "ok", f"daemon running (pid {status.pid}, socket {status.socket})")
+    if socket_path_problem(paths.socket) is not None:
+        return Check(
+            "daemon",
+            "fail",
+            f"{paths.socket} is a directory, not the daemon's socket: no daemon can start, so every hook runs "
+            "in-process (slower)",
+            f"mv {paths.socket} {paths.socket}.old && ultramax daemon start",
+        )
     if paths.socket.is_socket():
         if _socket_refuses(paths.socket):
             return Check(
@@ -582,9 +590,11 @@ def _check_permissions(paths: Paths) -> list[Check]:
             )
         )
     try:
-        sock_mode = stat.S_IMODE(paths.socket.lstat().st_mode)
+        sock_st = paths.socket.lstat()
     except FileNotFoundError:
         sock_mode = None
+    else:  # a directory in its place is the daemon check's to name: its mode says nothing about the socket
+        sock_mode = None if stat.S_ISDIR(sock_st.st_mode) else stat.S_IMODE(sock_st.st_mode)
     if sock_mode is not None and sock_mode & 0o077:
         checks.append(
             Check(

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from ultramax.errors import DaemonError
@@ -23,6 +24,7 @@ __all__ = [
     "daemon_request",
     "daemon_status",
     "restart_daemon",
+    "socket_path_problem",
     "spawn_daemon",
     "start_daemon",
     "stop_daemon",
@@ -57,6 +59,14 @@ def daemon_request(paths: Paths, command: str, *, timeout: float = 2.0) -> dict[
         raise DaemonError(body[length:].decode().strip())
     result: dict[str, Any] = json.loads(body[:length])
     return result
+
+
+def socket_path_problem(path: Path) -> str | None:
+    """Why no daemon can listen on ``path``, if a directory is in the way (a stale socket or a file is removed
+    by the daemon as it starts; a directory may hold someone's files, so it is only named)."""
+    if path.is_dir() and not path.is_symlink():
+        return f"{path} is a directory, not the daemon's socket: move it aside (mv {path} {path}.old)"
+    return None
 
 
 def _lock_held(paths: Paths) -> bool:
@@ -126,6 +136,7 @@ def daemon_status(paths: Paths) -> DaemonStatus:
         problem = None if not _lock_held(paths) else "daemon holds the lock but has no socket (starting up?)"
     except ConnectionRefusedError:
         problem = f"stale socket {paths.socket}: nothing listens on it (run `ultramax daemon start`)"
+        problem = socket_path_problem(paths.socket) or problem
     except TimeoutError:
         problem = f"daemon (pid {pid}) does not answer within 2 s (run `ultramax daemon restart`)"
     except (OSError, ValueError, DaemonError) as exc:

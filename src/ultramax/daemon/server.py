@@ -29,6 +29,7 @@ from typing import Any
 
 from ultramax import __version__
 from ultramax.config import load_settings
+from ultramax.daemon.control import socket_path_problem
 from ultramax.decisions import HookReply
 from ultramax.errors import DaemonError
 from ultramax.fsutil import atomic_write_json
@@ -82,6 +83,8 @@ class DaemonServer:
 
     def release(self) -> None:
         for path in (self.paths.socket, self.paths.pid_file, self.paths.daemon_info):
+            if socket_path_problem(path) is not None:
+                continue  # a directory: not ours to remove (serve() refused to start because of it)
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         if self._lock_fd is not None:
@@ -89,6 +92,7 @@ class DaemonServer:
             self._lock_fd = None
 
     async def serve(self, ready: threading.Event | None = None) -> None:
+        _check_socket_path(self.paths.socket)  # before anything starts that would have to be stopped again
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -102,8 +106,6 @@ class DaemonServer:
         except Exception:  # the first hook builds it instead
             log.exception("warming the default pipeline failed")
         executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ultramax-pipeline")
-        with contextlib.suppress(FileNotFoundError):
-            self.paths.socket.unlink()  # stale: we hold the lock, so nobody is serving it
         old_umask = os.umask(0o177)  # the socket is born 0600: no window where others could connect
         try:
             server = await loop.create_unix_server(lambda: _HookProtocol(self, executor), path=str(self.paths.socket))
@@ -341,6 +343,16 @@ def _peer_uid(sock: Any) -> int | None:
     return int(uid)
 
 
+def _check_socket_path(path: Path) -> None:
+    """Clear a stale socket (or a file) at ``path``; DaemonError if a directory is in the way: it may hold a
+    user's files, so it is named, never removed."""
+    problem = socket_path_problem(path)
+    if problem is not None:
+        raise DaemonError(f"cannot listen: {problem}")
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # stale: we hold the lock, so nobody is serving it
+
+
 def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -361,6 +373,9 @@ def main(argv: list[str]) -> int:
         return 0  # not an error: the one that holds the lock is serving
     try:
         asyncio.run(server.serve())
+    except DaemonError as exc:  # a set-up problem with its fix: one line, not a traceback
+        print(f"ultramax daemon: {exc}", flush=True)
+        return 1
     finally:
         server.release()
         reset_logging()
