@@ -730,15 +730,19 @@ def _check_memory(paths: Paths) -> Check:
     """The memory database opens and SQLite finds it sound; read-only, so doctor never changes it."""
     import sqlite3
 
-    from ultramax.memory.database import looks_damaged
+    from ultramax.memory.database import looks_damaged, orphan_wal, set_aside_steps
     from ultramax.memory.store import database_path
 
     path = database_path(paths)
+    orphan = orphan_wal(path)
+    if orphan is not None:
+        fix = "move the -wal next to the database it belongs to, or delete it; hooks go on without memory until then"
+        return Check("memory", "fail", orphan, fix)
     if not path.exists():
         return Check("memory", "ok", "no memory database yet (it is created on first use)")
     fix = (
-        f"move it aside (mv {path} {path}.broken) and restore from an export with `ultramax memory import FILE`; "
-        "hooks go on without memory until then"
+        f"move it aside with its -wal and -shm ({set_aside_steps(path)}) and restore from an export with "
+        "`ultramax memory import FILE`; hooks go on without memory until then"
     )
     try:
         conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)

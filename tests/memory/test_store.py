@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -396,3 +398,44 @@ def test_a_connection_that_cannot_be_set_up_is_closed_and_the_error_says_why(
     assert len(opened) == 1
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         opened[0].execute("SELECT 1")
+
+
+def test_a_wal_left_behind_by_a_database_moved_away_is_kept_for_it_not_deleted_by_a_new_one(tmp_path: Path) -> None:
+    path = tmp_path / "memory.db"
+    writer = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from ultramax.memory.models import NewPassage\n"
+        "from ultramax.memory.store import SQLiteStore\n"
+        "store = SQLiteStore(Path(sys.argv[1]))\n"
+        "store.ensure_project('acme')\n"
+        "store.add_passages('acme', [NewPassage('the ledger runs on postgres 15')])\n"
+        "os._exit(0)  # as a killed daemon: no close, so the committed change is in the -wal only\n"
+    )
+    subprocess.run([sys.executable, "-c", writer, str(path)], check=True, timeout=60)
+    wal = tmp_path / "memory.db-wal"
+    assert wal.stat().st_size > 0
+    path.rename(tmp_path / "memory.db.broken")  # the file alone, as the old advice said
+
+    with pytest.raises(MemoryStoreError, match=f"{path} is missing but {wal} is still there"):
+        SQLiteStore(path)
+    assert not path.exists() and wal.stat().st_size > 0, "nothing was created, the -wal was not touched"
+
+    wal.rename(tmp_path / "memory.db.broken-wal")  # what the message says to do
+    moved = SQLiteStore(tmp_path / "memory.db.broken")
+    try:
+        assert moved.count("acme") == 1, "the moved database keeps its last change"
+    finally:
+        moved.close()
+    fresh = SQLiteStore(path)
+    try:
+        assert fresh.list_projects() == []
+    finally:
+        fresh.close()
+
+
+def test_the_advice_for_a_damaged_database_moves_its_wal_and_shm_with_it(tmp_path: Path) -> None:
+    path = tmp_path / "memory.db"
+    message = str(store_module.database_problem(path, sqlite3.DatabaseError("database disk image is malformed")))
+    assert "ultramax daemon stop" in message
+    assert f"mv {path}$s {path}.broken$s" in message and "-wal -shm" in message

@@ -22,7 +22,7 @@ from ultramax.fsutil import disk_is_full, private_dir
 from ultramax.memory.migrations import migrate
 from ultramax.memory.models import MemoryStoreError
 
-__all__ = ["SQLiteDatabase", "database_problem", "looks_damaged"]
+__all__ = ["SQLiteDatabase", "database_problem", "looks_damaged", "orphan_wal", "set_aside_steps"]
 
 
 class SQLiteDatabase:
@@ -38,6 +38,7 @@ class SQLiteDatabase:
         self._write_counter = itertools.count(1)
         self._writes = 0
         private_dir(path.parent)
+        _refuse_orphan_wal(path)
         conn = self._conn()
         with contextlib.suppress(OSError):
             path.chmod(0o600)
@@ -129,6 +130,39 @@ class SQLiteDatabase:
         return int(self._conn().execute("PRAGMA data_version").fetchone()[0])
 
 
+def set_aside_steps(path: Path) -> str:
+    """How to move a damaged database aside safely: with the daemon stopped (it keeps the file open and would
+    go on writing to it wherever it is moved) and together with its -wal and -shm (a -wal left behind holds
+    committed changes, and the next database created at ``path`` would delete it)."""
+    return (
+        f"ultramax daemon stop; mv {path} {path}.broken; "
+        f"for s in -wal -shm; do [ ! -e {path}$s ] || mv {path}$s {path}.broken$s; done"
+    )
+
+
+def orphan_wal(path: Path) -> str | None:
+    """What is wrong if ``path`` is missing but its -wal is not: moving only the database file away (or deleting
+    it) leaves that, and creating a new database at ``path`` deletes the -wal: the moved file would lose its last
+    committed changes (all of them, schema included, when no checkpoint ran before a kill)."""
+    wal = path.with_name(path.name + "-wal")
+    try:
+        if wal.stat().st_size == 0 or path.exists():
+            return None
+    except FileNotFoundError:
+        return None
+    return (
+        f"{path} is missing but {wal} is still there: it belongs to the database that was moved or deleted and "
+        f"holds its last changes. Move it next to that file, named after it (mv {wal} MOVED-FILE-wal), or delete "
+        "it if that file is gone for good"
+    )
+
+
+def _refuse_orphan_wal(path: Path) -> None:
+    problem = orphan_wal(path)
+    if problem is not None:
+        raise MemoryStoreError(problem)
+
+
 def looks_damaged(exc: sqlite3.DatabaseError) -> bool:
     """Whether SQLite's error says the file itself is broken (not merely unreachable or out of space)."""
     low = str(exc).lower()
@@ -141,8 +175,8 @@ def database_problem(path: Path, exc: sqlite3.DatabaseError) -> MemoryStoreError
     low = text.lower()
     if looks_damaged(exc):
         hint = (
-            f"the file looks damaged: move it aside (mv {path} {path}.broken), then restore what you exported "
-            "with `ultramax memory import FILE`; `ultramax doctor` checks it"
+            f"the file looks damaged: move it aside with its -wal and -shm ({set_aside_steps(path)}), then "
+            "restore what you exported with `ultramax memory import FILE`; `ultramax doctor` checks it"
         )
     elif "full" in low or disk_is_full(path):
         hint = "the disk is full: free some space; what was stored before is intact"
