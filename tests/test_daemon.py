@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import http.client
 import json
@@ -12,6 +14,7 @@ import stat
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -95,6 +98,37 @@ def test_a_second_daemon_exits_at_once_because_the_lock_is_held(daemon: DaemonPr
     status = daemon_status(umx.paths)
     assert status.running
     assert status.pid == daemon.pid, "the first daemon still serves"
+
+
+def has_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` open (its file descriptors, from /proc)."""
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if fd.readlink() == path:
+                    return True
+    return False
+
+
+def test_a_daemon_starting_while_its_lock_is_probed_for_a_moment_still_serves(umx: UltramaxEnv) -> None:
+    umx.paths.ensure_home()
+    probe = os.open(umx.paths.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(probe, fcntl.LOCK_EX)  # as `daemon status`, `daemon start` and doctor do to see if one runs
+    output = umx.root / "daemon.out"
+    with output.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ultramax.daemon", "serve"], stdout=out, stderr=subprocess.STDOUT, env=umx.environ()
+        )
+    daemon = DaemonProcess(proc, umx.paths, output)
+    try:
+        try:
+            wait_for(lambda: proc.poll() is not None or has_open(proc.pid, umx.paths.lock_file), 20, "the lock")
+        finally:
+            os.close(probe)  # the probe is over
+        wait_for(lambda: proc.poll() is not None or daemon_status(umx.paths).running, 20, "the daemon to answer")
+        assert proc.poll() is None, f"the daemon gave up on a lock only probed:\n{daemon.log_text()}"
+    finally:
+        finish_daemon(daemon)
 
 
 def test_status_describes_the_daemon_and_stop_ends_it_cleanly(daemon: DaemonProcess, umx: UltramaxEnv) -> None:

@@ -43,6 +43,7 @@ log = logging.getLogger("ultramax.pipeline")
 _PEERCRED = struct.Struct("3i")
 _HEADER_MAX = 64 * 1024
 _PAYLOAD_CEILING = 64 * 1024 * 1024
+LOCK_PATIENCE_S = 0.5
 
 
 class DaemonServer:
@@ -73,11 +74,18 @@ class DaemonServer:
         """Take the per-user lock; DaemonError if another daemon holds it."""
         self.paths.ensure_home()
         fd = os.open(self.paths.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            os.close(fd)
-            raise DaemonError(f"another ultramax daemon is already running for {self.paths.home}") from exc
+        # `daemon status`, `start` and doctor probe the lock by taking it for a moment: only a holder that keeps
+        # it past LOCK_PATIENCE_S is a daemon
+        deadline = time.monotonic() + LOCK_PATIENCE_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as exc:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise DaemonError(f"another ultramax daemon is already running for {self.paths.home}") from exc
+                time.sleep(0.005)
         self._lock_fd = fd
         _write_private(self.paths.pid_file, f"{os.getpid()}\n")
 
