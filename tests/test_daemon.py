@@ -165,6 +165,13 @@ def test_a_stale_socket_is_named_by_status_and_cleared_by_stop(umx: UltramaxEnv)
     assert not umx.paths.socket.exists()
 
 
+def test_a_stopped_daemon_is_stopped_gracefully_not_killed(daemon: DaemonProcess, umx: UltramaxEnv) -> None:
+    os.kill(daemon.pid, signal.SIGSTOP)  # hung: the control request gets no answer
+    assert stop_daemon(umx.paths, timeout=10) is True
+    assert daemon.proc.wait(timeout=20) == 0, daemon.log_text()
+    assert not umx.paths.socket.exists() and not umx.paths.pid_file.exists(), "it cleaned up after itself"
+
+
 def test_stop_never_signals_an_unrelated_process_that_a_stale_pid_file_names(
     daemon: DaemonProcess, umx: UltramaxEnv
 ) -> None:
@@ -172,9 +179,8 @@ def test_stop_never_signals_an_unrelated_process_that_a_stale_pid_file_names(
     os.kill(daemon.pid, signal.SIGSTOP)  # hung: only a signal can stop it now
     try:
         umx.paths.pid_file.write_text(f"{bystander.pid}\n")  # the pid file names a process that is not the daemon
-        with pytest.raises(DaemonError, match=f"daemon pid {daemon.pid} did not stop within 1 s; it was killed"):
-            stop_daemon(umx.paths, timeout=1)
-        assert daemon.proc.wait(timeout=20) == -signal.SIGKILL
+        assert stop_daemon(umx.paths, timeout=10) is True
+        assert daemon.proc.wait(timeout=20) == 0, "the daemon itself was stopped"
         assert bystander.poll() is None, "stop signalled the process the pid file named, not the daemon"
     finally:
         bystander.kill()

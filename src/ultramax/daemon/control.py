@@ -204,6 +204,7 @@ def stop_daemon(paths: Paths, *, timeout: float = 15.0) -> bool:
         if pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+                os.kill(pid, signal.SIGCONT)  # a stopped (SIGSTOP) daemon gets SIGTERM only once it runs again
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not _lock_held(paths):
