@@ -28,6 +28,7 @@ from tests.conftest import (
     PayloadFactory,
     UltramaxEnv,
     finish_daemon,
+    process_gone,
     spawn_daemon_process,
     wait_for,
 )
@@ -432,3 +433,24 @@ def test_a_directory_where_the_socket_belongs_is_named_with_its_fix_and_left_as_
     assert checks["daemon"].status == "fail"
     assert checks["daemon"].fix == f"mv {umx.paths.socket} {umx.paths.socket}.old && ultramax daemon start"
     assert checks["permissions"].status == "ok"  # a directory's mode is not the socket's
+
+
+def test_a_daemon_output_file_that_cannot_be_opened_does_not_keep_the_daemon_from_starting(umx: UltramaxEnv) -> None:
+    umx.paths.ensure_home()
+    (umx.paths.home / "daemon.out").mkdir()  # where start-up diagnostics go: not writable as a file
+    started = subprocess.run(
+        [sys.executable, "-m", "ultramax.cli.main", "daemon", "start"],
+        capture_output=True,
+        text=True,
+        env=umx.environ(),
+        timeout=60,
+        check=False,
+    )
+    status = daemon_status(umx.paths)
+    try:
+        assert (started.returncode, started.stderr) == (0, "")
+        assert status.running and started.stdout.startswith(f"daemon running: pid {status.pid}")
+    finally:
+        if status.pid is not None:
+            stop_daemon(umx.paths)
+            wait_for(lambda: process_gone(status.pid or 0), 20, "the daemon to exit")

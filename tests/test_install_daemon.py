@@ -79,7 +79,8 @@ def test_install_leaves_a_daemon_of_this_install_alone(daemon: DaemonProcess, um
 def test_when_the_handover_fails_install_says_so_with_the_command_that_fixes_it(
     other_daemon: DaemonProcess, umx: UltramaxEnv
 ) -> None:
-    (umx.ultramax_home / "daemon.out").mkdir()  # where a started daemon's output goes: starting one fails
+    umx.paths.daemon_info.unlink()  # a folder where a starting daemon writes daemon.json: starting one fails
+    umx.paths.daemon_info.mkdir()
 
     run = run_install(umx)
 

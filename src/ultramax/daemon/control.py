@@ -151,7 +151,10 @@ def spawn_daemon(paths: Paths) -> subprocess.Popen[bytes]:
     A second daemon exits at once because the first holds the lock, so racing spawners are harmless.
     """
     paths.ensure_home()
-    out = os.open(paths.home / "daemon.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        out = os.open(paths.home / "daemon.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError:  # only start-up diagnostics go there: the daemon runs without them
+        out = os.open(os.devnull, os.O_WRONLY)
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "ultramax.daemon", "serve"],
