@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -454,3 +455,27 @@ def test_a_daemon_output_file_that_cannot_be_opened_does_not_keep_the_daemon_fro
         if status.pid is not None:
             stop_daemon(umx.paths)
             wait_for(lambda: process_gone(status.pid or 0), 20, "the daemon to exit")
+
+
+def test_a_memory_database_replaced_under_the_daemon_gets_no_more_writes_and_the_daemon_restarts(
+    daemon: DaemonProcess, umx: UltramaxEnv, run_hook: HookRunner, make_payload: PayloadFactory
+) -> None:
+    project = umx.project("webapp")
+    first = make_payload("UserPromptSubmit", cwd=str(project), prompt="the mail queue drains every five minutes")
+    assert run_hook("UserPromptSubmit", first, project_dir=project).code == 0
+    for suffix in ("", "-wal", "-shm"):  # set aside the way the advice for a damaged file says
+        if (umx.paths.home / f"memory.db{suffix}").exists():
+            (umx.paths.home / f"memory.db{suffix}").rename(umx.paths.home / f"memory.db.old{suffix}")
+
+    second = make_payload("UserPromptSubmit", cwd=str(project), prompt="the billing worker listens on port 8123")
+    run = run_hook("UserPromptSubmit", second, project_dir=project)
+    assert (run.code, run.stderr) == (0, "")
+
+    wait_for(lambda: daemon.proc.poll() is not None, 30, "the daemon to stop by itself")
+    assert daemon.proc.returncode == 0, daemon.log_text()
+    moved = sqlite3.connect(umx.paths.home / "memory.db.old")
+    try:
+        texts = [row[0] for row in moved.execute("SELECT text FROM passages")]
+    finally:
+        moved.close()
+    assert any("mail queue" in t for t in texts) and not any("port 8123" in t for t in texts), texts

@@ -108,6 +108,9 @@ class DaemonServer:
                 loop.add_signal_handler(sig, self._on_signal, sig)
         self.runtime = Runtime(self.paths, metrics=self.metrics)
         self.runtime.services.shared["daemon"] = True  # engines run their background work here (memory writer)
+        # a stage whose files were replaced under it (memory.db restored) stops the daemon; the next hook starts
+        # a fresh one (called from worker threads)
+        self.runtime.services.shared["restart"] = lambda: loop.call_soon_threadsafe(self._restart_requested)
         try:  # build the default pipeline now: warm stages, and engines' background work starts with the daemon
             settings = self.runtime.settings_for(None)
             self.runtime.pipeline_for(self.runtime.mode_for(None, settings), settings)
@@ -156,6 +159,10 @@ class DaemonServer:
 
     def _on_signal(self, sig: signal.Signals) -> None:
         self.interrupted = self.interrupted or sig == signal.SIGINT
+        self.request_stop()
+
+    def _restart_requested(self) -> None:
+        log.warning("stopping: a file the daemon keeps open was replaced; the next hook starts a fresh daemon")
         self.request_stop()
 
     def request_stop(self) -> None:

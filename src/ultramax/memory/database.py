@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -40,6 +41,8 @@ class SQLiteDatabase:
         private_dir(path.parent)
         _refuse_orphan_wal(path)
         conn = self._conn()
+        st = path.stat()
+        self._identity = (st.st_dev, st.st_ino)
         with contextlib.suppress(OSError):
             path.chmod(0o600)
         try:
@@ -124,6 +127,15 @@ class SQLiteDatabase:
         except sqlite3.DatabaseError as exc:
             problems.append(f"fts: {exc}")
         return problems
+
+    def replaced(self) -> bool:
+        """Whether ``path`` no longer names the file this object opened (moved aside, restored from a copy): its
+        connections would go on reading and writing the old file wherever it now is."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        return (st.st_dev, st.st_ino) != self._identity
 
     def data_version(self) -> int:
         """Changes whenever another connection commits (cheap cache invalidation)."""

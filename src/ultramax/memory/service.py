@@ -115,6 +115,10 @@ class MemoryService:
                     self._store = SQLiteStore.open(self.paths)
         return self._store
 
+    def store_replaced(self) -> bool:
+        """Whether the database file was moved or replaced since this process opened it."""
+        return self._store is not None and self._store.replaced()
+
     # -- lazy engines ----------------------------------------------------------------------------------------
     @property
     def search_ready(self) -> bool:

@@ -13,10 +13,12 @@ fallback the same stage stores text and searches with keywords only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 from ultramax.memory.capture import CAPTURED_EVENTS
+from ultramax.memory.models import MemoryStoreError
 from ultramax.memory.service import MemoryService
 from ultramax.pipeline.stage import HookContext, StageOutput
 
@@ -34,8 +36,9 @@ class MemorySyncStage:
     blocking_events = frozenset({"SessionStart", *CAPTURED_EVENTS})  # ...but only these events do any
     critical = False  # a memory failure never blocks a tool call
 
-    def __init__(self, service: MemoryService) -> None:
+    def __init__(self, service: MemoryService, restart: Callable[[], None] | None = None) -> None:
         self.service = service
+        self.restart = restart  # the daemon's: stop, so that the next hook starts one on the file now in place
 
     def process(self, ctx: HookContext) -> StageOutput:
         name = ctx.event_name
@@ -44,6 +47,13 @@ class MemorySyncStage:
         settings = ctx.settings
         if settings.get("memory.provider") != "embedded":
             return StageOutput(metadata={"memory": f"provider {settings.get('memory.provider')} is not built in"})
+        if self.service.store_replaced():  # its connections and caches belong to the file moved away
+            if self.restart is not None:
+                self.restart()
+            raise MemoryStoreError(
+                f"{self.service.store.path} was moved or replaced while this process had it open; memory is "
+                "skipped for this event and the daemon restarts to use the file now in place"
+            )
         directory = ctx.project_dir or (Path(ctx.event.cwd) if ctx.event.cwd else None)
         project = self.service.project_for(directory, settings.get("memory.project") or None)
         if project is None:
@@ -84,4 +94,5 @@ def build_stage(services: object) -> MemorySyncStage:
         in_daemon = bool(services.shared.get("daemon"))
         service = MemoryService(services.paths, background=in_daemon, embeddings=in_daemon)
         services.shared["memory"] = service
-    return MemorySyncStage(service)
+    restart = services.shared.get("restart")
+    return MemorySyncStage(service, restart if callable(restart) else None)
