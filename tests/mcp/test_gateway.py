@@ -153,6 +153,24 @@ def test_a_tool_added_upstream_reaches_a_listening_caller_as_list_changed(pooled
     assert gw.text("lab__late_tool") == "late_tool answered by lab"
 
 
+def test_a_tool_name_too_long_for_claude_code_after_namespacing_is_shortened_and_still_callable(
+    pooled: Pooled,
+) -> None:
+    long_name = "add_pull_request_review_comment_to_pending_review"  # 49: fits Claude Code directly, not namespaced
+    assert pooled.gw.text("lab__add_tool", {"name": long_name}) == f"added {long_name}"
+    names: set[str] = set()
+
+    def listed() -> bool:
+        names.update(t.name for t in pooled.gw.tools())
+        return any("add_pull_request" in n for n in names)
+
+    wait_for(listed, 10, "the added tool to be listed")
+    assert all(len(f"mcp__ultramax__{n}") <= 64 for n in names), "Claude Code refuses a session with a longer one"
+    shortened = [n for n in names if n.startswith("lab__add_pull_request")]
+    assert len(shortened) == 1 and shortened[0] != f"lab__{long_name}"
+    assert pooled.gw.text(shortened[0]) == f"{long_name} answered by lab", "the call reaches the upstream name"
+
+
 def test_a_handshake_era_client_is_served_the_same_way_and_hears_list_changes(pooled: Pooled) -> None:
     with Gateway(pooled.env, pooled.project, mode="legacy", args=("--pools", str(pooled.small_pools))) as gw:
         assert gw.client is not None and gw.client.protocol_version == "2025-11-25"

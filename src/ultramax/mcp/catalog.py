@@ -27,6 +27,9 @@ __all__ = ["AggregateView", "Entry", "decode_cursor", "encode_cursor", "page"]
 log = logging.getLogger("ultramax.mcp")
 
 _CURSOR_PREFIX = "umx1:"
+# Claude Code calls a tool ``mcp__<server>__<tool>`` and the API refuses any tool name over 64 characters (one such
+# tool fails the whole session); registered as ``ultramax``, the gateway's names must fit in what is left
+MAX_TOOL_NAME = 64 - len("mcp__ultramax__")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,8 @@ class AggregateView:
             return
         out, index = (self.tools, self.tool_index) if kind == "tool" else (self.prompts, self.prompt_index)
         name = f"{namespace}{NAME_SEPARATOR}{upstream}" if prefix else upstream
+        if kind == "tool":
+            name = _fit(name)
         if name in index:
             if index[name].namespace != namespace:
                 self.clashes.append(f"{kind} {name!r} of {namespace} hidden by {index[name].namespace}'s")
@@ -103,6 +108,15 @@ class AggregateView:
             "prompts": _digest(e.item for e in self.prompts),
             "resources": _digest([*(e.item for e in self.resources), *(e.item for e in self.templates)]),
         }
+
+
+def _fit(name: str) -> str:
+    """``name``, or when it is too long for Claude Code its head and a hash of the whole (stable across restarts,
+    so a session's names do not change; calls find the upstream name through the index)."""
+    if len(name) <= MAX_TOOL_NAME:
+        return name
+    tag = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: MAX_TOOL_NAME - len(tag) - 1]}-{tag}"
 
 
 def _digest(items: Iterable[dict[str, Any]]) -> str:
