@@ -31,6 +31,8 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client  # the SDK's own defaults, as its URL path uses
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
@@ -416,7 +418,16 @@ class Upstream:
             options["elicitation_callback"] = self._elicitation
         if spec.transport == "http":
             url, _ = expand_vars(spec.url)
-            async with Client(url, **options) as client:
+            if not spec.headers:
+                async with Client(url, **options) as client:
+                    yield client
+                return
+            # the SDK's own HTTP client (its timeouts and redirects), carrying the server's headers: its token
+            headers = {key: expand_vars(value)[0] for key, value in spec.headers.items()}
+            async with (
+                create_mcp_http_client(headers=headers) as http,
+                Client(streamable_http_client(url, http_client=http), **options) as client,
+            ):
                 yield client
             return
         argv, env = self.command()
