@@ -53,3 +53,17 @@ def test_an_http_server_gets_its_configured_headers_with_variables_expanded(
     with Gateway(umx, project, env={"REMOTE_TOKEN": "s3cret-token"}) as gw:
         wait_for(lambda: gw.server("remote")["status"] == "healthy", 20, "the token-guarded server to be up")
         assert gw.text("remote__whoami") == "http fixture"
+
+
+def test_an_http_server_that_refuses_the_token_is_reported_with_its_http_status(
+    umx: UltramaxEnv, project: Path, token_server: int
+) -> None:
+    url = f"http://127.0.0.1:{token_server}/mcp"
+    write_pools(umx, {"version": "8.0", "pools": {"primary": {"servers": {
+        "remote": {"type": "http", "url": url, "headers": {"Authorization": "Bearer expired"}},
+    }}}})  # fmt: skip
+    with Gateway(umx, project) as gw:
+        wait_for(lambda: gw.server("remote")["error"] is not None, 20, "the refused start to be reported")
+        server = gw.server("remote")
+        assert server["status"] == "unhealthy"
+        assert "HTTP 401" in server["error"], "an expired token must read as such, not as a broken server"

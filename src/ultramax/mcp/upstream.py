@@ -158,6 +158,7 @@ class Upstream:
         self.protocol_version: str | None = None
         self.server_info: dict[str, Any] | None = None
         self.capabilities: dict[str, Any] = {}
+        self.http_refusal: str | None = None  # the last HTTP status >= 400 an HTTP server answered with
         self.child: ChildProcess | None = None
         self.link: RawLink | None = None  # the child's pipe for the gateway's raw tools/call path
         self.restarts = 0
@@ -339,12 +340,16 @@ class Upstream:
                     self._end_link()  # raw calls hear of the end when the SDK's calls do (the client closes next)
             except MCPError as exc:
                 reason = f"handshake failed: {exc.error.message}"
+                if self.http_refusal:
+                    reason = f"{reason} ({self.http_refusal})"
             except OSError as exc:
                 reason = f"cannot start: {exc.strerror or exc}"
             except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
                 reason = "connection closed during start"
             except Exception as exc:  # noqa: BLE001 -- any failure to start is a reason to retry later, never a crash
                 reason = start_failure(exc)
+                if self.http_refusal and reason.startswith("handshake failed"):
+                    reason = f"{reason} ({self.http_refusal})"
             finally:
                 self._starting = None
                 self._end_link()
@@ -418,14 +423,20 @@ class Upstream:
             options["elicitation_callback"] = self._elicitation
         if spec.transport == "http":
             url, _ = expand_vars(spec.url)
-            if not spec.headers:
-                async with Client(url, **options) as client:
-                    yield client
-                return
             # the SDK's own HTTP client (its timeouts and redirects), carrying the server's headers: its token
             headers = {key: expand_vars(value)[0] for key, value in spec.headers.items()}
+            self.http_refusal = None
+            http = create_mcp_http_client(headers=headers or None)
+
+            async def note_refusal(response: Any) -> None:
+                # the SDK reports any refused request as "Server returned an error response": keep the status,
+                # so an expired token reads as 401, not as a broken server
+                if response.status_code >= 400 and response.request.method == "POST":  # not the optional GET
+                    self.http_refusal = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+
+            http.event_hooks["response"].append(note_refusal)
             async with (
-                create_mcp_http_client(headers=headers) as http,
+                http,
                 Client(streamable_http_client(url, http_client=http), **options) as client,
             ):
                 yield client
