@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import anyio
+import anyio.to_thread
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -89,5 +90,49 @@ def test_tool_failures_are_mcp_errors_and_a_typo_creates_nothing(umx: UltramaxEn
     try:
         assert [p.name for p in store.list_projects()] == ["acme"]
         assert "learnigns" not in {b.label for b in store.blocks("acme")}
+    finally:
+        store.close()
+
+
+def test_the_server_uses_the_memory_db_put_in_place_while_it_runs(umx: UltramaxEnv) -> None:
+    """A restored backup replaces memory.db under a running session: reads and saves must reach the new file."""
+    path = database_path(umx.paths)
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "ultramax.cli.main", "memory", "mcp", "--project", "acme"],
+        env=umx.environ(),
+        cwd=str(umx.root),
+    )
+
+    def replace_the_file() -> None:
+        for suffix in ("", "-wal", "-shm"):
+            old = path.with_name(path.name + suffix)
+            if old.exists():
+                old.rename(path.with_name(path.name + ".old" + suffix))
+        store = SQLiteStore(path)
+        try:
+            store.ensure_project("acme")
+            store.write_block("acme", "project_context", "restored: deploys go through make ship", source="test")
+        finally:
+            store.close()
+
+    async def talk() -> str:
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
+            await client.initialize()
+            await client.call_tool("memory_block_update", {"label": "project_context", "value": "before the move"})
+            await anyio.to_thread.run_sync(replace_the_file)
+            read_back = await client.call_tool("memory_block_read", {"label": "project_context"})
+            await client.call_tool("memory_block_update", {"label": "human", "value": "prefers short answers"})
+            return read_back.content[0].text  # type: ignore[union-attr]
+
+    async def session() -> str:
+        with anyio.fail_after(60):
+            return await talk()
+
+    read_back = anyio.run(session)
+    assert json.loads(read_back)["blocks"][0]["value"] == "restored: deploys go through make ship"
+    store = SQLiteStore(path)
+    try:
+        assert store.block("acme", "human").value == "prefers short answers", "the save reached the new file"
     finally:
         store.close()

@@ -10,6 +10,8 @@ Register it with Claude Code: ``claude mcp add ultramax-memory -- ultramax memor
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,32 @@ from ultramax.memory.models import KINDS, MemoryStoreError
 from ultramax.memory.service import MemoryService
 from ultramax.paths import Paths
 
-__all__ = ["build_server", "serve"]
+__all__ = ["LiveService", "build_server", "serve"]
 
 
-def build_server(service: MemoryService, default_project: str) -> MCPServer:
+class LiveService:
+    """The service over the memory.db now in place. The server lives as long as the Claude Code session: when
+    the file is moved aside and replaced (restored from a backup, set aside as damaged), the open connections
+    would go on reading and writing the old file wherever it now is, so the next call reopens instead."""
+
+    def __init__(self, open_service: Callable[[], MemoryService]) -> None:
+        self._open = open_service
+        self._service = open_service()
+        self._lock = threading.Lock()
+
+    def current(self) -> MemoryService:
+        with self._lock:
+            if self._service.store_replaced():
+                old, self._service = self._service, self._open()
+                old.close()
+            return self._service
+
+    def close(self) -> None:
+        with self._lock:
+            self._service.close()
+
+
+def build_server(live: LiveService, default_project: str) -> MCPServer:
     server: MCPServer = MCPServer(
         name="ultramax-memory",
         instructions=(
@@ -35,6 +59,7 @@ def build_server(service: MemoryService, default_project: str) -> MCPServer:
 
     def project_of(project: str | None, *, create: bool = False) -> str:
         """The project a call is about; only a save may create one (a typo in a read must not)."""
+        service = live.current()
         name = project or default_project
         if name == default_project or create:
             service.store.ensure_project(name)
@@ -49,7 +74,7 @@ def build_server(service: MemoryService, default_project: str) -> MCPServer:
     ) -> dict[str, Any]:
         from ultramax.memory.tiers import Tier
 
-        result = service.search(
+        result = live.current().search(
             query,
             project=project_of(project),
             limit=max(1, min(limit, 50)),
@@ -70,7 +95,7 @@ def build_server(service: MemoryService, default_project: str) -> MCPServer:
     @server.tool(description=f"Save a memory. kind is one of: {', '.join(KINDS)}.")
     def memory_save(content: str, kind: str = "learning", project: str | None = None) -> dict[str, Any]:
         try:
-            ids = service.save(project_of(project, create=True), content, kind=kind, source="memory tool")
+            ids = live.current().save(project_of(project, create=True), content, kind=kind, source="memory tool")
         except MemoryStoreError as exc:
             raise ToolError(str(exc)) from exc
         return {"saved": ids[0]} if len(ids) == 1 else {"saved": ids[0], "passages": ids}
@@ -78,8 +103,9 @@ def build_server(service: MemoryService, default_project: str) -> MCPServer:
     @server.tool(description="Read core memory blocks (all, or one label) with their size and limit.")
     def memory_block_read(label: str | None = None, project: str | None = None) -> dict[str, Any]:
         name = project_of(project)
+        store = live.current().store
         try:
-            blocks = [service.store.block(name, label)] if label else service.store.blocks(name)
+            blocks = [store.block(name, label)] if label else store.blocks(name)
         except MemoryStoreError as exc:
             raise ToolError(str(exc)) from exc
         return {"blocks": [b.to_dict() for b in blocks]}
@@ -103,9 +129,10 @@ def build_server(service: MemoryService, default_project: str) -> MCPServer:
         from ultramax.memory.capture import clean
 
         name = project_of(project)
+        store = live.current().store
         text = clean(value, max_chars=None) if value.strip() else ""
         try:
-            current = service.store.block(name, label).value if mode != "replace" else ""
+            current = store.block(name, label).value if mode != "replace" else ""
             if mode == "append":
                 new = f"{current.rstrip()}\n{text}".strip()
             elif mode == "edit":
@@ -116,7 +143,7 @@ def build_server(service: MemoryService, default_project: str) -> MCPServer:
                 new = text
             else:
                 raise ToolError(f"unknown mode {mode!r}: replace, append or edit")
-            block = service.store.write_block(name, label, new, source="memory tool", create=create)
+            block = store.write_block(name, label, new, source="memory tool", create=create)
         except MemoryStoreError as exc:
             message = str(exc) + ("; pass create=true to make a new custom block" if "has no block" in str(exc) else "")
             raise ToolError(message) from exc
@@ -126,10 +153,10 @@ def build_server(service: MemoryService, default_project: str) -> MCPServer:
 
 
 def serve(paths: Paths, project_dir: Path, project: str | None = None) -> int:
-    service = MemoryService(paths, embeddings=True)
-    chosen = project or service.store.project_for_dir(project_dir).name
+    live = LiveService(lambda: MemoryService(paths, embeddings=True))
+    chosen = project or live.current().store.project_for_dir(project_dir).name
     try:
-        build_server(service, chosen).run("stdio")
+        build_server(live, chosen).run("stdio")
     finally:
-        service.close()
+        live.close()
     return 0
