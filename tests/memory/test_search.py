@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 from ultramax.memory.fts import fts_query
@@ -19,6 +21,20 @@ def test_fts_query_keeps_content_words_quoted_and_ored() -> None:
     assert fts_query("Which port does the billing service listen on?") == '"port" OR "billing" OR "service" OR "listen"'
     assert fts_query('a "quoted" AND (weird) query*') == '"quoted" OR "weird" OR "query"'
     assert fts_query("the and of") == ""
+
+
+def test_a_long_lower_case_word_in_a_query_or_a_passage_is_handled_in_linear_time() -> None:
+    """A 10,000-character token (a hash, base64, minified code) once held the MCP server and the hook for minutes.
+    A child process: the regex engine holds the GIL, so a thread's timeout could not fire."""
+    code = (
+        "from ultramax.memory.fts import fts_query, identifier_terms; "
+        "print(fts_query('x' * 10_000 + ' InvoiceService')); "
+        "print(identifier_terms('y' * 4_000 + ' retry_backoff HTTPServer ' + 'aB' * 2_000)[:40])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20, check=True)
+    query, terms = done.stdout.splitlines()
+    assert query == f'"{"x" * 10_000}" OR "invoiceservice" OR "invoice" OR "service"'
+    assert terms == "retrybackoff http server a ba ba ba ba b"
 
 
 def test_rrf_rewards_agreement_between_keyword_and_vector_ranks() -> None:
