@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import threading
 from typing import Any
 
 import anyio
 import anyio.to_thread
+import pytest
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from tests.conftest import UltramaxEnv
+from ultramax.memory.mcp_server import update_block
 from ultramax.memory.store import SQLiteStore, database_path
 
 SLACK = "xoxb-" + "2048-1337-Qw3rTy8uIoPa"
@@ -136,3 +140,36 @@ def test_the_server_uses_the_memory_db_put_in_place_while_it_runs(umx: UltramaxE
         assert store.block("acme", "human").value == "prefers short answers", "the save reached the new file"
     finally:
         store.close()
+
+
+def test_two_appends_to_one_block_at_once_both_land(umx: UltramaxEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SQLiteStore(database_path(umx.paths))
+    store.ensure_project("acme")
+    both_read = threading.Barrier(2)
+    real_write = SQLiteStore.write_block
+
+    def write_once_both_have_read(self: SQLiteStore, *args: Any, **kwargs: Any) -> Any:
+        # where a lost update happens: each call has read the block and is about to write what it read plus
+        # its line; with the read inside the write lock the second caller cannot get here before the first
+        # has written, so the barrier gives up waiting (as it should) instead of releasing both
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_read.wait(timeout=1.0)
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(SQLiteStore, "write_block", write_once_both_have_read)
+    threads = [
+        threading.Thread(
+            target=update_block,
+            args=(store, "acme", "learnings", line),
+            kwargs={"mode": "append", "old_text": None, "create": False},
+        )
+        for line in ("uses pytest -q", "deploys on Fridays never")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    monkeypatch.undo()
+    value = store.block("acme", "learnings").value
+    store.close()
+    assert "uses pytest -q" in value and "deploys on Fridays never" in value
