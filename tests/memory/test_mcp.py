@@ -15,7 +15,6 @@ from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from tests.conftest import UltramaxEnv
-from ultramax.memory.mcp_server import update_block
 from ultramax.memory.store import SQLiteStore, database_path
 
 SLACK = "xoxb-" + "2048-1337-Qw3rTy8uIoPa"
@@ -159,9 +158,9 @@ def test_two_appends_to_one_block_at_once_both_land(umx: UltramaxEnv, monkeypatc
     monkeypatch.setattr(SQLiteStore, "write_block", write_once_both_have_read)
     threads = [
         threading.Thread(
-            target=update_block,
-            args=(store, "acme", "learnings", line),
-            kwargs={"mode": "append", "old_text": None, "create": False},
+            target=store.update_block,
+            args=("acme", "learnings", line),
+            kwargs={"mode": "append", "source": "test", "create": False},
         )
         for line in ("uses pytest -q", "deploys on Fridays never")
     ]

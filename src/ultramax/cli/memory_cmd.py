@@ -255,13 +255,16 @@ def cmd_blocks_edit(args: argparse.Namespace, ctx: CliContext) -> int:
 
     service = _service(ctx, embeddings=False)
     project = _project(ctx, service, args.project)
+    if args.append is not None:  # read and written in one transaction
+        text = clean(args.append, max_chars=None) if args.append.strip() else ""
+        block = service.store.update_block(project, args.label, text, mode="append", source="cli", limit=args.limit)
+        print(f"{block.label}: v{block.version}, {len(block.value)}/{block.limit} chars")
+        return 0
     current = None
     with contextlib.suppress(MemoryStoreError):
         current = service.store.block(project, args.label)
     if args.value is not None:
         new = args.value
-    elif args.append is not None:
-        new = f"{(current.value if current else '').rstrip()}\n{args.append}".strip()
     elif args.file is not None:
         new = _read_value(args.file)
     elif args.limit is not None:  # only the limit changes: no editor, the value stays

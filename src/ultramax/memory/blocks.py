@@ -147,6 +147,41 @@ class BlockStore(ProjectStore):
                 )
         return self.block(project, label)
 
+    def update_block(
+        self,
+        project: str,
+        label: str,
+        text: str,
+        *,
+        mode: str,
+        source: str,
+        old_text: str | None = None,
+        create: bool = True,
+        limit: int | None = None,
+    ) -> Block:
+        """Set (``replace``), add a line to (``append``) or change part of (``edit``: ``old_text`` becomes
+        ``text``) a block. The read and the write are one transaction: two appends at once from two threads or
+        processes must not both read the old value and lose one line."""
+        if mode not in ("replace", "append", "edit"):
+            raise MemoryStoreError(f"unknown mode {mode!r}: replace, append or edit")
+        with self._write():
+            current = ""
+            if mode != "replace":
+                try:
+                    current = self.block(project, label).value
+                except MemoryStoreError:
+                    if not (create and mode == "append"):
+                        raise
+            if mode == "append":
+                new = f"{current.rstrip()}\n{text}".strip()
+            elif mode == "edit":
+                if not old_text or old_text not in current:
+                    raise MemoryStoreError(f"old_text not found in block {label!r}")
+                new = current.replace(old_text, text, 1)
+            else:
+                new = text
+            return self.write_block(project, label, new, source=source, create=create, limit=limit)
+
     def block_history(self, project: str, label: str) -> list[BlockVersion]:
         p = self._require(project)
         rows = self._conn().execute(

@@ -18,9 +18,8 @@ from typing import Any
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from ultramax.memory.models import KINDS, Block, MemoryStoreError
+from ultramax.memory.models import KINDS, MemoryStoreError
 from ultramax.memory.service import MemoryService
-from ultramax.memory.store import SQLiteStore
 from ultramax.paths import Paths
 
 __all__ = ["LiveService", "build_server", "serve"]
@@ -133,33 +132,15 @@ def build_server(live: LiveService, default_project: str) -> MCPServer:
         store = live.current().store
         text = clean(value, max_chars=None) if value.strip() else ""
         try:
-            block = update_block(store, name, label, text, mode=mode, old_text=old_text, create=create)
+            block = store.update_block(
+                name, label, text, mode=mode, source="memory tool", old_text=old_text, create=create
+            )
         except MemoryStoreError as exc:
             message = str(exc) + ("; pass create=true to make a new custom block" if "has no block" in str(exc) else "")
             raise ToolError(message) from exc
         return {"label": block.label, "version": block.version, "chars": len(block.value), "limit": block.limit}
 
     return server
-
-
-def update_block(
-    store: SQLiteStore, project: str, label: str, text: str, *, mode: str, old_text: str | None, create: bool
-) -> Block:
-    """Replace, append to or edit a block. The read and the write are one transaction: the SDK runs each tool
-    call on its own thread, and two appends that both read before either wrote would lose one of them."""
-    if mode not in ("replace", "append", "edit"):
-        raise ToolError(f"unknown mode {mode!r}: replace, append or edit")
-    with store.transaction():
-        current = store.block(project, label).value if mode != "replace" else ""
-        if mode == "append":
-            new = f"{current.rstrip()}\n{text}".strip()
-        elif mode == "edit":
-            if not old_text or old_text not in current:
-                raise ToolError(f"old_text not found in block {label!r}")
-            new = current.replace(old_text, text, 1)
-        else:
-            new = text
-        return store.write_block(project, label, new, source="memory tool", create=create)
 
 
 def serve(paths: Paths, project_dir: Path, project: str | None = None) -> int:

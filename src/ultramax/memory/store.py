@@ -59,6 +59,18 @@ class Store(Protocol):
         limit: int | None = None,
         description: str | None = None,
     ) -> Block: ...
+    def update_block(
+        self,
+        project: str,
+        label: str,
+        text: str,
+        *,
+        mode: str,
+        source: str,
+        old_text: str | None = None,
+        create: bool = True,
+        limit: int | None = None,
+    ) -> Block: ...
     def block_history(self, project: str, label: str) -> list[BlockVersion]: ...
     def undo_block(self, project: str, label: str) -> Block: ...
     # passages
