@@ -740,6 +740,7 @@ class ProxyServer:
         catalog = self.router.catalog
         model = attempt.model
         cost = catalog.cost(model, attempt.usage)
+        unpriced = catalog.price_note(model)
         duration = (time.monotonic() - started) * 1000
         success = attempt.status == 200 and not attempt.error_type
         signals = decision.signals
@@ -774,7 +775,7 @@ class ProxyServer:
                 for note in (
                     f"{attempt.error_type}: {attempt.error_message}" if attempt.error_type else "",
                     "output tokens estimated from the relayed stream" if attempt.estimated else "",
-                    catalog.price_note(model) if attempt.usage.input_tokens or attempt.usage.output_tokens else "",
+                    unpriced if attempt.usage.input_tokens or attempt.usage.output_tokens else "",
                 )
                 if note
             ),
@@ -804,7 +805,6 @@ class ProxyServer:
             f" ({', '.join(priced)})" if priced else "",
             f" (fallback from {fallback_from})" if fallback_from else "",
         )
-        unpriced = catalog.price_note(model)
         if unpriced and model not in self._unpriced_warned:
             self._unpriced_warned.add(model)
             log.warning("%s", unpriced)
