@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import anthropic
@@ -40,3 +43,27 @@ def proxy(router: Router, ledger: Ledger, upstream: StandInUpstream) -> Iterator
 
 def client(base_url: str, **headers: str) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=base_url, api_key=KEY, max_retries=0, default_headers=headers or None)
+
+
+@contextlib.contextmanager
+def cli_proxy(umx: UltramaxEnv, upstream_url: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``ultramax proxy`` as a user runs it, in its own process: yields it and its start-up line (``ultramax
+    proxy on URL -> UPSTREAM``; stderr stays open for the caller to read); killed at the end if still running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ultramax.cli.main", "proxy", "--port", "0", "--upstream", upstream_url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=umx.environ(),
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert line.startswith("ultramax proxy on http://127.0.0.1:"), line
+        yield proc, line
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()

@@ -6,15 +6,13 @@ import http.client
 import json
 import signal
 import socket
-import subprocess
-import sys
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.conftest import UltramaxEnv, wait_for
-from tests.routing.conftest import KEY
+from tests.routing.conftest import KEY, cli_proxy
 from tests.support.proxy_thread import run_proxy
 from tests.support.raw_upstream import CLOSE, run_raw_upstream
 from tests.support.upstream import StandInUpstream
@@ -83,26 +81,10 @@ def test_ultramax_proxy_names_its_upstream_on_stderr_without_the_password_in_its
     umx: UltramaxEnv, upstream: StandInUpstream
 ) -> None:
     url = upstream.base_url.replace("http://", f"http://apiuser:{UPSTREAM_PASSWORD}@")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ultramax.cli.main", "proxy", "--port", "0", "--upstream", url],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=umx.environ(),
-    )
-    try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        assert line.startswith("ultramax proxy on http://127.0.0.1:"), line
+    with cli_proxy(umx, url) as (proc, line):
         assert post(line.split()[3])[0] == 200  # answered: it now stops on SIGTERM rather than dies of it
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
     assert line.rstrip().endswith("-> " + upstream.base_url.replace("http://", "http://[REDACTED:credentials]@"))
     assert UPSTREAM_PASSWORD not in line
 
@@ -133,27 +115,13 @@ def test_a_key_sent_as_the_model_is_kept_out_of_the_proxys_log_and_its_ledger(
 ) -> None:
     # ANTHROPIC_MODEL set to the API key by mistake: the proxy passes the model through, names it in its log
     # line and its unpriced-model warning, and the ledger groups by it
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ultramax.cli.main", "proxy", "--port", "0", "--upstream", upstream.base_url],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=umx.environ(),
-    )
-    try:
-        assert proc.stderr is not None
-        base_url = proc.stderr.readline().split()[3]
+    with cli_proxy(umx, upstream.base_url) as (proc, line):
         body = {**BODY, "model": ANTHROPIC_KEY, "messages": [{"role": "user", "content": "hi"}]}
-        assert post(base_url, body)[0] == 200
+        assert post(line.split()[3], body)[0] == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+        assert proc.stderr is not None
         log = proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
     assert "[REDACTED:anthropic-key] -> [REDACTED:anthropic-key]" in log and ANTHROPIC_KEY not in log
     with Ledger.open(umx.paths) as ledger:
         [row] = ledger.entries()

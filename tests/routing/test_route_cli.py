@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,7 @@ import anthropic
 import pytest
 
 from tests.conftest import UltramaxEnv
-from tests.routing.conftest import KEY
+from tests.routing.conftest import KEY, cli_proxy
 from tests.support.upstream import StandInUpstream
 from ultramax.cli.main import main
 from ultramax.routing import Ledger, LedgerEntry, Usage
@@ -108,17 +106,7 @@ def test_route_ledger_and_catalog_show_web_searches_fast_mode_and_us_inference(
 def test_ultramax_proxy_serves_records_spend_and_stops_on_sigterm(
     umx: UltramaxEnv, upstream: StandInUpstream, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ultramax.cli.main", "proxy", "--port", "0", "--upstream", upstream.base_url],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=umx.environ(),
-    )
-    try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        assert line.startswith("ultramax proxy on http://127.0.0.1:"), line
+    with cli_proxy(umx, upstream.base_url) as (proc, line):
         base_url = line.split()[3]
         with anthropic.Anthropic(base_url=base_url, api_key=KEY, max_retries=0) as sdk:
             answer = sdk.messages.create(
@@ -127,13 +115,8 @@ def test_ultramax_proxy_serves_records_spend_and_stops_on_sigterm(
         assert answer.model == "claude-haiku-4-5"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+        assert proc.stderr is not None
         log = proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
     assert "claude-opus-5 -> claude-haiku-4-5" in log and KEY not in log
     assert main(["route", "ledger", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)["rows"]
